@@ -1,0 +1,356 @@
+"""Typed procedure: one TOML file per product (and station).
+
+The models mirror the TOML sections one to one; pydantic validates types,
+ranges and unknown keys, and :mod:`calib.procedure.checks` checks what spans
+sections (channel maps against drivers, bands against Nyquist). Numbers are
+strict: TOML is typed, so ``"fast"`` for a duration is an error, not a parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
+
+Num = Annotated[float, Strict()]
+Int = Annotated[int, Strict()]
+Str = Annotated[str, Strict(), Field(min_length=1)]
+Channel = Annotated[int, Strict(), Field(ge=1, le=256)]
+Vec3 = tuple[Num, Num, Num]
+Band = tuple[Annotated[float, Strict(), Field(gt=0)], Annotated[float, Strict(), Field(gt=0)]]
+
+SUPPORTED_SAMPLE_RATES = (44100, 48000, 88200, 96000)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProductSection(_Section):
+    """``[product]``: what is measured."""
+
+    name: Str
+    id: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+
+
+class AudioSection(_Section):
+    """``[audio]``: sample rate and (for the PortAudio rig) the device."""
+
+    sample_rate: Int
+    device: str | None = None
+
+    @field_validator("sample_rate")
+    @classmethod
+    def _supported(cls, value: int) -> int:
+        if value not in SUPPORTED_SAMPLE_RATES:
+            rates = ", ".join(str(r) for r in SUPPORTED_SAMPLE_RATES)
+            raise ValueError(f"expected one of {rates} Hz, got {value}")
+        return value
+
+
+class Driver(_Section):
+    """``[[drivers]]``: one driver of the device, in output order."""
+
+    name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    description: str = ""
+
+
+class Mic(_Section):
+    """``[[mics]]``: one microphone on the arc."""
+
+    name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    elevation_deg: Annotated[float, Strict(), Field(ge=-90, le=90)] = 0.0
+
+
+class Loopback(_Section):
+    """An output channel wired straight to an input channel."""
+
+    output: Channel
+    input: Channel
+
+
+class Ears(_Section):
+    """Input channels of the dummy head's ear microphones."""
+
+    left: Channel
+    right: Channel
+
+
+class ChannelsSection(_Section):
+    """``[channels]``: 1-based interface channels (a station file may override)."""
+
+    outputs: dict[str, Channel]
+    mics: dict[str, Channel]
+    ears: Ears
+    loopback: Loopback | None = None
+    allow_no_loopback: bool = False
+
+
+class ArcSection(_Section):
+    """``[arc]``: the microphone arc around the turntable axis."""
+
+    distance_m: Annotated[float, Strict(), Field(gt=0.1, le=20)]
+
+
+class TurntableSection(_Section):
+    """``[turntable]``: the azimuth grid (microphone azimuth relative to the device front).
+
+    Either an explicit list ``azimuths_deg`` or a full circle at ``step_deg``.
+    The engine rotates the device by minus the azimuth so that the arc
+    microphone ends up at that azimuth in the device frame.
+    """
+
+    azimuths_deg: list[Num] | None = None
+    step_deg: Annotated[float, Strict(), Field(gt=0, le=180)] | None = None
+    speed_deg_s: Annotated[float, Strict(), Field(gt=0)] = 30.0
+    settle_s: Annotated[float, Strict(), Field(ge=0)] = 0.5
+    timeout_s: Annotated[float, Strict(), Field(gt=0)] = 60.0
+
+    @model_validator(mode="after")
+    def _one_grid(self) -> TurntableSection:
+        if (self.azimuths_deg is None) == (self.step_deg is None):
+            raise ValueError("expected exactly one of azimuths_deg (a list) or step_deg (a number)")
+        if self.azimuths_deg is not None and len(self.azimuths_deg) == 0:
+            raise ValueError("azimuths_deg: expected at least one azimuth, got an empty list")
+        return self
+
+    def grid_deg(self) -> np.ndarray:
+        """Azimuths in degrees, wrapped to [-180, 180), in measurement order."""
+        if self.azimuths_deg is not None:
+            values = np.asarray(self.azimuths_deg, dtype=float)
+        else:
+            values = np.arange(0.0, 360.0 - 1e-9, float(self.step_deg))
+        return (values + 180.0) % 360.0 - 180.0
+
+
+class Position(_Section):
+    """``[[positions]]``: a dummy-head placement in the device frame."""
+
+    name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9_.+-]+$")]
+    xyz_m: Vec3
+    yaw_deg: Num = 180.0
+    design: bool = True
+    verify: bool = True
+
+
+class SweepSection(_Section):
+    """``[sweep]``: excitation and capture quality limits."""
+
+    band_hz: Band = (50.0, 16000.0)
+    duration_s: Annotated[float, Strict(), Field(gt=0, le=60)]
+    level_dbfs: Annotated[float, Strict(), Field(le=0)] = -12.0
+    fade_in_s: Annotated[float, Strict(), Field(ge=0)] = 0.02
+    fade_out_s: Annotated[float, Strict(), Field(ge=0)] = 0.01
+    ir_length: Annotated[int, Strict(), Field(ge=64, le=262144)] = 4096
+    schedule: Literal["sequential", "mesm"] = "mesm"
+    n_harmonics: Annotated[int, Strict(), Field(ge=1, le=10)] = 5
+    min_snr_db: Num = 40.0
+    retries: Annotated[int, Strict(), Field(ge=0, le=10)] = 2
+    backoff_db: Annotated[float, Strict(), Field(gt=0)] = 6.0
+
+
+class FitSection(_Section):
+    """``[fit]``: filter design settings."""
+
+    taps: Annotated[int, Strict(), Field(ge=64, le=65536)] = 2048
+    modeling_delay_ms: Annotated[float, Strict(), Field(ge=0)] = 8.0
+    effort_cap_db: Num = 15.0
+    ctc_band_hz: Band
+    ctc_margin_db: Annotated[float, Strict(), Field(ge=0)] = 2.0
+    virtualization: Literal["delay", "stereo30"] = "delay"
+    beam_band_hz: Band | None = None
+    beam_wng_min_db: Num = -10.0
+
+
+class CancellationTarget(_Section):
+    """``[targets.cancellation]``: minimum cancellation gain curve at design positions."""
+
+    curve_hz_db: list[tuple[Annotated[float, Strict(), Field(gt=0)], Num]] = Field(min_length=1)
+    tolerance_db: Annotated[float, Strict(), Field(ge=0)] = 1.0
+    holdout_median_min_db: Num | None = None
+
+    @field_validator("curve_hz_db")
+    @classmethod
+    def _ascending(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        freqs = [f for f, _ in value]
+        if any(b <= a for a, b in zip(freqs, freqs[1:])):
+            raise ValueError(f"expected frequencies in ascending order, got {freqs}")
+        return value
+
+    def band_hz(self) -> tuple[float, float]:
+        """Lowest and highest frequency of the curve."""
+        return self.curve_hz_db[0][0], self.curve_hz_db[-1][0]
+
+    def min_db(self, freqs_hz: np.ndarray) -> np.ndarray:
+        """The curve at ``freqs_hz`` (linear in log-frequency); NaN outside its band."""
+        f = np.asarray(freqs_hz, dtype=float)
+        fs_, db = np.array(self.curve_hz_db).T
+        with np.errstate(divide="ignore"):
+            out = np.interp(np.log(np.maximum(f, 1e-12)), np.log(fs_), db)
+        return np.where((f >= fs_[0]) & (f <= fs_[-1]), out, np.nan)
+
+
+class BeamTarget(_Section):
+    """``[targets.beam]``: the centre beam."""
+
+    band_hz: Band
+    null_deg: Annotated[float, Strict(), Field(gt=0, le=180)] = 90.0
+    null_depth_min_db: Num = 20.0
+    main_lobe_deg: Annotated[float, Strict(), Field(gt=0, le=180)] = 45.0
+    main_lobe_min_db: Num = -6.0
+    tolerance_db: Annotated[float, Strict(), Field(ge=0)] = 1.0
+
+
+class EffortTarget(_Section):
+    """``[targets.effort]``: the largest filter gain allowed (dB re one driver at unity)."""
+
+    max_db: Num
+
+
+class TargetsSection(_Section):
+    """``[targets]``: what verification checks."""
+
+    cancellation: CancellationTarget
+    beam: BeamTarget | None = None
+    effort: EffortTarget | None = None
+
+
+class SimDriver(_Section):
+    """``[sim.drivers.<name>]``: nominal physics of one driver."""
+
+    position_m: Vec3
+    axis_deg: tuple[Num, Num] = (0.0, 0.0)
+    radius_m: Annotated[float, Strict(), Field(gt=0, le=0.3)]
+    sensitivity_db_spl: Annotated[float, Strict(), Field(gt=40, le=140)] = 90.0
+    fc_hz: Annotated[float, Strict(), Field(gt=0)]
+    q: Annotated[float, Strict(), Field(gt=0, le=5)] = 0.707
+    lowpass_hz: Annotated[float, Strict(), Field(gt=0)] = 20000.0
+    rear_attenuation_db: Annotated[float, Strict(), Field(ge=0)] = 12.0
+    h2: Num = 0.0
+    h3: Num = 0.0
+
+
+class SimVariation(_Section):
+    """``[sim.variation]``: unit-to-unit standard deviations."""
+
+    sensitivity_db: Annotated[float, Strict(), Field(ge=0)] = 0.5
+    fc_pct: Annotated[float, Strict(), Field(ge=0)] = 5.0
+    q_pct: Annotated[float, Strict(), Field(ge=0)] = 5.0
+    position_mm: Annotated[float, Strict(), Field(ge=0)] = 0.5
+
+
+class SimNoise(_Section):
+    """``[sim.noise]``: background and self noise, input gain."""
+
+    background_spl_db: Num = 30.0
+    self_noise_dbfs: Num = -110.0
+    input_fs_per_pa: Annotated[float, Strict(), Field(gt=0)] = 0.05
+
+
+class SimLatency(_Section):
+    """``[sim.latency]``: a new random latency on every playrec call."""
+
+    min_samples: Annotated[int, Strict(), Field(ge=0)] = 64
+    max_samples: Annotated[int, Strict(), Field(ge=0)] = 2048
+    clock_drift_ppm: Num = 0.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SimLatency:
+        if self.max_samples < self.min_samples:
+            raise ValueError(
+                f"expected max_samples >= min_samples, got {self.max_samples} < {self.min_samples}"
+            )
+        return self
+
+
+class SimRoom(_Section):
+    """``[sim.room]``: optional shoebox room (image sources)."""
+
+    dimensions_m: Vec3
+    device_position_m: Vec3
+    reflection_coefficient: Annotated[float, Strict(), Field(ge=0, le=1)] = 0.5
+    max_order: Annotated[int, Strict(), Field(ge=0, le=6)] = 2
+
+
+class SimFaults(_Section):
+    """``[sim.faults]``: fault injection (tests, demos)."""
+
+    dead_drivers: list[str] = []
+    reversed_drivers: list[str] = []
+    dropout_calls: list[Annotated[int, Strict(), Field(ge=0)]] = []
+    clip_gain_db: Annotated[float, Strict(), Field(ge=0)] = 0.0
+    stall_at_deg: Num | None = None
+
+
+class SimSection(_Section):
+    """``[sim]``: the product as the virtual lab builds it."""
+
+    speed_of_sound: Annotated[float, Strict(), Field(gt=300, lt=360)] = 343.0
+    true_ir_length: Annotated[int, Strict(), Field(ge=256)] = 8192
+    drivers: dict[str, SimDriver]
+    variation: SimVariation = SimVariation()
+    noise: SimNoise = SimNoise()
+    latency: SimLatency = SimLatency()
+    room: SimRoom | None = None
+    faults: SimFaults = SimFaults()
+
+
+class Procedure(_Section):
+    """A whole validated procedure."""
+
+    product: ProductSection
+    audio: AudioSection
+    drivers: list[Driver] = Field(min_length=1)
+    mics: list[Mic] = Field(min_length=1)
+    channels: ChannelsSection
+    arc: ArcSection
+    turntable: TurntableSection
+    positions: list[Position] = Field(min_length=1)
+    sweep: SweepSection
+    fit: FitSection
+    targets: TargetsSection
+    sim: SimSection | None = None
+
+    # Set by the loader: where the procedure came from and its exact text.
+    _source_path: str = PrivateAttr(default="")
+    _source_text: str = PrivateAttr(default="")
+
+    @property
+    def source_path(self) -> str:
+        """The file this procedure was read from ("" if built in code)."""
+        return self._source_path
+
+    @property
+    def source_text(self) -> str:
+        """The exact TOML text, stored in every measurement file."""
+        return self._source_text
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the TOML text (provenance in measurement and calibration files)."""
+        return hashlib.sha256(self._source_text.encode()).hexdigest()
+
+    @property
+    def driver_names(self) -> list[str]:
+        """Driver names in output order."""
+        return [d.name for d in self.drivers]
+
+    @property
+    def mic_names(self) -> list[str]:
+        """Microphone names in arc order."""
+        return [m.name for m in self.mics]
+
+    def design_positions(self) -> list[Position]:
+        """Positions the CTC is designed over."""
+        return [p for p in self.positions if p.design]
+
+    def verify_positions(self) -> list[Position]:
+        """Positions verification re-measures."""
+        return [p for p in self.positions if p.verify]
+
+    def holdout_positions(self) -> list[Position]:
+        """Verification positions outside the design zone."""
+        return [p for p in self.positions if p.verify and not p.design]

@@ -1,0 +1,54 @@
+"""A human-readable summary of a procedure (``calib check``)."""
+
+from __future__ import annotations
+
+from calib.procedure.model import Procedure
+
+
+def _fmt_duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def summarize(proc: Procedure, estimated_s: float | None = None) -> str:
+    """Drivers, channel maps, grid, positions, targets and the estimated time per unit."""
+    ch = proc.channels
+    grid = proc.turntable.grid_deg()
+    lines = [
+        f"{proc.product.name} ({proc.product.id})  [{proc.source_path}]",
+        f"  sample rate     {proc.audio.sample_rate} Hz",
+        f"  drivers         {len(proc.drivers)}: "
+        + ", ".join(f"{d.name}->out {ch.outputs[d.name]}" for d in proc.drivers),
+        "  microphones     "
+        + ", ".join(f"{m.name} (el {m.elevation_deg:g} deg)->in {ch.mics[m.name]}" for m in proc.mics)
+        + f" on a {proc.arc.distance_m:g} m arc",
+        f"  dummy head      left ear->in {ch.ears.left}, right ear->in {ch.ears.right}",
+        "  loopback        "
+        + (f"out {ch.loopback.output} -> in {ch.loopback.input}" if ch.loopback else "NONE (IRs not latency-referenced)"),
+        f"  azimuths        {len(grid)} from {grid.min():g} to {grid.max():g} deg",
+        "  positions       "
+        + ", ".join(
+            f"{p.name} ({'design' if p.design else ''}{'+' if p.design and p.verify else ''}{'verify' if p.verify else ''})"
+            for p in proc.positions
+        ),
+        f"  sweep           {proc.sweep.band_hz[0]:g}-{proc.sweep.band_hz[1]:g} Hz, {proc.sweep.duration_s:g} s, "
+        f"{proc.sweep.level_dbfs:g} dBFS, {proc.sweep.schedule}, IR {proc.sweep.ir_length} samples",
+    ]
+    cg = proc.targets.cancellation
+    lines.append(
+        "  target CTC      "
+        + ", ".join(f"{f:g} Hz: {db:g} dB" for f, db in cg.curve_hz_db)
+        + f" (tolerance {cg.tolerance_db:g} dB)"
+        + (f"; holdout median >= {cg.holdout_median_min_db:g} dB" if cg.holdout_median_min_db is not None else "")
+    )
+    if proc.targets.beam is not None:
+        b = proc.targets.beam
+        lines.append(
+            f"  target beam     nulls at +-{b.null_deg:g} deg >= {b.null_depth_min_db:g} dB in "
+            f"{b.band_hz[0]:g}-{b.band_hz[1]:g} Hz; main lobe >= {b.main_lobe_min_db:g} dB within +-{b.main_lobe_deg:g} deg"
+        )
+    if proc.targets.effort is not None:
+        lines.append(f"  target effort   <= {proc.targets.effort.max_db:g} dB")
+    if estimated_s is not None:
+        lines.append(f"  estimated time  {_fmt_duration(estimated_s)} per unit (measure + verify)")
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""Procedure validation: the shipped products load; bad files give one clear line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calib.cli.main import main
+from calib.errors import ProcedureError
+from calib.procedure import load_procedure, parse_procedure
+
+ROOT = Path(__file__).resolve().parents[2]
+AURORA = ROOT / "procedures" / "aurora5.toml"
+DUO = ROOT / "procedures" / "duo2.toml"
+
+
+def test_shipped_products_load():
+    aurora = load_procedure(AURORA)
+    assert aurora.driver_names == ["mid_left", "mid_right", "tweeter", "up_mid", "woofer"]
+    grid = aurora.turntable.grid_deg()
+    assert len(grid) == 72
+    np.testing.assert_allclose(np.sort(grid), np.arange(-180, 180, 5.0), atol=1e-9)
+    assert len(aurora.design_positions()) == 5 and len(aurora.holdout_positions()) == 2
+    # The 5-driver CTC target: at least 15 dB from 500 Hz to 6 kHz.
+    np.testing.assert_allclose(aurora.targets.cancellation.min_db(np.array([500, 2000, 6000])), 15.0)
+    assert np.isnan(aurora.targets.cancellation.min_db(np.array([400.0, 7000.0]))).all()
+    duo = load_procedure(DUO)
+    y = [duo.sim.drivers[n].position_m[1] for n in duo.driver_names]
+    np.testing.assert_allclose(abs(y[0] - y[1]), 0.15, atol=1e-12)  # drivers 15 cm apart
+    assert aurora.sha256 != duo.sha256 and len(aurora.sha256) == 64
+    assert aurora.source_text == AURORA.read_text()
+
+
+def _mutate(old: str, new: str, text: str | None = None) -> str:
+    text = AURORA.read_text() if text is None else text
+    assert old in text, old
+    return text.replace(old, new, 1)
+
+
+def _drop_section(name: str) -> str:
+    text = AURORA.read_text()
+    return re.sub(rf"^\[{re.escape(name)}\]\n(?:(?!\[).*\n)*", "", text, count=1, flags=re.M)
+
+
+BAD = [
+    ("missing section", _drop_section("sweep"), r"sweep: required field is missing"),
+    ("wrong type", _mutate("duration_s = 1.0", 'duration_s = "fast"'),
+     r'sweep\.duration_s: expected a number, got "fast"'),
+    ("negative duration", _mutate("duration_s = 1.0", "duration_s = -1.0"),
+     r"sweep\.duration_s: expected a number > 0(\.0)?, got -1\.0"),
+    ("channel map names unknown driver", _mutate("woofer = 5 }", "wofer = 5 }"),
+     r'channels\.outputs\.wofer: expected a driver name \(one of mid_left, .*woofer\), got "wofer"'),
+    ("output channel used twice", _mutate("tweeter = 3,", "tweeter = 2,"),
+     r"channels\.outputs\.tweeter: expected an unused output channel, got 2 \(already channels\.outputs\.mid_right\)"),
+    ("input channel used twice", _mutate("ears = { left = 3, right = 4 }", "ears = { left = 3, right = 1 }"),
+     r"channels\.ears\.right: expected an unused input channel, got 1 \(already channels\.mics\.arc_0\)"),
+    ("empty azimuth grid", _mutate("step_deg = 5.0 ", "azimuths_deg = [] "),
+     r"turntable: azimuths_deg: expected at least one azimuth, got an empty list"),
+    ("unsupported sample rate", _mutate("sample_rate = 48000", "sample_rate = 47000"),
+     r"audio\.sample_rate: expected one of 44100, 48000, 88200, 96000 Hz, got 47000"),
+    ("position without coordinates", _mutate('name = "far_5cm"\nxyz_m = [1.05, 0.0, 0.0]', 'name = "far_5cm"'),
+     r"positions\[4\]\.xyz_m: required field is missing"),
+    ("target band beyond Nyquist", _mutate("[6000.0, 15.0]]", "[30000.0, 15.0]]"),
+     r"targets\.cancellation\.curve_hz_db: expected frequencies up to Nyquist \(24000 Hz at 48000 Hz\), got 30000"),
+    ("unknown key (typo)", _mutate("level_dbfs = -12.0", "level_dbsf = -12.0"),
+     r"sweep\.level_dbsf: unknown key; expected one of: band_hz, duration_s, level_dbfs, "),
+    ("unknown schedule", _mutate('schedule = "mesm"', 'schedule = "parallel"'),
+     r"sweep\.schedule: expected one of 'sequential' or 'mesm', got \"parallel\""),
+    ("no loopback", _mutate("loopback = { output = 8, input = 8 }\n", ""),
+     r"channels\.loopback: expected a loopback .* \(or allow_no_loopback = true"),
+    ("sim section for unknown driver", _mutate("[sim.drivers.woofer]", "[sim.drivers.subwoofer]"),
+     r'sim\.drivers\.subwoofer: expected a driver name'),
+    ("descending target curve", _mutate("[[500.0, 15.0], [6000.0, 15.0]]", "[[6000.0, 15.0], [500.0, 15.0]]"),
+     r"targets\.cancellation\.curve_hz_db: expected frequencies in ascending order, got \[6000\.0, 500\.0\]"),
+    ("invalid TOML", _mutate("[audio]", "[audio"), r"invalid TOML"),
+    ("duplicate position", _mutate('name = "far_5cm"', 'name = "near_5cm"'),
+     r'positions\[4\]\.name: expected a unique name, got "near_5cm" twice'),
+    ("head inside the device", _mutate("xyz_m = [1.0, 0.0, 0.0]", "xyz_m = [0.1, 0.0, 0.0]"),
+     r"positions\[0\]\.xyz_m: expected a head at least 0\.3 m from the device, got 0\.100 m"),
+]
+
+
+@pytest.mark.parametrize("text,pattern", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_procedure_raises_one_line(text, pattern):
+    with pytest.raises(ProcedureError, match=r"^bad\.toml: " + pattern) as info:
+        parse_procedure(text, source="bad.toml")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("text,pattern", [b[1:] for b in BAD[:11]], ids=[b[0] for b in BAD[:11]])
+def test_cli_check_bad_procedure_exit_2_no_traceback(tmp_path, capsys, text, pattern):
+    path = tmp_path / "x.toml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1
+    assert re.match(r"^calib: error: " + re.escape(str(path)) + ": " + pattern, err)
+
+
+def test_cli_check_good_procedure(capsys):
+    assert main(["check", str(AURORA)]) == 0
+    out = capsys.readouterr().out
+    assert "Aurora 5 smart speaker" in out and "72 from -180 to 175 deg" in out
+    assert "mid_left->out 1" in out and out.rstrip().endswith("OK")
+
+
+def test_missing_file_error():
+    with pytest.raises(ProcedureError, match=r"^nope\.toml: no such procedure file$"):
+        load_procedure("nope.toml")

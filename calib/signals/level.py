@@ -24,8 +24,9 @@ Method
 2. Band-pass (Butterworth, zero-phase ``sosfiltfilt``) around the calibrator
    frequency, so hum, its harmonics and broadband noise do not bias the RMS.
 3. Steady part: the filtered signal is cut into blocks of at least 50 ms
-   (25 periods), clear of the filter's edge transients; blocks within ``steady_db`` of the loud (90th-percentile)
-   block level are the calibrator on the microphone. Seating the calibrator
+   (25 periods), clear of the filter's edge transients; blocks within
+   ``steady_db`` of the loud (90th-percentile) block level are the
+   calibrator on the microphone. Seating the calibrator
    at the start, removing it at the end and filter edge transients fall
    outside. At least ``min_steady_s`` of steady tone is required.
 4. RMS over the steady blocks, corrected by the filter's gain at the
@@ -169,7 +170,8 @@ def sensitivity_from_calibrator(
         raise ValueError("recording contains NaN or infinite samples")
     if x.size < min_steady_s * fs:
         raise CalibratorError(
-            f"calibrator recording of {x.size / fs:.3g} s is shorter than min_steady_s={min_steady_s:g} s"
+            f"calibrator recording of {x.size / fs:.3g} s is shorter than "
+            f"min_steady_s={min_steady_s:g} s"
         )
     if np.max(np.abs(x)) >= 0.999:
         raise CalibratorError("calibrator recording clips (peak >= 0.999 FS); lower the input gain")

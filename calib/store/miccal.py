@@ -135,7 +135,9 @@ def read_mic_calibration(path: str | Path) -> MicCalibration:
             continue
         if not _NUMBER_START.match(stripped):
             if rows and not stripped.startswith(COMMENT_PREFIXES):
-                raise FileFormatError(f"{name}:{lineno}: {_EXPECTED} or a comment (* # \" ;), got {stripped!r}")
+                raise FileFormatError(
+                    f"{name}:{lineno}: {_EXPECTED} or a comment (* # \" ;), got {stripped!r}"
+                )
             header.append(stripped)
             continue
         values = _parse_data_line(name, lineno, stripped, len(rows[0]) if rows else None)
@@ -149,7 +151,9 @@ def read_mic_calibration(path: str | Path) -> MicCalibration:
         rows.append(values)
         last_lineno = lineno
     if len(rows) < 2:
-        raise FileFormatError(f"{name}: expected at least 2 data lines 'freq_hz gain_db [phase_deg]', found {len(rows)}")
+        raise FileFormatError(
+            f"{name}: expected at least 2 data lines 'freq_hz gain_db [phase_deg]', found {len(rows)}"
+        )
 
     data = np.asarray(rows, dtype=np.float64)
     sens = next((m for m in map(_SENS_FACTOR.search, header) if m), None)

@@ -176,7 +176,9 @@ class Et250Turntable(PolledTurntable):
             except (TimeoutError, ConnectionRefusedError):
                 continue  # lost datagram or nobody listening (ICMP): try again
             except OSError as exc:
-                raise TurntableError(f"{self.name}: network error on {COMMAND_NAMES[command]}: {exc}") from exc
+                raise TurntableError(
+                    f"{self.name}: network error on {COMMAND_NAMES[command]}: {exc}"
+                ) from exc
             status, value = decode_reply(packet)
             if status != STATUS_OK:
                 meaning = STATUS_MESSAGES.get(status, "undocumented code")

@@ -1,0 +1,178 @@
+"""Multiple exponential sweep method (MESM): several sources, one capture.
+
+Every source plays the same synchronized sweep, source k delayed by
+``o_k = k Delta`` samples, and the single capture is deconvolved with the
+undelayed sweep (the loopback plays source 0's sweep). Source k's linear IR
+then appears at ``o_k`` and its harmonic n at ``o_k - L ln(n) fs``
+(Majdak et al. 2007, who combine *overlapping* - sweeps starting before the
+previous one ended - with *interleaving* - placing IRs in the gaps between
+another source's harmonic IRs).
+
+Derivation of the offset. On the IR time axis (samples) one source occupies
+the footprint
+
+    I_1 = [-g, l),   I_n = [-d_n - g, -d_n + l)   (n = 2 .. N),   d_n = L ln(n) fs,
+
+with ``l`` the IR length and ``g`` a guard for pre-ringing (the even
+harmonic IRs are two-sided). Sources j and j + d (d = 1 .. S-1) do not overlap
+iff for every pair of orders n, m the shifted interval ``I_n + d Delta``
+misses ``I_m``, i.e.
+
+    d Delta  not in  (a_m - b_n,  b_m - a_n)      for all n, m in 1..N, d in 1..S-1,
+
+where ``I_n = [a_n, b_n)``. :func:`mesm_offsets` returns the smallest integer
+``Delta`` satisfying all these inequalities. The smallest candidates are the
+right ends ``(b_m - a_n) / d`` of forbidden intervals; ``Delta >= max(b_m - a_n)
+= l + g + d_N`` (plain overlapping, source k's harmonics between source k-1's
+linear IR and its own) is always feasible, and a smaller interleaved Delta is
+taken when the gaps between harmonics allow it. The total duration is
+``T + (S - 1) Delta + tail`` against ``S (T + tail)`` for sequential sweeps.
+Harmonics above order N are assumed to be below the noise floor.
+
+Reference: P. Majdak, P. Balazs, B. Laback, "Multiple exponential sweep
+method for fast measurement of head-related transfer functions", J. Audio
+Eng. Soc. 55(7/8), 623-637 (2007).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from calib.signals.harmonics import HarmonicIRs, extract, harmonic_delays_s, harmonic_length_samples
+from calib.signals.sweep import Sweep
+
+__all__ = ["mesm_offsets", "mesm_excitation", "mesm_split"]
+
+
+def _footprint(rate_s: float, ir_length: int, n_harmonics: int, sample_rate: float, guard: int):
+    """Interval ends ``a_n, b_n`` (samples) of one source's linear and harmonic IRs."""
+    d = harmonic_delays_s(rate_s, n_harmonics) * sample_rate
+    return -np.ceil(d) - guard, -np.floor(d) + ir_length
+
+
+def mesm_offsets(
+    rate_s: float,
+    ir_length_s: float,
+    n_harmonics: int,
+    n_sources: int,
+    sample_rate: float,
+    guard_samples: int | None = None,
+) -> NDArray[np.int64]:
+    """Sweep start offsets (samples) of the sources, ``[0, Delta, 2 Delta, ...]``.
+
+    Parameters
+    ----------
+    rate_s : float
+        Sweep rate parameter L (s).
+    ir_length_s : float
+        Length of the linear IR to keep per source (s); also used as the extent
+        of each harmonic IR.
+    n_harmonics : int
+        Highest harmonic order kept clear of the other sources (1 = linear only).
+    n_sources : int
+        Number of sources S.
+    sample_rate : float
+        Sample rate in Hz.
+    guard_samples : int, optional
+        Guard g before every IR (pre-ringing); default the ``pre_samples``
+        default of :func:`calib.signals.harmonics.extract`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``k * Delta`` for k = 0 .. S-1 (int64), Delta the smallest offset that
+        satisfies the inequalities in the module docstring.
+    """
+    if n_sources < 1:
+        raise ValueError(f"n_sources must be >= 1, got {n_sources!r}")
+    if not ir_length_s > 0:
+        raise ValueError(f"ir_length_s must be > 0 s, got {ir_length_s!r}")
+    if not sample_rate > 0:
+        raise ValueError(f"sample_rate must be > 0 Hz, got {sample_rate!r}")
+    ir_length = int(np.ceil(ir_length_s * sample_rate))
+    if guard_samples is None:
+        guard_samples = harmonic_length_samples(rate_s, n_harmonics, sample_rate, ir_length) // 8
+    if guard_samples < 0:
+        raise ValueError(f"guard_samples must be >= 0, got {guard_samples!r}")
+    a, b = _footprint(rate_s, ir_length, n_harmonics, sample_rate, guard_samples)
+    lo = (a[None, :] - b[:, None]).ravel()  # forbidden (lo, hi) for shift n -> m
+    hi = (b[None, :] - a[:, None]).ravel()
+    if n_sources == 1:
+        return np.zeros(1, dtype=np.int64)
+    d = np.arange(1, n_sources)
+    cand = np.unique(np.ceil(hi[hi > 0][:, None] / d[None, :]))
+    cand = cand[cand >= 1]
+    shifts = cand[:, None] * d[None, :]  # [C, S-1]
+    clash = (shifts[..., None] > lo) & (shifts[..., None] < hi)  # [C, S-1, N*N]
+    ok = ~clash.any(axis=(1, 2))
+    delta = int(cand[np.argmax(ok)])  # the largest hi is always feasible
+    return delta * np.arange(n_sources, dtype=np.int64)
+
+
+def _offsets_array(n_sources: int, offset_samples: int | ArrayLike) -> NDArray[np.int64]:
+    off = np.asarray(offset_samples)
+    if off.ndim == 0:
+        off = int(off) * np.arange(n_sources)
+    if off.shape != (n_sources,) or not np.issubdtype(off.dtype, np.integer) or np.any(off < 0):
+        raise ValueError(
+            f"offset_samples must be an int >= 0 or {n_sources} non-negative integers, got {offset_samples!r}"
+        )
+    return off.astype(np.int64)
+
+
+def mesm_excitation(
+    sweep: Sweep, n_sources: int, offset_samples: int | ArrayLike, tail_samples: int = 0
+) -> NDArray[np.float64]:
+    """Driver signals of a MESM capture, ``[n_sources, N_total]``.
+
+    Row k is the sweep starting at sample ``offsets[k]`` (``k * offset_samples``
+    for a scalar); ``N_total = n_sweep + max(offsets) + tail_samples``. Row 0 is
+    also what the loopback output must play (the deconvolution reference).
+    """
+    if n_sources < 1:
+        raise ValueError(f"n_sources must be >= 1, got {n_sources!r}")
+    if tail_samples < 0:
+        raise ValueError(f"tail_samples must be >= 0, got {tail_samples!r}")
+    off = _offsets_array(n_sources, offset_samples)
+    n = sweep.n_samples
+    out = np.zeros((n_sources, n + int(off.max()) + tail_samples))
+    rows = np.arange(n_sources)[:, None]
+    out[rows, off[:, None] + np.arange(n)] = sweep.signal
+    return out
+
+
+def mesm_split(
+    ir_full: ArrayLike,
+    offsets: ArrayLike,
+    ir_length: int,
+    sweep: Sweep,
+    n_harmonics: int = 3,
+    pre_samples: int | None = None,
+    fade_samples: int | None = None,
+) -> HarmonicIRs:
+    """Per-source linear and harmonic IRs from the circular IR of one MESM capture.
+
+    Parameters
+    ----------
+    ir_full : array_like
+        Circular IRs ``[..., n_fft]`` deconvolved against source 0's sweep.
+    offsets : array_like of int
+        Source offsets ``[S]`` in samples (from :func:`mesm_offsets`).
+    ir_length : int
+        Linear IR length in samples.
+    sweep : Sweep
+        The sweep every source played.
+    n_harmonics, pre_samples, fade_samples
+        See :func:`calib.signals.harmonics.extract`.
+
+    Returns
+    -------
+    HarmonicIRs
+        ``linear [..., S, ir_length]`` (each with its own origin at sample 0) and
+        ``harmonics [..., S, n_harmonics - 1, harmonic_length]``.
+    """
+    o = np.asarray(offsets)
+    return extract(
+        ir_full, sweep.rate_s, sweep.sample_rate, o, ir_length, n_harmonics, pre_samples, fade_samples
+    )

@@ -1,0 +1,175 @@
+"""Quality checks of a capture: SNR, peak level, clipping, latency."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["noise_window", "snr_db", "peak_dbfs", "is_clipped", "estimate_latency_samples"]
+
+
+def noise_window(
+    n_fft: int,
+    signal_end: int,
+    rate_s: float,
+    sample_rate: float,
+    n_harmonics: int = 5,
+    guard_samples: int | None = None,
+) -> tuple[int, int]:
+    """Noise-only region ``[start, stop)`` of a circular sweep IR.
+
+    Between the end of the (last) linear IR and the highest-order harmonic IR
+    considered, which sits at ``n_fft - L ln(n_harmonics) fs``, the circular IR
+    holds only noise, the decaying tail of the linear IR and harmonics of
+    orders above ``n_harmonics`` (weak for a loudspeaker; if present they make
+    the SNR estimate conservative). A guard is left on both sides.
+
+    Parameters
+    ----------
+    n_fft : int
+        Length of the circular IR.
+    signal_end : int
+        End of the linear IR window (for MESM the end of the last source's).
+    rate_s : float
+        Sweep rate parameter L (s).
+    sample_rate : float
+        Sample rate in Hz.
+    n_harmonics : int
+        Highest harmonic order that may carry energy above the noise.
+    guard_samples : int, optional
+        Guard on each side; default an eighth of the free gap.
+
+    Returns
+    -------
+    tuple of int
+        ``(start, stop)`` sample indices.
+    """
+    if n_harmonics < 1:
+        raise ValueError(f"n_harmonics must be >= 1, got {n_harmonics!r}")
+    harmonic_start = n_fft - int(np.ceil(rate_s * np.log(n_harmonics) * sample_rate))
+    gap = harmonic_start - signal_end
+    guard = gap // 8 if guard_samples is None else int(guard_samples)
+    start, stop = signal_end + guard, harmonic_start - guard
+    if gap <= 0 or stop - start < 16:
+        raise ValueError(
+            f"no noise-only region: linear IR ends at {signal_end}, harmonic {n_harmonics} starts at "
+            f"{harmonic_start} of {n_fft} samples (guard {guard}); record a longer tail"
+        )
+    return start, stop
+
+
+def snr_db(
+    ir_full: ArrayLike,
+    ir_length: int,
+    noise_window: tuple[int, int],
+    signal_start: int | ArrayLike = 0,
+) -> NDArray[np.float64]:
+    """Signal-to-noise ratio (dB) of impulse responses.
+
+    The noise power per sample ``P_n`` is the mean square of ``ir_full`` over the
+    noise-only window (see :func:`noise_window`); deconvolution noise is
+    stationary over the circular IR, so the same ``P_n`` holds in the IR window.
+    With ``E`` the energy in the linear IR window of ``l = ir_length`` samples,
+
+        SNR = 10 log10((E - l P_n) / (l P_n)),
+
+    i.e. the IR energy over the noise energy in the same window (floored at
+    -100 dB when the window holds no more than noise).
+
+    Parameters
+    ----------
+    ir_full : array_like
+        Circular IRs ``[..., n_fft]``.
+    ir_length : int
+        Linear IR window length.
+    noise_window : tuple of int
+        ``(start, stop)`` of the noise-only region.
+    signal_start : int or array_like of int
+        Start of the IR window; an array ``[S]`` (MESM sources) gives ``[..., S]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        SNR in dB, ``[...]`` or ``[..., S]``.
+    """
+    h = np.asarray(ir_full, dtype=np.float64)
+    if h.ndim == 0:
+        raise ValueError("ir_full needs a samples axis (last), got a scalar")
+    n = h.shape[-1]
+    start, stop = (int(v) for v in noise_window)
+    if not 0 <= start < stop <= n:
+        raise ValueError(f"noise_window={noise_window!r} is not inside [0, {n}]")
+    if not 0 < ir_length <= n:
+        raise ValueError(f"ir_length must be in (0, {n}], got {ir_length!r}")
+    s0 = np.asarray(signal_start)
+    idx = (s0[..., None] + np.arange(ir_length)) % n
+    energy = np.sum(h[..., idx] ** 2, axis=-1)
+    p_noise = np.mean(h[..., start:stop] ** 2, axis=-1)
+    if s0.ndim:
+        p_noise = p_noise[..., None]
+    noise = ir_length * p_noise
+    safe = np.where(noise > 0, noise, 1.0)
+    ratio = np.where(noise > 0, (energy - noise) / safe, np.where(energy > 0, np.inf, 0.0))
+    return 10.0 * np.log10(np.maximum(ratio, 1e-10))
+
+
+def peak_dbfs(x: ArrayLike) -> NDArray[np.float64]:
+    """Peak level ``20 log10(max |x|)`` in dBFS over the last axis (-inf for silence)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 0 or a.shape[-1] == 0:
+        raise ValueError(f"x needs a non-empty samples axis (last), got shape {a.shape}")
+    with np.errstate(divide="ignore"):
+        return 20.0 * np.log10(np.max(np.abs(a), axis=-1))
+
+
+def is_clipped(x: ArrayLike, threshold: float = 0.999, min_run: int = 3) -> NDArray[np.bool_]:
+    """True where at least ``min_run`` consecutive samples reach ``|x| >= threshold``.
+
+    A clipping converter holds full scale for several samples; a single sample
+    near full scale is a legitimate peak, hence the run length.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 0 or a.shape[-1] == 0:
+        raise ValueError(f"x needs a non-empty samples axis (last), got shape {a.shape}")
+    if min_run < 1:
+        raise ValueError(f"min_run must be >= 1, got {min_run!r}")
+    if not 0 < threshold:
+        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    hot = (np.abs(a) >= threshold).astype(np.int64)
+    if a.shape[-1] < min_run:
+        return np.zeros(a.shape[:-1], dtype=bool)
+    c = np.concatenate([np.zeros(a.shape[:-1] + (1,), dtype=np.int64), np.cumsum(hot, axis=-1)], axis=-1)
+    runs = c[..., min_run:] - c[..., :-min_run]  # number of hot samples in each window
+    return np.any(runs == min_run, axis=-1)
+
+
+def estimate_latency_samples(loopback_recording: ArrayLike, reference_signal: ArrayLike) -> NDArray[np.int64]:
+    """Integer latency of a recording relative to the played signal.
+
+    The lag ``>= 0`` maximizing the magnitude of the cross-correlation
+    ``sum_t rec[t + lag] ref[t]`` (computed by FFT, no wrap-around).
+
+    Parameters
+    ----------
+    loopback_recording : array_like
+        Recorded loopback ``[..., N]``.
+    reference_signal : array_like
+        Played signal ``[M]``, ``M <= N``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Latency in samples, int64, shape ``[...]`` (a 0-d array for one channel).
+    """
+    y = np.asarray(loopback_recording, dtype=np.float64)
+    x = np.asarray(reference_signal, dtype=np.float64)
+    if y.ndim == 0 or x.ndim != 1:
+        raise ValueError(
+            f"need loopback_recording [..., N] and a 1-D reference_signal, got {y.shape} and {x.shape}"
+        )
+    if x.size == 0 or x.size > y.shape[-1]:
+        raise ValueError(f"reference_signal has {x.size} samples; it must be non-empty and <= {y.shape[-1]}")
+    n = scipy.fft.next_fast_len(y.shape[-1] + x.size - 1, real=True)
+    xc = scipy.fft.irfft(scipy.fft.rfft(y, n, axis=-1) * np.conj(scipy.fft.rfft(x, n)), n, axis=-1)
+    return np.argmax(np.abs(xc[..., : y.shape[-1]]), axis=-1).astype(np.int64)

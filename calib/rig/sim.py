@@ -114,6 +114,10 @@ class SimAudioInterface(AudioInterface):
     Parameters
     ----------
     lab : VirtualLab
+        Or any object with the same ``sample_rate``, ``n_ir``,
+        ``driver_names``, ``device.drivers`` (``name``, ``h2``, ``h3``) and
+        ``true_irs(receivers, turntable_deg) -> [R, S, n_ir]`` (a replay rig
+        serves measured IRs this way).
     state : LabState
         Turntable angle and head position at the time of each call.
     sample_rate : int
@@ -210,11 +214,10 @@ class SimAudioInterface(AudioInterface):
         # Per output channel: driver index (or -1), and the driver's h2, h3 and fault factor.
         drivers = {d.name: (k, d) for k, d in enumerate(lab.device.drivers)}
         self._out_driver = np.array([drivers[n][0] if n is not None else -1 for n in self.output_map], dtype=int)
-        factor = np.array(
+        self._factor = np.array(
             [0.0 if d.name in faults.dead_drivers else (-1.0 if d.name in faults.reversed_drivers else 1.0)
              for d in lab.device.drivers]
         )
-        self._factor = factor
         self._h2 = np.array([d.h2 for d in lab.device.drivers])
         self._h3 = np.array([d.h3 for d in lab.device.drivers])
         self._spectra_key: tuple | None = None

@@ -202,10 +202,19 @@ class VirtualLab:
     def _towards(self, freqs: np.ndarray, src: np.ndarray, axis: np.ndarray, gains: np.ndarray,
                  point: np.ndarray) -> np.ndarray:
         """Directivity x point source x image gain from every source towards ``point``: [S, I, F]."""
+        if self.room is not None:
+            room_xyz = point + np.asarray(self.room.device_position_m)
+            if np.any(room_xyz <= 0) or np.any(room_xyz >= np.asarray(self.room.dimensions_m)):
+                where = tuple(float(v) for v in point)
+                raise ProcedureError(
+                    f"a receiver at {where!r} m (lab frame) is outside the room {self.room.dimensions_m!r} "
+                    f"with the device at {self.room.device_position_m!r}"
+                )
         vec = point - src
         dist = np.linalg.norm(vec, axis=-1)
         if np.any(dist < 1e-3):
-            raise ProcedureError(f"a receiver at {tuple(point)!r} m coincides with a driver (closer than 1 mm)")
+            where = tuple(float(v) for v in point)
+            raise ProcedureError(f"a receiver at {where!r} m coincides with a driver (closer than 1 mm)")
         cos_a = np.einsum("sik,sik->si", vec, axis) / dist
         directivity = driver_directivity(freqs, self._radius[:, None], cos_a, self._rear[:, None], self.speed_of_sound)
         return gains[:, None] * directivity * point_source(freqs, dist, self.speed_of_sound)

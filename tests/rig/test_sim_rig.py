@@ -156,7 +156,8 @@ def test_turntable_moves_and_stall():
     assert table.move_to(45.0) == 45.0 and state.turntable_deg == 45.0
     assert table.move_to(90.0) == 90.0
     assert table.move_to(0.0) == 0.0
-    with pytest.raises(TurntableError, match=r"stalled at 90 deg on the way from 0 to 180 deg \(no arrival within 60 s\)"):
+    stalled = r"stalled at 90 deg on the way from 0 to 180 deg \(no arrival within 60 s\)"
+    with pytest.raises(TurntableError, match=stalled):
         table.move_to(180.0)
     assert table.angle_deg() == 90.0
     with pytest.raises(TurntableError, match="stalled at 90 deg on the way from 90 to 95 deg"):

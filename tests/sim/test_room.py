@@ -99,6 +99,8 @@ def test_zero_reflection_is_free_field_and_errors():
         RoomModel((5.0, 4.0, 3.0), (6.0, 2.0, 1.0))
     with pytest.raises(ProcedureError, match="reflection_coefficient must be in"):
         RoomModel((5.0, 4.0, 3.0), (2.0, 2.0, 1.0), 1.2)
+    with pytest.raises(ProcedureError, match=r"receiver at \(3.5, 0.0, 0.0\) m \(lab frame\) is outside the room"):
+        VirtualLab(dev, 48000, room=room).transfer(f, [MicReceiver("out", (3.5, 0.0, 0.0))])
     with pytest.raises(ValueError, match="inside the room"):
         image_sources(np.array([7.0, 1.0, 1.0]), np.array([5.0, 4.0, 3.0]), 1, 0.5)
     with pytest.raises(ValueError, match="max_order must be >= 0"):

@@ -1,1 +1,10 @@
-"""calib.render."""
+"""calib.render: play stereo through a unit's calibration.
+
+- :mod:`calib.render.upmix`: stereo -> (L', R', C), pure numpy/scipy.
+- :mod:`calib.render.engine`: :func:`~calib.render.engine.render` (stereo -> driver
+  feeds), :func:`~calib.render.engine.render_inputs` (per-input, for verification),
+  :func:`~calib.render.engine.effective_fir` (virtualizer folded into the FIR).
+- :mod:`calib.render.export`: raw, WAV and CamillaDSP exports with a manifest.
+
+Nothing is imported here, so ``calib.render.upmix`` stays free of file I/O.
+"""

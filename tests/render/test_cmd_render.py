@@ -1,0 +1,128 @@
+"""``calib render`` and ``calib export`` through the real entry point."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import h5py
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from calib.cli.cmd_render import export, render
+from calib.cli.main import cli, main
+from calib.render.engine import render as render_stereo
+from calib.rig.base import HeadPosition
+from calib.store.calibration import write_calibration
+from calib.store.measurement import create_measurement
+
+for _command in (render, export):
+    if _command.name not in cli.commands:  # until the lead registers them in main.py
+        cli.add_command(_command)
+
+
+@pytest.fixture
+def cal_file(cal, tmp_path):
+    return write_calibration(tmp_path / "calibration-SN.h5", cal)
+
+
+@pytest.fixture
+def meas_file(tmp_path):
+    return create_measurement(
+        tmp_path / "characterize-SN.h5", serial="SN", stage="characterize", sample_rate=48000, rig="sim",
+        simulated=True, procedure_text="", procedure_sha256="0" * 64, sources=["a", "b"],
+        azimuth_deg=np.array([0.0]), receivers=["arc_0"], positions=[HeadPosition("centre", (0.8, 0.0, 0.0), 0.0)],
+        ir_length=64,
+    )
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    return err
+
+
+def test_render_writes_driver_feeds(cal, cal_file, tmp_path, capsys):
+    x = (np.random.default_rng(5).standard_normal((3000, 2)) * 3000).astype(np.int16)
+    wavfile.write(tmp_path / "in.wav", 48000, x)
+    out = tmp_path / "out.wav"
+    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(out)]) == 0
+    assert "3 channels (drv0, drv1, drv2)" in capsys.readouterr().out
+    rate, y = wavfile.read(out)
+    assert rate == 48000 and y.dtype == np.float32 and y.shape == (3000 + 64 - 1, 3)
+    ref = render_stereo(cal, x.T / 32768.0)
+    np.testing.assert_allclose(y.T, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    # Never overwrites.
+    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(out)]) == 2
+    assert "out.wav: exists already" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "match"),
+    [
+        (48000, 1, "mono.wav: expected 2 channels (stereo L, R), got 1"),
+        (44100, 2, "mono.wav: expected sample rate 48000 Hz (the calibration's), got 44100 Hz"),
+    ],
+)
+def test_render_rejects_wrong_input(cal_file, tmp_path, capsys, rate, channels, match):
+    data = np.zeros((100, channels), np.float32) if channels > 1 else np.zeros(100, np.float32)
+    wavfile.write(tmp_path / "mono.wav", rate, data)
+    assert main(["render", str(cal_file), str(tmp_path / "mono.wav"), str(tmp_path / "o.wav")]) == 2
+    assert match in _error_line(capsys)
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_render_rejects_missing_and_non_wav(cal_file, tmp_path, capsys):
+    assert main(["render", str(cal_file), str(tmp_path / "nope.wav"), str(tmp_path / "o.wav")]) == 2
+    assert "nope.wav: no such file" in _error_line(capsys)
+    (tmp_path / "text.wav").write_text("hello")
+    assert main(["render", str(cal_file), str(tmp_path / "text.wav"), str(tmp_path / "o.wav")]) == 2
+    assert "text.wav: not a readable WAV file" in _error_line(capsys)
+
+
+@pytest.mark.parametrize(("fmt", "expect"), [("raw", "L_to_drv0.raw"), ("camilladsp", "camilladsp.yml")])
+def test_export_calibration_folders(cal_file, tmp_path, capsys, fmt, expect):
+    assert main(["export", str(cal_file), "--format", fmt]) == 0
+    folder = tmp_path / f"calibration-SN-{fmt}"
+    assert (folder / expect).is_file() and (folder / "manifest.json").is_file()
+    assert f"exported {fmt} for unit SN-TEST-1" in capsys.readouterr().out
+
+
+def test_export_camilladsp_version_3(cal_file, tmp_path):
+    assert main(["export", str(cal_file), "--format", "camilladsp", "--camilladsp-version", "3"]) == 0
+    assert "format: FLOAT32LE" in (tmp_path / "calibration-SN-camilladsp" / "camilladsp.yml").read_text()
+
+
+def test_export_wav_to_out_dir(cal, cal_file, tmp_path):
+    assert main(["export", str(cal_file), "--format", "wav", "--out", str(tmp_path / "x")]) == 0
+    rate, data = wavfile.read(tmp_path / "x" / "calibration-SN-filters.wav")
+    np.testing.assert_array_equal(data[:, 0], cal.fir[0, 0])
+
+
+def test_export_wrong_combinations(cal_file, meas_file, tmp_path, capsys):
+    assert main(["export", str(cal_file), "--format", "sofa"]) == 2
+    assert "--format sofa is not valid for a calibration file; valid: raw, wav, camilladsp" in _error_line(capsys)
+    assert main(["export", str(meas_file), "--format", "raw"]) == 2
+    assert "--format raw is not valid for a measurement file; valid: sofa" in _error_line(capsys)
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f.attrs["format"] = "something-else"
+    assert main(["export", str(tmp_path / "other.h5"), "--format", "raw"]) == 2
+    assert "format: expected one of 'calib-calibration', 'calib-measurement', got 'something-else'" in _error_line(
+        capsys
+    )
+
+
+def test_export_sofa_unavailable(meas_file, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "calib.store.sofa", None)  # import raises ImportError
+    assert main(["export", str(meas_file), "--format", "sofa"]) == 2
+    assert "SOFA export is unavailable" in _error_line(capsys)
+
+
+def test_export_sofa_calls_the_store(meas_file, tmp_path, monkeypatch):
+    calls = []
+    fake = types.ModuleType("calib.store.sofa")
+    fake.export_sofa = lambda src, dst: calls.append((src, dst))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "calib.store.sofa", fake)
+    assert main(["export", str(meas_file), "--format", "sofa", "--out", str(tmp_path / "s")]) == 0
+    assert calls == [(meas_file, tmp_path / "s" / "characterize-SN.sofa")]

@@ -147,7 +147,7 @@ class SweepSection(_Section):
     ir_length: Annotated[int, Strict(), Field(ge=64, le=262144)] = 4096
     schedule: Literal["sequential", "mesm"] = "mesm"
     n_harmonics: Annotated[int, Strict(), Field(ge=1, le=10)] = 5
-    min_snr_db: Num = 40.0
+    min_snr_db: Num = 20.0
     retries: Annotated[int, Strict(), Field(ge=0, le=10)] = 2
     backoff_db: Annotated[float, Strict(), Field(gt=0)] = 6.0
 

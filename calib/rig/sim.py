@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import hashlib
+
 import numpy as np
 import scipy.fft
 
@@ -209,7 +211,9 @@ class SimAudioInterface(AudioInterface):
         self.calls = 0
         self.last_latency: int | None = None
         self.last_dropout: tuple[int, int] | None = None
-        self._rng = np.random.default_rng(seed)
+        self._seed = int(seed) & (2**64 - 1)
+        self._state_key: tuple | None = None
+        self._state_calls = 0
         self._acoustic = [i for i, rec in enumerate(self.input_map) if isinstance(rec, MicReceiver | EarReceiver)]
         # Per output channel: driver index (or -1), and the driver's h2, h3 and fault factor.
         drivers = {d.name: (k, d) for k, d in enumerate(lab.device.drivers)}
@@ -233,10 +237,35 @@ class SimAudioInterface(AudioInterface):
             rec = self.input_map[i]
             if isinstance(rec, EarReceiver) and rec.head is None:
                 if self.state.head is None:
-                    raise RigError(f"input {i} records an ear but no dummy head is placed; call positioner.place first")
+                    continue  # no dummy head placed yet: that ear input records only noise
                 rec = EarReceiver(self.state.head, rec.ear)
             out.append(rec)
         return out
+
+    def _live_inputs(self) -> list[int]:
+        """Acoustic input channels that hear something now (ears only once a head is placed)."""
+        return [
+            i for i in self._acoustic
+            if not (isinstance(self.input_map[i], EarReceiver) and self.input_map[i].head is None and self.state.head is None)
+        ]
+
+    def _call_rng(self) -> np.random.Generator:
+        """Random stream of this call, derived from the lab state and a per-state call counter.
+
+        The k-th call at a given turntable angle and head position always draws
+        the same noise and latency, whatever was played before: a measurement
+        interrupted and resumed gives the same file as an uninterrupted one.
+        Retries at the same state still differ (the counter).
+        """
+        head = self.state.head
+        key = (angle_key(self.state.turntable_deg), None if head is None else (head.name, head.xyz_m, head.yaw_deg))
+        if key != self._state_key:
+            self._state_key, self._state_calls = key, 0
+        digest = hashlib.sha256(repr(key).encode()).digest()
+        words = [int.from_bytes(digest[i : i + 8], "little") for i in (0, 8)]
+        rng = np.random.default_rng([self._seed, *words, self._state_calls])
+        self._state_calls += 1
+        return rng
 
     def _ir_spectra(self, receivers: list[Receiver], n_fft: int, active: np.ndarray) -> np.ndarray:
         """rfft of the true IRs of the ``active`` drivers: [Ra, len(active), n_fft // 2 + 1].
@@ -317,16 +346,17 @@ class SimAudioInterface(AudioInterface):
             raise RigError("signal contains NaN or infinite samples")
         x = np.clip(x, -1.0, 1.0)  # the DAC cannot exceed full scale
         n = x.shape[-1]
-        rng = self._rng
+        rng = self._call_rng()
         lat = int(rng.integers(self.latency.min_samples, self.latency.max_samples + 1))
 
         captured = np.zeros((self.n_inputs, n))
-        if self._acoustic:
+        live = self._live_inputs()
+        if live:
             pa = self._acoustic_capture(x)
             if self.noise.background_spl_db is not None:
                 pa += float(spl_to_pa_rms(self.noise.background_spl_db)) * rng.standard_normal(pa.shape)
             gain = self.noise.input_fs_per_pa * 10.0 ** (self.faults.clip_gain_db / 20.0)
-            captured[self._acoustic] = pa * gain
+            captured[live] = pa * gain
         if self.loopback is not None:
             captured[self.loopback[1]] = x[self.loopback[0]]
         if self.noise.self_noise_dbfs is not None:

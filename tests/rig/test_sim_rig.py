@@ -141,8 +141,9 @@ def test_clock_drift_stretches_the_capture():
 def test_ears_follow_the_positioner():
     r = rig(receivers=PLACED_EARS)
     head = HeadPosition("seat", (1.0, 0.0, 0.0), 180.0)
-    with pytest.raises(RigError, match="no dummy head is placed"):
-        r.audio.playrec(impulse(4, [0], 2 * N_IR))
+    silent = r.audio.playrec(impulse(4, [0], 2 * N_IR))  # no head placed yet: the ears hear nothing
+    assert_allclose(silent[:2], 0.0, atol=0)
+    assert_allclose(silent[2, 100], 1.0)
     r.positioner.place(head)
     y = r.audio.playrec(impulse(4, [0], 2 * N_IR))
     truth = VirtualLab(DEVICE, FS, N_IR).true_irs([EarReceiver(head, 0), EarReceiver(head, 1)])[:, 0]
@@ -200,3 +201,23 @@ def test_configuration_errors():
         r.audio.playrec(np.zeros((3, 10)))
     with pytest.raises(RigError, match="NaN or infinite"):
         r.audio.playrec(np.full((4, 10), np.nan))
+
+
+def test_noise_depends_on_state_and_call_count_not_history():
+    """The k-th call at a state draws the same noise and latency whatever came before (resume)."""
+    noisy = NoiseModel(background_spl_db=40.0, self_noise_dbfs=-90.0, input_fs_per_pa=0.05)
+    x = impulse(4, [0], 2 * N_IR)
+    a = rig(latency=LatencyModel(0, 900), noise=noisy, seed=7)
+    a.turntable.move_to(30.0)
+    first_a = a.audio.playrec(x)
+    second_a = a.audio.playrec(x)
+    b = rig(latency=LatencyModel(0, 900), noise=noisy, seed=7)
+    b.turntable.move_to(-60.0)
+    b.audio.playrec(x)  # a different history
+    b.turntable.move_to(30.0)
+    first_b = b.audio.playrec(x)
+    assert_allclose(first_b, first_a, rtol=0, atol=0)
+    assert not np.allclose(second_a, first_a)  # a retry at the same state differs
+    c = rig(latency=LatencyModel(0, 900), noise=noisy, seed=8)
+    c.turntable.move_to(30.0)
+    assert not np.allclose(c.audio.playrec(x), first_a)  # another unit (seed) differs

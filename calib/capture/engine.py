@@ -1,0 +1,220 @@
+"""The measurement engine: steps over azimuths and head positions, writes as it goes.
+
+The engine talks to a :class:`~calib.rig.base.Rig` only, so the same code
+runs on the virtual lab, a replayed file or a PortAudio interface. Every
+step is written and flushed before the next one starts; ``resume`` continues
+a file from its first missing step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from calib.capture.plan import MeasurementPlan
+from calib.capture.schedule import StepCapture, capture_step
+from calib.errors import FileFormatError, MeasurementError, RigError
+from calib.rig.base import Rig
+from calib.store.measurement import (
+    FORMAT,
+    StepQuality,
+    create_measurement,
+    mark_complete,
+    open_checked,
+    utc_stamp,
+    write_step,
+)
+
+log = logging.getLogger(__name__)
+
+
+def new_measurement_path(out_dir: str | Path, serial: str, stage: str) -> Path:
+    """``<out_dir>/<serial>/<stage>-<utc>.h5``; never an existing file."""
+    folder = Path(out_dir) / serial
+    path = folder / f"{stage}-{utc_stamp()}.h5"
+    n = 1
+    while path.exists():  # two runs within one second
+        path = folder / f"{stage}-{utc_stamp()}-{n}.h5"
+        n += 1
+    return path
+
+
+def find_measurements(out_dir: str | Path, serial: str, stage: str) -> list[Path]:
+    """Measurement files of ``serial`` and ``stage``, oldest first."""
+    return sorted((Path(out_dir) / serial).glob(f"{stage}-*.h5"))
+
+
+def latest_incomplete(out_dir: str | Path, serial: str, stage: str) -> Path | None:
+    """The newest incomplete measurement of ``serial`` and ``stage``, if any."""
+    for path in reversed(find_measurements(out_dir, serial, stage)):
+        try:
+            with h5py.File(path, "r") as f:
+                if not bool(f.attrs.get("complete", False)):
+                    return path
+        except OSError:
+            continue
+    return None
+
+
+def run_measurement(
+    plan: MeasurementPlan,
+    rig: Rig,
+    path: str | Path,
+    *,
+    serial: str,
+    procedure_text: str,
+    procedure_sha256: str,
+    resume: bool = False,
+    progress: bool | None = None,
+    extra_attrs: dict[str, object] | None = None,
+    on_step: Callable[[str, int], None] | None = None,
+) -> Path:
+    """Measure every missing step of ``plan`` into ``path``.
+
+    Parameters
+    ----------
+    plan : MeasurementPlan
+        Sources, grid, positions and sweep settings.
+    rig : Rig
+        Where sound goes.
+    path : path
+        The measurement file. Created unless ``resume``; then it must exist,
+        match ``plan`` and ``serial``, and is continued from its first missing step.
+    progress : bool or None
+        Show a progress bar (None: only on a terminal).
+    on_step : callable, optional
+        Called with (group, index) after each step is written (tests use it
+        to interrupt a run).
+
+    Returns
+    -------
+    Path
+        The complete measurement file.
+
+    Raises
+    ------
+    MeasurementError
+        A step stayed bad after its retries; the steps before it are on disk.
+    """
+    path = Path(path)
+    if resume:
+        done = _check_resumable(path, plan, serial, procedure_sha256)
+    else:
+        create_measurement(
+            path,
+            serial=serial,
+            stage=plan.stage,
+            sample_rate=plan.sample_rate,
+            rig=rig.name,
+            simulated=rig.simulated,
+            procedure_text=procedure_text,
+            procedure_sha256=procedure_sha256,
+            sources=plan.sources,
+            azimuth_deg=plan.azimuths_deg,
+            receivers=plan.mic_names,
+            positions=plan.positions,
+            ir_length=plan.ir_length,
+            extra_attrs=extra_attrs,
+        )
+        done = {"directivity": np.zeros(len(plan.azimuths_deg), bool), "binaural": np.zeros(len(plan.positions), bool)}
+    steps = plan.steps
+    n_done = sum(int(d.sum()) for d in done.values())
+    bar = tqdm(
+        total=len(steps), initial=n_done, unit="step", desc=f"{plan.stage} {serial}",
+        disable=(None if progress is None else not progress), dynamic_ncols=True, leave=True,
+    )
+    try:
+        for group, index in steps:
+            if done[group][index]:
+                continue
+            _place(rig, plan, group, index)
+            inputs = plan.mic_inputs if group == "directivity" else list(plan.ear_inputs)
+            capture, retries = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index))
+            write_step(path, group, index, capture.ir, _quality(capture, retries))
+            bar.set_postfix_str(f"{plan.step_label(group, index)}, SNR {np.nanmax(capture.snr_db):.0f} dB")
+            bar.update(1)
+            if on_step is not None:
+                on_step(group, index)
+    finally:
+        bar.close()
+    mark_complete(path)
+    return path
+
+
+def _place(rig: Rig, plan: MeasurementPlan, group: str, index: int) -> None:
+    if group == "directivity":
+        # The arc microphone stands still; turning the device by -az puts it at +az.
+        rig.turntable.move_to(-float(plan.azimuths_deg[index]), timeout_s=plan.turntable_timeout_s)
+    else:
+        rig.turntable.move_to(0.0, timeout_s=plan.turntable_timeout_s)
+        rig.positioner.place(plan.positions[index])
+
+
+def _capture_with_retries(plan: MeasurementPlan, rig: Rig, inputs: list[int], label: str) -> tuple[StepCapture, int]:
+    """Capture one step; back off the level on clipping, retry on xruns, dropouts, low SNR."""
+    level = plan.level_dbfs
+    reasons: list[str] = []
+    for attempt in range(plan.retries + 1):
+        try:
+            capture = capture_step(plan, rig.audio, inputs, level)
+        except RigError as exc:
+            if not getattr(exc, "retryable", "xrun" in str(exc).lower()):
+                raise
+            reasons.append(str(exc))
+            continue
+        if capture.clipped:
+            reasons.append(f"clipped at {level:g} dBFS")
+            level -= plan.backoff_db
+            continue
+        if capture.dropout:
+            reasons.append("dropout in the capture")
+            continue
+        # Per receiver, the best-heard source must clear the limit: a receiver that hears
+        # nothing clearly is a broken capture; one quiet driver at the rear is physics.
+        worst = float(np.nanmin(np.nanmax(capture.snr_db, axis=1)))
+        if worst < plan.min_snr_db:
+            reasons.append(f"SNR {worst:.1f} dB < {plan.min_snr_db:g} dB")
+            continue
+        if attempt:
+            log.info("%s: good after %d retries (%s)", label, attempt, "; ".join(reasons))
+        return capture, attempt
+    raise MeasurementError(
+        f"{plan.stage} {label}: still bad after {plan.retries} retries ({'; '.join(reasons)}); "
+        "the steps before it are saved, fix the cause and continue with --resume"
+    )
+
+
+def _quality(capture: StepCapture, retries: int) -> StepQuality:
+    return StepQuality(
+        snr_db=capture.snr_db,
+        thd_percent=capture.thd_percent,
+        peak_dbfs=capture.peak_dbfs,
+        latency_samples=capture.latency_samples,
+        retries=retries,
+        clipped=False,
+    )
+
+
+def _check_resumable(path: Path, plan: MeasurementPlan, serial: str, procedure_sha256: str) -> dict[str, np.ndarray]:
+    with open_checked(path, FORMAT) as f:
+        attrs = f.attrs
+        wrong = [
+            (key, attrs.get(key), want)
+            for key, want in (("serial", serial), ("stage", plan.stage), ("procedure_sha256", procedure_sha256))
+            if str(attrs.get(key)) != want
+        ]
+        if list(f["sources"].asstr()[()]) != plan.sources:
+            wrong.append(("sources", list(f["sources"].asstr()[()]), plan.sources))
+        if f["directivity/ir"].shape[-1] != plan.ir_length:
+            wrong.append(("ir length", f["directivity/ir"].shape[-1], plan.ir_length))
+        if wrong:
+            key, got, want = wrong[0]
+            raise FileFormatError(f"{path}: cannot resume: {key} is {got!r}, this run needs {want!r}")
+        if bool(attrs.get("complete", False)):
+            raise FileFormatError(f"{path}: cannot resume: the measurement is already complete")
+        return {"directivity": f["directivity/done"][()], "binaural": f["binaural/done"][()]}

@@ -1,0 +1,137 @@
+"""What a measurement run does: sources, steps, channels, excitation settings.
+
+A *source* is what one sweep excites: a single driver (stage
+``characterize``) or one input L, R, C rendered through the unit's filters
+(stage ``verify``). Each source is a set of FIR feeds, one per output
+channel, so the schedule code never needs to know which stage it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calib.procedure.model import Procedure
+from calib.rig.base import HeadPosition
+
+
+@dataclass(frozen=True)
+class MeasurementPlan:
+    """Everything the engine needs to run one stage for one unit.
+
+    Attributes
+    ----------
+    stage : str
+        ``"characterize"`` or ``"verify"``.
+    sources : list of str
+        Source names, in the order of ``feeds``.
+    feeds : ndarray, shape (S, n_outputs, T)
+        FIR from source excitation to every output channel (0-based rows).
+    azimuths_deg : ndarray, shape (A,)
+        Microphone azimuths relative to the device front; the turntable is
+        turned to minus each.
+    mic_inputs : list of int
+        0-based input channels of the arc microphones, in ``mic_names`` order.
+    ear_inputs : tuple of int
+        0-based input channels of the left and right ear.
+    loopback : tuple of int or None
+        (output, input), 0-based.
+    ir_length : int
+        Samples kept per impulse response (time origin at the output instant).
+    """
+
+    stage: str
+    sources: list[str]
+    feeds: np.ndarray
+    azimuths_deg: np.ndarray
+    mic_names: list[str]
+    mic_inputs: list[int]
+    positions: list[HeadPosition]
+    ear_inputs: tuple[int, int]
+    loopback: tuple[int, int] | None
+    n_outputs: int
+    n_inputs: int
+    sample_rate: int
+    ir_length: int
+    band_hz: tuple[float, float]
+    duration_s: float
+    level_dbfs: float
+    fade_in_s: float
+    fade_out_s: float
+    schedule: str
+    n_harmonics: int
+    min_snr_db: float
+    retries: int
+    backoff_db: float
+    turntable_timeout_s: float
+
+    @property
+    def steps(self) -> list[tuple[str, int]]:
+        """All steps in measurement order: directivity azimuths, then head positions."""
+        return [("directivity", i) for i in range(len(self.azimuths_deg))] + [
+            ("binaural", i) for i in range(len(self.positions))
+        ]
+
+    def step_label(self, group: str, index: int) -> str:
+        """A short human label for progress and errors."""
+        if group == "directivity":
+            return f"azimuth {self.azimuths_deg[index]:+g} deg"
+        return f"head at {self.positions[index].name}"
+
+
+def head_position(p) -> HeadPosition:  # noqa: ANN001 - procedure Position
+    """A procedure position as the rig's :class:`HeadPosition`."""
+    return HeadPosition(p.name, tuple(float(v) for v in p.xyz_m), float(p.yaw_deg))  # type: ignore[arg-type]
+
+
+def channel_counts(proc: Procedure) -> tuple[int, int]:
+    """Output and input channel counts the procedure's channel map needs."""
+    ch = proc.channels
+    outs = list(ch.outputs.values()) + ([ch.loopback.output] if ch.loopback else [])
+    ins = list(ch.mics.values()) + [ch.ears.left, ch.ears.right] + ([ch.loopback.input] if ch.loopback else [])
+    return max(outs), max(ins)
+
+
+def plan_for(proc: Procedure, stage: str, sources: list[str], feeds: np.ndarray,
+             positions: list[HeadPosition], ir_length: int) -> MeasurementPlan:
+    """A plan with the procedure's channels, grid and sweep settings."""
+    ch = proc.channels
+    n_out, n_in = channel_counts(proc)
+    sw = proc.sweep
+    return MeasurementPlan(
+        stage=stage,
+        sources=sources,
+        feeds=feeds,
+        azimuths_deg=proc.turntable.grid_deg(),
+        mic_names=proc.mic_names,
+        mic_inputs=[ch.mics[m] - 1 for m in proc.mic_names],
+        positions=positions,
+        ear_inputs=(ch.ears.left - 1, ch.ears.right - 1),
+        loopback=(ch.loopback.output - 1, ch.loopback.input - 1) if ch.loopback else None,
+        n_outputs=n_out,
+        n_inputs=n_in,
+        sample_rate=proc.audio.sample_rate,
+        ir_length=ir_length,
+        band_hz=sw.band_hz,
+        duration_s=sw.duration_s,
+        level_dbfs=sw.level_dbfs,
+        fade_in_s=sw.fade_in_s,
+        fade_out_s=sw.fade_out_s,
+        schedule=sw.schedule,
+        n_harmonics=sw.n_harmonics,
+        min_snr_db=sw.min_snr_db,
+        retries=sw.retries,
+        backoff_db=sw.backoff_db,
+        turntable_timeout_s=proc.turntable.timeout_s,
+    )
+
+
+def plan_characterize(proc: Procedure) -> MeasurementPlan:
+    """Every driver alone, at every azimuth and every head position."""
+    n_out, _ = channel_counts(proc)
+    feeds = np.zeros((len(proc.drivers), n_out, 1))
+    for s, name in enumerate(proc.driver_names):
+        feeds[s, proc.channels.outputs[name] - 1, 0] = 1.0
+    positions = [head_position(p) for p in proc.positions]
+    return plan_for(proc, "characterize", proc.driver_names, feeds, positions, proc.sweep.ir_length)

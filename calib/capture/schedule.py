@@ -1,0 +1,190 @@
+"""Excitation schedules: sequential sweeps or MESM, and their processing.
+
+One *step* (one azimuth or one head position) plays every source and
+returns loopback-referenced linear IRs, THD, SNR, peak level and latency.
+Schedules:
+
+- ``sequential``: one synchronized sweep per source, one capture each.
+- ``mesm``: all sources in one capture, source k's sweep delayed by
+  ``k Delta`` (Majdak et al. 2007; offsets from :func:`calib.signals.mesm.mesm_offsets`).
+
+The loopback output plays the reference sweep (source 0's, undelayed) at the
+same scale as the drivers, so the IR does not depend on the level and the
+latency and interface response cancel in the division.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from calib.capture.plan import MeasurementPlan
+from calib.rig.base import AudioInterface
+from calib.signals.deconvolve import deconvolve
+from calib.signals.harmonics import separate, thd_percent
+from calib.signals.mesm import mesm_offsets, mesm_split
+from calib.signals.quality import estimate_latency_samples, is_clipped, noise_window, peak_dbfs, snr_db
+from calib.signals.sweep import Sweep, extended_range, synchronized_sweep
+
+LATENCY_MARGIN_S = 0.1  # recorded beyond the response, for the interface's unknown latency
+DROPOUT_MIN_RUN = 32  # exact zeros in a row inside a sweep: the interface lost samples
+
+
+@dataclass
+class StepCapture:
+    """Result of one step: IRs and quality, receivers first.
+
+    Attributes
+    ----------
+    ir : ndarray, shape (R, S, N)
+        Linear impulse responses, time origin at the output instant.
+    snr_db, thd_percent : ndarray, shape (R, S)
+    peak_dbfs : ndarray, shape (R,)
+        Peak of each receiver's recording.
+    latency_samples : ndarray, shape (S,)
+        Interface latency of the capture that measured each source (-1 without loopback).
+    clipped, dropout : bool
+        Any input clipped; samples lost inside a sweep.
+    """
+
+    ir: np.ndarray
+    snr_db: np.ndarray
+    thd_percent: np.ndarray
+    peak_dbfs: np.ndarray
+    latency_samples: np.ndarray
+    clipped: bool
+    dropout: bool
+
+
+@lru_cache(maxsize=8)
+def plan_sweep(f_lo: float, f_hi: float, duration_s: float, sample_rate: int, fade_in_s: float, fade_out_s: float) -> Sweep:
+    """The unit-amplitude synchronized sweep for a band (range extended past it)."""
+    f1, f2 = extended_range(f_lo, f_hi, sample_rate)
+    return synchronized_sweep(f1, f2, duration_s, sample_rate, 0.0, fade_in_s, fade_out_s)
+
+
+def sweep_for(plan: MeasurementPlan) -> Sweep:
+    """The sweep every source of ``plan`` plays."""
+    return plan_sweep(*plan.band_hz, plan.duration_s, plan.sample_rate, plan.fade_in_s, plan.fade_out_s)
+
+
+def source_offsets(plan: MeasurementPlan, sweep: Sweep) -> np.ndarray:
+    """Start offsets (samples) of the sources within one MESM capture."""
+    n_sources = len(plan.sources)
+    return mesm_offsets(sweep.rate_s, plan.ir_length / plan.sample_rate, plan.n_harmonics, n_sources, plan.sample_rate)
+
+
+def capture_seconds(plan: MeasurementPlan) -> float:
+    """Physical playback time of one step (all sources), seconds."""
+    sweep = sweep_for(plan)
+    tail = plan.feeds.shape[-1] + plan.ir_length + LATENCY_MARGIN_S * plan.sample_rate
+    if plan.schedule == "mesm":
+        return (sweep.n_samples + int(source_offsets(plan, sweep)[-1]) + tail) / plan.sample_rate
+    return len(plan.sources) * (sweep.n_samples + tail) / plan.sample_rate
+
+
+def capture_step(plan: MeasurementPlan, audio: AudioInterface, inputs: list[int], level_dbfs: float) -> StepCapture:
+    """Play every source of ``plan`` once and return the step's IRs and quality.
+
+    Parameters
+    ----------
+    inputs : list of int
+        0-based input channels to keep (microphones or ears).
+    level_dbfs : float
+        Peak level of the loudest output channel.
+    """
+    sweep = sweep_for(plan)
+    if plan.schedule == "mesm":
+        offsets = source_offsets(plan, sweep)
+        parts = [_capture(plan, audio, inputs, level_dbfs, sweep, np.arange(len(plan.sources)), offsets)]
+    else:
+        zero = np.zeros(1, dtype=np.int64)
+        parts = [_capture(plan, audio, inputs, level_dbfs, sweep, np.array([k]), zero) for k in range(len(plan.sources))]
+    return StepCapture(
+        ir=np.concatenate([p.ir for p in parts], axis=1),
+        snr_db=np.concatenate([p.snr_db for p in parts], axis=1),
+        thd_percent=np.concatenate([p.thd_percent for p in parts], axis=1),
+        peak_dbfs=np.max([p.peak_dbfs for p in parts], axis=0),
+        latency_samples=np.concatenate([p.latency_samples for p in parts]),
+        clipped=any(p.clipped for p in parts),
+        dropout=any(p.dropout for p in parts),
+    )
+
+
+def _capture(
+    plan: MeasurementPlan,
+    audio: AudioInterface,
+    inputs: list[int],
+    level_dbfs: float,
+    sweep: Sweep,
+    sources: np.ndarray,
+    offsets: np.ndarray,
+) -> StepCapture:
+    """One playrec of ``sources`` (sweep k starting at ``offsets[k]``) and its processing."""
+    fs = plan.sample_rate
+    n_sweep = sweep.n_samples
+    feeds = plan.feeds[sources]  # [k, n_out, T]
+    n_total = n_sweep + int(offsets[-1]) + feeds.shape[-1] - 1 + plan.ir_length + int(LATENCY_MARGIN_S * fs)
+    excitation = np.zeros((len(sources), n_total))
+    for k, o in enumerate(offsets):
+        excitation[k, o : o + n_sweep] = sweep.signal
+    # Output c = sum_k excitation_k * feed_kc (FFT convolution over all pairs at once).
+    block = scipy.signal.oaconvolve(excitation[:, None, :], feeds, axes=-1)[..., :n_total].sum(axis=0)
+    reference = excitation[0]
+    if plan.loopback is not None:
+        block[plan.loopback[0]] += reference
+    scale = 10.0 ** (level_dbfs / 20.0) / max(float(np.max(np.abs(block))), 1e-12)
+    block *= scale
+
+    rec = audio.playrec(block)
+    if plan.loopback is not None:
+        ref = rec[plan.loopback[1]]
+        latency = int(estimate_latency_samples(ref, reference * scale))
+        watched = rec[[plan.loopback[1]]]
+    else:  # no loopback: the IR origin is the start of the recording (latency stays in)
+        ref = reference * scale
+        latency = -1
+        watched = rec[inputs]
+    recorded = rec[inputs]
+    n_fft = scipy.fft.next_fast_len(n_total, real=True)
+    ir_full = deconvolve(recorded, ref, sweep.f1_hz, sweep.f2_hz, fs, n_fft)
+    n_harm = plan.n_harmonics
+    if len(sources) > 1:
+        parts = mesm_split(ir_full, offsets, plan.ir_length, sweep, n_harm)
+        linear, harmonics = parts.linear, parts.harmonics  # [R, S, N], [R, S, H, L]
+        starts = offsets
+    else:
+        parts = separate(ir_full, sweep, plan.ir_length, n_harm)
+        linear, harmonics = parts.linear[:, None], parts.harmonics[:, None]
+        starts = np.zeros(1, dtype=np.int64)
+    window = noise_window(n_fft, int(offsets[-1]) + plan.ir_length + feeds.shape[-1], sweep.rate_s, fs, n_harm)
+    snr = snr_db(ir_full, plan.ir_length, window, signal_start=starts)
+    lo, hi = plan.band_hz
+    thd = thd_percent(linear, harmonics, lo, min(hi, fs / 2 / max(n_harm, 2)), fs) if n_harm > 1 else np.zeros(snr.shape)
+    start = max(latency, 0)
+    dropout = _has_dropout(watched[:, start : start + n_sweep + int(offsets[-1])])
+    return StepCapture(
+        ir=linear,
+        snr_db=np.asarray(snr, float).reshape(len(inputs), len(sources)),
+        thd_percent=np.asarray(thd, float).reshape(len(inputs), len(sources)),
+        peak_dbfs=peak_dbfs(recorded),
+        latency_samples=np.full(len(sources), latency, dtype=np.int64),
+        clipped=bool(np.any(is_clipped(rec[inputs])) or np.any(is_clipped(watched))),
+        dropout=dropout,
+    )
+
+
+def _has_dropout(x: np.ndarray, min_run: int = DROPOUT_MIN_RUN) -> bool:
+    """True if any row holds ``min_run`` exact zeros in a row (lost samples, not silence: noise is never 0)."""
+    zero = np.concatenate([np.zeros((x.shape[0], 1), bool), x == 0.0, np.zeros((x.shape[0], 1), bool)], axis=1)
+    edges = np.diff(zero.astype(np.int8), axis=1)
+    for row in range(x.shape[0]):
+        starts = np.flatnonzero(edges[row] == 1)
+        stops = np.flatnonzero(edges[row] == -1)
+        if starts.size and np.max(stops - starts) >= min_run:
+            return True
+    return False

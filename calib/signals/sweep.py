@@ -169,7 +169,7 @@ def synchronized_sweep(
         raise ValueError(f"duration_s must be > 0, got {duration_s!r}")
     if level_dbfs > 0:
         raise ValueError(f"level_dbfs must be <= 0 dBFS, got {level_dbfs!r}")
-    log_ratio = np.log(f2 / f1)
+    log_ratio = float(np.log(f2 / f1))
     cycles = round(f1 * duration_s / log_ratio)  # f1 L, an integer number of cycles
     if cycles < 1:
         raise ValueError(
@@ -178,8 +178,8 @@ def synchronized_sweep(
         )
     L = cycles / f1
     T = L * log_ratio
-    fade_in_s = L * np.log(2) / 2 if fade_in_s is None else float(fade_in_s)
-    fade_out_s = L * np.log(2) / 8 if fade_out_s is None else float(fade_out_s)
+    fade_in_s = float(L * np.log(2) / 2 if fade_in_s is None else fade_in_s)
+    fade_out_s = float(L * np.log(2) / 8 if fade_out_s is None else fade_out_s)
     if fade_in_s < 0 or fade_out_s < 0 or fade_in_s + fade_out_s > T:
         raise ValueError(
             f"fades fade_in_s={fade_in_s:g} + fade_out_s={fade_out_s:g} do not fit the "

@@ -1,0 +1,145 @@
+"""Multiple exponential sweep method: offsets, excitation, recovery of 5 sources."""
+
+import numpy as np
+import pytest
+import scipy.signal
+from numpy.testing import assert_allclose, assert_array_equal
+
+from calib.signals.deconvolve import deconvolve, regularized_inverse
+from calib.signals.mesm import mesm_excitation, mesm_offsets, mesm_split
+from calib.signals.sweep import synchronized_sweep
+from calib.signals.windows import window_ir
+
+FS = 48000
+BAND = (50.0, 6000.0)
+
+
+def brute_force_delta(rate_s, ir_length, n_harmonics, n_sources, fs, guard):
+    """Smallest Delta for which no two sources' footprints share a sample (explicit sets)."""
+    d = rate_s * np.log(np.arange(1, n_harmonics + 1)) * fs
+    starts = -np.ceil(d).astype(int) - guard
+    stops = -np.floor(d).astype(int) + ir_length
+    for delta in range(1, 100000):
+        used = {}
+        clash = False
+        for k in range(n_sources):
+            for a, b in zip(starts, stops):
+                for s in range(k * delta + a, k * delta + b):
+                    if used.setdefault(s, k) != k:
+                        clash = True
+                        break
+                if clash:
+                    break
+            if clash:
+                break
+        if not clash:
+            return delta
+    raise AssertionError("no Delta found")
+
+
+@pytest.mark.parametrize(
+    "rate_s, ir_length_s, n_harmonics, n_sources, guard",
+    [
+        (0.5, 0.02, 3, 4, 2),  # long L, short IR: interleaving fits
+        (0.1, 0.03, 3, 5, 3),  # short L: plain overlap
+        (0.3, 0.05, 2, 3, 0),
+        (0.2, 0.01, 5, 6, 1),
+    ],
+)
+def test_offsets_match_brute_force(rate_s, ir_length_s, n_harmonics, n_sources, guard):
+    fs = 1000  # small numbers keep the brute force fast
+    off = mesm_offsets(rate_s, ir_length_s, n_harmonics, n_sources, fs, guard_samples=guard)
+    ir_length = int(np.ceil(ir_length_s * fs))
+    delta = brute_force_delta(rate_s, ir_length, n_harmonics, n_sources, fs, guard)
+    assert_array_equal(off, delta * np.arange(n_sources))
+
+
+def test_interleaving_beats_plain_overlap():
+    # L ln 2 = 347 samples leaves room for other sources' IRs between a
+    # source's linear and 2nd-harmonic IR: Delta is far below l + g + L ln 3.
+    off = mesm_offsets(0.5, 0.02, 3, 3, 1000, guard_samples=2)
+    assert off[1] < 0.5 * (20 + 2 + 0.5 * np.log(3) * 1000)
+    assert off[1] >= 22  # never closer than one IR plus guard
+
+
+def test_total_duration_is_under_half_of_sequential():
+    sweep = synchronized_sweep(20.0, 20000.0, 1.0, FS)
+    ir_length = int(0.05 * FS)
+    off = mesm_offsets(sweep.rate_s, 0.05, 3, 5, FS)
+    mesm = sweep.n_samples + off[-1] + ir_length
+    sequential = 5 * (sweep.n_samples + ir_length)
+    assert mesm < 0.5 * sequential
+
+
+def test_excitation_rows_are_shifted_sweeps():
+    sweep = synchronized_sweep(100.0, 2000.0, 0.1, 8000)
+    ex = mesm_excitation(sweep, 3, 50, tail_samples=7)
+    assert ex.shape == (3, sweep.n_samples + 100 + 7)
+    for k in range(3):
+        assert_array_equal(ex[k, 50 * k : 50 * k + sweep.n_samples], sweep.signal)
+        assert np.all(ex[k, : 50 * k] == 0) and np.all(ex[k, 50 * k + sweep.n_samples :] == 0)
+    assert_array_equal(mesm_excitation(sweep, 3, np.array([0, 50, 100]), 7), ex)
+
+
+def mesm_capture(a2, a3, n_sources=5, seed=3):
+    sweep = synchronized_sweep(25.0, 8000.0, 1.0, FS)  # 3 f2 <= Nyquist: no aliasing of x^3
+    ir_length = int(0.05 * FS)
+    off = mesm_offsets(sweep.rate_s, 0.05, 3, n_sources, FS)
+    rng = np.random.default_rng(seed)
+    t = np.arange(1024)
+    hs = np.stack([rng.standard_normal(t.size) * np.exp(-t / (60 + 20 * k)) * (t > 20 + 5 * k) for k in range(n_sources)])
+    ex = mesm_excitation(sweep, n_sources, off[1], tail_samples=ir_length + 500)
+    u = ex + a2 * ex**2 + a3 * ex**3  # each driver distorts its own signal
+    y = np.sum(scipy.signal.fftconvolve(u, hs, axes=-1)[:, : ex.shape[1]], axis=0)
+    ir = deconvolve(y, ex[0], *BAND, FS)  # the loopback plays source 0's sweep
+    parts = mesm_split(ir, off, ir_length, sweep, n_harmonics=3)
+    # truth per source: band-limited like the measurement, same window; x^3 adds 3/4 a3 A^2
+    n = ir.shape[-1]
+    f = np.fft.rfftfreq(n, 1 / FS)
+    X = np.fft.rfft(ex[0], n)
+    R = (regularized_inverse(X, f, *BAND) * X).real
+    c1 = 1 + 0.75 * a3 * sweep.amplitude**2
+    truth = window_ir(np.fft.irfft(c1 * np.fft.rfft(hs, n, axis=-1) * R, n, axis=-1), ir_length)
+    fk = np.fft.rfftfreq(8192, 1 / FS)
+    b = (fk >= BAND[0]) & (fk <= BAND[1])
+    E = np.fft.rfft(parts.linear - truth, 8192, axis=-1)[:, b]
+    T = np.fft.rfft(truth, 8192, axis=-1)[:, b]
+    err_db = 10 * np.log10(np.sum(np.abs(E) ** 2, -1) / np.sum(np.abs(T) ** 2, -1))
+    return parts, err_db
+
+
+def test_five_sources_from_one_capture():
+    parts, err_db = mesm_capture(0.0, 0.0)
+    assert parts.linear.shape == (5, int(0.05 * FS))
+    assert np.all(err_db < -50), err_db
+
+
+def test_five_sources_with_distortion():
+    parts, err_db = mesm_capture(0.04, 0.04)  # ~1 % THD per driver
+    assert np.all(err_db < -40), err_db
+    assert parts.harmonics.shape[:2] == (5, 2)
+    # every source's 2nd harmonic is found where expected: ~ a2 A / 2 of its linear IR
+    ratio = np.sqrt(np.sum(parts.harmonics[:, 0] ** 2, -1) / np.sum(parts.linear**2, -1))
+    assert_allclose(ratio, 0.04 * 10 ** (-6 / 20) / 2, rtol=0.3)
+
+
+def test_mesm_errors():
+    sweep = synchronized_sweep(100.0, 2000.0, 0.1, 8000)
+    with pytest.raises(ValueError, match="n_sources must be >= 1"):
+        mesm_offsets(0.1, 0.01, 3, 0, FS)
+    with pytest.raises(ValueError, match="ir_length_s must be > 0"):
+        mesm_offsets(0.1, 0.0, 3, 2, FS)
+    with pytest.raises(ValueError, match="guard_samples must be >= 0"):
+        mesm_offsets(0.1, 0.01, 3, 2, FS, guard_samples=-1)
+    with pytest.raises(ValueError, match="offset_samples must be"):
+        mesm_excitation(sweep, 3, np.array([0, 10]))
+    with pytest.raises(ValueError, match="offset_samples must be"):
+        mesm_excitation(sweep, 2, -5)
+    with pytest.raises(ValueError, match="offset_samples must be"):
+        mesm_excitation(sweep, 2, np.array([0.0, 1.5]))
+    with pytest.raises(ValueError, match="tail_samples must be >= 0"):
+        mesm_excitation(sweep, 2, 10, tail_samples=-1)
+    with pytest.raises(ValueError, match="too short"):
+        mesm_split(np.zeros(1200), np.array([0, 900]), 200, sweep)
+    with pytest.raises(ValueError, match="origins must be a 1-D array of integer"):
+        mesm_split(np.zeros(20000), np.array([0.0, 900.5]), 200, sweep)

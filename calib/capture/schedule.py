@@ -188,3 +188,25 @@ def _has_dropout(x: np.ndarray, min_run: int = DROPOUT_MIN_RUN) -> bool:
         if starts.size and np.max(stops - starts) >= min_run:
             return True
     return False
+
+
+def estimate_unit_time_s(proc) -> float:  # noqa: ANN001 - Procedure
+    """Physical station time per unit for characterize + verify, seconds.
+
+    Sweeps and tails of every step, turntable moves at ``speed_deg_s`` plus
+    ``settle_s`` per azimuth; dummy-head placement time is not included (it
+    depends on the positioner).
+    """
+    from calib.capture.plan import head_position, plan_characterize, plan_for
+
+    char = plan_characterize(proc)
+    n_out = char.feeds.shape[1]
+    verify = plan_for(
+        proc, "verify", ["L", "R", "C"], np.zeros((3, n_out, proc.fit.taps)),
+        [head_position(p) for p in proc.verify_positions()], proc.sweep.ir_length + proc.fit.taps,
+    )
+    grid = np.sort(proc.turntable.grid_deg())
+    travel = float(np.sum(np.abs(np.diff(grid)))) + abs(float(grid[-1]))  # out and back home
+    moves = 2 * (travel / proc.turntable.speed_deg_s + len(grid) * proc.turntable.settle_s)
+    captures = sum(len(p.steps) * capture_seconds(p) for p in (char, verify))
+    return moves + captures

@@ -54,12 +54,23 @@ def check(procedure: str) -> None:
     click.echo("OK")
 
 
+def _register() -> None:
+    from calib.cli.cmd_measure import devices, inspect, measure
+    from calib.cli.cmd_render import export, render
+
+    for command in (measure, inspect, devices, render, export):
+        cli.add_command(command)
+
+
 def _estimate(proc: Any) -> float | None:
     try:
         from calib.capture.schedule import estimate_unit_time_s
     except ImportError:  # pragma: no cover - during development only
         return None
     return estimate_unit_time_s(proc)
+
+
+_register()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from calib.sim.variation import serial_seed, unit_from_serial
 RIG_KINDS = ("sim", "replay:<measurement.h5>", "portaudio")
 
 
-def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None = None) -> Rig:
+def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None = None, station=None) -> Rig:  # noqa: ANN001
     """Open the rig named by ``spec`` for ``proc`` and unit ``serial``.
 
     Parameters
@@ -28,6 +28,8 @@ def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None =
         ``"sim"``, ``"replay:<file.h5>"`` or ``"portaudio"``.
     faults : SimFaults, optional
         Overrides ``[sim.faults]`` (simulated rigs only).
+    station : Station, optional
+        Audio device, turntable and positioner of a real station (PortAudio rig).
     """
     if spec == "sim":
         return open_sim_rig(proc, serial, faults)
@@ -38,7 +40,7 @@ def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None =
     if spec == "portaudio":
         from calib.rig.station import open_portaudio_rig
 
-        return open_portaudio_rig(proc)
+        return open_portaudio_rig(proc, station)
     raise RigError(f"--rig: expected one of {', '.join(RIG_KINDS)}, got {spec!r}")
 
 

@@ -260,8 +260,8 @@ def read_measurement(path: str | Path) -> Measurement:
             raise FileFormatError(f"{path}: missing {exc.args[0]!s} (not a complete calib measurement file)") from None
 
 
-def open_checked(path: Path, expected_format: str, mode: str = "r") -> h5py.File:
-    """Open an HDF5 file and check ``format`` and ``version`` attributes."""
+def open_checked(path: Path, expected_format: str, mode: str = "r", expected_version: int = VERSION) -> h5py.File:
+    """Open an HDF5 file and check its ``format`` and that ``version`` is not newer than ours."""
     if not path.exists():
         raise FileFormatError(f"{path}: no such file")
     try:
@@ -272,11 +272,13 @@ def open_checked(path: Path, expected_format: str, mode: str = "r") -> h5py.File
     version = f.attrs.get("version")
     if fmt != expected_format:
         f.close()
-        raise FileFormatError(f"{path}: format: expected {expected_format!r}, got {fmt!r}")
-    if version is None or int(version) > VERSION:
+        shown = fmt.decode() if isinstance(fmt, bytes) else fmt
+        raise FileFormatError(f"{path}: format: expected {expected_format!r}, got {shown!r}")
+    if version is None or int(version) > expected_version:
         f.close()
+        shown = "none" if version is None else int(version)
         raise FileFormatError(
-            f"{path}: version: expected {VERSION} or older, got {version!r} (update calib to read it)"
+            f"{path}: version: expected {expected_version} or older, got {shown} (update calib to read it)"
         )
     return f
 

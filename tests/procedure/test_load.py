@@ -65,7 +65,7 @@ BAD = [
      r"positions\[4\]\.xyz_m: required field is missing"),
     ("target band beyond Nyquist", _mutate("[6000.0, 15.0]]", "[30000.0, 15.0]]"),
      r"targets\.cancellation\.curve_hz_db: expected frequencies up to Nyquist \(24000 Hz at 48000 Hz\), got 30000"),
-    ("unknown key (typo)", _mutate("level_dbfs = -12.0", "level_dbsf = -12.0"),
+    ("unknown key (typo)", _mutate("level_dbfs = -6.0", "level_dbsf = -6.0"),
      r"sweep\.level_dbsf: unknown key; expected one of: band_hz, duration_s, level_dbfs, "),
     ("unknown schedule", _mutate('schedule = "mesm"', 'schedule = "parallel"'),
      r"sweep\.schedule: expected one of 'sequential' or 'mesm', got \"parallel\""),

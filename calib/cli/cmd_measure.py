@@ -1,0 +1,193 @@
+"""``calib measure``, ``calib inspect`` and ``calib devices``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+import numpy as np
+
+from calib.errors import CalibError
+
+log = logging.getLogger(__name__)
+
+RIG_HELP = "sim (default: the virtual lab), replay:FILE.h5, or portaudio"
+
+
+def parse_faults(values: tuple[str, ...]):  # noqa: ANN201 - SimFaults
+    """``--sim-fault dead=tweeter --sim-fault reversed=woofer`` as a SimFaults."""
+    from calib.procedure.model import SimFaults
+
+    kinds = {"dead": "dead_drivers", "reversed": "reversed_drivers"}
+    fields: dict[str, list[str]] = {v: [] for v in kinds.values()}
+    for value in values:
+        kind, _, driver = value.partition("=")
+        if kind not in kinds or not driver:
+            raise CalibError(f"--sim-fault: expected dead=DRIVER or reversed=DRIVER, got {value!r}")
+        fields[kinds[kind]].append(driver)
+    return SimFaults(**fields)
+
+
+def measure_unit(
+    procedure_path: str,
+    serial: str,
+    rig_spec: str,
+    out_dir: str,
+    resume: bool,
+    faults: tuple[str, ...] = (),
+    station: str | None = None,
+) -> Path:
+    """Characterize one unit; returns the complete measurement file."""
+    from calib.capture.engine import latest_incomplete, new_measurement_path, run_measurement
+    from calib.capture.plan import plan_characterize
+    from calib.procedure import load_procedure
+    from calib.rig.factory import open_rig
+
+    proc = load_procedure(procedure_path)
+    proc, station_obj = _with_station(proc, station)
+    _check_serial(serial)
+    fault_model = parse_faults(faults) if faults else None
+    if proc.channels.loopback is None:
+        click.echo("calib: warning: no loopback channel: IRs keep the interface latency and response", err=True)
+    plan = plan_characterize(proc)
+    existing = latest_incomplete(out_dir, serial, "characterize")
+    if resume:
+        if existing is None:
+            raise CalibError(f"--resume: no incomplete characterize measurement of {serial} in {out_dir}/{serial}")
+        path = existing
+        click.echo(f"resuming {path}", err=True)
+    else:
+        if existing is not None:
+            click.echo(f"calib: note: {existing} is incomplete; continue it with --resume (starting a new file)", err=True)
+        path = new_measurement_path(out_dir, serial, "characterize")
+    with open_rig(rig_spec, proc, serial, fault_model, station=station_obj) as rig:
+        run_measurement(
+            plan, rig, path, serial=serial, procedure_text=proc.source_text,
+            procedure_sha256=proc.sha256, resume=resume,
+        )
+    return path
+
+
+def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202
+    if station is None:
+        return proc, None
+    from calib.procedure.station import apply_station, load_station
+
+    st = load_station(station)
+    return apply_station(proc, st), st
+
+
+def _check_serial(serial: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", serial):
+        raise CalibError(f"--serial: expected letters, digits, '_', '.' or '-' (1-64 characters), got {serial!r}")
+
+
+@click.command()
+@click.argument("procedure", type=click.Path(dir_okay=False))
+@click.option("--serial", required=True, help="Unit serial number (names the output folder).")
+@click.option("--rig", "rig_spec", default="sim", show_default=True, help=RIG_HELP)
+@click.option("--out", "out_dir", default="measurements", show_default=True, help="Output folder.")
+@click.option("--resume", is_flag=True, help="Continue the newest incomplete measurement of this unit.")
+@click.option("--station", type=click.Path(dir_okay=False), help="Station file (channel maps, hardware).")
+@click.option("--sim-fault", "faults", multiple=True, help="Simulated fault: dead=DRIVER or reversed=DRIVER.")
+def measure(procedure: str, serial: str, rig_spec: str, out_dir: str, resume: bool, station: str | None,
+            faults: tuple[str, ...]) -> None:
+    """Characterize one unit: sweeps through every driver at every azimuth and head position."""
+    path = measure_unit(procedure, serial, rig_spec, out_dir, resume, faults, station)
+    click.echo(f"measurement: {path}")
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def inspect(file: str) -> None:
+    """Show what a measurement or calibration file holds."""
+    import h5py
+
+    from calib.errors import FileFormatError
+
+    path = Path(file)
+    if not path.exists():
+        raise FileFormatError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            kind = f.attrs.get("format")
+    except OSError as exc:
+        raise FileFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+    if kind == "calib-calibration":
+        click.echo(describe_calibration(path))
+    else:
+        click.echo(describe_measurement(path))
+
+
+def describe_measurement(path: Path) -> str:
+    """Serial, stage, grids, quality summary and completeness of a measurement file."""
+    from calib.store.measurement import read_measurement
+
+    m = read_measurement(path)
+    lines = [
+        f"{path}",
+        f"  format       calib-measurement v{m.attrs.get('version')}  ({m.software}, {m.created_utc})",
+        f"  serial       {m.serial}    stage {m.stage}    rig {m.rig}{'  (SIMULATED)' if m.simulated else ''}",
+        f"  sample rate  {m.sample_rate} Hz    IR length {m.ir_length} samples",
+        f"  sources      {', '.join(m.sources)}",
+        f"  azimuths     {len(m.azimuth_deg)} ({int(m.directivity_done.sum())} measured)"
+        + (f", {m.azimuth_deg.min():g} to {m.azimuth_deg.max():g} deg" if len(m.azimuth_deg) else ""),
+        f"  microphones  {', '.join(m.receivers)}",
+        f"  positions    {len(m.positions)} ({int(m.binaural_done.sum())} measured): "
+        + ", ".join(p.name for p in m.positions),
+        f"  procedure    sha256 {m.procedure_sha256[:16]}...",
+    ]
+    for group in ("directivity", "binaural"):
+        q = m.quality[group]
+        done = m.directivity_done if group == "directivity" else m.binaural_done
+        if not done.any():
+            continue
+        snr = q["snr_db"][done]
+        lines.append(
+            f"  quality {group:<11} SNR {np.nanmin(snr):.1f}..{np.nanmax(snr):.1f} dB, "
+            f"THD max {np.nanmax(q['thd_percent'][done]):.2f} %, peak max {np.nanmax(q['peak_dbfs'][done]):.1f} dBFS, "
+            f"retries {int(q['retries'][done].sum())}"
+        )
+    missing = int((~m.directivity_done).sum() + (~m.binaural_done).sum())
+    lines.append(f"  complete     {'yes' if m.complete else f'NO ({missing} steps missing; continue with --resume)'}")
+    return "\n".join(lines)
+
+
+def describe_calibration(path: Path) -> str:
+    """What a calibration file holds."""
+    from calib.store.calibration import read_calibration
+
+    cal = read_calibration(path)
+    k, s, t = cal.fir.shape
+    lines = [
+        f"{path}",
+        f"  format       calib-calibration  ({cal.software}, {cal.created_utc})",
+        f"  serial       {cal.serial}    sample rate {cal.sample_rate} Hz",
+        f"  inputs       {', '.join(cal.inputs)}    drivers {', '.join(cal.drivers)}",
+        f"  filters      {k} x {s} FIRs of {t} taps",
+        f"  measurement  sha256 {cal.measurement_sha256[:16]}...",
+    ]
+    for name, value in sorted(cal.predicted.items()):
+        arr = np.asarray(value)
+        if arr.size == 1:
+            lines.append(f"  predicted    {name} = {float(arr):.2f}")
+    return "\n".join(lines)
+
+
+@click.command()
+def devices() -> None:
+    """List the rigs available and, where PortAudio is installed, its devices."""
+    click.echo("rigs:")
+    click.echo("  sim                 the virtual lab (default): physics, noise, latency, faults")
+    click.echo("  replay:FILE.h5      acoustics from an archived measurement file")
+    click.echo("  portaudio           a real audio interface (python-sounddevice)")
+    try:
+        from calib.rig.portaudio import format_devices, list_devices
+
+        click.echo("portaudio devices:")
+        click.echo(format_devices(list_devices()))
+    except CalibError as exc:
+        click.echo(f"portaudio: unavailable: {exc}")

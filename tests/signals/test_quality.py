@@ -1,0 +1,126 @@
+"""SNR estimate, peak level, clipping and latency detection."""
+
+import numpy as np
+import pytest
+import scipy.fft
+from numpy.testing import assert_allclose, assert_array_equal
+
+from calib.signals.deconvolve import deconvolve, regularized_inverse
+from calib.signals.quality import estimate_latency_samples, is_clipped, noise_window, peak_dbfs, snr_db
+from calib.signals.sweep import synchronized_sweep
+
+FS = 48000
+BAND = (50.0, 10000.0)
+IR_LENGTH = 2400
+
+
+@pytest.mark.parametrize("sigma", [3e-4, 3e-3, 1e-2])
+def test_snr_matches_analytic(sigma):
+    sweep = synchronized_sweep(25.0, 16000.0, 0.5, FS)
+    n = scipy.fft.next_fast_len(sweep.n_samples + FS // 4, real=True)  # circular period = recording
+    x = np.r_[sweep.signal, np.zeros(n - sweep.n_samples)]
+    rng = np.random.default_rng(11)
+    t = np.arange(800)
+    h = 0.1 * rng.standard_normal(t.size) * np.exp(-t / 80) * (t > 30)
+    y = np.convolve(x, h)[:n] + sigma * rng.standard_normal(n)
+    ir = deconvolve(y, x, *BAND, FS, n_fft=n)
+    window = noise_window(n, IR_LENGTH, sweep.rate_s, FS, n_harmonics=5)
+    est = snr_db(ir, IR_LENGTH, window)
+    # analytic: white noise of variance sigma^2 through the (circular) inverse G
+    # has variance sigma^2 / n * sum_k |G_k|^2 per IR sample; the signal is h
+    # band-limited by R = G X, in the IR window.
+    f = np.fft.rfftfreq(n, 1 / FS)
+    X = np.fft.rfft(x)
+    G = regularized_inverse(X, f, *BAND)
+    g2 = np.abs(G) ** 2
+    sum_full = g2[0] + 2 * np.sum(g2[1:-1]) + g2[-1]  # n even: the Nyquist bin counts once
+    noise_var = sigma**2 / n * sum_full
+    signal = np.fft.irfft(np.fft.rfft(h, n) * (G * X).real, n)[:IR_LENGTH]
+    analytic = 10 * np.log10(np.sum(signal**2) / (IR_LENGTH * noise_var))
+    assert est == pytest.approx(analytic, abs=3.0)
+    # several windows at once (MESM sources): a window of noise only is ~0 power
+    both = snr_db(ir, IR_LENGTH, window, signal_start=np.array([0, window[0]]))
+    assert both.shape == (2,)
+    assert both[0] == pytest.approx(est) and both[1] < est - 10
+
+
+def test_snr_edge_cases():
+    ir = np.zeros(1000)
+    ir[:10] = 1.0
+    assert snr_db(ir, 100, (500, 900)) == np.inf  # no noise at all
+    assert snr_db(np.zeros(1000), 100, (500, 900)) == -100.0  # nothing at all
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((3, 4000))
+    assert np.all(snr_db(noise, 100, (2000, 4000)) < -3)  # noise only: about -inf, floored
+
+
+def test_noise_window_position():
+    start, stop = noise_window(10000, 1000, 0.1, 1000, n_harmonics=5)
+    harmonic_start = 10000 - int(np.ceil(0.1 * np.log(5) * 1000))
+    gap = harmonic_start - 1000
+    assert (start, stop) == (1000 + gap // 8, harmonic_start - gap // 8)
+    assert noise_window(10000, 1000, 0.1, 1000, 5, guard_samples=0) == (1000, harmonic_start)
+
+
+def test_noise_window_errors():
+    with pytest.raises(ValueError, match="no noise-only region"):
+        noise_window(2000, 1900, 0.1, 1000, n_harmonics=5)
+    with pytest.raises(ValueError, match="n_harmonics must be >= 1"):
+        noise_window(2000, 100, 0.1, 1000, n_harmonics=0)
+    with pytest.raises(ValueError, match=r"noise_window=\(10, 2000\) is not inside"):
+        snr_db(np.zeros(1000), 100, (10, 2000))
+    with pytest.raises(ValueError, match="ir_length must be in"):
+        snr_db(np.zeros(1000), 0, (10, 200))
+    with pytest.raises(ValueError, match="scalar"):
+        snr_db(np.float64(1.0), 10, (0, 1))
+
+
+def test_peak_dbfs():
+    t = np.arange(4800) / FS
+    x = np.stack([0.5 * np.sin(2 * np.pi * 1000 * t), 0.1 * np.sin(2 * np.pi * 1000 * t), np.zeros_like(t)])
+    assert_allclose(peak_dbfs(x)[:2], [20 * np.log10(0.5), -20.0], atol=1e-6)
+    assert peak_dbfs(x)[2] == -np.inf
+    with pytest.raises(ValueError, match="non-empty samples axis"):
+        peak_dbfs(np.zeros((2, 0)))
+
+
+def test_is_clipped():
+    x = 0.5 * np.ones((4, 100))
+    x[1, 10:13] = 1.0  # a run of 3 at full scale: clipped
+    x[2, 10] = 1.0  # one full-scale sample: a legitimate peak
+    x[2, 50:52] = -1.0  # a run of 2: below min_run
+    x[3, 60:70] = -0.9995  # negative full scale counts too
+    assert_array_equal(is_clipped(x), [False, True, False, True])
+    assert_array_equal(is_clipped(x, min_run=2), [False, True, True, True])
+    assert_array_equal(is_clipped(x, threshold=0.4, min_run=100), [True] * 4)  # the whole row
+    assert not np.any(is_clipped(x, threshold=1.5))
+    assert not is_clipped(np.ones(2), min_run=3)
+    with pytest.raises(ValueError, match="min_run must be >= 1"):
+        is_clipped(x, min_run=0)
+    with pytest.raises(ValueError, match="threshold must be > 0"):
+        is_clipped(x, threshold=0)
+    with pytest.raises(ValueError, match="non-empty samples axis"):
+        is_clipped(np.float64(1.0))
+
+
+def test_latency_exact_for_integer_delays():
+    rng = np.random.default_rng(5)
+    ref = rng.standard_normal(3000)
+    delays = [0, 17, 1234, 6999]
+    rec = np.zeros((len(delays), 10000))
+    for row, d in zip(rec, delays):
+        row[d : d + ref.size] = ref[: 10000 - d]
+    rec += 0.1 * rng.standard_normal(rec.shape)  # 20 dB SNR
+    assert_array_equal(estimate_latency_samples(rec, ref), delays)
+    # a sweep reference with reversed polarity (inverted mic) is found as well
+    sweep = synchronized_sweep(50.0, 16000.0, 0.1, FS).signal
+    rec1 = np.zeros(sweep.size + 700)
+    rec1[333 : 333 + sweep.size] = -0.3 * sweep
+    assert estimate_latency_samples(rec1, sweep) == 333
+
+
+def test_latency_errors():
+    with pytest.raises(ValueError, match="1-D reference_signal"):
+        estimate_latency_samples(np.zeros(100), np.zeros((2, 10)))
+    with pytest.raises(ValueError, match="must be non-empty and <= 100"):
+        estimate_latency_samples(np.zeros(100), np.zeros(200))

@@ -60,6 +60,9 @@ __all__ = [
     "terminate_portaudio",
 ]
 
+# PortAudio callback flags that mean the block is not continuous.
+_XRUN_FLAGS = ("input overflow", "output underflow", "priming output")
+
 # Interfaces with an open stream; closed before PortAudio is terminated.
 _OPEN_INTERFACES: weakref.WeakSet[PortAudioInterface] = weakref.WeakSet()
 
@@ -232,7 +235,7 @@ class _Job:
     out: np.ndarray  # (N, device output channels) float32
     rec: np.ndarray  # (N, n_inputs) float32
     pos: int = 0
-    flags: list[str] = field(default_factory=list)
+    flags: list[tuple[bool, bool, bool]] = field(default_factory=list)  # per flagged block, see _XRUN_FLAGS
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -329,8 +332,9 @@ class PortAudioInterface(AudioInterface):
         if job is None:
             outdata.fill(0.0)
             return
-        if status.input_overflow or status.output_underflow or status.priming_output:
-            job.flags.append(str(status))
+        flags = (status.input_overflow, status.output_underflow, status.priming_output)
+        if any(flags):
+            job.flags.append(flags)
         n = min(frames, job.out.shape[0] - job.pos)
         outdata[:n] = job.out[job.pos : job.pos + n]
         outdata[n:] = 0.0
@@ -392,8 +396,11 @@ class PortAudioInterface(AudioInterface):
                 f"samples after {timeout_s:.1f} s"
             )
         if job.flags:
+            seen = np.any(job.flags, axis=0)
+            kinds = [name for name, on in zip(_XRUN_FLAGS, seen) if on]
             raise RigError(
-                f"xrun during playrec on device {self.device['name']!r}: {'; '.join(job.flags)}"
+                f"xrun during playrec on device {self.device['name']!r}: {len(job.flags)} "
+                f"block(s) flagged ({', '.join(kinds)}); retry the step"
             )
         return job.rec.T.astype(np.float64)
 

@@ -69,7 +69,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def jack_config() -> dict[str, int]:
     """Server settings; a test module may override: sample_rate, period (frames), ports (-C and -P)."""
-    return {"sample_rate": 48000, "period": 256, "ports": 4}
+    return {"sample_rate": 48000, "period": 1024, "ports": 4}
 
 
 @pytest.fixture(scope="module")

@@ -103,9 +103,9 @@ def band_power_average(freqs_hz: np.ndarray, power: np.ndarray, bands: Bands) ->
     member = band_matrix(freqs_hz, bands)
     if power.shape[-1:] != member.shape[:1]:
         raise ValueError(f"power must have F={member.shape[0]} bins on its last axis, got shape {power.shape}")
-    valid = ~np.isnan(power)  # NaN bins (e.g. 0/0 at DC) are skipped
-    counts = valid @ member
-    total = np.where(valid, power, 0.0) @ member
+    counts = ~np.isnan(power) @ member  # NaN bins (e.g. 0/0 at DC) are skipped
+    total = np.where(np.isfinite(power), power, 0.0) @ member
+    total = np.where(np.isposinf(power) @ member > 0, np.inf, total)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, total / counts, np.nan)
 
@@ -119,7 +119,7 @@ def optional_band_average(freqs_hz: np.ndarray | None, power: np.ndarray, bands:
     return band_power_average(freqs_hz, power, bands)
 
 
-def power_db(power_ratio: np.ndarray) -> np.ndarray:
-    """``10 log10`` of a power ratio; 0 -> -inf and 0/0 -> NaN without warnings."""
+def power_db(power: np.ndarray, reference: np.ndarray | float = 1.0) -> np.ndarray:
+    """``10 log10(power / reference)``; 0 -> -inf and 0/0 -> NaN without warnings."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return 10.0 * np.log10(power_ratio)
+        return 10.0 * np.log10(np.asarray(power) / reference)

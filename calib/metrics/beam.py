@@ -115,7 +115,7 @@ def null_depth_db(
     power = _angle_power(pattern, azimuths_deg, freqs_hz, bands)
     i0 = azimuth_index(azimuths_deg, 0.0, tol_deg)
     idx = [azimuth_index(azimuths_deg, n, tol_deg) for n in null_deg]
-    return power_db(power[idx] / power[i0])
+    return power_db(power[idx], power[i0])
 
 
 def main_lobe_db(
@@ -132,7 +132,7 @@ def main_lobe_db(
     power = _angle_power(pattern, azimuths_deg, freqs_hz, bands)
     i0 = azimuth_index(azimuths_deg, 0.0, tol_deg)
     inside = np.abs(wrap_deg(azimuths_deg)) <= main_lobe_deg + 1e-9
-    return power_db(np.min(power[inside], axis=0) / power[i0])
+    return power_db(np.min(power[inside], axis=0), power[i0])
 
 
 def directivity_index_db(
@@ -151,4 +151,4 @@ def directivity_index_db(
     power = _angle_power(pattern, azimuths_deg, freqs_hz, bands)
     i0 = azimuth_index(azimuths_deg, 0.0, tol_deg)
     mean = arc_weights(azimuths_deg, full_circle) @ power
-    return power_db(power[i0] / mean)
+    return power_db(power[i0], mean)

@@ -45,7 +45,7 @@ def cancellation_gain_from_ears_db(
     power = optional_band_average(freqs_hz, np.moveaxis(np.abs(ears) ** 2, 0, -1), bands)  # [P, ear, input, F|B]
     wanted = np.stack([power[:, 0, 0], power[:, 1, 1]])  # ipsilateral ear per input
     crosstalk = np.stack([power[:, 1, 0], power[:, 0, 1]])
-    return power_db(wanted / crosstalk)
+    return power_db(wanted, crosstalk)
 
 
 def cancellation_gain_db(

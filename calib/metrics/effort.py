@@ -98,4 +98,4 @@ def white_noise_gain_db(
     den = np.sum(np.abs(w) ** 2, axis=-1) * np.mean(np.abs(c0) ** 2, axis=-1)
     num = optional_band_average(freqs_hz, num, bands)
     den = optional_band_average(freqs_hz, den, bands)
-    return power_db(num / den)
+    return power_db(num, den)

@@ -70,7 +70,7 @@ def response_deviation_db(
             raise ValueError(f"target_db must have shape [F]=({freqs.size},) or be (points_hz, points_db), got {target.shape}")
     got = band_power_average(freqs, np.abs(resp) ** 2, bands)
     want = band_power_average(freqs, 10.0 ** (target / 10.0), bands)
-    dev = power_db(got / want)
+    dev = power_db(got, want)
     if normalize:
         finite = np.isfinite(dev)
         if not np.any(finite):

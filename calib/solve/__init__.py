@@ -5,7 +5,7 @@ Pure numpy/scipy, frequency first: plants [F, E, S], filters [F, S, K].
 
 from calib.solve.beamformer import BeamDesign, band_taper, design_beamformer
 from calib.solve.ctc import CtcDesign, cg_target_curve, design_ctc
-from calib.solve.fir import align_delays, bulk_delay_samples, synthesize_fir
+from calib.solve.fir import align_delays, arrival_delay_s, bulk_delay_samples, synthesize_fir
 from calib.solve.regularized import TikhonovSolver, reference_gain, regularized_solve
 from calib.solve.virtual import virtual_targets, woodworth_itd_s
 
@@ -14,6 +14,7 @@ __all__ = [
     "CtcDesign",
     "TikhonovSolver",
     "align_delays",
+    "arrival_delay_s",
     "band_taper",
     "bulk_delay_samples",
     "cg_target_curve",

@@ -156,8 +156,10 @@ def design_beamformer(
     wng_min_db : float
         Minimum white-noise gain relative to a single driver.
     modeling_delay_s : float
-        Target delay from the plant's time origin (must exceed the acoustic
-        delay to the arc).
+        Target delay from the plant's time origin: the acoustic delay to the
+        arc (:func:`calib.solve.fir.arrival_delay_s`, 5.8 ms at 2 m) plus the
+        filter latency (pre-ringing room; superdirective filters ring long,
+        allow ~8 ms for > 40 dB nulls after FIR truncation).
     effort_cap_db : float
         Maximum ``20 log10 max_s |H_s|``.
     null_weight, side_weight, taper_oct, beta_range, n_iter, tol_deg

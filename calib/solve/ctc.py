@@ -144,7 +144,8 @@ def design_ctc(
         Maximum ``20 log10 max_s |H_s|`` (0 dB = one driver as is).
     modeling_delay_s : float
         Target delay from the plant's time origin. It must exceed the acoustic
-        delay to the ears plus the filters' pre-ringing, or the FIR is acausal.
+        delay to the ears plus the filters' pre-ringing, or the FIR is acausal:
+        use :func:`calib.solve.fir.arrival_delay_s` plus a latency of a few ms.
     virtual_ipsi : array_like, complex [F], optional
         Ipsilateral virtualization response (default 1), see
         :func:`calib.solve.virtual.virtual_targets`.
@@ -172,32 +173,45 @@ def design_ctc(
     solver = TikhonovSolver.from_plant(stacked)
     coords = solver.project(desired)
 
-    def evaluate(beta_rel):
-        h = solver.solve_projected(coords, beta_rel * g**2)
-        resp = stacked @ h  # [..., F, 2P, 2]
-        num = np.sum(np.conj(resp) * desired, axis=-2).real
-        den = np.sum(np.abs(resp) ** 2, axis=-2)
-        alpha = np.divide(num, den, out=np.ones_like(den), where=den > 0)
-        h = h * alpha[..., None, :]
-        power = np.abs(resp.reshape(*resp.shape[:-2], n_pos, 2, 2)) ** 2  # [..., F, P, ear, input]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cg = power_db(np.stack([power[..., 0, 0] / power[..., 1, 0], power[..., 1, 1] / power[..., 0, 1]], -1))
-        effort = power_db(np.max(np.abs(h) ** 2, axis=(-2, -1)))
-        return h, cg, effort
+    def evaluator(sel):
+        """Level-compensated filters, CG [..., F', P, 2] and effort [..., F'] on the bins ``sel``."""
+        sub, c, d, b, g2 = solver.take(sel), stacked[sel], desired[sel], coords[sel], g[sel] ** 2
+
+        def evaluate(beta_rel):
+            h = sub.solve_projected(b, beta_rel * g2)
+            resp = c @ h  # [..., F', 2P, 2]
+            num = np.einsum("...ek,...ek->...k", np.conj(resp), d).real
+            den = np.einsum("...ek,...ek->...k", np.conj(resp), resp).real
+            alpha = np.divide(num, den, out=np.ones_like(den), where=den > 0)
+            h = h * alpha[..., None, :]
+            power = (resp.real**2 + resp.imag**2).reshape(*resp.shape[:-2], n_pos, 2, 2)  # [..., P, ear, input]
+            ipsi = np.stack([power[..., 0, 0], power[..., 1, 1]], -1)
+            contra = np.stack([power[..., 1, 0], power[..., 0, 1]], -1)
+            cg = power_db(ipsi, contra)
+            effort = power_db(np.max((h.real**2 + h.imag**2).reshape(*h.shape[:-2], 2 * n_drv), axis=-1))
+            return h, cg, effort
+
+        return evaluate
+
+    in_band = np.isfinite(target)
+    band = np.flatnonzero(in_band)
+    evaluate_band = evaluator(band)
 
     def meets_target(beta_rel):
-        cg = evaluate(beta_rel)[1]
-        return np.min(cg, axis=(-2, -1)) >= target  # NaN (out of band) -> False
+        cg = evaluate_band(beta_rel)[1]
+        return np.min(cg.reshape(*cg.shape[:-2], 2 * n_pos), axis=-1) >= target[band]
 
     def under_cap(beta_rel):
-        return evaluate(beta_rel)[2] <= effort_cap_db
+        return evaluate_band(beta_rel)[2] <= effort_cap_db
 
     lo, hi = beta_range
-    beta_cg, _ = bisect_log(meets_target, lo, hi, n_freqs, true_above=False, n_iter=n_iter)
-    beta_cap, _ = bisect_log(under_cap, lo, hi, n_freqs, true_above=True, n_iter=n_iter)
-    in_band = np.isfinite(target)
-    beta = np.where(in_band, np.maximum(beta_cg, beta_cap), hi)
-    h, cg, effort = evaluate(beta)
+    beta_cg, _ = bisect_log(meets_target, lo, hi, band.size, true_above=False, n_iter=n_iter)
+    beta_cap, _ = bisect_log(under_cap, lo, hi, band.size, true_above=True, n_iter=n_iter)
+    beta = np.full(n_freqs, float(hi))
+    beta[band] = np.maximum(beta_cg, beta_cap)
+    cap_limited = np.zeros(n_freqs, bool)
+    cap_limited[band] = beta_cap > beta_cg
+    h, cg, effort = evaluator(slice(None))(beta)
     with np.errstate(invalid="ignore"):
         met = in_band & (np.min(cg, axis=(-2, -1)) >= target - 1e-9)
     return CtcDesign(
@@ -207,7 +221,7 @@ def design_ctc(
         cg_db=cg,
         effort_db=effort,
         in_band=in_band,
-        cap_limited=in_band & (beta_cap > beta_cg),
+        cap_limited=cap_limited,
         target_met=met,
     )
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["align_delays", "bulk_delay_samples", "half_hann_window", "synthesize_fir"]
+__all__ = ["align_delays", "arrival_delay_s", "bulk_delay_samples", "half_hann_window", "synthesize_fir"]
 
 
 def half_hann_window(n_taps: int, n_in: int, n_out: int) -> np.ndarray:
@@ -44,6 +44,36 @@ def bulk_delay_samples(fir: np.ndarray) -> int:
         raise ValueError(f"fir must have samples on its last axis, got shape {fir.shape}")
     energy = np.sum(np.abs(fir.reshape(-1, fir.shape[-1])) ** 2, axis=0)
     return int(np.argmax(energy))
+
+
+def arrival_delay_s(plant: np.ndarray, freqs_hz: np.ndarray) -> float:
+    """Bulk acoustic delay of a plant on a full rfft grid, seconds.
+
+    The plant's impulse responses (``irfft`` along the frequency axis, length
+    ``n_fft = 2 (F - 1)``, ``sample_rate = 2 f_max``) are summed in energy
+    over all channels; the peak is the bulk arrival (direct sound). Use it to
+    choose modeling delays: the design's ``modeling_delay_s`` counts from the
+    plant's time origin, so ``arrival_delay_s(plant) + latency`` gives the
+    filters ``latency`` seconds of pre-ringing room, and equal latencies for
+    the CTC (ears) and beam (arc) plants align both paths at the listener.
+
+    Parameters
+    ----------
+    plant : array_like, complex [F, ...]
+    freqs_hz : array_like [F]
+        ``np.fft.rfftfreq(n_fft, 1 / sample_rate)`` with even ``n_fft``.
+    """
+    plant = np.asarray(plant)
+    freqs = np.asarray(freqs_hz, dtype=float)
+    n_freqs = freqs.size
+    if plant.ndim < 1 or plant.shape[0] != n_freqs or n_freqs < 2:
+        raise ValueError(f"plant must have F={n_freqs} >= 2 bins on axis 0, got shape {plant.shape}")
+    n_fft = 2 * (n_freqs - 1)
+    sample_rate = 2.0 * freqs[-1]
+    if not np.allclose(freqs, np.fft.rfftfreq(n_fft, 1.0 / sample_rate), rtol=1e-9, atol=1e-9 * sample_rate):
+        raise ValueError("freqs_hz must be a full rfft grid 0, df, ..., sample_rate / 2 (even n_fft)")
+    ir = np.moveaxis(np.fft.irfft(plant, n=n_fft, axis=0), 0, -1)
+    return bulk_delay_samples(ir) / sample_rate
 
 
 def synthesize_fir(

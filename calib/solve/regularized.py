@@ -124,6 +124,10 @@ class TikhonovSolver:
         s = np.where(s > tol, s, 0.0)
         return cls(u=u, s=s, vh=vh, sqrt_w=sqrt_w)
 
+    def take(self, index: np.ndarray) -> TikhonovSolver:
+        """The solver restricted to some bins (``index`` into axis F)."""
+        return TikhonovSolver(u=self.u[index], s=self.s[index], vh=self.vh[index], sqrt_w=self.sqrt_w[index])
+
     def project(self, target: np.ndarray) -> np.ndarray:
         """Coordinates of the weighted target, ``U^H W^{1/2} D`` [F, r, K]."""
         target = np.asarray(target)

@@ -5,7 +5,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import signal
 
-from calib.solve.fir import align_delays, bulk_delay_samples, half_hann_window, synthesize_fir
+from calib.solve.fir import align_delays, arrival_delay_s, bulk_delay_samples, half_hann_window, synthesize_fir
 
 FS, N_FFT = 48000, 4096
 FREQS = np.fft.rfftfreq(N_FFT, 1 / FS)
@@ -54,6 +54,17 @@ def test_bulk_delay_and_alignment():
     assert_allclose(a2[..., 20:], a)
     (a3, b3), shifts = align_delays(a, b, delays_samples=[12, 2])
     assert list(shifts) == [0, 10] and a3.shape[-1] == 64 and b3[0, 0, 40] == 0.5
+
+
+def test_arrival_delay_of_delayed_plant():
+    # two channels: 1/r point-source delays of 140 and 150 samples, the louder (nearer) one wins
+    delays = np.array([140, 150]) / FS
+    plant = np.exp(-2j * np.pi * FREQS[:, None] * delays) / (delays * 343.0)
+    assert arrival_delay_s(plant, FREQS) == pytest.approx(140 / FS)
+    with pytest.raises(ValueError, match="freqs_hz must be a full rfft grid"):
+        arrival_delay_s(plant[:100], np.geomspace(1, 1000, 100))
+    with pytest.raises(ValueError, match="plant must have F=2049 >= 2 bins on axis 0"):
+        arrival_delay_s(plant[:100], FREQS)
 
 
 @pytest.mark.parametrize(

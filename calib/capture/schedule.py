@@ -151,7 +151,10 @@ def _capture(
         watched = rec[inputs]
     recorded = rec[inputs]
     n_fft = scipy.fft.next_fast_len(n_total, real=True)
-    ir_full = deconvolve(recorded, ref, sweep.f1_hz, sweep.f2_hz, fs, n_fft)
+    # Divide in the band of interest (its regularization skirt lies in the sweep's
+    # extension), not over the sweep range: a skirt at the sweep's own edges rings.
+    lo, hi = plan.band_hz
+    ir_full = deconvolve(recorded, ref, lo, hi, fs, n_fft)
     n_harm = plan.n_harmonics
     if len(sources) > 1:
         parts = mesm_split(ir_full, offsets, plan.ir_length, sweep, n_harm)
@@ -163,8 +166,8 @@ def _capture(
         starts = np.zeros(1, dtype=np.int64)
     window = noise_window(n_fft, int(offsets[-1]) + plan.ir_length + feeds.shape[-1], sweep.rate_s, fs, n_harm)
     snr = snr_db(ir_full, plan.ir_length, window, signal_start=starts)
-    lo, hi = plan.band_hz
-    thd = thd_percent(linear, harmonics, lo, min(hi, fs / 2 / max(n_harm, 2)), fs) if n_harm > 1 else np.zeros(snr.shape)
+    # Harmonic n of input f sits at n f, measurable only up to the band's top.
+    thd = thd_percent(linear, harmonics, lo, hi / n_harm, fs, f_max_hz=hi) if n_harm > 1 else np.zeros(snr.shape)
     start = max(latency, 0)
     dropout = _has_dropout(watched[:, start : start + n_sweep + int(offsets[-1])])
     return StepCapture(

@@ -27,7 +27,7 @@ import scipy.fft
 
 from calib.errors import DeviceNotFoundError, RigError, TurntableError
 from calib.rig.base import AudioInterface, HeadPosition, Positioner, Rig, Turntable
-from calib.sim.driver import nonlinearity
+from calib.sim.driver import nonlinearity_band_limited
 from calib.sim.lab import EarReceiver, MicReceiver, Receiver, VirtualLab, angle_key
 from calib.sim.model import NO_FAULTS, DeviceModel, Faults, LatencyModel, NoiseModel, RoomModel
 from calib.sim.propagation import spl_to_pa_rms
@@ -293,7 +293,7 @@ class SimAudioInterface(AudioInterface):
         feeds = np.zeros((n_drv, n))
         used = np.flatnonzero(self._out_driver >= 0)
         d_idx = self._out_driver[used]
-        nl = nonlinearity(x[used], self._h2[d_idx, None], self._h3[d_idx, None]) * self._factor[d_idx, None]
+        nl = nonlinearity_band_limited(x[used], self._h2[d_idx, None], self._h3[d_idx, None]) * self._factor[d_idx, None]
         np.add.at(feeds, d_idx, nl)
         active = np.flatnonzero(np.any(feeds != 0.0, axis=-1))  # skip silent drivers (sequential sweeps)
         receivers = self._receivers()

@@ -1,0 +1,1 @@
+"""Stages of the chain that touch files: fit, verify, report."""

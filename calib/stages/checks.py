@@ -1,0 +1,91 @@
+"""Pass/fail checks of a unit's metrics against the procedure's targets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calib.procedure.model import Procedure
+from calib.stages.metrics import Metrics
+
+INPUTS = ("L", "R")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict line: ``value`` compared with ``limit`` (``>=`` unless ``upper``)."""
+
+    name: str
+    value: float
+    limit: float
+    unit: str
+    passed: bool
+    upper: bool = False
+    detail: str = ""
+
+    def line(self) -> str:
+        """``PASS  name  value (limit)`` for consoles and reports."""
+        op = "<=" if self.upper else ">="
+        mark = "PASS" if self.passed else "FAIL"
+        extra = f"  [{self.detail}]" if self.detail else ""
+        return f"{mark}  {self.name:<38} {self.value:7.1f} {self.unit} ({op} {self.limit:g}){extra}"
+
+
+def _at_least(name: str, value: float, limit: float, unit: str = "dB", detail: str = "") -> Check:
+    ok = bool(np.isfinite(value) and value >= limit)
+    return Check(name, float(value), float(limit), unit, ok, False, detail)
+
+
+def evaluate(proc: Procedure, metrics: Metrics) -> list[Check]:
+    """Every check the procedure's targets define, for one set of metrics."""
+    checks: list[Check] = []
+    target = proc.targets.cancellation
+    bands = metrics["ctc/bands_hz"]
+    curve = target.min_db(bands)
+    cg = metrics["ctc/cancellation_db"]
+    names = list(metrics["ctc/positions"])
+    by_name = {p.name: p for p in proc.positions}
+    for p, name in enumerate(names):
+        pos = by_name.get(name)
+        if pos is None:
+            continue
+        for k, inp in enumerate(INPUTS):
+            if pos.design:
+                margin = cg[k, p] - curve
+                worst = int(np.nanargmin(margin))
+                checks.append(
+                    _at_least(f"cancellation {inp} @ {name}", cg[k, p, worst], curve[worst] - target.tolerance_db,
+                              detail=f"worst band {bands[worst]:g} Hz")
+                )
+            elif target.holdout_median_min_db is not None:
+                checks.append(
+                    _at_least(f"cancellation {inp} @ {name} (median)", float(np.nanmedian(cg[k, p])),
+                              target.holdout_median_min_db)
+                )
+    beam = proc.targets.beam
+    if beam is not None and "beam/null_depth_db" in metrics:
+        bb = metrics["beam/bands_hz"]
+        depth = metrics["beam/null_depth_db"]
+        for i, side in enumerate(("+", "-")):
+            worst = int(np.nanargmin(depth[i]))
+            checks.append(
+                _at_least(f"beam null depth at {side}{beam.null_deg:g} deg", depth[i, worst],
+                          beam.null_depth_min_db - beam.tolerance_db, detail=f"worst band {bb[worst]:g} Hz")
+            )
+        lobe = metrics["beam/main_lobe_db"]
+        worst = int(np.nanargmin(lobe))
+        checks.append(
+            _at_least(f"beam main lobe within +-{beam.main_lobe_deg:g} deg", lobe[worst],
+                      beam.main_lobe_min_db - beam.tolerance_db, detail=f"worst band {bb[worst]:g} Hz")
+        )
+    if proc.targets.effort is not None:
+        value = float(metrics["effort/max_db"])
+        limit = proc.targets.effort.max_db
+        checks.append(Check("filter effort", value, limit, "dB", bool(value <= limit), upper=True))
+    return checks
+
+
+def verdict(checks: list[Check]) -> str:
+    """``PASS`` if every check passed, else ``FAIL``."""
+    return "PASS" if checks and all(c.passed for c in checks) else "FAIL"

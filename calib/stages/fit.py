@@ -1,0 +1,182 @@
+"""``calib fit``: a characterize measurement in, a per-unit calibration file out.
+
+Reads the plant from the measurement (ears at the design positions, the
+horizontal arc microphone), designs CTC filters for L and R
+(:func:`calib.solve.ctc.design_ctc`) and the centre beam
+(:func:`calib.solve.beamformer.design_beamformer`), synthesizes causal FIRs,
+and stores the metrics predicted from the characterize IRs.
+
+Delay alignment: every design targets ``tau_m + d / c`` from the output
+instant, ``d`` being the distance of its receivers (head centres, or the
+arc). Each filter path therefore has the same bulk delay ``tau_m`` and the
+CTC and beam paths arrive together at the listener.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calib.errors import FitError
+from calib.procedure.load import parse_procedure
+from calib.procedure.model import Procedure
+from calib.solve.beamformer import design_beamformer
+from calib.solve.ctc import design_ctc
+from calib.solve.fir import synthesize_fir
+from calib.solve.virtual import virtual_targets
+from calib.stages.checks import Check, evaluate
+from calib.stages.metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
+from calib.store.calibration import Calibration, file_sha256, write_calibration
+from calib.store.measurement import Measurement, read_measurement, utc_stamp
+
+VIRTUALIZER_TAPS = 256
+VIRTUALIZER_DELAY = 32  # samples: room for the contralateral low-pass to be causal
+
+
+@dataclass
+class FitResult:
+    """A fitted calibration and what it predicts."""
+
+    calibration: Calibration
+    metrics: Metrics
+    checks: list[Check]
+    path: Path | None = None
+
+
+def procedure_of(meas: Measurement) -> Procedure:
+    """The procedure stored in a measurement file."""
+    return parse_procedure(meas.procedure_text, source=f"{meas.path}:/procedure")
+
+
+def design_target_db(proc: Procedure, freqs_hz: np.ndarray) -> np.ndarray:
+    """The CTC design target: the product curve plus the margin, tapered to 0 dB at the design band edges.
+
+    Inside the target curve's band: curve + ``fit.ctc_margin_db``. Between that
+    band and ``fit.ctc_band_hz``: a raised cosine in log frequency down to 0 dB
+    (the solver relaxes smoothly, keeping the filters short). Outside: NaN.
+    """
+    target = proc.targets.cancellation
+    lo, hi = proc.fit.ctc_band_hz
+    c_lo, c_hi = target.band_hz()
+    f = np.asarray(freqs_hz, dtype=float)
+    inside = target.min_db(f) + proc.fit.ctc_margin_db
+    edge_lo = target.curve_hz_db[0][1] + proc.fit.ctc_margin_db
+    edge_hi = target.curve_hz_db[-1][1] + proc.fit.ctc_margin_db
+    with np.errstate(divide="ignore", invalid="ignore"):
+        below = np.clip(np.log(f / lo) / np.log(c_lo / lo), 0, 1) if c_lo > lo else np.zeros_like(f)
+        above = np.clip(np.log(hi / np.maximum(f, 1e-12)) / np.log(hi / c_hi), 0, 1) if hi > c_hi else np.zeros_like(f)
+    out = np.where(f < c_lo, edge_lo * 0.5 * (1 - np.cos(np.pi * below)), inside)
+    out = np.where(f > c_hi, edge_hi * 0.5 * (1 - np.cos(np.pi * above)), out)
+    return np.where((f >= min(lo, c_lo)) & (f <= max(hi, c_hi)), out, np.nan)
+
+
+def fit_measurement(meas: Measurement) -> FitResult:
+    """Design the unit's filters from a complete characterize measurement."""
+    if meas.stage != "characterize":
+        raise FitError(f"{meas.path}: stage: expected 'characterize', got {meas.stage!r}")
+    if not meas.complete:
+        raise FitError(f"{meas.path}: incomplete measurement (continue it with calib measure --resume)")
+    proc = procedure_of(meas)
+    fs = meas.sample_rate
+    taps = proc.fit.taps
+    n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length, taps) * 2)))
+    freqs = rfft_grid(n_fft, fs)
+    c = proc.sim.speed_of_sound if proc.sim is not None else 343.0
+    tau_m = proc.fit.modeling_delay_ms * 1e-3
+
+    # CTC over the design zone: plant [F, P, 2, S].
+    design = [meas.position_index(p.name) for p in proc.design_positions()]
+    ears = np.fft.rfft(meas.binaural_ir, n_fft, axis=-1)  # [P, 2, S, F]
+    plant_ears = np.moveaxis(ears, -1, 0)  # [F, P, 2, S]
+    head_m = float(np.mean([np.linalg.norm(meas.positions[i].xyz_m) for i in design]))
+    ctc = design_ctc(plant_ears[:, design], freqs, design_target_db(proc, freqs), proc.fit.effort_cap_db, tau_m + head_m / c)
+
+    # Centre: beam from the horizontal arc microphone, or a phantom centre for 2 drivers.
+    mic = horizontal_mic_index(proc)
+    arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
+    if proc.targets.beam is not None:
+        beam = proc.targets.beam
+        bf = design_beamformer(
+            arc, meas.azimuth_deg, freqs, proc.fit.beam_band_hz, (beam.null_deg, -beam.null_deg), beam.main_lobe_deg,
+            wng_min_db=proc.fit.beam_wng_min_db, modeling_delay_s=tau_m + proc.arc.distance_m / c,
+            effort_cap_db=proc.fit.effort_cap_db,
+        )
+        h_centre = bf.H
+    else:  # both ears get the centre equally: half of each CTC input
+        h_centre = 0.5 * (ctc.H[..., :1] + ctc.H[..., 1:])
+    H = np.concatenate([ctc.H, h_centre], axis=-1)  # [F, S, 3]
+    if not np.all(np.isfinite(H)):
+        raise FitError(f"{meas.path}: the solver returned non-finite filters (is a driver dead?)")
+    fir = np.transpose(synthesize_fir(H, n_fft, taps, fs), (1, 0, 2))  # [3, S, T]
+
+    cal = Calibration(
+        serial=meas.serial,
+        product_id=proc.product.id,
+        sample_rate=fs,
+        drivers=list(meas.sources),
+        output_channels=[proc.channels.outputs[d] for d in meas.sources],
+        fir=fir.astype(np.float32),
+        virtualizer=virtualizer_fir(proc, fs),
+        virtualizer_delay_samples=VIRTUALIZER_DELAY,
+        modeling_delay_s=tau_m,
+        procedure_text=meas.procedure_text,
+        measurement_sha256=file_sha256(meas.path),
+        procedure_sha256=meas.procedure_sha256,
+    )
+    metrics = predicted_metrics(proc, meas, cal)
+    cal.predicted = {k: np.asarray(v, float) for k, v in metrics.items() if k != "ctc/positions"}
+    cal.predicted_attrs = {"ctc/cancellation_db": {"positions": ",".join(metrics["ctc/positions"])}}
+    return FitResult(cal, metrics, evaluate(proc, metrics))
+
+
+def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Metrics:
+    """Metrics of the characterize IRs convolved with the synthesized FIRs (all positions)."""
+    n_fft = int(2 ** np.ceil(np.log2(meas.ir_length + cal.fir.shape[-1])))
+    freqs = rfft_grid(n_fft, meas.sample_rate)
+    H = np.moveaxis(np.fft.rfft(cal.fir.astype(float), n_fft, axis=-1), -1, 0)  # [F, K, S]
+    H = np.swapaxes(H, 1, 2)  # [F, S, K]
+    ears = np.moveaxis(np.fft.rfft(meas.binaural_ir, n_fft, axis=-1), -1, 0)  # [F, P, 2, S]
+    ears_lr = np.einsum("fpes,fsk->fpek", ears, H[..., :2])
+    mic = horizontal_mic_index(proc)
+    arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
+    pattern = np.einsum("fas,fs->fa", arc, H[..., 2])
+    return product_metrics(
+        proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, H
+    )
+
+
+def virtualizer_fir(proc: Procedure, sample_rate: int) -> np.ndarray:
+    """The 2x2 stereo virtualizer ``[2, 2, Tv]``: ipsilateral delay, contralateral delayed low-pass.
+
+    Built from :func:`calib.solve.virtual.virtual_targets` relative to the
+    ipsilateral path (so the diagonal is a pure delay of ``VIRTUALIZER_DELAY``).
+    """
+    n_fft = 4 * VIRTUALIZER_TAPS
+    freqs = rfft_grid(n_fft, sample_rate)
+    ipsi, contra = virtual_targets(freqs, proc.fit.virtualization)
+    delay = np.exp(-2j * np.pi * freqs * VIRTUALIZER_DELAY / sample_rate)
+    cross = np.fft.irfft(contra / ipsi * delay, n_fft)[:VIRTUALIZER_TAPS]
+    direct = np.zeros(VIRTUALIZER_TAPS)
+    direct[VIRTUALIZER_DELAY] = 1.0
+    out = np.zeros((2, 2, VIRTUALIZER_TAPS), np.float32)
+    out[0, 0] = out[1, 1] = direct
+    out[0, 1] = out[1, 0] = cross
+    return out
+
+
+def default_calibration_path(meas: Measurement) -> Path:
+    """``<measurement folder>/calibration-<utc>.h5``."""
+    return meas.path.parent / f"calibration-{utc_stamp()}.h5"
+
+
+def fit_file(measurement_path: str | Path, out_path: str | Path | None = None) -> FitResult:
+    """Fit a measurement file and write the calibration file (never overwriting one)."""
+    meas = read_measurement(measurement_path)
+    result = fit_measurement(meas)
+    path = Path(out_path) if out_path is not None else default_calibration_path(meas)
+    if path.exists():
+        raise FileExistsError(0, "exists", str(path))
+    result.path = write_calibration(path, result.calibration)
+    return result

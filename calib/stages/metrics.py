@@ -1,0 +1,78 @@
+"""Product metrics from ear responses and beam patterns (DESIGN.md section 6).
+
+The same function serves the prediction (characterize IRs times the
+filters) and the verification (the re-measurement through the filters), so
+the two are computed identically and can be compared band by band.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from calib.metrics.bands import third_octave_bands
+from calib.metrics.beam import directivity_index_db, main_lobe_db, null_depth_db
+from calib.metrics.ctc import cancellation_gain_from_ears_db
+from calib.metrics.effort import band_effort_db, max_effort_db
+from calib.procedure.model import Procedure
+
+Metrics = dict[str, np.ndarray]
+
+
+def rfft_grid(n_fft: int, sample_rate: int) -> np.ndarray:
+    """Bin frequencies of an ``n_fft`` rfft."""
+    return np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+
+
+def horizontal_mic_index(proc: Procedure) -> int:
+    """The arc microphone closest to the horizontal plane (beam metrics use it)."""
+    return int(np.argmin([abs(m.elevation_deg) for m in proc.mics]))
+
+
+def product_metrics(
+    proc: Procedure,
+    freqs_hz: np.ndarray,
+    ears_lr: np.ndarray,
+    position_names: list[str],
+    beam_pattern: np.ndarray | None,
+    azimuths_deg: np.ndarray,
+    filters: np.ndarray,
+) -> Metrics:
+    """All metrics of one unit.
+
+    Parameters
+    ----------
+    ears_lr : ndarray, complex [F, P, 2, 2]
+        Ear pressure (ear 0 left, 1 right) for inputs L (0) and R (1).
+    position_names : list of str
+        Names of the P positions.
+    beam_pattern : ndarray, complex [F, A] or None
+        Horizontal pattern of input C (None: the product has no beam target).
+    filters : ndarray, complex [F, S, K]
+        The filters' responses (effort).
+
+    Returns
+    -------
+    dict
+        ``ctc/bands_hz`` [B], ``ctc/positions`` [P], ``ctc/cancellation_db`` [2, P, B],
+        ``effort/max_db`` [], ``effort/band_db`` [B], and, with a beam,
+        ``beam/bands_hz`` [Bb], ``beam/null_depth_db`` [2, Bb] (positive = deep),
+        ``beam/main_lobe_db`` [Bb], ``beam/di_db`` [Bb].
+    """
+    target = proc.targets.cancellation
+    bands = third_octave_bands(*target.band_hz())
+    out: Metrics = {
+        "ctc/bands_hz": bands.nominal_hz.astype(float),
+        "ctc/positions": np.array(position_names, dtype=object),
+        "ctc/cancellation_db": cancellation_gain_from_ears_db(ears_lr, freqs_hz, bands),
+        "effort/max_db": np.array(max_effort_db(filters, freqs_hz, proc.sweep.band_hz)),
+        "effort/band_db": band_effort_db(filters, freqs_hz, bands),
+    }
+    beam = proc.targets.beam
+    if beam is not None and beam_pattern is not None:
+        bb = third_octave_bands(*beam.band_hz)
+        nulls = (beam.null_deg, -beam.null_deg)
+        out["beam/bands_hz"] = bb.nominal_hz.astype(float)
+        out["beam/null_depth_db"] = -null_depth_db(beam_pattern, azimuths_deg, nulls, freqs_hz, bb)
+        out["beam/main_lobe_db"] = main_lobe_db(beam_pattern, azimuths_deg, beam.main_lobe_deg, freqs_hz, bb)
+        out["beam/di_db"] = directivity_index_db(beam_pattern, azimuths_deg, freqs_hz, bb)
+    return out

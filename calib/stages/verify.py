@@ -1,0 +1,99 @@
+"""``calib verify``: play sweeps through the unit's filters, re-measure, judge.
+
+Sources are the filter inputs L, R and C, each rendered on the host through
+its row of the FIR matrix (the virtualizer is a fixed product-level
+pre-filter and is not part of what is verified). The re-measurement is a
+measurement file of stage ``verify``; its metrics are computed exactly like
+the fit's predictions and judged against the procedure's targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from calib.capture.engine import latest_incomplete, new_measurement_path, run_measurement
+from calib.capture.plan import MeasurementPlan, channel_counts, head_position, plan_for
+from calib.errors import CalibError, FileFormatError
+from calib.procedure.load import parse_procedure
+from calib.procedure.model import Procedure
+from calib.rig.factory import open_rig
+from calib.stages.checks import Check, evaluate, verdict
+from calib.stages.metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
+from calib.store.calibration import Calibration, read_calibration
+from calib.store.measurement import Measurement, read_measurement
+
+
+@dataclass
+class VerifyResult:
+    """The verification of one unit."""
+
+    calibration: Calibration
+    measurement_path: Path
+    metrics: Metrics
+    checks: list[Check]
+    verdict: str
+    unit_serial: str
+
+
+def plan_verify(proc: Procedure, cal: Calibration) -> MeasurementPlan:
+    """Inputs L, R, C through the FIRs, at every azimuth and every verification position."""
+    n_out, _ = channel_counts(proc)
+    k, s, taps = cal.fir.shape
+    feeds = np.zeros((k, n_out, taps))
+    for j, channel in enumerate(cal.output_channels):
+        feeds[:, channel - 1] = cal.fir[:, j]
+    positions = [head_position(p) for p in proc.verify_positions()]
+    return plan_for(proc, "verify", list(cal.inputs), feeds, positions, proc.sweep.ir_length + taps)
+
+
+def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Metrics:
+    """Metrics of a verify measurement (inputs L, R, C as sources)."""
+    if meas.stage != "verify" or list(meas.sources) != list(cal.inputs):
+        raise FileFormatError(f"{meas.path}: expected a verify measurement of inputs {cal.inputs}, got {meas.stage} of {meas.sources}")
+    n_fft = int(2 ** np.ceil(np.log2(meas.ir_length * 2)))
+    freqs = rfft_grid(n_fft, meas.sample_rate)
+    ears = np.moveaxis(np.fft.rfft(meas.binaural_ir[:, :, :2], n_fft, axis=-1), -1, 0)  # [F, P, 2, 2]
+    mic = horizontal_mic_index(proc)
+    pattern = np.fft.rfft(meas.directivity_ir[:, mic, 2], n_fft, axis=-1).T  # [F, A]
+    filters = np.moveaxis(np.fft.rfft(cal.fir.astype(float), n_fft, axis=-1), -1, 0).swapaxes(1, 2)  # [F, S, K]
+    return product_metrics(proc, freqs, ears, [p.name for p in meas.positions], pattern, meas.azimuth_deg, filters)
+
+
+def verify_calibration(
+    calibration_path: str | Path,
+    rig_spec: str = "sim",
+    out_dir: str | Path = "measurements",
+    resume: bool = False,
+    unit_serial: str | None = None,
+    faults=None,  # noqa: ANN001 - SimFaults
+    progress: bool | None = None,
+    station=None,  # noqa: ANN001 - Station
+) -> VerifyResult:
+    """Verify a calibration on its unit (or on ``unit_serial``, to test cross-unit use)."""
+    cal = read_calibration(calibration_path)
+    proc = parse_procedure(cal.procedure_text, source=f"{calibration_path}:/procedure")
+    if station is not None:
+        from calib.procedure.station import apply_station
+
+        proc = apply_station(proc, station)
+    serial = unit_serial or cal.serial
+    plan = plan_verify(proc, cal)
+    if resume:
+        path = latest_incomplete(out_dir, serial, "verify")
+        if path is None:
+            raise CalibError(f"--resume: no incomplete verify measurement of {serial} in {Path(out_dir) / serial}")
+    else:
+        path = new_measurement_path(out_dir, serial, "verify")
+    extra = {"calibration_serial": cal.serial, "calibration_path": str(calibration_path)}
+    with open_rig(rig_spec, proc, serial, faults, station=station) as rig:
+        run_measurement(
+            plan, rig, path, serial=serial, procedure_text=proc.source_text, procedure_sha256=proc.sha256,
+            resume=resume, progress=progress, extra_attrs=extra,
+        )
+    meas = read_measurement(path)
+    metrics = verified_metrics(proc, meas, cal)
+    checks = evaluate(proc, metrics)
+    return VerifyResult(cal, path, metrics, checks, verdict(checks), serial)

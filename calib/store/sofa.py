@@ -102,6 +102,7 @@ def export_sofa(
     author_contact: str = "",
     license: str = "No license provided, ask the author for permission",  # noqa: A002 - the AES69 name
     room_type: str | None = None,
+    room_description: str | None = None,
 ) -> Path:
     """Write one group of a measurement file as a SOFA GeneralFIR-E file.
 
@@ -118,6 +119,9 @@ def export_sofa(
     room_type : str, optional
         AES69 ``RoomType``; default ``"free field"`` for a simulated
         measurement without a room, else ``"reverberant"``.
+    room_description : str, optional
+        AES69 ``RoomDescription`` (required unless ``"free field"``); default:
+        the simulated room's parameters, or "not described" for real rooms.
 
     Returns
     -------
@@ -180,8 +184,10 @@ def export_sofa(
     sofa.GLOBAL_AuthorContact = author_contact
     sofa.GLOBAL_License = license
     sofa.GLOBAL_RoomType = room_type or (
-        "free field" if meas.simulated and (proc.sim is None or proc.sim.room is None) else "reverberant"
+        "free field" if meas.simulated and proc.sim is not None and proc.sim.room is None else "reverberant"
     )
+    if sofa.GLOBAL_RoomType != "free field":  # AES69: a reverberant room must be described
+        sofa.add_attribute("GLOBAL_RoomDescription", room_description or _room_description(meas, proc))
     sofa.GLOBAL_DateCreated = _sofa_date(meas.created_utc)
     sofa.GLOBAL_DateModified = _sofa_date(_dt.datetime.now(_dt.timezone.utc).isoformat())
     sofa.GLOBAL_Origin = f"calib measurement file {meas.path.name} (rig {meas.rig}, simulated={meas.simulated})"
@@ -222,6 +228,17 @@ def _procedure(meas: Measurement):  # noqa: ANN202 - Procedure
         return parse_procedure(meas.procedure_text, source=f"{meas.path}:/procedure")
     except ProcedureError as exc:
         raise FileFormatError(f"cannot export SOFA: the stored procedure is invalid: {exc}") from None
+
+
+def _room_description(meas: Measurement, proc) -> str:  # noqa: ANN001
+    room = proc.sim.room if proc.sim is not None else None
+    if meas.simulated and room is not None:
+        dims = " x ".join(f"{v:g}" for v in room.dimensions_m)
+        return (
+            f"simulated shoebox {dims} m, device at {list(room.device_position_m)} m, reflection coefficient "
+            f"{room.reflection_coefficient:g}, image sources up to order {room.max_order}"
+        )
+    return "measurement room (not described by calib; see the station records)"
 
 
 def _add_vector(sofa, name: str, xyz: list[float]) -> None:  # noqa: ANN001

@@ -66,6 +66,7 @@ def test_directivity_round_trip_and_geometry(tmp_path):
     sofa.verify()  # AES69 rules as sofar implements them; raises on a violation
     assert sofa.GLOBAL_SOFAConventions == "GeneralFIR-E" and sofa.GLOBAL_DataType == "FIR-E"
     assert sofa.GLOBAL_ApplicationName == "calib" and sofa.GLOBAL_calibSerial == "SN42"
+    assert sofa.GLOBAL_RoomType == "free field" and sofa.GLOBAL_calibIRUnit == "FS/FS"
     # Data.IR is [M, R, N, E]; ours [A, Rm, S, N]. Stored as float32, so compare at float32 precision.
     np.testing.assert_allclose(sofa.Data_IR, np.moveaxis(dir_ir, 2, 3), rtol=1e-6, atol=1e-7)
     assert float(sofa.Data_SamplingRate) == 48000.0
@@ -115,6 +116,7 @@ def test_without_sim_section_emitters_are_zero(tmp_path):
     sofa = sofar.read_sofa(str(export_sofa(path, tmp_path / "x.sofa")), verify=True, verbose=False)
     np.testing.assert_array_equal(sofa.EmitterPosition, np.zeros((2, 3)))
     assert sofa.GLOBAL_RoomType == "reverberant"  # no [sim] room model to vouch for a free field
+    assert "not described" in sofa.GLOBAL_RoomDescription  # AES69: mandatory for a reverberant room
 
 
 def test_export_errors(tmp_path):

@@ -54,7 +54,6 @@ from calib.procedure.load import describe_validation_error
 from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Procedure
 from calib.signals.level import spl_to_pa
 
-Num = Annotated[float, Strict()]
 Str = Annotated[str, Strict(), Field(min_length=1)]
 Positive = Annotated[float, Strict(), Field(gt=0)]
 

@@ -176,7 +176,7 @@ def export_sofa(
     _add_vector(sofa, "ListenerUp", [0.0, 0.0, 1.0])
 
     receivers = meas.receivers if group == "directivity" else ["left ear", "right ear"]
-    ir_unit = str(meas.attrs.get("ir_unit", "FS/FS"))
+    ir_unit = str(meas.attrs.get(f"ir_unit_{group}", meas.attrs.get("ir_unit", "FS/FS")))
     sofa.GLOBAL_Title = f"{proc.product.name} ({proc.product.id}), unit {meas.serial}: {meas.stage} {group} IRs"
     sofa.GLOBAL_ApplicationName = "calib"
     sofa.GLOBAL_ApplicationVersion = __version__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import h5py
 import netCDF4
 import numpy as np
 import pytest
@@ -98,6 +99,9 @@ def test_directivity_round_trip_and_geometry(tmp_path):
 
 def test_binaural_export(tmp_path):
     path, proc, _, bin_ir = _measurement(tmp_path, DUO.read_text(), seed=1)
+    with h5py.File(path, "r+") as f:  # as the engine records absolute level (per group, else global)
+        f.attrs["ir_unit"] = "FS/FS"
+        f.attrs["ir_unit_binaural"] = "Pa/FS"
     out = export_sofa(path, tmp_path / "ears", group="binaural")
     assert out.suffix == ".sofa"
     sofa = sofar.read_sofa(str(out), verify=True, verbose=False)
@@ -107,6 +111,7 @@ def test_binaural_export(tmp_path):
     np.testing.assert_allclose(sofa.ListenerView[:, 0], np.mod([p.yaw_deg for p in proc.positions], 360.0))
     # Ears: left at +100 deg, right at -100 deg (= 260) on the 8.75 cm sphere, in the head frame.
     np.testing.assert_allclose(sofa.ReceiverPosition, [[100.0, 0.0, 0.0875], [260.0, 0.0, 0.0875]])
+    assert sofa.GLOBAL_calibIRUnit == "Pa/FS" and sofa.GLOBAL_Comment.startswith("IR unit Pa/FS;")
 
 
 def test_without_sim_section_emitters_are_zero(tmp_path):

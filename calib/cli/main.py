@@ -42,7 +42,7 @@ def cli() -> None:
     """Measure, fit, verify and report multi-driver loudspeakers (CTC and beamforming)."""
 
 
-@cli.command()
+@click.command()
 @click.argument("procedure", type=click.Path(dir_okay=False, path_type=str))
 def check(procedure: str) -> None:
     """Validate PROCEDURE and print a summary."""
@@ -55,10 +55,12 @@ def check(procedure: str) -> None:
 
 
 def _register() -> None:
+    from calib.cli.cmd_chain import fit, report, run, verify
+    from calib.cli.cmd_hardware import calibrate_mic
     from calib.cli.cmd_measure import devices, inspect, measure
     from calib.cli.cmd_render import export, render
 
-    for command in (measure, inspect, devices, render, export):
+    for command in (run, measure, fit, verify, report, check, inspect, render, export, calibrate_mic, devices):
         cli.add_command(command)
 
 

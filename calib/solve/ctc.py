@@ -25,13 +25,15 @@ Tikhonov solutions). The cancellation gain is a ratio and does not change;
 as ``beta -> inf`` the filter tends to the level-matched delay-and-sum filter
 ``alpha C^H D`` (scaled plant conjugate), which is what out-of-band bins get.
 
-Choice of ``beta`` per bin (relative to ``g^2``, vectorized bisection in
-``log beta``): the largest ``beta`` whose predicted cancellation gain, minimum
-over design positions and both inputs, still meets ``target_cg_db(f)``
-(least effort, most robust, no pointless overshoot), unless the filter effort
-``20 log10 max_s |H_s|`` (0 dB = one driver at unity gain) then exceeds
-``effort_cap_db``; in that case the smallest ``beta`` that satisfies the cap
-(the bin is "cap-limited"). Bins where the target is NaN or ``-inf`` are
+Choice of ``beta`` per bin (relative to ``g^2``; a log-grid scan, then
+bisection, vectorized over bins): the largest ``beta`` whose predicted
+cancellation gain, minimum over design positions and both inputs, still meets
+``target_cg_db(f)`` with a filter effort ``20 log10 max_s |H_s|`` (0 dB = one
+driver at unity gain) within ``effort_cap_db`` (least effort, most robust, no
+pointless overshoot). Where no ``beta`` does both, the bin is "cap-limited"
+and gets the ``beta`` with the best worst-case cancellation under the cap.
+The scan matters: over a zone the cancellation is not monotone in ``beta``
+(tiny ``beta`` overfits and the worst position degrades again). Bins where the target is NaN or ``-inf`` are
 out of band and get ``beta_range[1]``.
 
 References
@@ -50,7 +52,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from calib.metrics.bands import power_db
-from calib.solve.bisect import bisect_log
 from calib.solve.regularized import TikhonovSolver, reference_gain
 
 __all__ = ["CtcDesign", "cg_target_curve", "design_ctc"]
@@ -197,20 +198,43 @@ def design_ctc(
     band = np.flatnonzero(in_band)
     evaluate_band = evaluator(band)
 
-    def meets_target(beta_rel):
-        cg = evaluate_band(beta_rel)[1]
-        return np.min(cg.reshape(*cg.shape[:-2], 2 * n_pos), axis=-1) >= target[band]
-
-    def under_cap(beta_rel):
-        return evaluate_band(beta_rel)[2] <= effort_cap_db
-
+    # The cancellation gain is not monotone in beta over the whole bracket: at very
+    # small beta the zone solution overfits and the worst position drops again. So
+    # scan a log grid first (all bins at once), take the largest grid beta that meets
+    # the target within the cap, then bisect between it and the next grid point.
     lo, hi = beta_range
-    beta_cg, _ = bisect_log(meets_target, lo, hi, band.size, true_above=False, n_iter=n_iter)
-    beta_cap, _ = bisect_log(under_cap, lo, hi, band.size, true_above=True, n_iter=n_iter)
+    grid = np.geomspace(lo, hi, int(np.ceil(4 * np.log10(hi / lo))) + 1)  # 4 per decade
+    _, cg_grid, effort_grid = evaluate_band(np.broadcast_to(grid[:, None], (grid.size, band.size)))
+    worst = np.min(cg_grid.reshape(grid.size, band.size, -1), axis=-1)  # [G, F']
+    under = effort_grid <= effort_cap_db
+    ok = (worst >= target[band]) & under
+    feasible = ok.any(axis=0)
+    top = grid.size - 1 - np.argmax(ok[::-1], axis=0)  # largest satisfying grid index
+    # Infeasible bins: the best worst-case cancellation the cap allows (cap-limited).
+    best = np.argmax(np.where(under, worst, -np.inf), axis=0)
+    best = np.where(under.any(axis=0), best, grid.size - 1)
+    index = np.where(feasible, top, best)
+    beta_band = grid[index]
+
+    def satisfied(beta_rel):
+        _, cg_b, eff_b = evaluate_band(beta_rel)
+        cg_min = np.min(cg_b.reshape(*cg_b.shape[:-2], -1), axis=-1)
+        return (cg_min >= target[band]) & (eff_b <= effort_cap_db)
+
+    refine = feasible & (index < grid.size - 1)
+    if refine.any():
+        upper = grid[np.minimum(index + 1, grid.size - 1)]
+        log_ok, log_bad = np.log(beta_band), np.log(upper)
+        for _ in range(n_iter // 2):
+            mid = 0.5 * (log_ok + log_bad)
+            good = satisfied(np.exp(mid))
+            log_ok = np.where(refine & good, mid, log_ok)
+            log_bad = np.where(refine & ~good, mid, log_bad)
+        beta_band = np.exp(log_ok)
     beta = np.full(n_freqs, float(hi))
-    beta[band] = np.maximum(beta_cg, beta_cap)
+    beta[band] = beta_band
     cap_limited = np.zeros(n_freqs, bool)
-    cap_limited[band] = beta_cap > beta_cg
+    cap_limited[band] = ~feasible
     h, cg, effort = evaluator(slice(None))(beta)
     with np.errstate(invalid="ignore"):
         met = in_band & (np.min(cg, axis=(-2, -1)) >= target - 1e-9)

@@ -53,15 +53,18 @@ def procedure_of(meas: Measurement) -> Procedure:
 def design_target_db(proc: Procedure, freqs_hz: np.ndarray) -> np.ndarray:
     """The CTC design target: the product curve plus the margin, tapered to 0 dB at the design band edges.
 
-    Inside the target curve's band: curve + ``fit.ctc_margin_db``. Between that
-    band and ``fit.ctc_band_hz``: a raised cosine in log frequency down to 0 dB
-    (the solver relaxes smoothly, keeping the filters short). Outside: NaN.
+    Inside the target curve's band, widened to the outer edges of its end
+    third-octave bands (the checks average whole bands): curve + ``fit.ctc_margin_db``.
+    Between that and ``fit.ctc_band_hz``: a raised cosine in log frequency
+    down to 0 dB (the solver relaxes smoothly, keeping the filters short).
+    Outside: NaN.
     """
     target = proc.targets.cancellation
     lo, hi = proc.fit.ctc_band_hz
     c_lo, c_hi = target.band_hz()
+    c_lo, c_hi = c_lo * 2 ** (-1 / 6), c_hi * 2 ** (1 / 6)
     f = np.asarray(freqs_hz, dtype=float)
-    inside = target.min_db(f) + proc.fit.ctc_margin_db
+    inside = target.min_db(np.clip(f, *target.band_hz())) + proc.fit.ctc_margin_db
     edge_lo = target.curve_hz_db[0][1] + proc.fit.ctc_margin_db
     edge_hi = target.curve_hz_db[-1][1] + proc.fit.ctc_margin_db
     with np.errstate(divide="ignore", invalid="ignore"):

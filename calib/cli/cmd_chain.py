@@ -1,0 +1,146 @@
+"""``calib fit``, ``calib verify``, ``calib report`` and ``calib run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from calib.cli.cmd_measure import RIG_HELP, measure_unit, parse_faults
+from calib.errors import CalibError
+
+EXIT_FAIL = 1
+
+
+def _fit(measurement: str, out: str | None) -> Path:
+    from calib.stages.fit import fit_file
+
+    result = fit_file(measurement, out)
+    failing = [c for c in result.checks if not c.passed]
+    click.echo(f"calibration: {result.path}")
+    click.echo(f"predicted: {len(result.checks) - len(failing)} of {len(result.checks)} checks pass")
+    for check in failing:
+        click.echo(f"  predicted {check.line()}")
+    return result.path
+
+
+@click.command()
+@click.argument("measurement", type=click.Path(dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Calibration file (default: beside the measurement).")
+def fit(measurement: str, out: str | None) -> None:
+    """Fit a unit's CTC and beam filters from a characterize MEASUREMENT."""
+    _fit(measurement, out)
+
+
+def _verify_and_report(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | None,
+                       faults: tuple[str, ...], reports: str, results: str, station: str | None) -> int:
+    from calib.stages.verify import verify_calibration
+
+    station_obj = None
+    if station is not None:
+        from calib.procedure.station import load_station
+
+        station_obj = load_station(station)
+    result = verify_calibration(calibration, rig, out_dir, resume, unit, parse_faults(faults) if faults else None,
+                                station=station_obj)
+    click.echo(f"verification: {result.measurement_path}")
+    _report(result.measurement_path, reports, results)
+    return 0 if result.verdict == "PASS" else EXIT_FAIL
+
+
+def _report(verify_path: Path, reports: str, results: str) -> str:
+    from calib.report.pdf import write_report
+    from calib.report.results import append_result
+    from calib.stages.unit import build_unit_report
+
+    report = build_unit_report(verify_path)
+    for check in report.checks:
+        click.echo(f"  {check.line()}")
+    pdf = write_report(report, Path(reports) / f"{report.serial}.pdf")
+    append_result(report, results)
+    click.echo(f"report: {pdf}")
+    click.echo(f"results: {results}")
+    failing = [c.name for c in report.checks if not c.passed]
+    click.secho(f"{report.serial}: {report.verdict}", bold=True, fg="green" if report.verdict == "PASS" else "red")
+    if failing:
+        click.echo("failing checks: " + "; ".join(failing))
+    return report.verdict
+
+
+_common = [
+    click.option("--rig", "rig_spec", default="sim", show_default=True, help=RIG_HELP),
+    click.option("--out", "out_dir", default="measurements", show_default=True, help="Measurement folder."),
+    click.option("--reports", default="reports", show_default=True, help="Report folder."),
+    click.option("--results", default="measurements/results.csv", show_default=True, help="Results table."),
+    click.option("--resume", is_flag=True, help="Continue an interrupted run of this unit."),
+    click.option("--station", type=click.Path(dir_okay=False), help="Station file (channel maps, hardware)."),
+    click.option("--sim-fault", "faults", multiple=True, help="Simulated fault: dead=DRIVER or reversed=DRIVER."),
+]
+
+
+def _with_common(fn):  # noqa: ANN001, ANN202
+    for option in reversed(_common):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@click.argument("calibration", type=click.Path(dir_okay=False))
+@click.option("--serial", "unit", help="Measure this unit instead of the calibration's own (cross-unit check).")
+@_with_common
+def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, reports: str, results: str,
+           resume: bool, station: str | None, faults: tuple[str, ...]) -> int:
+    """Re-measure through the filters of CALIBRATION and judge against the targets (exit 0 PASS, 1 FAIL)."""
+    return _verify_and_report(calibration, rig_spec, out_dir, resume, unit, faults, reports, results, station)
+
+
+@click.command()
+@click.argument("verification", type=click.Path(dir_okay=False))
+@click.option("--reports", default="reports", show_default=True, help="Report folder.")
+@click.option("--results", default="measurements/results.csv", show_default=True, help="Results table.")
+def report(verification: str, reports: str, results: str) -> int:
+    """Write the PDF report and the results row of a VERIFICATION measurement (exit 0 PASS, 1 FAIL)."""
+    return 0 if _report(Path(verification), reports, results) == "PASS" else EXIT_FAIL
+
+
+@click.command()
+@click.argument("procedure", type=click.Path(dir_okay=False))
+@click.option("--serial", required=True, help="Unit serial number.")
+@_with_common
+def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, results: str, resume: bool,
+        station: str | None, faults: tuple[str, ...]) -> int:
+    """Measure, fit, verify and report one unit (exit 0 PASS, 1 FAIL)."""
+    from calib.capture.engine import find_measurements, latest_incomplete
+    from calib.stages.unit import find_by_sha256
+    from calib.store.calibration import file_sha256
+
+    click.echo(f"[1/4] measure {serial}")
+    characterize = None
+    if resume:
+        incomplete = latest_incomplete(out_dir, serial, "characterize")
+        done = find_measurements(out_dir, serial, "characterize")
+        if incomplete is None and done:
+            characterize = done[-1]
+            click.echo(f"      reusing {characterize}")
+        resume_measure = incomplete is not None
+    else:
+        resume_measure = False
+    if characterize is None:
+        characterize = measure_unit(procedure, serial, rig_spec, out_dir, resume_measure, faults, station)
+    click.echo(f"[2/4] fit {characterize}")
+    calibration = find_by_sha256(characterize.parent, "calibration-*.h5", file_sha256(characterize)) if resume else None
+    if calibration is None:
+        calibration = _fit(str(characterize), None)
+    else:
+        click.echo(f"      reusing {calibration}")
+    click.echo(f"[3/4] verify {calibration}")
+    resume_verify = resume and latest_incomplete(out_dir, serial, "verify") is not None
+    code = _verify_and_report(str(calibration), rig_spec, out_dir, resume_verify, None, faults, reports, results, station)
+    click.echo("[4/4] done")
+    return code
+
+
+def check_rig_spec(spec: str) -> None:
+    """Reject an unknown --rig early (before anything is measured)."""
+    if spec not in ("sim", "portaudio") and not spec.startswith("replay:"):
+        raise CalibError(f"--rig: expected sim, replay:FILE.h5 or portaudio, got {spec!r}")

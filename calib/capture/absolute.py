@@ -170,3 +170,10 @@ def _divide_minimum_phase(ir: np.ndarray, sample_rate: float, mic: MicCalibratio
     response = np.exp(scipy.fft.rfft(cepstrum * fold))
     spectrum = scipy.fft.rfft(ir, n_fft, axis=-1) / response
     return scipy.fft.irfft(spectrum, n_fft, axis=-1)[..., :n]
+
+
+def station_calibrations(proc: Procedure, station: Station | None) -> tuple[dict[int, InputCalibration], dict[str, object]]:
+    """A station's input calibrations and the attributes that record the station in a measurement file."""
+    if station is None:
+        return {}, {}
+    return input_calibrations(proc, station), {"station": station.source_text}

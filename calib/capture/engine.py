@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
+from calib.capture.absolute import apply_input_calibration, ir_unit
 from calib.capture.plan import MeasurementPlan
 from calib.capture.schedule import StepCapture, capture_step
 from calib.errors import FileFormatError, MeasurementError, RigError
@@ -73,6 +74,7 @@ def run_measurement(
     progress: bool | None = None,
     extra_attrs: dict[str, object] | None = None,
     on_step: Callable[[str, int], None] | None = None,
+    input_cals: dict | None = None,
 ) -> Path:
     """Measure every missing step of ``plan`` into ``path``.
 
@@ -90,6 +92,10 @@ def run_measurement(
     on_step : callable, optional
         Called with (group, index) after each step is written (tests use it
         to interrupt a run).
+    input_cals : dict, optional
+        :class:`~calib.capture.absolute.InputCalibration` per 0-based input
+        (a station's microphone sensitivities and correction files). A group
+        whose every input is calibrated is stored in pascal per full scale.
 
     Returns
     -------
@@ -102,6 +108,13 @@ def run_measurement(
         A step stayed bad after its retries; the steps before it are on disk.
     """
     path = Path(path)
+    cals = input_cals or {}
+    groups = {"directivity": plan.mic_inputs, "binaural": list(plan.ear_inputs)}
+    units = {group: ir_unit(inputs, cals) for group, inputs in groups.items()}
+    attrs = dict(extra_attrs or {})
+    attrs.update({f"ir_unit_{group}": unit for group, unit in units.items()})
+    for index, cal in cals.items():
+        attrs[f"sensitivity_fs_per_pa_input_{index + 1}"] = cal.sensitivity_fs_per_pa
     if resume:
         done = _check_resumable(path, plan, serial, procedure_sha256)
     else:
@@ -119,7 +132,7 @@ def run_measurement(
             receivers=plan.mic_names,
             positions=plan.positions,
             ir_length=plan.ir_length,
-            extra_attrs=extra_attrs,
+            extra_attrs=attrs,
         )
         done = {"directivity": np.zeros(len(plan.azimuths_deg), bool), "binaural": np.zeros(len(plan.positions), bool)}
     steps = plan.steps
@@ -133,8 +146,10 @@ def run_measurement(
             if done[group][index]:
                 continue
             _place(rig, plan, group, index)
-            inputs = plan.mic_inputs if group == "directivity" else list(plan.ear_inputs)
+            inputs = groups[group]
             capture, retries = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index))
+            if units[group] == "Pa/FS":
+                capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)
             write_step(path, group, index, capture.ir, _quality(capture, retries))
             bar.set_postfix_str(f"{plan.step_label(group, index)}, SNR {np.nanmax(capture.snr_db):.0f} dB")
             bar.update(1)

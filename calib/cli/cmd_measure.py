@@ -39,6 +39,7 @@ def measure_unit(
     station: str | None = None,
 ) -> Path:
     """Characterize one unit; returns the complete measurement file."""
+    from calib.capture.absolute import station_calibrations
     from calib.capture.engine import latest_incomplete, new_measurement_path, run_measurement
     from calib.capture.plan import plan_characterize
     from calib.procedure import load_procedure
@@ -61,12 +62,14 @@ def measure_unit(
         if existing is not None:
             click.echo(f"calib: note: {existing} is incomplete; continue it with --resume (starting a new file)", err=True)
         path = new_measurement_path(out_dir, serial, "characterize")
+    cals, attrs = station_calibrations(proc, station_obj)
     with open_rig(rig_spec, proc, serial, fault_model, station=station_obj) as rig:
         run_measurement(
             plan, rig, path, serial=serial, procedure_text=proc.source_text,
-            procedure_sha256=proc.sha256, resume=resume,
+            procedure_sha256=proc.sha256, resume=resume, input_cals=cals, extra_attrs=attrs,
         )
     return path
+
 
 
 def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202

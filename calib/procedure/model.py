@@ -56,6 +56,7 @@ class Driver(_Section):
 
     name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
     description: str = ""
+    polarity: Literal[1, -1] = 1  # expected acoustic polarity (checked from the characterize IRs)
 
 
 class Mic(_Section):

@@ -23,10 +23,16 @@ class Check:
     passed: bool
     upper: bool = False
     detail: str = ""
+    exact: bool = False  # value must equal limit (e.g. a polarity)
+
+    @property
+    def op(self) -> str:
+        """The comparison the check makes: ``>=``, ``<=`` or ``==``."""
+        return "==" if self.exact else ("<=" if self.upper else ">=")
 
     def line(self) -> str:
         """``PASS  name  value (limit)`` for consoles and reports."""
-        op = "<=" if self.upper else ">="
+        op = self.op
         mark = "PASS" if self.passed else "FAIL"
         extra = f"  [{self.detail}]" if self.detail else ""
         return f"{mark}  {self.name:<38} {self.value:7.1f} {self.unit} ({op} {self.limit:g}){extra}"
@@ -83,6 +89,32 @@ def evaluate(proc: Procedure, metrics: Metrics) -> list[Check]:
         value = float(metrics["effort/max_db"])
         limit = proc.targets.effort.max_db
         checks.append(Check("filter effort", value, limit, "dB", bool(value <= limit), upper=True))
+    return checks
+
+
+def driver_checks(proc: Procedure, characterize) -> list[Check]:  # noqa: ANN001 - Measurement
+    """Every driver present (best SNR over the arc) and of the expected acoustic polarity.
+
+    The fit compensates anything it measures, including a reversed wiring, so
+    these are judged on the characterize measurement itself: the polarity at
+    the azimuth where the driver is loudest, the SNR at its best azimuth.
+    """
+    from calib.metrics.driver import ir_polarity
+    from calib.stages.metrics import horizontal_mic_index
+
+    mic = horizontal_mic_index(proc)
+    snr = characterize.quality["directivity"]["snr_db"][:, mic]  # [A, S]
+    irs = characterize.directivity_ir[:, mic]  # [A, S, N]
+    loudest = np.argmax(np.sum(irs**2, axis=-1), axis=0)  # [S]
+    checks = []
+    for s, driver in enumerate(proc.drivers):
+        best = float(np.nanmax(snr[:, s]))
+        checks.append(_at_least(f"driver {driver.name} present (best SNR)", best, proc.sweep.min_snr_db))
+        polarity = int(ir_polarity(irs[loudest[s], s]))
+        checks.append(
+            Check(f"driver {driver.name} polarity", float(polarity), float(driver.polarity), "",
+                  polarity == driver.polarity, detail="+1 normal, -1 reversed", exact=True)
+        )
     return checks
 
 

@@ -9,7 +9,7 @@ import h5py
 from calib.errors import FileFormatError
 from calib.procedure.load import parse_procedure
 from calib.report.model import UnitReport
-from calib.stages.checks import evaluate, verdict
+from calib.stages.checks import driver_checks, evaluate, verdict
 from calib.stages.fit import predicted_metrics
 from calib.stages.verify import verified_metrics
 from calib.store.calibration import file_sha256, read_calibration
@@ -55,7 +55,7 @@ def build_unit_report(verify_path: str | Path, station: str | None = None) -> Un
     proc = parse_procedure(cal.procedure_text, source=f"{cal_path}:/procedure")
     predicted = predicted_metrics(proc, characterize, cal)
     verified = verified_metrics(proc, verification, cal)
-    checks = evaluate(proc, verified)
+    checks = driver_checks(proc, characterize) + evaluate(proc, verified)
     files = {"characterize": char_path, "calibration": cal_path, "verification": verify_path}
     return UnitReport(
         procedure=proc,

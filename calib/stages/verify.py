@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.capture.absolute import station_calibrations
 from calib.capture.engine import latest_incomplete, new_measurement_path, run_measurement
 from calib.capture.plan import MeasurementPlan, channel_counts, head_position, plan_for
 from calib.errors import CalibError, FileFormatError
@@ -87,11 +88,12 @@ def verify_calibration(
             raise CalibError(f"--resume: no incomplete verify measurement of {serial} in {Path(out_dir) / serial}")
     else:
         path = new_measurement_path(out_dir, serial, "verify")
-    extra = {"calibration_serial": cal.serial, "calibration_path": str(calibration_path)}
+    cals, extra = station_calibrations(proc, station)
+    extra.update({"calibration_serial": cal.serial, "calibration_path": str(Path(calibration_path).resolve())})
     with open_rig(rig_spec, proc, serial, faults, station=station) as rig:
         run_measurement(
             plan, rig, path, serial=serial, procedure_text=proc.source_text, procedure_sha256=proc.sha256,
-            resume=resume, progress=progress, extra_attrs=extra,
+            resume=resume, progress=progress, extra_attrs=extra, input_cals=cals,
         )
     meas = read_measurement(path)
     metrics = verified_metrics(proc, meas, cal)

@@ -1,0 +1,450 @@
+"""Figures of the unit report, one A4 page each (matplotlib, object API, no pyplot).
+
+Each ``fig_*`` function takes a :class:`~calib.report.model.UnitReport` and
+returns a :class:`matplotlib.figure.Figure`; :mod:`calib.report.pdf` adds
+them to the PDF in the order of :data:`FIGURE_PAGES`. The data shown are
+derived here from the files' IRs and the metrics dictionaries (the keys of
+:func:`calib.stages.metrics.product_metrics`), so nothing is recomputed that
+the verdict depends on.
+
+Spectra are power-smoothed over a fraction of an octave (``1/3`` here): each
+bin is the mean of ``|X|^2`` over the bins within ``f·2^(±1/(2n))``, the
+usual presentation of loudspeaker responses (Hatziantoniou & Mourjopoulos,
+"Generalized fractional-octave smoothing of audio and acoustic responses",
+JAES 48(4), 2000, rectangular window).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullFormatter
+
+from calib.metrics.bands import Bands, band_power_average, power_db, third_octave_bands
+from calib.metrics.beam import wrap_deg
+from calib.report.model import UnitReport
+from calib.stages.metrics import Metrics, horizontal_mic_index
+from calib.store.measurement import Measurement
+
+A4_PORTRAIT_IN = (8.27, 11.69)
+PASS_COLOR = "#1a7f37"
+FAIL_COLOR = "#cf222e"
+POLAR_BANDS_HZ = (1000.0, 2000.0, 4000.0)
+MAP_FLOOR_DB = -30.0
+FOOTER_FRACTION = 0.025
+"""Bottom strip of every page kept free for the PDF's footer line."""
+_HZ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+_HZ_TICKS_FINE = tuple(m * 10**e for e in range(1, 5) for m in (1, 1.5, 2, 3, 4, 5, 7))
+
+
+# ----------------------------------------------------------------- data
+
+
+def smooth_fractional_octave(freqs_hz: np.ndarray, power: np.ndarray, fraction: int = 3) -> np.ndarray:
+    """Fractional-octave smoothing of a power spectrum.
+
+    Parameters
+    ----------
+    freqs_hz : ndarray [F]
+        Ascending bin frequencies.
+    power : ndarray [..., F]
+        Power-like quantity (``|X|^2``), frequency last.
+    fraction : int
+        ``n`` of a ``1/n``-octave window.
+
+    Returns
+    -------
+    ndarray [..., F]
+        Mean of ``power`` over ``f·2^(-1/(2n)) <= f' <= f·2^(1/(2n))`` at every bin
+        (running sums, no loop over bins; the bin itself is always included).
+    """
+    f = np.asarray(freqs_hz, dtype=float)
+    p = np.asarray(power, dtype=float)
+    if f.ndim != 1 or p.shape[-1:] != f.shape:
+        raise ValueError(f"power must have F={f.size} bins on its last axis, got shape {p.shape}")
+    if fraction < 1:
+        raise ValueError(f"fraction: expected a positive integer (3 for 1/3 octave), got {fraction!r}")
+    half = 2.0 ** (1.0 / (2 * fraction))
+    lo = np.minimum(np.searchsorted(f, f / half, side="left"), np.arange(f.size))
+    hi = np.maximum(np.searchsorted(f, f * half, side="right"), np.arange(f.size) + 1)
+    csum = np.concatenate([np.zeros(p.shape[:-1] + (1,)), np.cumsum(p, axis=-1)], axis=-1)
+    return (csum[..., hi] - csum[..., lo]) / (hi - lo)
+
+
+def nearest_azimuth(azimuth_deg: np.ndarray, target_deg: float = 0.0) -> int:
+    """Index of the grid azimuth closest to ``target_deg`` (around the circle)."""
+    return int(np.argmin(np.abs(wrap_deg(np.asarray(azimuth_deg, float) - target_deg))))
+
+
+def spectrum(ir: np.ndarray, sample_rate: int, n_fft: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(freqs_hz [F], rfft(ir) [..., F])`` with ``n_fft`` (default: the IR length)."""
+    n = int(n_fft or ir.shape[-1])
+    return np.fft.rfftfreq(n, 1.0 / sample_rate), np.fft.rfft(np.nan_to_num(ir), n, axis=-1)
+
+
+def ir_unit(meas: Measurement) -> str:
+    """``Pa/FS`` for absolute-level files, else ``FS/FS`` (attribute ``ir_unit``)."""
+    return str(meas.attrs.get("ir_unit", "FS/FS"))
+
+
+def driver_onaxis_db(report: UnitReport) -> tuple[np.ndarray, np.ndarray]:
+    """On-axis (azimuth nearest 0, horizontal mic) 1/3-octave smoothed level of each driver.
+
+    Returns ``(freqs_hz [F], level_db [S, F])``, dB re 1 unit of :func:`ir_unit`.
+    """
+    meas = report.characterize
+    ir = meas.directivity_ir[nearest_azimuth(meas.azimuth_deg), horizontal_mic_index(report.procedure)]
+    freqs, x = spectrum(ir, meas.sample_rate)
+    return freqs, power_db(smooth_fractional_octave(freqs, np.abs(x) ** 2))
+
+
+def pattern_bands_db(spectra: np.ndarray, freqs_hz: np.ndarray, azimuth_deg: np.ndarray, bands: Bands) -> np.ndarray:
+    """Band power of a horizontal pattern ``[A, F]`` in dB re the on-axis azimuth, ``[A, B]``."""
+    power = band_power_average(freqs_hz, np.abs(spectra) ** 2, bands)
+    return power_db(power, power[nearest_azimuth(azimuth_deg)])
+
+
+def centre_patterns(report: UnitReport) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Horizontal pattern of input C, verified and predicted.
+
+    Verified: the verification's directivity IR of source ``C``. Predicted:
+    the characterize directivity IRs convolved with the centre row of the FIR
+    matrix, ``B(θ, f) = Σ_s C_s(θ, f) H_{C,s}(f)``.
+
+    Returns ``(freqs_hz [F], verified [A, F], predicted [A, F])`` on the
+    verification's azimuth grid (the characterize grid is the same procedure's).
+    """
+    mic = horizontal_mic_index(report.procedure)
+    ver = report.verification
+    fs = ver.sample_rate
+    fir = report.calibration.fir[report.calibration.inputs.index("C")].astype(float)  # [S, T]
+    char_ir = report.characterize.directivity_ir[:, mic]  # [A, S, N]
+    n_fft = int(2 ** np.ceil(np.log2(max(ver.ir_length, char_ir.shape[-1] + fir.shape[-1]))))
+    freqs, verified = spectrum(ver.directivity_ir[:, mic, ver.sources.index("C")], fs, n_fft)
+    _, plant = spectrum(char_ir, fs, n_fft)
+    _, h = spectrum(fir, fs, n_fft)
+    return freqs, verified, np.einsum("asf,sf->af", plant, h)
+
+
+def map_bands(report: UnitReport) -> Bands:
+    """Third-octave bands of the directivity maps: the sweep band."""
+    lo, hi = report.procedure.sweep.band_hz
+    return third_octave_bands(max(lo, 20.0), min(hi, 0.45 * report.characterize.sample_rate))
+
+
+def closed_circle(azimuth_deg: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Azimuths sorted ascending in ``[-180, 180)`` with the first repeated 360° later (for lines and maps)."""
+    az = (np.asarray(azimuth_deg, dtype=float) + 180.0) % 360.0 - 180.0
+    order = np.argsort(az)
+    az, vals = az[order], np.asarray(values)[order]
+    return np.append(az, az[0] + 360.0), np.concatenate([vals, vals[:1]], axis=0)
+
+
+def metric_positions(metrics: Metrics, report: UnitReport) -> list[str]:
+    """Position names of ``ctc/cancellation_db`` (stored metrics keep them in an attribute)."""
+    if "ctc/positions" in metrics:
+        return [str(p) for p in metrics["ctc/positions"]]
+    attrs = report.calibration.predicted_attrs.get("ctc/cancellation_db", {})
+    text = attrs.get("positions", "")
+    text = text.decode() if isinstance(text, bytes) else str(text)
+    return text.split(",") if text else [p.name for p in report.procedure.positions]
+
+
+# ----------------------------------------------------------------- pages
+
+
+def _page(title: str, report: UnitReport, subtitle: str = "") -> Figure:
+    fig = Figure(figsize=A4_PORTRAIT_IN, layout="constrained")
+    top = 0.99 - (0.045 if subtitle else 0.025)
+    fig.get_layout_engine().set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
+    fig.text(0.5, 0.99, f"{title} — {report.procedure.product.name}, unit {report.serial}", ha="center", va="top",
+             fontsize=12, fontweight="bold")
+    if subtitle:
+        fig.text(0.5, 0.965, subtitle, ha="center", va="top", fontsize=8.5, color="0.25")
+    return fig
+
+
+def _hz_ticks(ax, lo: float, hi: float) -> None:  # noqa: ANN001 - Axes
+    """Log frequency axis labelled 20, 50, 100, ..., 1k, 2k, ... Hz."""
+    ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    fine = np.log10(hi / lo) < 1.5  # less than a decade and a half: label more ticks
+    ticks = [t for t in (_HZ_TICKS_FINE if fine else _HZ_TICKS) if lo <= t <= hi]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticklabels([f"{t / 1000:g}k" if t >= 1000 else f"{t:g}" for t in ticks])
+
+
+def _freq_axis(ax, band_hz: tuple[float, float], label: bool = True) -> None:  # noqa: ANN001 - Axes
+    _hz_ticks(ax, *band_hz)
+    if label:
+        ax.set_xlabel("frequency (Hz)")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def fig_driver_responses(report: UnitReport) -> Figure:
+    """On-axis response of every driver and THD per driver on axis."""
+    fig = _page("Drivers", report)
+    top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
+    freqs, level = driver_onaxis_db(report)
+    drivers = report.characterize.sources
+    for s, name in enumerate(drivers):
+        top.plot(freqs[1:], level[s, 1:], label=name, lw=1.2)
+    _freq_axis(top, report.procedure.sweep.band_hz)
+    peak = np.nanmax(level[:, 1:])
+    top.set_ylim(peak - 50, peak + 5)
+    top.set_ylabel(f"level (dB re 1 {ir_unit(report.characterize)})")
+    top.set_title("On-axis response (azimuth 0°, horizontal mic, 1/3-octave smoothed)", fontsize=10)
+    top.legend(fontsize=8, ncol=min(len(drivers), 3))
+
+    meas = report.characterize
+    thd = meas.quality["directivity"]["thd_percent"][nearest_azimuth(meas.azimuth_deg), horizontal_mic_index(report.procedure)]
+    x = np.arange(len(drivers))
+    bars = bottom.bar(x, np.nan_to_num(thd), color="tab:blue")
+    bottom.bar_label(bars, labels=[f"{v:.2f} %" for v in thd], fontsize=8)
+    bottom.set_xticks(x, drivers)
+    bottom.set_ylabel("THD (%)")
+    bottom.set_ylim(0, max(1e-3, float(np.nanmax(thd, initial=0.0))) * 1.3)
+    bottom.set_title(f"Total harmonic distortion on axis (sweep at {report.procedure.sweep.level_dbfs:g} dBFS, "
+                     "harmonics separated from the sweep IR)", fontsize=10)
+    return fig
+
+
+def _map(ax, azimuth_deg: np.ndarray, bands: Bands, db: np.ndarray, title: str):  # noqa: ANN001, ANN202
+    az, vals = closed_circle(azimuth_deg, db)
+    az_edges = np.concatenate([[az[0] - (az[1] - az[0]) / 2], (az[1:] + az[:-1]) / 2, [az[-1] + (az[-1] - az[-2]) / 2]])
+    f_edges = np.append(bands.lower_hz, bands.upper_hz[-1])
+    mesh = ax.pcolormesh(f_edges, az_edges, np.clip(vals, MAP_FLOOR_DB, 6.0), cmap="viridis",
+                         vmin=MAP_FLOOR_DB, vmax=6.0, shading="flat")
+    _hz_ticks(ax, f_edges[0], f_edges[-1])
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("azimuth (deg, ccw from front)")
+    ax.set_yticks(np.arange(-180, 181, 45))
+    ax.set_ylim(az_edges[0], az_edges[-1])
+    ax.set_title(title, fontsize=10)
+    return mesh
+
+
+def fig_directivity_maps(report: UnitReport) -> Figure:
+    """Frequency x azimuth maps (dB re on axis) of the first driver and of input C."""
+    fig = _page("Directivity", report)
+    top, bottom = fig.subplots(2, 1)
+    bands = map_bands(report)
+    meas = report.characterize
+    mic = horizontal_mic_index(report.procedure)
+    freqs, x = spectrum(meas.directivity_ir[:, mic, 0], meas.sample_rate)
+    _map(top, meas.azimuth_deg, bands, pattern_bands_db(x, freqs, meas.azimuth_deg, bands),
+         f"Driver {meas.sources[0]!r} (characterize, horizontal mic)")
+    freqs_c, verified, _ = centre_patterns(report)
+    kind = "beamformed centre" if report.procedure.targets.beam is not None else "centre input (no beam target)"
+    mesh = _map(bottom, report.verification.azimuth_deg, bands,
+                pattern_bands_db(verified, freqs_c, report.verification.azimuth_deg, bands),
+                f"Input C, {kind} (verification)")
+    fig.colorbar(mesh, ax=[top, bottom], label="dB re on axis", shrink=0.6)
+    return fig
+
+
+def fig_beam(report: UnitReport) -> Figure:
+    """Polar plots of input C at a few bands, and beam metrics against their limits."""
+    fig = _page("Centre beam", report)
+    grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
+    polar = fig.add_subplot(grid[0, :], projection="polar")
+    freqs, verified, predicted = centre_patterns(report)
+    az = report.verification.azimuth_deg
+    wanted = [f for f in POLAR_BANDS_HZ if f < 0.45 * report.verification.sample_rate]
+    bands = third_octave_bands(min(wanted), max(wanted))
+    keep = np.isin(bands.nominal_hz, wanted)
+    ver_db = pattern_bands_db(verified, freqs, az, bands)[:, keep]
+    pre_db = pattern_bands_db(predicted, freqs, az, bands)[:, keep]
+    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    for b, f_hz in enumerate(bands.nominal_hz[keep]):
+        for vals, style, what in ((ver_db, "-", "verified"), (pre_db, "--", "predicted")):
+            a, v = closed_circle(az, vals[:, b])
+            polar.plot(np.deg2rad(a), np.clip(v, -40, 6), style, color=colors[b % 4], lw=1.4,
+                       label=f"{f_hz:g} Hz {what}")
+    polar.set_theta_zero_location("N")  # device front up, azimuth counter-clockwise (AES69)
+    polar.set_rlim(-40, 6)
+    polar.set_rticks([-30, -20, -10, -6, 0])
+    grid_deg = np.arange(0, 360, 45)
+    polar.set_thetagrids(grid_deg, [f"{(g + 180) % 360 - 180:+d}°" if g % 180 else ("0° front" if g == 0 else "180°") for g in grid_deg])
+    polar.tick_params(labelsize=7)
+    polar.set_title("Input C, horizontal pattern, 1/3-octave bands (dB re on axis; device front up, "
+                    "its left = +90°)", fontsize=10)
+    polar.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=3)
+
+    beam = report.procedure.targets.beam
+    left, right = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    if beam is None or "beam/bands_hz" not in report.verified:
+        for ax in (left, right):
+            ax.set_axis_off()
+        fig.text(0.5, 0.25, "No beam target for this product: input C is the phantom centre of the CTC pair.",
+                 fontsize=10, ha="center")
+        return fig
+    for metrics, style, what in ((report.verified, "-o", "verified"), (report.predicted, "--", "predicted")):
+        if "beam/bands_hz" not in metrics:
+            continue
+        bb = metrics["beam/bands_hz"]
+        depth = metrics["beam/null_depth_db"]
+        left.plot(bb, depth[0], style, color="tab:blue", ms=3, label=f"+{beam.null_deg:g}° {what}")
+        left.plot(bb, depth[1], style, color="tab:orange", ms=3, label=f"-{beam.null_deg:g}° {what}")
+        right.plot(bb, metrics["beam/main_lobe_db"], style, color="tab:green", ms=3, label=what)
+    left.axhline(beam.null_depth_min_db - beam.tolerance_db, color=FAIL_COLOR, lw=1, label="limit")
+    right.axhline(beam.main_lobe_min_db - beam.tolerance_db, color=FAIL_COLOR, lw=1, label="limit")
+    left.set_title("Null depth (dB below on axis)", fontsize=10)
+    right.set_title(f"Main lobe: worst within ±{beam.main_lobe_deg:g}° (dB)", fontsize=10)
+    for ax in (left, right):
+        _freq_axis(ax, beam.band_hz)
+        ax.set_xlim(beam.band_hz[0] / 1.2, beam.band_hz[1] * 1.2)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def fig_cancellation(report: UnitReport) -> Figure:
+    """Cancellation gain per position and input: predicted (dashed) and verified (solid) against the mask."""
+    fig = _page("Crosstalk cancellation", report, "solid: verified, dashed: predicted, dots: holdout positions "
+                "(outside the design zone); shaded: below the limit")
+    axes = fig.subplots(2, 1, sharex=True)
+    target = report.procedure.targets.cancellation
+    design = {p.name for p in report.procedure.design_positions()}
+    ver_pos = metric_positions(report.verified, report)
+    pre_pos = metric_positions(report.predicted, report)
+    bands = report.verified["ctc/bands_hz"]
+    curve = target.min_db(bands)
+    names = list(dict.fromkeys(ver_pos + [p for p in pre_pos if p in ver_pos]))
+    palette = [f"C{i}" for i in range(10)]
+    for k, (ax, inp) in enumerate(zip(axes, ("L", "R"), strict=True)):
+        ax.fill_between(bands, curve - target.tolerance_db, -100, color=FAIL_COLOR, alpha=0.08, lw=0)
+        ax.plot(bands, curve, color="k", lw=1.5, label="target")
+        ax.plot(bands, curve - target.tolerance_db, color="k", lw=0.8, ls=":", label=f"limit (−{target.tolerance_db:g} dB)")
+        if target.holdout_median_min_db is not None:
+            ax.axhline(target.holdout_median_min_db, color="grey", lw=0.8, ls="-.", label="holdout median limit")
+        for i, name in enumerate(names):
+            holdout = name not in design
+            style = {"color": palette[i % 10], "marker": "o" if holdout else None, "ms": 3,
+                     "lw": 1.0 if holdout else 1.6}
+            tag = " (holdout)" if holdout else ""
+            ax.plot(bands, report.verified["ctc/cancellation_db"][k, ver_pos.index(name)], ls="-",
+                    label=f"{name}{tag}", **style)
+            if name in pre_pos:
+                ax.plot(report.predicted["ctc/bands_hz"], report.predicted["ctc/cancellation_db"][k, pre_pos.index(name)],
+                        ls="--", **{**style, "marker": None, "lw": 0.9})
+        cg = report.verified["ctc/cancellation_db"][k]
+        ax.set_ylim(min(-5.0, float(np.nanmin(cg, initial=0.0)) - 2), max(30.0, float(np.nanmax(cg, initial=0.0)) + 3))
+        _freq_axis(ax, (bands[0] / 1.15, bands[-1] * 1.15), label=k == 1)
+        ax.set_ylabel("cancellation gain (dB)")
+        ax.set_title(f"Input {inp}: ipsilateral over contralateral ear", fontsize=10)
+    axes[1].legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3,
+                   fontsize=7)
+    return fig
+
+
+def fig_filters(report: UnitReport) -> Figure:
+    """FIR impulse responses and magnitude responses per input, with the filter effort."""
+    cal = report.calibration
+    limit = report.procedure.targets.effort.max_db if report.procedure.targets.effort is not None else None
+    effort = float(report.verified["effort/max_db"])
+    shown = f"{effort:.1f} dB" + (f" (limit {limit:g} dB)" if limit is not None else "")
+    fig = _page("Filters", report, f"{cal.taps} taps at {cal.sample_rate} Hz, modeling delay "
+                f"{cal.modeling_delay_s * 1e3:g} ms; filter effort (max |H| in the sweep band) {shown}")
+    axes = fig.subplots(len(cal.inputs), 2)
+    fir = cal.fir.astype(float)
+    t_ms = np.arange(cal.taps) / cal.sample_rate * 1e3
+    freqs, h = spectrum(fir, cal.sample_rate, max(4096, 2 * cal.taps))
+    mag = power_db(np.abs(h[..., 1:]) ** 2)
+    for k, inp in enumerate(cal.inputs):
+        ir_ax, mag_ax = axes[k]
+        for s, name in enumerate(cal.drivers):
+            ir_ax.plot(t_ms, fir[k, s], lw=0.8, label=name)
+            mag_ax.plot(freqs[1:], mag[k, s], lw=1.0, label=name)
+        ir_ax.set_title(f"Input {inp}: impulse responses", fontsize=9)
+        ir_ax.set_xlabel("time (ms)")
+        ir_ax.set_xlim(0, t_ms[-1])
+        mag_ax.set_title(f"Input {inp}: magnitude", fontsize=9)
+        if limit is not None:
+            mag_ax.axhline(limit, color=FAIL_COLOR, lw=1, label="effort limit")
+        _freq_axis(mag_ax, (20.0, cal.sample_rate / 2))
+        mag_ax.set_ylim(-40, max(20.0, (limit or 0.0) + 5))
+        mag_ax.set_ylabel("dB")
+    axes[0, 0].legend(*axes[0, 1].get_legend_handles_labels(), loc="upper right", fontsize=7)
+    return fig
+
+
+def _steps(meas: Measurement, group: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Step order for plotting (azimuth ascending; positions as listed), x values and labels."""
+    if group == "directivity":
+        az = (np.asarray(meas.azimuth_deg, float) + 180.0) % 360.0 - 180.0
+        order = np.argsort(az)
+        return order, az[order], [f"{a:g}" for a in az[order]]
+    names = [p.name for p in meas.positions]
+    return np.arange(len(names)), np.arange(len(names), dtype=float), names
+
+
+def step_snr_db(snr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per step ``[steps, receivers, S]``: the capture criterion and the worst value.
+
+    The criterion is the one the measurement engine enforces: every receiver
+    must hear at least one source, ``min_r max_s SNR``; the worst value
+    ``min_{r,s} SNR`` shows sources that are quiet at a receiver by design
+    (a beam null, a rear azimuth).
+    """
+    snr = np.where(np.isnan(snr_db), -np.inf, snr_db)
+    criterion = np.min(np.max(snr, axis=-1), axis=-1)
+    worst = np.min(np.where(np.isnan(snr_db), np.inf, snr_db), axis=(-2, -1))
+    return np.where(np.isfinite(criterion), criterion, np.nan), np.where(np.isfinite(worst), worst, np.nan)
+
+
+def fig_quality(report: UnitReport) -> Figure:
+    """SNR, latency and retries per step of both measurements."""
+    fig = _page("Measurement quality", report, "SNR: solid = capture criterion (every mic hears its best source), "
+                "dotted = worst mic and source; latency as measured on the loopback")
+    axes = fig.subplots(3, 2, sharex="col")
+    min_snr = report.procedure.sweep.min_snr_db
+    counts = []
+    for meas, color, marker, label in ((report.characterize, "tab:blue", "o", "characterize"),
+                                       (report.verification, "tab:orange", "x", "verification")):
+        retries = clipped = 0
+        for g, group in enumerate(("directivity", "binaural")):
+            q = meas.quality[group]
+            order, x, names = _steps(meas, group)
+            retries += int(np.sum(q["retries"]))
+            clipped += int(np.sum(q["clipped"]))
+            if x.size == 0:
+                continue
+            criterion, worst = step_snr_db(q["snr_db"][order])
+            lat = q["latency_samples"][order].reshape(x.size, -1).astype(float)
+            lat = np.where(lat < 0, np.nan, lat)
+            axes[0, g].plot(x, criterion, "-", marker=marker, color=color, ms=4, lw=1.2, label=label)
+            axes[0, g].plot(x, worst, ":", color=color, lw=1.0)
+            axes[1, g].plot(x, np.nanmax(lat, axis=-1, initial=-1.0), marker, color=color, ms=5, label=label)
+            width = 0.35 * (np.min(np.diff(x)) if x.size > 1 else 1.0)
+            shift = -width / 2 if label == "characterize" else width / 2
+            axes[2, g].bar(x + shift, q["retries"][order], width=width, color=color, label=label)
+            if group == "binaural":
+                axes[2, g].set_xticks(x, names, rotation=30, ha="right", fontsize=7)
+        counts.append(f"{label}: {retries} retries, {clipped} clipped steps")
+    for g, what in enumerate(("directivity steps (azimuth, deg)", "binaural steps (head position)")):
+        axes[0, g].axhline(min_snr, color=FAIL_COLOR, lw=1, label=f"min SNR {min_snr:g} dB")
+        axes[0, g].set_ylabel("SNR (dB)")
+        axes[1, g].set_ylabel("latency (samples)")
+        axes[2, g].set_ylabel("retries")
+        axes[2, g].set_xlabel(what)
+        axes[2, g].set_ylim(0, max(2.0, axes[2, g].get_ylim()[1]))
+        axes[0, g].set_title(what.split(" (")[0].capitalize(), fontsize=10)
+        for ax in axes[:, g]:
+            ax.grid(True, alpha=0.3)
+    axes[2, 0].text(0.02, 0.95, "\n".join(counts), transform=axes[2, 0].transAxes, va="top", fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    return fig
+
+
+FIGURE_PAGES: tuple[Callable[[UnitReport], Figure], ...] = (
+    fig_driver_responses,
+    fig_directivity_maps,
+    fig_beam,
+    fig_cancellation,
+    fig_filters,
+    fig_quality,
+)
+"""Pages after the summary, in order."""

@@ -1,0 +1,242 @@
+"""The PDF report: pages, page-1 text, metadata, atomic replacement, and the figures' data.
+
+Pages and text are read back with poppler (``pdftoppm``, ``pdftotext``,
+``pdfinfo``), independently of matplotlib; the page count is also read from
+the PDF's page tree (``/Type /Pages ... /Count n``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.backends.backend_pdf import PdfPages
+
+from calib.metrics.bands import third_octave_bands
+from calib.metrics.beam import wrap_deg
+from calib.report import pdf as pdf_module
+from calib.report.figures import (
+    FIGURE_PAGES,
+    centre_patterns,
+    driver_onaxis_db,
+    nearest_azimuth,
+    pattern_bands_db,
+    smooth_fractional_octave,
+)
+from calib.report.pdf import FIRST_PAGE_CHECKS, MORE_PAGE_CHECKS, summary_page_count, summary_pages, write_report
+
+POPPLER = all(shutil.which(t) for t in ("pdftoppm", "pdftotext", "pdfinfo"))
+needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils (pdftoppm, pdftotext, pdfinfo) not installed")
+
+
+def rendered_pages(pdf: Path, out: Path) -> int:
+    """Pages that pdftoppm renders (PNG files written)."""
+    out.mkdir(exist_ok=True)
+    subprocess.run(["pdftoppm", "-r", "12", "-png", str(pdf), str(out / "p")], check=True, capture_output=True)
+    return len(list(out.glob("p-*.png")))
+
+
+def page_text(pdf: Path, page: int, crop: tuple[float, float, float, float] | None = None) -> str:
+    """Text of one page; ``crop`` = (x, y, width, height) as fractions of the page (origin top left)."""
+    region = []
+    if crop is not None:  # pdftotext crops in pixels at its -r resolution (72 dpi: points); A4 = 595 x 842 pt
+        x, y, w, h = crop
+        region = ["-r", "72", "-x", f"{x * 595:.0f}", "-y", f"{y * 842:.0f}", "-W", f"{w * 595:.0f}",
+                  "-H", f"{h * 842:.0f}"]
+    result = subprocess.run(["pdftotext", "-layout", *region, "-f", str(page), "-l", str(page), str(pdf), "-"],
+                            check=True, capture_output=True, text=True)
+    return result.stdout
+
+
+VERDICT_BOX = (0.68, 0.0, 0.32, 0.25)
+"""Top right of page 1: the verdict in large type, the failure count and the SIMULATED mark."""
+
+
+def tree_count(pdf: Path) -> int:
+    """``/Count`` of the root page tree node."""
+    counts = re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", pdf.read_bytes())
+    assert counts, "no /Type /Pages node found"
+    return max(int(c) for c in counts)
+
+
+@pytest.fixture(scope="session")
+def pdfs(reports, tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
+    out = tmp_path_factory.mktemp("pdf")
+    return {key: write_report(report, out / f"{key}.pdf") for key, report in reports.items()}
+
+
+# ------------------------------------------------------------------ the PDF
+
+
+def test_page_count_summary_plus_one_page_per_figure(pdfs, reports, tmp_path) -> None:  # noqa: ANN001
+    # 11 (Duo 2) and 22 (Aurora 5) checks fit on page 1, then 6 figure pages.
+    assert len(reports["pass"].checks) == 11 and len(reports["beam"].checks) <= FIRST_PAGE_CHECKS
+    assert len(FIGURE_PAGES) == 6
+    for key in ("pass", "beam"):
+        assert tree_count(pdfs[key]) == 7
+        if POPPLER:
+            assert rendered_pages(pdfs[key], tmp_path / key) == 7
+
+
+def test_summary_page_count_boundaries() -> None:
+    assert summary_page_count(0) == 1
+    assert summary_page_count(FIRST_PAGE_CHECKS) == 1
+    assert summary_page_count(FIRST_PAGE_CHECKS + 1) == 2
+    assert summary_page_count(FIRST_PAGE_CHECKS + MORE_PAGE_CHECKS) == 2
+    assert summary_page_count(FIRST_PAGE_CHECKS + MORE_PAGE_CHECKS + 1) == 3
+
+
+@needs_poppler
+def test_page1_of_a_passing_simulated_unit(pdfs, reports) -> None:  # noqa: ANN001
+    report = reports["pass"]
+    text = page_text(pdfs["pass"], 1)
+    assert report.serial in text
+    assert page_text(pdfs["pass"], 1, VERDICT_BOX).split()[:6] == ["PASS", "11", "checks,", "0", "failed", "SIMULATED"]
+    assert "FAIL" not in text
+    assert "Duo 2 compact stereo" in text and "duo2" in text
+    for key in ("characterize", "calibration", "verification"):
+        assert Path(report.files[key]).name in text
+        assert report.hashes[key][:12] in text
+    for check in report.checks:
+        assert check.name in text
+    assert "11 checks, 0 failed" in text
+
+
+@needs_poppler
+def test_fail_report_names_the_failing_checks_on_page1(pdfs, reports) -> None:  # noqa: ANN001
+    report = reports["dead"]
+    failing = [c for c in report.checks if not c.passed]
+    assert report.verdict == "FAIL" and len(failing) >= 6  # a dead driver ruins the cancellation
+    text = page_text(pdfs["dead"], 1)
+    assert page_text(pdfs["dead"], 1, VERDICT_BOX).split()[0] == "FAIL"
+    for check in failing:
+        line = next(ln for ln in text.splitlines() if check.name in ln)
+        assert "FAIL" in line, line
+        assert f"{check.value:.1f} dB" in line, line
+    assert f"{len(report.checks)} checks, {len(failing)} failed" in text
+
+
+@needs_poppler
+def test_metadata_names_serial_and_verdict(pdfs, reports) -> None:  # noqa: ANN001
+    for key in ("pass", "dead"):
+        info = subprocess.run(["pdfinfo", str(pdfs[key])], check=True, capture_output=True, text=True).stdout
+        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+        serial, verdict = reports[key].serial, reports[key].verdict
+        for name in ("Title", "Subject"):
+            assert serial in fields[name] and verdict in fields[name], fields[name]
+
+
+@needs_poppler
+def test_figure_pages_are_titled(pdfs) -> None:  # noqa: ANN001
+    titles = ("Drivers", "Directivity", "Centre beam", "Crosstalk cancellation", "Filters", "Measurement quality")
+    for page, title in enumerate(titles, start=2):
+        text = page_text(pdfs["beam"], page)
+        assert title in text and f"page {page} of 7" in text
+
+
+@needs_poppler
+def test_real_rig_is_not_marked_simulated_and_long_check_lists_continue(reports, tmp_path) -> None:  # noqa: ANN001
+    report = reports["dead"]
+    real = dataclasses.replace(
+        report,
+        characterize=dataclasses.replace(report.characterize, simulated=False, rig="portaudio"),
+        verification=dataclasses.replace(report.verification, simulated=False, rig="portaudio"),
+        checks=report.checks * 4,  # 44 checks: page 1 and one continuation page
+    )
+    pages = summary_pages(real)
+    assert len(pages) == 2
+    path = tmp_path / "summary.pdf"
+    with PdfPages(path) as out:
+        for fig in pages:
+            out.savefig(fig)
+    first, second = page_text(path, 1), page_text(path, 2)
+    assert "SIMULATED" not in first + second
+    assert page_text(path, 1, VERDICT_BOX).split()[:5] == ["FAIL", "44", "checks,", "40", "failed"]
+    assert "portaudio" in first and "continued" in first
+    names = {c.name for c in report.checks}
+
+    def rows(text: str) -> int:
+        return sum(any(name in line for name in names) for line in text.splitlines())
+
+    assert (rows(first), rows(second)) == (FIRST_PAGE_CHECKS, 44 - FIRST_PAGE_CHECKS)
+
+
+def test_replacing_a_report_is_atomic(reports, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    report = reports["pass"]
+    path = tmp_path / "unit.pdf"
+    path.write_bytes(b"old report")
+
+    def broken(_report):  # noqa: ANN001, ANN202
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(pdf_module, "FIGURE_PAGES", (broken,))
+    with pytest.raises(RuntimeError, match="figure failed"):
+        write_report(report, path)
+    assert path.read_bytes() == b"old report"
+    assert [p.name for p in tmp_path.iterdir()] == ["unit.pdf"], "no temporary file left behind"
+
+    monkeypatch.setattr(pdf_module, "FIGURE_PAGES", ())
+    assert write_report(report, path) == path
+    assert path.read_bytes().startswith(b"%PDF") and tree_count(path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["unit.pdf"]
+
+
+# ------------------------------------------------------------- figure data
+
+
+def test_smoothing_matches_a_direct_window_mean() -> None:
+    rng = np.random.default_rng(1)
+    freqs = np.linspace(0.0, 2000.0, 201)
+    power = rng.random((2, freqs.size))
+    got = smooth_fractional_octave(freqs, power, fraction=3)
+    half = 2 ** (1 / 6)
+    for i in (0, 1, 7, 50, 120, 200):  # reference: the mean over the window, bin by bin
+        inside = (freqs >= freqs[i] / half) & (freqs <= freqs[i] * half)
+        inside[i] = True
+        np.testing.assert_allclose(got[:, i], power[:, inside].mean(axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(smooth_fractional_octave(freqs, np.full(freqs.size, 3.0)), 3.0, rtol=1e-12)
+
+
+def test_smoothing_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="F=3 bins"):
+        smooth_fractional_octave(np.arange(3.0), np.ones(4))
+    with pytest.raises(ValueError, match="fraction: expected a positive integer"):
+        smooth_fractional_octave(np.arange(3.0), np.ones(3), fraction=0)
+
+
+def test_nearest_azimuth_wraps_around() -> None:
+    az = np.array([0.0, 30.0, 60.0, 90.0, 120.0, 150.0, -180.0, -150.0, -120.0, -90.0, -60.0, -30.0])
+    assert nearest_azimuth(az) == 0
+    assert nearest_azimuth(az, 179.0) == 6
+    assert nearest_azimuth(az, -95.0) == 9
+
+
+def test_onaxis_level_matches_the_sim_sensitivity(reports) -> None:  # noqa: ANN001
+    # Duo 2 sim: 85 dB SPL at 1 m for a full-scale sine, mic 2 m from the axis,
+    # driver 3 cm forward and 7.5 cm to the side, input gain 0.05 FS/Pa:
+    # |H| = p(1 m) * 1 m / r * 0.05 (peak over peak). Unit variation: 0.5 dB sd.
+    freqs, level = driver_onaxis_db(reports["pass"])
+    r = np.hypot(2.0 - 0.03, 0.075)
+    expected = 20 * np.log10(20e-6 * 10 ** (85 / 20) * np.sqrt(2) / r * 0.05)
+    i = int(np.argmin(np.abs(freqs - 1000.0)))
+    np.testing.assert_allclose(level[:, i], expected, atol=1.5)
+
+
+def test_centre_pattern_reproduces_the_verified_beam_metrics(reports) -> None:  # noqa: ANN001
+    report = reports["beam"]
+    freqs, verified, predicted = centre_patterns(report)
+    az = report.verification.azimuth_deg
+    bands = third_octave_bands(*report.procedure.targets.beam.band_hz)
+    ver_db = pattern_bands_db(verified, freqs, az, bands)
+    np.testing.assert_allclose(ver_db[nearest_azimuth(az)], 0.0, atol=1e-9)
+    lobe = np.min(ver_db[np.abs(wrap_deg(az)) <= 45], axis=0)
+    np.testing.assert_allclose(lobe, report.verified["beam/main_lobe_db"], atol=0.05)
+    # predicted (characterize IRs x centre FIRs) agrees with the re-measurement off the nulls
+    pre_db = pattern_bands_db(predicted, freqs, az, bands)
+    off_null = np.abs(np.abs(wrap_deg(az)) - 90.0) > 1.0
+    np.testing.assert_allclose(pre_db[off_null], ver_db[off_null], atol=1.0)

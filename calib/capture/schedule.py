@@ -168,8 +168,11 @@ def _capture(
     snr = snr_db(ir_full, plan.ir_length, window, signal_start=starts)
     # Harmonic n of input f sits at n f, measurable only up to the band's top.
     thd = thd_percent(linear, harmonics, lo, hi / n_harm, fs, f_max_hz=hi) if n_harm > 1 else np.zeros(snr.shape)
-    start = max(latency, 0)
-    dropout = _has_dropout(watched[:, start : start + n_sweep + int(offsets[-1])])
+    # Lost samples: zeros in the loopback's sweep (the reference: source 0's, even in MESM), or
+    # zeros between non-zero samples of an input (the response tail included).
+    dropout = _has_dropout(recorded[:, max(latency, 0) :], interior=True)
+    if plan.loopback is not None:
+        dropout |= _has_dropout(watched[:, latency : latency + n_sweep])
     return StepCapture(
         ir=linear,
         snr_db=np.asarray(snr, float).reshape(len(inputs), len(sources)),
@@ -181,9 +184,16 @@ def _capture(
     )
 
 
-def _has_dropout(x: np.ndarray, min_run: int = DROPOUT_MIN_RUN) -> bool:
-    """True if any row holds ``min_run`` exact zeros in a row (lost samples, not silence: noise is never 0)."""
-    zero = np.concatenate([np.zeros((x.shape[0], 1), bool), x == 0.0, np.zeros((x.shape[0], 1), bool)], axis=1)
+def _has_dropout(x: np.ndarray, min_run: int = DROPOUT_MIN_RUN, interior: bool = False) -> bool:
+    """True if any row holds ``min_run`` exact zeros in a row (lost samples, not silence: noise is never 0).
+
+    ``interior``: count only runs with non-zero samples on both sides. A noise-free (digital)
+    input is silent before the sound arrives and after it has decayed; that is no loss.
+    """
+    zero = x == 0.0
+    if interior:
+        zero &= ~np.logical_and.accumulate(zero, axis=1) & ~np.logical_and.accumulate(zero[:, ::-1], axis=1)[:, ::-1]
+    zero = np.concatenate([np.zeros((x.shape[0], 1), bool), zero, np.zeros((x.shape[0], 1), bool)], axis=1)
     edges = np.diff(zero.astype(np.int8), axis=1)
     for row in range(x.shape[0]):
         starts = np.flatnonzero(edges[row] == 1)

@@ -1,0 +1,202 @@
+"""Measurement engine on the virtual lab: IR accuracy, harmonic separation, latency, quality and retries.
+
+Aurora 5 (5 drivers, 2 arc mics, dummy head) at azimuths 0 and 90 deg (90:
+the left mid fires away from the mic, the hardest case) and two head
+positions; default noise (25 dB SPL background, -110 dBFS self noise), a
+1 s sweep at -6 dBFS.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+
+from calib.errors import MeasurementError
+from calib.procedure.model import SimFaults
+from calib.sim.driver import driver_response
+from calib.sim.lab import rotation_z
+from calib.rig.factory import mic_receivers
+
+SCHEDULES = ("sequential", "mesm")
+MAX_ERROR_DB = -40.0
+
+
+def _table(errors: dict[str, np.ndarray], sources: list[str]) -> str:
+    """Worst error per group and driver, for the test log."""
+    rows = [f"{'':12s}" + "".join(f"{s:>10s}" for s in sources)]
+    for group, e in errors.items():
+        rows.append(f"{group:12s}" + "".join(f"{v:10.1f}" for v in e.max(axis=(0, 1))))
+    return "\n".join(rows)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_irs_match_the_lab_within_minus_40_db(baseline, cap, schedule):
+    run = baseline(schedule)
+    m = run.m
+    assert m.complete and m.directivity_done.all() and m.binaural_done.all()
+    errors = cap.step_errors_db(run)
+    print(f"\n{schedule}: worst IR error (dB) per driver over steps and receivers\n" + _table(errors, m.sources))
+    # Measured (sequential and mesm alike): -41.1 dB worst (mid_left at 90 deg, SNR-limited),
+    # -44..-57 dB at 0 deg, -51..-63 dB at the ears.
+    for group, e in errors.items():
+        assert e.max() <= MAX_ERROR_DB, f"{group}: {e.max():.1f} dB at {np.unravel_index(e.argmax(), e.shape)}"
+    assert np.all(m.quality["directivity"]["retries"] == 0) and np.all(m.quality["binaural"]["retries"] == 0)
+
+
+def test_mesm_and_sequential_agree_within_their_noise(baseline, cap):
+    # Independent noise: E|a - b|^2 = E|a - t|^2 + E|b - t|^2. A systematic MESM error (harmonic or
+    # cross-source leakage) would add to the difference; measured excess <= 0.4 dB.
+    seq, mesm = baseline("sequential"), baseline("mesm")
+    e_seq, e_mesm = cap.step_errors_db(seq), cap.step_errors_db(mesm)
+    for group, a, b in (("directivity", seq.m.directivity_ir, mesm.m.directivity_ir),
+                        ("binaural", seq.m.binaural_ir, mesm.m.binaural_ir)):
+        truth = np.stack([cap.truth_fs(seq, group, i) for i in range(a.shape[0])])
+        diff = cap.band_error_db(a - b + truth, truth, seq.plan.band_hz, 48000)  # |a - b| over |truth|
+        both = 10 * np.log10(10 ** (e_seq[group] / 10) + 10 ** (e_mesm[group] / 10))
+        print(f"{group}: max excess of |seq - mesm| over the combined noise {np.max(diff - both):+.2f} dB")
+        assert np.all(diff <= both + 1.5)
+
+
+def _expected_thd_percent(run, h2: float, h3: float) -> np.ndarray:
+    """THD a Hammerstein driver shows at the arc mics, from the true transfer functions.
+
+    For x = A cos(wt) the static nonlinearity x + h2 x^2 + h3 x^3 adds harmonic 2 with
+    amplitude h2 A^2 / 2 and harmonic 3 with h3 A^3 / 4; both then pass the linear path H at
+    n f. Averaged as :func:`calib.signals.harmonics.thd_percent` does (inputs f_k in
+    [f_lo, f_hi / n_harmonics], weights 1 / f_k):
+    THD^2 = sum_k w_k sum_n c_n^2 |H(n f_k)|^2 / sum_k w_k |H(f_k)|^2, c_2 = h2 A / 2, c_3 = h3 A^2 / 4.
+    Returns [A, Rm, S] percent.
+    """
+    plan, lab = run.plan, run.rig.audio.lab
+    amp = 10 ** (plan.level_dbfs / 20)
+    lo, hi = plan.band_hz
+    freqs = lab.freqs_hz
+    k = np.flatnonzero((freqs >= lo) & (freqs <= hi / plan.n_harmonics))
+    w = 1.0 / freqs[k]
+    out = []
+    for az in plan.azimuths_deg:
+        h = np.fft.rfft(lab.true_irs(mic_receivers(run.proc), -float(az)), axis=-1)  # [Rm, S, F]
+        num = sum(c**2 * np.abs(h[..., n * k]) ** 2 for n, c in ((2, h2 * amp / 2), (3, h3 * amp**2 / 4)))
+        out.append(100 * np.sqrt(np.sum(w * num, -1) / np.sum(w * np.abs(h[..., k]) ** 2, -1)))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_one_percent_thd_leaves_the_linear_ir_unaffected(baseline, cap, schedule):
+    # h2 = 0.04 is 1.0 % electrically at -6 dBFS (A = 0.5: h2 A / 2). h3 stays nominal: the cubic term
+    # also raises the fundamental by 3/4 h3 A^2 (a true change of the linear response, not an error).
+    h2, h3 = 0.04, 0.002
+    run = baseline(schedule, drivers={"h2": h2, "h3": h3})
+    clean = cap.step_errors_db(baseline(schedule))
+    dist = cap.step_errors_db(run)
+    thd = run.m.quality["directivity"]["thd_percent"]
+    expected = _expected_thd_percent(run, h2, h3)
+    print(f"\n{schedule}: THD stored {thd.min():.2f}..{thd.max():.2f} %, expected {expected.min():.2f}.."
+          f"{expected.max():.2f} %; worst IR error {max(e.max() for e in dist.values()):.1f} dB, "
+          f"largest change vs h2 = h3 = 0: {max(np.max(dist[g] - clean[g]) for g in dist):+.2f} dB")
+    assert np.all((thd > 1.0 / 1.5) & (thd < 1.0 * 1.5)), thd
+    np.testing.assert_allclose(thd, expected, rtol=0.15)
+    for group in dist:
+        assert dist[group].max() <= MAX_ERROR_DB
+        assert np.all(np.abs(dist[group] - clean[group]) <= 3.0)
+
+
+def _arrival_samples(ir: np.ndarray, driver, fs: int, band_hz=(1000.0, 3000.0)) -> float:  # noqa: ANN001
+    """Propagation delay of one IR: phase slope of H / (driver's own response) in the mid band.
+
+    The lab's transfer is directivity (real, positive below the piston's first null) x
+    e^{-j 2 pi f r / c} / (4 pi r) x the driver's minimum-phase response; dividing the latter
+    out leaves a pure delay whose phase is -2 pi f r / c.
+    """
+    n = ir.shape[-1] * 4
+    freqs = np.fft.rfftfreq(n, 1 / fs)
+    k = (freqs >= band_hz[0]) & (freqs <= band_hz[1])
+    h = np.fft.rfft(ir, n=n)[k] / driver_response(freqs[k], driver.fc_hz, driver.q, driver.lowpass_hz)
+    slope = np.polyfit(2 * np.pi * freqs[k], np.unwrap(np.angle(h)), 1)[0]
+    return -slope * fs
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_latency_changes_every_call_and_the_ir_starts_at_r_over_c(baseline, schedule):
+    run = baseline(schedule)
+    m = run.m
+    lat = m.quality["directivity"]["latency_samples"], m.quality["binaural"]["latency_samples"]
+    recorded = np.concatenate(lat)  # [steps, S]
+    # The engine estimated exactly the latency the simulator applied on each call.
+    per_call = np.asarray(run.latencies)
+    if schedule == "mesm":
+        assert_array_equal(recorded, np.repeat(per_call[:, None], len(m.sources), axis=1))
+    else:
+        assert_array_equal(recorded, per_call.reshape(recorded.shape))
+        assert np.all(np.ptp(recorded, axis=1) > 0)  # differs between the sources of one step
+    assert len(np.unique(recorded[:, 0])) == recorded.shape[0]  # and between steps
+    assert recorded.max() - recorded.min() > 100
+
+    fs, c = run.plan.sample_rate, run.proc.sim.speed_of_sound
+    devs = []
+    for i, az in enumerate(run.plan.azimuths_deg):
+        for r, mic in enumerate(mic_receivers(run.proc)):
+            for s, drv in enumerate(run.rig.audio.lab.device.drivers):
+                pos = rotation_z(-az) @ np.asarray(drv.position_m)
+                want = np.linalg.norm(np.asarray(mic.xyz_m) - pos) / c * fs
+                devs.append(_arrival_samples(m.directivity_ir[i, r, s], drv, fs) - want)
+    devs = np.asarray(devs)
+    print(f"\n{schedule}: arrival - r/c: {devs.min():+.3f}..{devs.max():+.3f} samples; latencies {recorded[:, 0]}")
+    assert np.all(np.abs(devs) < 1.0)  # measured: |dev| < 0.02 samples
+
+
+def test_clipping_backs_off_the_level_and_succeeds(new_run, cap):
+    # +40 dB input gain: at -6 dBFS the mics peak near +7 dBFS, the ears higher. Two 6 dB back-offs
+    # at most are needed at the mics.
+    text = cap.aurora_text("mesm", azimuths_deg=(0.0,), positions=("centre",), sweep={"retries": 4})
+    run = cap.measure(new_run(text, faults=SimFaults(clip_gain_db=40.0)))
+    m = run.m
+    assert m.complete
+    for group in ("directivity", "binaural"):
+        q = m.quality[group]
+        print(f"\n{group}: retries {q['retries']}, peak {q['peak_dbfs'].max():.1f} dBFS")
+        assert np.all(q["retries"] > 0) and not np.any(q["clipped"])
+        assert np.all(q["peak_dbfs"] < -0.1)
+    # The IR does not depend on the level: after the back-off it is the truth x 40 dB, down to the
+    # lower SNR (measured -36 dB worst, 12 dB above the -6 dBFS runs' -48).
+    errors = cap.step_errors_db(run)
+    assert max(e.max() for e in errors.values()) <= -30.0
+
+
+def test_clipping_that_stays_raises_naming_the_step(new_run, cap):
+    text = cap.aurora_text("mesm", azimuths_deg=(0.0,), positions=("centre",), sweep={"retries": 1})
+    run = new_run(text, faults=SimFaults(clip_gain_db=40.0))
+    with pytest.raises(MeasurementError, match=r"azimuth \+0 deg: still bad after 1 retries "
+                       r"\(clipped at -6 dBFS; clipped at -12 dBFS\)"):
+        cap.measure(run)
+    m = run.m
+    assert not m.complete and not m.directivity_done.any()
+    assert np.all(np.isnan(m.directivity_ir))  # nothing silently bad was written
+
+
+@pytest.mark.parametrize(("schedule", "call", "step"), [("mesm", 1, 1), ("sequential", 7, 1)])
+def test_dropout_is_retried_and_the_retry_recorded(new_run, cap, schedule, call, step):
+    # MESM plays one call per step, sequential 5 (one per driver): call 7 belongs to step 1.
+    run = cap.measure(new_run(cap.aurora_text(schedule), faults=SimFaults(dropout_calls=[call])))
+    assert run.dropouts[call] is not None
+    retries = run.m.quality["directivity"]["retries"]
+    assert_array_equal(retries, np.eye(2, dtype=int)[step])
+    assert_array_equal(run.m.quality["binaural"]["retries"], [0, 0])
+    n_calls = 1 if schedule == "mesm" else 5
+    assert len(run.latencies) == (4 + 1) * n_calls  # 4 steps and one repeated
+    assert cap.step_errors_db(run)["directivity"].max() <= MAX_ERROR_DB
+
+
+def test_a_step_that_stays_bad_stops_the_run_and_keeps_the_steps_before(new_run, cap):
+    # MESM: calls 0, 1 are the two azimuths; calls 2, 3, 4 are the first head position and its retries.
+    run = new_run(cap.aurora_text("mesm"), faults=SimFaults(dropout_calls=[2, 3, 4]))
+    with pytest.raises(MeasurementError, match=r"characterize head at centre: still bad after 2 retries "
+                       r"\(dropout in the capture; dropout in the capture; dropout in the capture\).*--resume"):
+        cap.measure(run)
+    m = run.m
+    assert not m.complete
+    assert_array_equal(m.directivity_done, [True, True])
+    assert_array_equal(m.binaural_done, [False, False])
+    assert np.all(np.isfinite(m.directivity_ir)) and np.all(np.isnan(m.binaural_ir))
+    assert cap.step_errors_db(run)["directivity"].max() <= MAX_ERROR_DB

@@ -139,10 +139,16 @@ def open_sim_rig(proc: Procedure, serial: str, faults: SimFaults | None = None) 
         unit_device(proc, serial), proc.audio.sample_rate, n_ir=sim.true_ir_length,
         speed_of_sound=sim.speed_of_sound, room=room,
     )
-    return _assemble("sim", lab, proc, serial, noise, latency, fault_model)
+    return assemble_sim_rig("sim", lab, proc, serial, noise, latency, fault_model)
 
 
-def _assemble(name: str, lab, proc: Procedure, serial: str, noise, latency, fault_model) -> Rig:  # noqa: ANN001
+def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latency, fault_model) -> Rig:  # noqa: ANN001
+    """A simulated station around any ``lab`` (virtual or replayed) with the procedure's channel map.
+
+    ``lab`` needs ``sample_rate``, ``n_ir``, ``driver_names``, ``device.drivers``
+    and ``true_irs(receivers, turntable_deg)``; noise, latency and faults are
+    the simulator's models, the random streams seeded by the serial.
+    """
     from calib.capture.plan import channel_counts
     from calib.rig.sim import LabState, SimAudioInterface, SimPositioner, SimTurntable
 

@@ -310,14 +310,14 @@ def open_replay_rig(path: str | Path, proc: Procedure, serial: str, faults: SimF
     ProcedureError
         ``proc`` has no ``[sim]`` section.
     """
-    from calib.rig.factory import _assemble, sim_models
+    from calib.rig.factory import assemble_sim_rig, sim_models
 
     noise, latency, fault_model, _room = sim_models(proc, faults)
     lab = ReplayLab(load_replay_measurement(path), noise.input_fs_per_pa)
     check_replay_grid(lab, proc)
     if lab.measurement.serial != serial:
         log.info("replaying %s (unit %s) as unit %s", path, lab.measurement.serial, serial)
-    rig = _assemble(f"replay:{path}", lab, proc, serial, noise, latency, fault_model)
+    rig = assemble_sim_rig(f"replay:{path}", lab, proc, serial, noise, latency, fault_model)
     rig.info.update({"replay_file": str(path), "replay_serial": lab.measurement.serial})
     return rig
 

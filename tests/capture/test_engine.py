@@ -94,7 +94,7 @@ def test_one_percent_thd_leaves_the_linear_ir_unaffected(baseline, cap, schedule
     expected = _expected_thd_percent(run, h2, h3)
     print(f"\n{schedule}: THD stored {thd.min():.2f}..{thd.max():.2f} %, expected {expected.min():.2f}.."
           f"{expected.max():.2f} %; worst IR error {max(e.max() for e in dist.values()):.1f} dB, "
-          f"largest change vs h2 = h3 = 0: {max(np.max(dist[g] - clean[g]) for g in dist):+.2f} dB")
+          f"largest change vs nominal h2, h3: {max(np.max(dist[g] - clean[g]) for g in dist):+.2f} dB")
     assert np.all((thd > 1.0 / 1.5) & (thd < 1.0 * 1.5)), thd
     np.testing.assert_allclose(thd, expected, rtol=0.15)
     for group in dist:

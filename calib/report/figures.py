@@ -25,7 +25,8 @@ from matplotlib.ticker import FixedLocator, NullFormatter
 from calib.metrics.bands import Bands, band_power_average, power_db, third_octave_bands
 from calib.metrics.beam import wrap_deg
 from calib.report.model import UnitReport
-from calib.stages.metrics import Metrics, horizontal_mic_index
+from calib.report.results import metric_positions
+from calib.stages.metrics import horizontal_mic_index
 from calib.store.measurement import Measurement
 
 A4_PORTRAIT_IN = (8.27, 11.69)
@@ -142,23 +143,21 @@ def closed_circle(azimuth_deg: np.ndarray, values: np.ndarray) -> tuple[np.ndarr
     return np.append(az, az[0] + 360.0), np.concatenate([vals, vals[:1]], axis=0)
 
 
-def metric_positions(metrics: Metrics, report: UnitReport) -> list[str]:
-    """Position names of ``ctc/cancellation_db`` (stored metrics keep them in an attribute)."""
-    if "ctc/positions" in metrics:
-        return [str(p) for p in metrics["ctc/positions"]]
-    attrs = report.calibration.predicted_attrs.get("ctc/cancellation_db", {})
-    text = attrs.get("positions", "")
-    text = text.decode() if isinstance(text, bytes) else str(text)
-    return text.split(",") if text else [p.name for p in report.procedure.positions]
-
-
 # ----------------------------------------------------------------- pages
+
+
+def _finite(values: np.ndarray, reduce, default: float) -> float:  # noqa: ANN001 - numpy reduction
+    """``reduce`` over the finite values (axis limits must be finite), ``default`` if there are none."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(reduce(v)) if v.size else default
 
 
 def _page(title: str, report: UnitReport, subtitle: str = "") -> Figure:
     fig = Figure(figsize=A4_PORTRAIT_IN, layout="constrained")
     top = 0.99 - (0.045 if subtitle else 0.025)
-    fig.get_layout_engine().set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
+    if fig.get_layout_engine() is not None:
+        fig.get_layout_engine().set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
     fig.text(0.5, 0.99, f"{title} — {report.procedure.product.name}, unit {report.serial}", ha="center", va="top",
              fontsize=12, fontweight="bold")
     if subtitle:
@@ -193,20 +192,21 @@ def fig_driver_responses(report: UnitReport) -> Figure:
     for s, name in enumerate(drivers):
         top.plot(freqs[1:], level[s, 1:], label=name, lw=1.2)
     _freq_axis(top, report.procedure.sweep.band_hz)
-    peak = np.nanmax(level[:, 1:])
+    peak = _finite(level[:, 1:], np.max, 0.0)
     top.set_ylim(peak - 50, peak + 5)
     top.set_ylabel(f"level (dB re 1 {ir_unit(report.characterize)})")
     top.set_title("On-axis response (azimuth 0°, horizontal mic, 1/3-octave smoothed)", fontsize=10)
     top.legend(fontsize=8, ncol=min(len(drivers), 3))
 
     meas = report.characterize
-    thd = meas.quality["directivity"]["thd_percent"][nearest_azimuth(meas.azimuth_deg), horizontal_mic_index(report.procedure)]
+    on_axis = nearest_azimuth(meas.azimuth_deg)
+    thd = meas.quality["directivity"]["thd_percent"][on_axis, horizontal_mic_index(report.procedure)]  # [S]
     x = np.arange(len(drivers))
-    bars = bottom.bar(x, np.nan_to_num(thd), color="tab:blue")
+    bars = bottom.bar(x, np.nan_to_num(thd), width=0.5, color="tab:blue")
     bottom.bar_label(bars, labels=[f"{v:.2f} %" for v in thd], fontsize=8)
     bottom.set_xticks(x, drivers)
     bottom.set_ylabel("THD (%)")
-    bottom.set_ylim(0, max(1e-3, float(np.nanmax(thd, initial=0.0))) * 1.3)
+    bottom.set_ylim(0, max(1e-3, _finite(thd, np.max, 0.0)) * 1.3)
     bottom.set_title(f"Total harmonic distortion on axis (sweep at {report.procedure.sweep.level_dbfs:g} dBFS, "
                      "harmonics separated from the sweep IR)", fontsize=10)
     return fig
@@ -268,7 +268,8 @@ def fig_beam(report: UnitReport) -> Figure:
     polar.set_rlim(-40, 6)
     polar.set_rticks([-30, -20, -10, -6, 0])
     grid_deg = np.arange(0, 360, 45)
-    polar.set_thetagrids(grid_deg, [f"{(g + 180) % 360 - 180:+d}°" if g % 180 else ("0° front" if g == 0 else "180°") for g in grid_deg])
+    labels = [f"{(g + 180) % 360 - 180:+d}°" if g % 180 else ("0° front" if g == 0 else "180°") for g in grid_deg]
+    polar.set_thetagrids(grid_deg, labels)
     polar.tick_params(labelsize=7)
     polar.set_title("Input C, horizontal pattern, 1/3-octave bands (dB re on axis; device front up, "
                     "its left = +90°)", fontsize=10)
@@ -317,7 +318,8 @@ def fig_cancellation(report: UnitReport) -> Figure:
     for k, (ax, inp) in enumerate(zip(axes, ("L", "R"), strict=True)):
         ax.fill_between(bands, curve - target.tolerance_db, -100, color=FAIL_COLOR, alpha=0.08, lw=0)
         ax.plot(bands, curve, color="k", lw=1.5, label="target")
-        ax.plot(bands, curve - target.tolerance_db, color="k", lw=0.8, ls=":", label=f"limit (−{target.tolerance_db:g} dB)")
+        ax.plot(bands, curve - target.tolerance_db, color="k", lw=0.8, ls=":",
+                label=f"limit (−{target.tolerance_db:g} dB)")
         if target.holdout_median_min_db is not None:
             ax.axhline(target.holdout_median_min_db, color="grey", lw=0.8, ls="-.", label="holdout median limit")
         for i, name in enumerate(names):
@@ -328,10 +330,10 @@ def fig_cancellation(report: UnitReport) -> Figure:
             ax.plot(bands, report.verified["ctc/cancellation_db"][k, ver_pos.index(name)], ls="-",
                     label=f"{name}{tag}", **style)
             if name in pre_pos:
-                ax.plot(report.predicted["ctc/bands_hz"], report.predicted["ctc/cancellation_db"][k, pre_pos.index(name)],
-                        ls="--", **{**style, "marker": None, "lw": 0.9})
+                predicted = report.predicted["ctc/cancellation_db"][k, pre_pos.index(name)]
+                ax.plot(report.predicted["ctc/bands_hz"], predicted, ls="--", **{**style, "marker": None, "lw": 0.9})
         cg = report.verified["ctc/cancellation_db"][k]
-        ax.set_ylim(min(-5.0, float(np.nanmin(cg, initial=0.0)) - 2), max(30.0, float(np.nanmax(cg, initial=0.0)) + 3))
+        ax.set_ylim(min(-5.0, _finite(cg, np.min, 0.0) - 2), max(30.0, _finite(cg, np.max, 0.0) + 3))
         _freq_axis(ax, (bands[0] / 1.15, bands[-1] * 1.15), label=k == 1)
         ax.set_ylabel("cancellation gain (dB)")
         ax.set_title(f"Input {inp}: ipsilateral over contralateral ear", fontsize=10)
@@ -417,7 +419,8 @@ def fig_quality(report: UnitReport) -> Figure:
             lat = np.where(lat < 0, np.nan, lat)
             axes[0, g].plot(x, criterion, "-", marker=marker, color=color, ms=4, lw=1.2, label=label)
             axes[0, g].plot(x, worst, ":", color=color, lw=1.0)
-            axes[1, g].plot(x, np.nanmax(lat, axis=-1, initial=-1.0), marker, color=color, ms=5, label=label)
+            worst_lat = np.max(np.nan_to_num(lat, nan=-1.0), axis=-1)
+            axes[1, g].plot(x, np.where(worst_lat < 0, np.nan, worst_lat), marker, color=color, ms=5, label=label)
             width = 0.35 * (np.min(np.diff(x)) if x.size > 1 else 1.0)
             shift = -width / 2 if label == "characterize" else width / 2
             axes[2, g].bar(x + shift, q["retries"][order], width=width, color=color, label=label)

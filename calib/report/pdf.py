@@ -74,11 +74,11 @@ def _header(fig: Figure, report: UnitReport) -> float:
         y -= 0.021
     fig.text(0.06, y, "Files", fontsize=9, color="0.35", va="top")
     keys = ("characterize", "calibration", "verification")
-    names = [Path(report.files[k]).name if report.files.get(k) is not None else "—" for k in keys]
-    width = max(len(n) for n in names)
-    for key, name in zip(keys, names, strict=True):
-        fig.text(0.22, y, f"{key + ':':<14}{name:<{width}}  sha256 {_short(report.hashes.get(key))}", fontsize=7.5,
-                 va="top", family="monospace")
+    for key in keys:
+        path = report.files.get(key)
+        for x, text in ((0.22, key), (0.34, Path(path).name if path is not None else "—"),
+                        (0.64, f"sha256 {_short(report.hashes.get(key))}")):
+            fig.text(x, y, text, fontsize=7.5, va="top")
         y -= 0.018
     return y
 
@@ -160,8 +160,8 @@ def summary_pages(report: UnitReport) -> list[Figure]:
 
 def _footer(fig: Figure, report: UnitReport, page: int, total: int) -> None:
     sim = f"  —  {SIMULATED_TEXT}" if report.simulated else ""
-    fig.text(0.5, 0.012, f"{report.procedure.product.id}  {report.serial}  {report.verdict}{sim}  —  page {page} of {total}",
-             ha="center", fontsize=7, color="0.4")
+    text = f"{report.procedure.product.id}  {report.serial}  {report.verdict}{sim}  —  page {page} of {total}"
+    fig.text(0.5, 0.012, text, ha="center", fontsize=7, color="0.4")
 
 
 def write_report(report: UnitReport, path: str | Path) -> Path:

@@ -8,6 +8,7 @@ the PDF's page tree (``/Type /Pages ... /Count n``).
 from __future__ import annotations
 
 import dataclasses
+import io
 import re
 import shutil
 import subprocess
@@ -24,6 +25,10 @@ from calib.report.figures import (
     FIGURE_PAGES,
     centre_patterns,
     driver_onaxis_db,
+    fig_beam,
+    fig_cancellation,
+    fig_directivity_maps,
+    fig_driver_responses,
     nearest_azimuth,
     pattern_bands_db,
     smooth_fractional_octave,
@@ -66,18 +71,18 @@ def tree_count(pdf: Path) -> int:
 
 @pytest.fixture(scope="session")
 def pdfs(reports, tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
-    out = tmp_path_factory.mktemp("pdf")
-    return {key: write_report(report, out / f"{key}.pdf") for key, report in reports.items()}
+    out = tmp_path_factory.mktemp("pdf")  # the beam product's pages are drawn in test_beam_product_pages
+    return {key: write_report(reports[key], out / f"{key}.pdf") for key in ("pass", "dead")}
 
 
 # ------------------------------------------------------------------ the PDF
 
 
 def test_page_count_summary_plus_one_page_per_figure(pdfs, reports, tmp_path) -> None:  # noqa: ANN001
-    # 11 (Duo 2) and 22 (Aurora 5) checks fit on page 1, then 6 figure pages.
-    assert len(reports["pass"].checks) == 11 and len(reports["beam"].checks) <= FIRST_PAGE_CHECKS
+    # Duo 2's 11 checks fit on page 1, then 6 figure pages.
+    assert len(reports["pass"].checks) == len(reports["dead"].checks) == 11
     assert len(FIGURE_PAGES) == 6
-    for key in ("pass", "beam"):
+    for key in ("pass", "dead"):
         assert tree_count(pdfs[key]) == 7
         if POPPLER:
             assert rendered_pages(pdfs[key], tmp_path / key) == 7
@@ -135,7 +140,7 @@ def test_metadata_names_serial_and_verdict(pdfs, reports) -> None:  # noqa: ANN0
 def test_figure_pages_are_titled(pdfs) -> None:  # noqa: ANN001
     titles = ("Drivers", "Directivity", "Centre beam", "Crosstalk cancellation", "Filters", "Measurement quality")
     for page, title in enumerate(titles, start=2):
-        text = page_text(pdfs["beam"], page)
+        text = page_text(pdfs["pass"], page)
         assert title in text and f"page {page} of 7" in text
 
 
@@ -240,3 +245,43 @@ def test_centre_pattern_reproduces_the_verified_beam_metrics(reports) -> None:  
     pre_db = pattern_bands_db(predicted, freqs, az, bands)
     off_null = np.abs(np.abs(wrap_deg(az)) - 90.0) > 1.0
     np.testing.assert_allclose(pre_db[off_null], ver_db[off_null], atol=1.0)
+
+
+def test_figures_survive_a_silent_driver_and_infinite_gains(reports) -> None:  # noqa: ANN001
+    report = reports["pass"]
+    char_ir = report.characterize.directivity_ir.copy()
+    char_ir[:, :, 0] = 0.0  # driver 'left' silent: -inf dB on axis
+    verified = dict(report.verified)
+    cg = verified["ctc/cancellation_db"].copy()
+    cg[0, 0, :3] = (np.inf, -np.inf, np.nan)
+    verified["ctc/cancellation_db"] = cg
+    broken = dataclasses.replace(
+        report, characterize=dataclasses.replace(report.characterize, directivity_ir=char_ir), verified=verified
+    )
+    fig = fig_driver_responses(broken)
+    top = fig.axes[0]
+    _, level = driver_onaxis_db(broken)
+    assert np.all(np.isneginf(level[0, 1:]))
+    np.testing.assert_allclose(top.get_ylim()[1], np.max(level[1, 1:]) + 5.0, atol=1e-9)
+    fig = fig_cancellation(broken)
+    for k, ax in enumerate(fig.axes[:2]):  # input L (with the non-finite bands), input R
+        finite = cg[k][np.isfinite(cg[k])]
+        np.testing.assert_allclose(ax.get_ylim(), (min(-5.0, finite.min() - 2), max(30.0, finite.max() + 3)))
+    fig.savefig(io.BytesIO(), format="pdf")  # draws without error
+
+
+def test_beam_product_pages(reports) -> None:  # noqa: ANN001
+    """Aurora 5 (5 drivers, a centre beam): the beam panels show the verified metrics against their limits."""
+    report = reports["beam"]
+    beam = report.procedure.targets.beam
+    fig = fig_beam(report)
+    null_ax, lobe_ax = fig.axes[1], fig.axes[2]
+    np.testing.assert_allclose(null_ax.lines[0].get_ydata(), report.verified["beam/null_depth_db"][0], rtol=1e-12)
+    np.testing.assert_allclose(lobe_ax.lines[0].get_ydata(), report.verified["beam/main_lobe_db"], rtol=1e-12)
+    assert null_ax.lines[-1].get_ydata()[0] == beam.null_depth_min_db - beam.tolerance_db
+    assert lobe_ax.lines[-1].get_ydata()[0] == beam.main_lobe_min_db - beam.tolerance_db
+    fig.savefig(io.BytesIO(), format="pdf")
+    fig = fig_directivity_maps(report)
+    assert fig.axes[1].get_title() == "Input C, beamformed centre (verification)"
+    fig.savefig(io.BytesIO(), format="pdf")
+    assert len(summary_pages(report)) == 1 and len(report.checks) <= FIRST_PAGE_CHECKS

@@ -9,6 +9,7 @@ a file from its first missing step.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +33,9 @@ from calib.store.measurement import (
 )
 
 log = logging.getLogger(__name__)
+
+LOCKED_FILE_TIMEOUT_S = 30.0
+"""How long a write waits for another program (an HDF5 viewer, ``calib inspect``) to release the file."""
 
 
 def new_measurement_path(out_dir: str | Path, serial: str, stage: str) -> Path:
@@ -150,15 +154,37 @@ def run_measurement(
             capture, retries = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index))
             if units[group] == "Pa/FS":
                 capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)
-            write_step(path, group, index, capture.ir, _quality(capture, retries))
+            _when_unlocked(path, write_step, path, group, index, capture.ir, _quality(capture, retries))
             bar.set_postfix_str(f"{plan.step_label(group, index)}, SNR {np.nanmax(capture.snr_db):.0f} dB")
             bar.update(1)
             if on_step is not None:
                 on_step(group, index)
     finally:
         bar.close()
-    mark_complete(path)
+    _when_unlocked(path, mark_complete, path)
     return path
+
+
+def _when_unlocked(path: Path, write: Callable[..., None], *args: object) -> None:
+    """Run ``write(*args)``, waiting while another process holds the file open (HDF5 file lock).
+
+    A reader takes a shared lock; the writer's exclusive one then fails at once
+    (nothing is written). Waiting beats a crash in the middle of a unit.
+    """
+    deadline = time.monotonic() + LOCKED_FILE_TIMEOUT_S
+    while True:
+        try:
+            write(*args)
+            return
+        except OSError as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise MeasurementError(
+                    f"{path}: another program kept the file open for {LOCKED_FILE_TIMEOUT_S:g} s (HDF5 viewer?); "
+                    "close it and continue with --resume"
+                ) from None
+            time.sleep(0.05)
 
 
 def _place(rig: Rig, plan: MeasurementPlan, group: str, index: int) -> None:

@@ -203,6 +203,17 @@ def _has_dropout(x: np.ndarray, min_run: int = DROPOUT_MIN_RUN, interior: bool =
     return False
 
 
+def turntable_travel_deg(azimuths_deg: np.ndarray) -> float:
+    """Degrees the turntable travels over the directivity steps, from home (0) and back.
+
+    The engine visits the azimuths in measurement order, turning the device to
+    minus each, without wrapping (cables): a grid of [-180, 180) in the order
+    0, 5, ..., 175, -180, ..., -5 travels 175 + 355 + 180 = 710 degrees.
+    """
+    path = np.concatenate([[0.0], -np.asarray(azimuths_deg, dtype=float), [0.0]])
+    return float(np.sum(np.abs(np.diff(path))))
+
+
 def estimate_unit_time_s(proc) -> float:  # noqa: ANN001 - Procedure
     """Physical station time per unit for characterize + verify, seconds.
 
@@ -218,8 +229,7 @@ def estimate_unit_time_s(proc) -> float:  # noqa: ANN001 - Procedure
         proc, "verify", ["L", "R", "C"], np.zeros((3, n_out, proc.fit.taps)),
         [head_position(p) for p in proc.verify_positions()], proc.sweep.ir_length + proc.fit.taps,
     )
-    grid = np.sort(proc.turntable.grid_deg())
-    travel = float(np.sum(np.abs(np.diff(grid)))) + abs(float(grid[-1]))  # out and back home
-    moves = 2 * (travel / proc.turntable.speed_deg_s + len(grid) * proc.turntable.settle_s)
+    grid = proc.turntable.grid_deg()
+    moves = 2 * (turntable_travel_deg(grid) / proc.turntable.speed_deg_s + len(grid) * proc.turntable.settle_s)
     captures = sum(len(p.steps) * capture_seconds(p) for p in (char, verify))
     return moves + captures

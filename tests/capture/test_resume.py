@@ -19,14 +19,22 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
+from calib.capture import engine
 from calib.capture.engine import latest_incomplete, run_measurement
 from calib.cli.main import main
-from calib.errors import FileFormatError
+from calib.errors import FileFormatError, MeasurementError
 from calib.procedure import parse_procedure
 from calib.store.measurement import GROUPS, read_measurement
 
 KILL_AFTER_STEPS = 3
 TIMEOUT_S = 120.0
+HOLD_FILE = """
+import sys, time, h5py
+f = h5py.File(sys.argv[1], "r")  # a viewer: shared HDF5 file lock
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+f.close()
+"""
 
 
 def _done_steps(path: Path) -> int | None:
@@ -36,6 +44,21 @@ def _done_steps(path: Path) -> int | None:
             return int(sum(np.count_nonzero(f[f"{g}/done"][()]) for g in GROUPS))
     except (OSError, KeyError):  # not yet created, or caught mid-creation
         return None
+
+
+def _interrupted(cap, text: str, folder: Path, n_steps: int):  # noqa: ANN001, ANN202 - conftest Run
+    """A run stopped (KeyboardInterrupt, as Ctrl-C) after ``n_steps`` steps were written."""
+    run = cap.start_run(text, folder)
+    written = []
+
+    def interrupt(group: str, index: int) -> None:
+        written.append((group, index))
+        if len(written) == n_steps:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cap.measure(run, on_step=interrupt)
+    return run
 
 
 def _assert_same_measurement(a: Path, b: Path) -> None:
@@ -96,15 +119,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, cap, capsys):
 
 def test_resume_measures_only_the_missing_steps(tmp_path, cap):
     text = cap.aurora_text("mesm")
-    first = cap.start_run(text, tmp_path / "a")
-    stop_after = 3
-
-    def interrupt(group: str, index: int) -> None:
-        if len(first.latencies) == stop_after:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        cap.measure(first, on_step=interrupt)
+    first = _interrupted(cap, text, tmp_path / "a", 3)
     m = first.m
     assert_array_equal(m.directivity_done, [True, True])
     assert_array_equal(m.binaural_done, [True, False])
@@ -118,13 +133,7 @@ def test_resume_measures_only_the_missing_steps(tmp_path, cap):
 
 def test_resume_refuses_a_file_that_does_not_match(tmp_path, cap):
     text = cap.aurora_text("mesm")
-    run = cap.start_run(text, tmp_path)
-
-    def stop(group: str, index: int) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        cap.measure(run, on_step=stop)
+    run = _interrupted(cap, text, tmp_path, 1)
     plan, rig = run.plan, run.rig
     common = {"procedure_text": text, "progress": False, "resume": True}
     with pytest.raises(FileFormatError, match=r"cannot resume: serial is 'SN-CAP-1', this run needs 'SN-OTHER'"):
@@ -139,3 +148,29 @@ def test_resume_refuses_a_file_that_does_not_match(tmp_path, cap):
     assert read_measurement(run.path).complete
     with pytest.raises(FileFormatError, match=r"cannot resume: the measurement is already complete"):
         run_measurement(plan, rig, run.path, serial=cap.SERIAL, procedure_sha256=run.proc.sha256, **common)
+
+
+@pytest.mark.parametrize(("hold_s", "timeout_s"), [(1.0, 30.0), (60.0, 0.3)])
+def test_a_reader_holding_the_file_makes_the_writer_wait(tmp_path, cap, monkeypatch, hold_s, timeout_s):
+    # Another process reading the file (HDF5 viewer, calib inspect) holds a shared lock; the engine's
+    # next write waits for it instead of crashing, up to LOCKED_FILE_TIMEOUT_S, then fails cleanly.
+    text = cap.aurora_text("mesm")
+    first = _interrupted(cap, text, tmp_path, 1)
+    monkeypatch.setattr(engine, "LOCKED_FILE_TIMEOUT_S", timeout_s)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FILE, str(first.path), str(hold_s)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        again = cap.start_run(text, tmp_path)
+        if hold_s < timeout_s:
+            cap.measure(again, resume=True)
+        else:
+            with pytest.raises(MeasurementError, match=r"SN-CAP-1\.h5: another program kept the file open for "
+                               r"0\.3 s \(HDF5 viewer\?\); close it and continue with --resume"):
+                cap.measure(again, resume=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    m = read_measurement(first.path)
+    assert m.complete == (hold_s < timeout_s)
+    assert_array_equal(m.directivity_done, [True, hold_s < timeout_s])

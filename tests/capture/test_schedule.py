@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calib.capture.schedule import LATENCY_MARGIN_S, capture_seconds, capture_step, source_offsets, sweep_for
+from calib.capture.schedule import (
+    LATENCY_MARGIN_S,
+    capture_seconds,
+    capture_step,
+    estimate_unit_time_s,
+    source_offsets,
+    sweep_for,
+    turntable_travel_deg,
+)
 from calib.procedure.model import SimFaults
 from calib.sim.model import NoiseModel
 
@@ -28,6 +36,22 @@ def test_capture_seconds_is_the_time_played(new_run, cap, schedule):
         assert len(run.block_samples) == n_src
     np.testing.assert_allclose(capture_seconds(run.plan), want, rtol=1e-12)
     np.testing.assert_allclose(played_s, want, atol=len(run.block_samples) / run.plan.sample_rate)
+
+
+def test_turntable_travel_is_the_path_the_engine_drives(new_run, cap):
+    # Device turned to minus each azimuth in measurement order, no wrap (180 is -180: turntable +180),
+    # then home for the head positions: 0 -> 0 -> -90 -> +90 -> +180 -> 0 = 540 degrees.
+    run = cap.measure(new_run(cap.aurora_text("mesm", azimuths_deg=(0.0, 90.0, -90.0, 180.0), positions=("centre",))))
+    table = run.rig.turntable
+    assert turntable_travel_deg(run.plan.azimuths_deg) == 540.0
+    np.testing.assert_allclose(table.elapsed_s * table.speed_deg_s, 540.0, rtol=1e-12)
+    # Aurora 5's full circle (0, 5, .., 175, -180, .., -5): 175 + 355 + 180 degrees per stage; the
+    # estimate drives it twice (characterize and verify): doubling the speed saves 710 / 30 s.
+    full = run.proc.turntable.model_copy(update={"azimuths_deg": None, "step_deg": 5.0, "speed_deg_s": 30.0})
+    proc = run.proc.model_copy(update={"turntable": full})
+    fast = run.proc.model_copy(update={"turntable": full.model_copy(update={"speed_deg_s": 60.0})})
+    assert turntable_travel_deg(proc.turntable.grid_deg()) == 710.0
+    np.testing.assert_allclose(estimate_unit_time_s(proc) - estimate_unit_time_s(fast), 710.0 / 30.0, rtol=1e-9)
 
 
 class _LoseSamples:

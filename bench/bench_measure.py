@@ -118,10 +118,10 @@ def main() -> None:
         unit_s[name] = step_s * n_steps
         print(f"{name:<11}{plan.duration_s:>8.2f}{step_s:>8.2f}{unit_s[name]:>9.1f}{unit_s[name] + turntable_s:>10.1f}"
               f"{power_mean_db(err):>13.1f}{err.max():>14.1f}{wall:>13.3f}{wall - sim:>15.3f}")
-    ratio = unit_s["sequential"] / unit_s["mesm"]
+    seq_s, mesm_s = unit_s["sequential"], unit_s["mesm"]
     print(f"\nMESM at equal IR error (within {TOLERANCE_DB:g} dB; sweep {rows['mesm'][0].duration_s:.2f} s): "
-          f"{ratio:.2f}x less capture time per unit ({unit_s['sequential'] / 60:.1f} -> {unit_s['mesm'] / 60:.1f} min); "
-          f"with the turntable ({turntable_s:.0f} s) {(unit_s['sequential'] + turntable_s) / (unit_s['mesm'] + turntable_s):.2f}x")
+          f"{seq_s / mesm_s:.2f}x less capture time per unit ({seq_s / 60:.1f} -> {mesm_s / 60:.1f} min); "
+          f"with the turntable ({turntable_s:.0f} s) {(seq_s + turntable_s) / (mesm_s + turntable_s):.2f}x")
 
 
 if __name__ == "__main__":

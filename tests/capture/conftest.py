@@ -61,7 +61,10 @@ def edit_toml(text: str, section: str, **values: object) -> str:
 def keep_positions(text: str, names: tuple[str, ...]) -> str:
     """Drop every ``[[positions]]`` table whose name is not in ``names``."""
     blocks = re.split(r"(?m)^(?=\[)", text)
-    kept = [b for b in blocks if not b.startswith("[[positions]]") or re.search(r'name = "([^"]+)"', b).group(1) in names]
+    def wanted(block: str) -> bool:
+        return not block.startswith("[[positions]]") or re.search(r'name = "([^"]+)"', block).group(1) in names
+
+    kept = [b for b in blocks if wanted(b)]
     return "".join(kept)
 
 
@@ -151,7 +154,9 @@ def truth_fs(run: Run, group: str, index: int) -> np.ndarray:
     return irs[..., :n] * gain
 
 
-def band_error_db(measured: np.ndarray, truth: np.ndarray, band_hz: tuple[float, float], sample_rate: int) -> np.ndarray:
+def band_error_db(
+    measured: np.ndarray, truth: np.ndarray, band_hz: tuple[float, float], sample_rate: int
+) -> np.ndarray:
     """10 log10(sum |M - T|^2 / sum |T|^2) over the rfft bins in ``band_hz`` (last axis reduced)."""
     n = truth.shape[-1]
     freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)

@@ -14,9 +14,9 @@ from numpy.testing import assert_array_equal
 
 from calib.errors import MeasurementError
 from calib.procedure.model import SimFaults
+from calib.rig.factory import mic_receivers
 from calib.sim.driver import driver_response
 from calib.sim.lab import rotation_z
-from calib.rig.factory import mic_receivers
 
 SCHEDULES = ("sequential", "mesm")
 MAX_ERROR_DB = -40.0
@@ -96,7 +96,8 @@ def test_one_percent_thd_leaves_the_linear_ir_unaffected(baseline, cap, schedule
           f"{expected.max():.2f} %; worst IR error {max(e.max() for e in dist.values()):.1f} dB, "
           f"largest change vs nominal h2, h3: {max(np.max(dist[g] - clean[g]) for g in dist):+.2f} dB")
     assert np.all((thd > 1.0 / 1.5) & (thd < 1.0 * 1.5)), thd
-    np.testing.assert_allclose(thd, expected, rtol=0.15)
+    print(f"max |stored / expected - 1| = {np.max(np.abs(thd / expected - 1)):.3f}")
+    np.testing.assert_allclose(thd, expected, rtol=0.1)  # measured <= 6 % (noise in the harmonic windows)
     for group in dist:
         assert dist[group].max() <= MAX_ERROR_DB
         assert np.all(np.abs(dist[group] - clean[group]) <= 3.0)

@@ -85,9 +85,9 @@ def spectrum(ir: np.ndarray, sample_rate: int, n_fft: int | None = None) -> tupl
     return np.fft.rfftfreq(n, 1.0 / sample_rate), np.fft.rfft(np.nan_to_num(ir), n, axis=-1)
 
 
-def ir_unit(meas: Measurement) -> str:
-    """``Pa/FS`` for absolute-level files, else ``FS/FS`` (attribute ``ir_unit``)."""
-    return str(meas.attrs.get("ir_unit", "FS/FS"))
+def ir_unit(meas: Measurement, group: str = "directivity") -> str:
+    """``Pa/FS`` or ``FS/FS``: attribute ``ir_unit_<group>``, else ``ir_unit``, else ``FS/FS``."""
+    return str(meas.attrs.get(f"ir_unit_{group}", meas.attrs.get("ir_unit", "FS/FS")))
 
 
 def driver_onaxis_db(report: UnitReport) -> tuple[np.ndarray, np.ndarray]:
@@ -430,7 +430,7 @@ def fig_quality(report: UnitReport) -> Figure:
     for g, what in enumerate(("directivity steps (azimuth, deg)", "binaural steps (head position)")):
         axes[0, g].axhline(min_snr, color=FAIL_COLOR, lw=1, label=f"min SNR {min_snr:g} dB")
         axes[0, g].set_ylabel("SNR (dB)")
-        axes[1, g].set_ylabel("latency (samples)")
+        axes[1, g].set_ylabel("latency (samples, max of sources)")
         axes[2, g].set_ylabel("retries")
         axes[2, g].set_xlabel(what)
         axes[2, g].set_ylim(0, max(2.0, axes[2, g].get_ylim()[1]))

@@ -29,6 +29,7 @@ from calib.report.figures import (
     fig_cancellation,
     fig_directivity_maps,
     fig_driver_responses,
+    ir_unit,
     nearest_azimuth,
     pattern_bands_db,
     smooth_fractional_octave,
@@ -285,3 +286,12 @@ def test_beam_product_pages(reports) -> None:  # noqa: ANN001
     assert fig.axes[1].get_title() == "Input C, beamformed centre (verification)"
     fig.savefig(io.BytesIO(), format="pdf")
     assert len(summary_pages(report)) == 1 and len(report.checks) <= FIRST_PAGE_CHECKS
+
+
+def test_ir_unit_follows_the_file_attributes(reports) -> None:  # noqa: ANN001
+    meas = reports["pass"].characterize
+    assert ir_unit(meas) == "FS/FS"
+    absolute = dataclasses.replace(meas, attrs={**meas.attrs, "ir_unit_directivity": "Pa/FS"})
+    assert (ir_unit(absolute), ir_unit(absolute, "binaural")) == ("Pa/FS", "FS/FS")
+    fig = fig_driver_responses(dataclasses.replace(reports["pass"], characterize=absolute))
+    assert fig.axes[0].get_ylabel() == "level (dB re 1 Pa/FS)"

@@ -1,1 +1,1 @@
-"""calib.report."""
+"""Reports: a PDF per unit and the results table."""

@@ -106,12 +106,12 @@ def _table(fig: Figure, checks: list[Check], predicted: dict[str, Check], top: f
     ax.set_axis_off()
     cells, colours = [], []
     for c in checks:
-        op = "≤" if c.upper else "≥"
+        op = {"<=": "≤", ">=": "≥", "==": "="}[c.op]
         pred = predicted.get(c.name)
         cells.append([
             c.name,
-            f"{c.value:.1f} {c.unit}",
-            f"{op} {c.limit:g} {c.unit}",
+            f"{c.value:.1f} {c.unit}".strip() if not c.exact else f"{c.value:+.0f}",
+            f"{op} {c.limit:g} {c.unit}".strip() if not c.exact else f"{op} {c.limit:+.0f}",
             f"{pred.value:.1f}" if pred is not None else "—",
             "PASS" if c.passed else "FAIL",
             c.detail,

@@ -23,7 +23,7 @@ def test_shipped_products_load():
     grid = aurora.turntable.grid_deg()
     assert len(grid) == 72
     np.testing.assert_allclose(np.sort(grid), np.arange(-180, 180, 5.0), atol=1e-9)
-    assert len(aurora.design_positions()) == 5 and len(aurora.holdout_positions()) == 2
+    assert len(aurora.design_positions()) == 5 and len(aurora.holdout_positions()) == 4
     # The 5-driver CTC target: at least 15 dB from 500 Hz to 6 kHz.
     np.testing.assert_allclose(aurora.targets.cancellation.min_db(np.array([500, 2000, 6000])), 15.0)
     assert np.isnan(aurora.targets.cancellation.min_db(np.array([400.0, 7000.0]))).all()

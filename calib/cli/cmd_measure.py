@@ -107,19 +107,10 @@ def measure(procedure: str, serial: str, rig_spec: str, out_dir: str, resume: bo
 @click.argument("file", type=click.Path(dir_okay=False))
 def inspect(file: str) -> None:
     """Show what a measurement or calibration file holds."""
-    import h5py
-
-    from calib.errors import FileFormatError
+    from calib.store.measurement import file_format
 
     path = Path(file)
-    if not path.exists():
-        raise FileFormatError(f"{path}: no such file")
-    try:
-        with h5py.File(path, "r") as f:
-            kind = f.attrs.get("format")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
-    if kind == "calib-calibration":
+    if file_format(path) == "calib-calibration":
         click.echo(describe_calibration(path))
     else:
         click.echo(describe_measurement(path))

@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import h5py
 import numpy as np
 from scipy.io import wavfile
 
 from calib.errors import CalibError, FileFormatError
+from calib.store.measurement import file_format
 
 #: Export formats valid for each file kind (root attribute ``format``).
 EXPORTS = {"calib-calibration": ("raw", "wav", "camilladsp"), "calib-measurement": ("sofa",)}
@@ -76,14 +76,7 @@ def render(calibration: Path, in_wav: Path, out_wav: Path) -> None:
 
 def file_kind(path: Path) -> str:
     """The ``format`` attribute of a calib HDF5 file (``calib-calibration``, ``calib-measurement``)."""
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file")
-    try:
-        with h5py.File(path, "r") as f:
-            fmt = f.attrs.get("format")
-    except OSError as exc:
-        raise FileFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
-    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    fmt = file_format(path)
     if fmt not in EXPORTS:
         raise FileFormatError(f"{path}: format: expected one of {', '.join(map(repr, EXPORTS))}, got {fmt!r}")
     return str(fmt)

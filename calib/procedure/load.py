@@ -11,7 +11,7 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -61,25 +61,37 @@ def load_procedure(path: str | Path) -> Procedure:
         One line naming the file, the field path and what was expected.
     """
     path = Path(path)
+    return parse_procedure(read_toml_text(path, "procedure"), source=str(path))
+
+
+def read_toml_text(path: Path, what: str) -> str:
+    """The text of a TOML file, or a one-line ProcedureError naming it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProcedureError(f"{path}: no such procedure file") from None
+        raise ProcedureError(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProcedureError(f"{path}: cannot read: {exc}") from None
-    return parse_procedure(text, source=str(path))
 
 
-def parse_procedure(text: str, source: str = "<procedure>") -> Procedure:
-    """Parse and validate procedure TOML ``text``; ``source`` names it in errors."""
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_toml(text: str, source: str, model: type[M]) -> M:
+    """Parse TOML ``text`` into ``model``; every problem is one ProcedureError line naming ``source``."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProcedureError(f"{source}: invalid TOML: {exc}") from None
     try:
-        procedure = Procedure.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ProcedureError(f"{source}: {describe_validation_error(exc, Procedure)}") from None
+        raise ProcedureError(f"{source}: {describe_validation_error(exc, model)}") from None
+
+
+def parse_procedure(text: str, source: str = "<procedure>") -> Procedure:
+    """Parse and validate procedure TOML ``text``; ``source`` names it in errors."""
+    procedure = validate_toml(text, source, Procedure)
     problem = check_consistency(procedure)
     if problem is not None:
         raise ProcedureError(f"{source}: {problem}")

@@ -41,16 +41,15 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict
 
 from calib.errors import ProcedureError
 from calib.procedure.checks import check_consistency
-from calib.procedure.load import describe_validation_error
+from calib.procedure.load import read_toml_text, validate_toml
 from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Procedure
 from calib.signals.level import spl_to_pa
 
@@ -192,25 +191,12 @@ def load_station(path: str | Path) -> Station:
         One line ``<file>: <field.path>: expected ..., got ...``.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProcedureError(f"{path}: no such station file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProcedureError(f"{path}: cannot read: {exc}") from None
-    return parse_station(text, source=str(path))
+    return parse_station(read_toml_text(path, "station"), source=str(path))
 
 
 def parse_station(text: str, source: str = "<station>") -> Station:
     """Parse and validate station TOML ``text``; ``source`` names it in errors and anchors relative paths."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ProcedureError(f"{source}: invalid TOML: {exc}") from None
-    try:
-        station = Station.model_validate(data)
-    except ValidationError as exc:
-        raise ProcedureError(f"{source}: {describe_validation_error(exc, Station)}") from None
+    station = validate_toml(text, source, Station)
     station._source_path = source
     station._source_text = text
     for problem in _problems(station):

@@ -260,6 +260,19 @@ def read_measurement(path: str | Path) -> Measurement:
             raise FileFormatError(f"{path}: missing {exc.args[0]!s} (not a complete calib measurement file)") from None
 
 
+def file_format(path: str | Path) -> str | None:
+    """The ``format`` attribute of an HDF5 file (None if it has none), or a one-line FileFormatError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such file")
+    try:
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get("format")
+    except OSError as exc:
+        raise FileFormatError(f"{path}: not a readable HDF5 file ({exc})") from None
+    return fmt.decode() if isinstance(fmt, bytes) else (None if fmt is None else str(fmt))
+
+
 def open_checked(path: Path, expected_format: str, mode: str = "r", expected_version: int = VERSION) -> h5py.File:
     """Open an HDF5 file and check its ``format`` and that ``version`` is not newer than ours."""
     if not path.exists():

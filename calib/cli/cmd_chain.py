@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
 from calib.cli.cmd_measure import RIG_HELP, measure_unit, parse_faults
-from calib.errors import CalibError
 
 EXIT_FAIL = 1
 
@@ -32,8 +32,8 @@ def fit(measurement: str, out: str | None) -> None:
     _fit(measurement, out)
 
 
-def _verify_and_report(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | None,
-                       faults: tuple[str, ...], reports: str, results: str, station: str | None) -> int:
+def _verify(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | None,
+            faults: tuple[str, ...], station: str | None) -> Path:
     from calib.stages.verify import verify_calibration
 
     station_obj = None
@@ -44,11 +44,10 @@ def _verify_and_report(calibration: str, rig: str, out_dir: str, resume: bool, u
     result = verify_calibration(calibration, rig, out_dir, resume, unit, parse_faults(faults) if faults else None,
                                 station=station_obj)
     click.echo(f"verification: {result.measurement_path}")
-    _report(result.measurement_path, reports, results)
-    return 0 if result.verdict == "PASS" else EXIT_FAIL
+    return result.measurement_path
 
 
-def _report(verify_path: Path, reports: str, results: str) -> str:
+def _report(verify_path: Path, reports: str, results: str):  # noqa: ANN202 - (UnitReport, Path)
     from calib.report.pdf import write_report
     from calib.report.results import append_result
     from calib.stages.unit import build_unit_report
@@ -64,7 +63,11 @@ def _report(verify_path: Path, reports: str, results: str) -> str:
     click.secho(f"{report.serial}: {report.verdict}", bold=True, fg="green" if report.verdict == "PASS" else "red")
     if failing:
         click.echo("failing checks: " + "; ".join(failing))
-    return report.verdict
+    return report, pdf
+
+
+def _exit_code(report) -> int:  # noqa: ANN001
+    return 0 if report.verdict == "PASS" else EXIT_FAIL
 
 
 _common = [
@@ -91,7 +94,8 @@ def _with_common(fn):  # noqa: ANN001, ANN202
 def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, reports: str, results: str,
            resume: bool, station: str | None, faults: tuple[str, ...]) -> int:
     """Re-measure through the filters of CALIBRATION and judge against the targets (exit 0 PASS, 1 FAIL)."""
-    return _verify_and_report(calibration, rig_spec, out_dir, resume, unit, faults, reports, results, station)
+    verification = _verify(calibration, rig_spec, out_dir, resume, unit, faults, station)
+    return _exit_code(_report(verification, reports, results)[0])
 
 
 @click.command()
@@ -100,7 +104,7 @@ def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, repo
 @click.option("--results", default="measurements/results.csv", show_default=True, help="Results table.")
 def report(verification: str, reports: str, results: str) -> int:
     """Write the PDF report and the results row of a VERIFICATION measurement (exit 0 PASS, 1 FAIL)."""
-    return 0 if _report(Path(verification), reports, results) == "PASS" else EXIT_FAIL
+    return _exit_code(_report(Path(verification), reports, results)[0])
 
 
 @click.command()
@@ -114,33 +118,53 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
     from calib.stages.unit import find_by_sha256
     from calib.store.calibration import file_sha256
 
+    rows: list[tuple[str, str, float]] = []
+    clock = time.perf_counter()
+
+    def done(stage: str, path: Path) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        rows.append((stage, str(path), now - clock))
+        clock = now
+
     click.echo(f"[1/4] measure {serial}")
     characterize = None
+    resume_measure = False
     if resume:
         incomplete = latest_incomplete(out_dir, serial, "characterize")
-        done = find_measurements(out_dir, serial, "characterize")
-        if incomplete is None and done:
-            characterize = done[-1]
+        complete = find_measurements(out_dir, serial, "characterize")
+        if incomplete is None and complete:
+            characterize = complete[-1]
             click.echo(f"      reusing {characterize}")
         resume_measure = incomplete is not None
-    else:
-        resume_measure = False
     if characterize is None:
         characterize = measure_unit(procedure, serial, rig_spec, out_dir, resume_measure, faults, station)
+    done("measure", characterize)
     click.echo(f"[2/4] fit {characterize}")
     calibration = find_by_sha256(characterize.parent, "calibration-*.h5", file_sha256(characterize)) if resume else None
     if calibration is None:
         calibration = _fit(str(characterize), None)
     else:
         click.echo(f"      reusing {calibration}")
+    done("fit", calibration)
     click.echo(f"[3/4] verify {calibration}")
     resume_verify = resume and latest_incomplete(out_dir, serial, "verify") is not None
-    code = _verify_and_report(str(calibration), rig_spec, out_dir, resume_verify, None, faults, reports, results, station)
-    click.echo("[4/4] done")
-    return code
+    verification = _verify(str(calibration), rig_spec, out_dir, resume_verify, None, faults, station)
+    done("verify", verification)
+    click.echo("[4/4] report")
+    report, pdf = _report(verification, reports, results)
+    done("report", pdf)
+    click.echo(summary_table(rows, report))
+    return _exit_code(report)
 
 
-def check_rig_spec(spec: str) -> None:
-    """Reject an unknown --rig early (before anything is measured)."""
-    if spec not in ("sim", "portaudio") and not spec.startswith("replay:"):
-        raise CalibError(f"--rig: expected sim, replay:FILE.h5 or portaudio, got {spec!r}")
+def summary_table(rows: list[tuple[str, str, float]], report) -> str:  # noqa: ANN001 - UnitReport
+    """The closing table of ``calib run``: stage, output, wall time, then the verdict."""
+    width = max(len(path) for _, path, _ in rows)
+    lines = [f"{'stage':<8} {'output':<{width}} {'time':>8}"]
+    lines += [f"{stage:<8} {path:<{width}} {seconds:7.1f}s" for stage, path, seconds in rows]
+    failed = sum(not c.passed for c in report.checks)
+    total = sum(seconds for _, _, seconds in rows)
+    lines.append(f"{'total':<8} {'':<{width}} {total:7.1f}s")
+    lines.append(f"{report.serial}: {report.verdict} ({len(report.checks)} checks, {failed} failed)")
+    return "\n".join(lines)

@@ -76,11 +76,15 @@ def aurora_text(
     drivers: dict[str, object] | None = None,
     faults: dict[str, object] | None = None,
 ) -> str:
-    """Aurora 5 with a small grid; ``drivers`` overrides every ``[sim.drivers.*]`` table alike."""
+    """Aurora 5 with a small grid; ``drivers`` overrides every ``[sim.drivers.*]`` table alike.
+
+    The sweep is pinned to 1 s at -6 dBFS (what these tests' numbers are stated for)
+    unless ``sweep`` says otherwise.
+    """
     text = AURORA.read_text()
     text = edit_toml(text, "turntable", step_deg=None, azimuths_deg=list(azimuths_deg))
     text = keep_positions(text, positions)
-    text = edit_toml(text, "sweep", schedule=schedule, **(sweep or {}))
+    text = edit_toml(text, "sweep", schedule=schedule, **{"duration_s": 1.0, "level_dbfs": -6.0, **(sweep or {})})
     if drivers:
         for name in re.findall(r"(?m)^\[sim\.drivers\.(\w+)\]", text):
             text = edit_toml(text, f"sim.drivers.{name}", **drivers)

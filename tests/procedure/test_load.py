@@ -40,6 +40,13 @@ def _mutate(old: str, new: str, text: str | None = None) -> str:
     return text.replace(old, new, 1)
 
 
+def _set_line(key: str, line: str) -> str:
+    """Replace the first ``key = ...`` line (whatever its value) by ``line``."""
+    text, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", line, AURORA.read_text(), count=1)
+    assert n == 1, key
+    return text
+
+
 def _drop_section(name: str) -> str:
     text = AURORA.read_text()
     return re.sub(rf"^\[{re.escape(name)}\]\n(?:(?!\[).*\n)*", "", text, count=1, flags=re.M)
@@ -47,9 +54,9 @@ def _drop_section(name: str) -> str:
 
 BAD = [
     ("missing section", _drop_section("sweep"), r"sweep: required field is missing"),
-    ("wrong type", _mutate("duration_s = 1.0", 'duration_s = "fast"'),
+    ("wrong type", _set_line("duration_s", 'duration_s = "fast"'),
      r'sweep\.duration_s: expected a number, got "fast"'),
-    ("negative duration", _mutate("duration_s = 1.0", "duration_s = -1.0"),
+    ("negative duration", _set_line("duration_s", "duration_s = -1.0"),
      r"sweep\.duration_s: expected a number > 0(\.0)?, got -1\.0"),
     ("channel map names unknown driver", _mutate("woofer = 5 }", "wofer = 5 }"),
      r'channels\.outputs\.wofer: expected a driver name \(one of mid_left, .*woofer\), got "wofer"'),
@@ -65,7 +72,7 @@ BAD = [
      r"positions\[4\]\.xyz_m: required field is missing"),
     ("target band beyond Nyquist", _mutate("[6000.0, 15.0]]", "[30000.0, 15.0]]"),
      r"targets\.cancellation\.curve_hz_db: expected frequencies up to Nyquist \(24000 Hz at 48000 Hz\), got 30000"),
-    ("unknown key (typo)", _mutate("level_dbfs = -6.0", "level_dbsf = -6.0"),
+    ("unknown key (typo)", _set_line("level_dbfs", "level_dbsf = -6.0"),
      r"sweep\.level_dbsf: unknown key; expected one of: band_hz, duration_s, level_dbfs, "),
     ("unknown schedule", _mutate('schedule = "mesm"', 'schedule = "parallel"'),
      r"sweep\.schedule: expected one of 'sequential' or 'mesm', got \"parallel\""),

@@ -64,11 +64,9 @@ def _register() -> None:
         cli.add_command(command)
 
 
-def _estimate(proc: Any) -> float | None:
-    try:
-        from calib.capture.schedule import estimate_unit_time_s
-    except ImportError:  # pragma: no cover - during development only
-        return None
+def _estimate(proc: Any) -> float:
+    from calib.capture.schedule import estimate_unit_time_s
+
     return estimate_unit_time_s(proc)
 
 

@@ -27,7 +27,7 @@ from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
 from calib.solve.virtual import virtual_targets
 from calib.stages.checks import Check, evaluate
-from calib.stages.metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
+from calib.stages.metrics import Metrics, fir_response, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, file_sha256, write_calibration
 from calib.store.measurement import Measurement, read_measurement, utc_stamp
 
@@ -138,15 +138,14 @@ def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> M
     """Metrics of the characterize IRs convolved with the synthesized FIRs (all positions)."""
     n_fft = int(2 ** np.ceil(np.log2(meas.ir_length + cal.fir.shape[-1])))
     freqs = rfft_grid(n_fft, meas.sample_rate)
-    H = np.moveaxis(np.fft.rfft(cal.fir.astype(float), n_fft, axis=-1), -1, 0)  # [F, K, S]
-    H = np.swapaxes(H, 1, 2)  # [F, S, K]
+    _, H = fir_response(cal.fir, meas.sample_rate, n_fft)  # [F, S, K]
     ears = np.moveaxis(np.fft.rfft(meas.binaural_ir, n_fft, axis=-1), -1, 0)  # [F, P, 2, S]
     ears_lr = np.einsum("fpes,fsk->fpek", ears, H[..., :2])
     mic = horizontal_mic_index(proc)
     arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
     pattern = np.einsum("fas,fs->fa", arc, H[..., 2])
     return product_metrics(
-        proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, H
+        proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate
     )
 
 

@@ -23,6 +23,14 @@ def rfft_grid(n_fft: int, sample_rate: int) -> np.ndarray:
     return np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
 
 
+def fir_response(fir: np.ndarray, sample_rate: int, n_fft: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Bin frequencies and responses ``[F, S, K]`` of an FIR matrix ``[K, S, T]`` (default grid: 4 T, a power of 2)."""
+    taps = fir.shape[-1]
+    n = n_fft or int(2 ** np.ceil(np.log2(4 * taps)))
+    H = np.fft.rfft(np.asarray(fir, dtype=float), n, axis=-1)  # [K, S, F]
+    return rfft_grid(n, sample_rate), np.transpose(H, (2, 1, 0))
+
+
 def horizontal_mic_index(proc: Procedure) -> int:
     """The arc microphone closest to the horizontal plane (beam metrics use it)."""
     return int(np.argmin([abs(m.elevation_deg) for m in proc.mics]))
@@ -35,7 +43,8 @@ def product_metrics(
     position_names: list[str],
     beam_pattern: np.ndarray | None,
     azimuths_deg: np.ndarray,
-    filters: np.ndarray,
+    fir: np.ndarray,
+    sample_rate: int,
 ) -> Metrics:
     """All metrics of one unit.
 
@@ -47,8 +56,10 @@ def product_metrics(
         Names of the P positions.
     beam_pattern : ndarray, complex [F, A] or None
         Horizontal pattern of input C (None: the product has no beam target).
-    filters : ndarray, complex [F, S, K]
-        The filters' responses (effort).
+    fir : ndarray [K, S, T]
+        The calibration's FIR matrix (effort, on its own fixed grid so the
+        predicted and verified figures are the same number).
+    sample_rate : int
 
     Returns
     -------
@@ -60,12 +71,13 @@ def product_metrics(
     """
     target = proc.targets.cancellation
     bands = third_octave_bands(*target.band_hz())
+    f_eff, filters = fir_response(fir, sample_rate)
     out: Metrics = {
         "ctc/bands_hz": bands.nominal_hz.astype(float),
         "ctc/positions": np.array(position_names, dtype=object),
         "ctc/cancellation_db": cancellation_gain_from_ears_db(ears_lr, freqs_hz, bands),
-        "effort/max_db": np.array(max_effort_db(filters, freqs_hz, proc.sweep.band_hz)),
-        "effort/band_db": band_effort_db(filters, freqs_hz, bands),
+        "effort/max_db": np.array(max_effort_db(filters, f_eff, proc.sweep.band_hz)),
+        "effort/band_db": band_effort_db(filters, f_eff, bands),
     }
     beam = proc.targets.beam
     if beam is not None and beam_pattern is not None:

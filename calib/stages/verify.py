@@ -59,8 +59,9 @@ def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Me
     ears = np.moveaxis(np.fft.rfft(meas.binaural_ir[:, :, :2], n_fft, axis=-1), -1, 0)  # [F, P, 2, 2]
     mic = horizontal_mic_index(proc)
     pattern = np.fft.rfft(meas.directivity_ir[:, mic, 2], n_fft, axis=-1).T  # [F, A]
-    filters = np.moveaxis(np.fft.rfft(cal.fir.astype(float), n_fft, axis=-1), -1, 0).swapaxes(1, 2)  # [F, S, K]
-    return product_metrics(proc, freqs, ears, [p.name for p in meas.positions], pattern, meas.azimuth_deg, filters)
+    return product_metrics(
+        proc, freqs, ears, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate
+    )
 
 
 def verify_calibration(

@@ -26,6 +26,10 @@ class RigError(CalibError, RuntimeError):
     """The rig (audio interface, turntable, positioner) failed or is misconfigured."""
 
 
+class CaptureGlitchError(RigError):
+    """One capture was spoiled (xrun, a stalled stream): retry the step; the device itself is fine."""
+
+
 class DeviceNotFoundError(RigError, LookupError):
     """A named audio device or port does not exist."""
 

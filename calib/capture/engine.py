@@ -20,7 +20,7 @@ from tqdm import tqdm
 from calib.capture.absolute import apply_input_calibration, ir_unit
 from calib.capture.plan import MeasurementPlan
 from calib.capture.schedule import StepCapture, capture_step
-from calib.errors import FileFormatError, MeasurementError, RigError
+from calib.errors import CaptureGlitchError, FileFormatError, MeasurementError
 from calib.rig.base import Rig
 from calib.store.measurement import (
     FORMAT,
@@ -151,10 +151,10 @@ def run_measurement(
                 continue
             _place(rig, plan, group, index)
             inputs = groups[group]
-            capture, retries = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index))
+            capture, quality = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index))
             if units[group] == "Pa/FS":
                 capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)
-            _when_unlocked(path, write_step, path, group, index, capture.ir, _quality(capture, retries))
+            _when_unlocked(path, write_step, path, group, index, capture.ir, quality)
             bar.set_postfix_str(f"{plan.step_label(group, index)}, SNR {np.nanmax(capture.snr_db):.0f} dB")
             bar.update(1)
             if on_step is not None:
@@ -196,16 +196,20 @@ def _place(rig: Rig, plan: MeasurementPlan, group: str, index: int) -> None:
         rig.positioner.place(plan.positions[index])
 
 
-def _capture_with_retries(plan: MeasurementPlan, rig: Rig, inputs: list[int], label: str) -> tuple[StepCapture, int]:
-    """Capture one step; back off the level on clipping, retry on xruns, dropouts, low SNR."""
+def _capture_with_retries(
+    plan: MeasurementPlan, rig: Rig, inputs: list[int], label: str
+) -> tuple[StepCapture, StepQuality]:
+    """Capture one step; back off the level on clipping, retry on xruns, dropouts, low SNR.
+
+    The quality records the retries and whether the step clipped before the
+    level was backed off (a clipped capture itself is never kept).
+    """
     level = plan.level_dbfs
     reasons: list[str] = []
     for attempt in range(plan.retries + 1):
         try:
             capture = capture_step(plan, rig.audio, inputs, level)
-        except RigError as exc:
-            if not getattr(exc, "retryable", "xrun" in str(exc).lower()):
-                raise
+        except CaptureGlitchError as exc:
             reasons.append(str(exc))
             continue
         if capture.clipped:
@@ -223,21 +227,17 @@ def _capture_with_retries(plan: MeasurementPlan, rig: Rig, inputs: list[int], la
             continue
         if attempt:
             log.info("%s: good after %d retries (%s)", label, attempt, "; ".join(reasons))
-        return capture, attempt
+        return capture, StepQuality(
+            snr_db=capture.snr_db,
+            thd_percent=capture.thd_percent,
+            peak_dbfs=capture.peak_dbfs,
+            latency_samples=capture.latency_samples,
+            retries=attempt,
+            clipped=level < plan.level_dbfs,
+        )
     raise MeasurementError(
         f"{plan.stage} {label}: still bad after {plan.retries} retries ({'; '.join(reasons)}); "
         "the steps before it are saved, fix the cause and continue with --resume"
-    )
-
-
-def _quality(capture: StepCapture, retries: int) -> StepQuality:
-    return StepQuality(
-        snr_db=capture.snr_db,
-        thd_percent=capture.thd_percent,
-        peak_dbfs=capture.peak_dbfs,
-        latency_samples=capture.latency_samples,
-        retries=retries,
-        clipped=False,
     )
 
 

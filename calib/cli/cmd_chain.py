@@ -41,10 +41,10 @@ def _verify(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | 
         from calib.procedure.station import load_station
 
         station_obj = load_station(station)
-    result = verify_calibration(calibration, rig, out_dir, resume, unit, parse_faults(faults) if faults else None,
-                                station=station_obj)
-    click.echo(f"verification: {result.measurement_path}")
-    return result.measurement_path
+    path = verify_calibration(calibration, rig, out_dir, resume, unit, parse_faults(faults) if faults else None,
+                              station=station_obj)
+    click.echo(f"verification: {path}")
+    return path
 
 
 def _report(verify_path: Path, reports: str, results: str):  # noqa: ANN202 - (UnitReport, Path)
@@ -115,8 +115,7 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
         station: str | None, faults: tuple[str, ...]) -> int:
     """Measure, fit, verify and report one unit (exit 0 PASS, 1 FAIL)."""
     from calib.capture.engine import find_measurements, latest_incomplete
-    from calib.stages.unit import find_by_sha256
-    from calib.store.calibration import file_sha256
+    from calib.stages.unit import calibration_fitted_from
 
     rows: list[tuple[str, str, float]] = []
     clock = time.perf_counter()
@@ -141,7 +140,7 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
         characterize = measure_unit(procedure, serial, rig_spec, out_dir, resume_measure, faults, station)
     done("measure", characterize)
     click.echo(f"[2/4] fit {characterize}")
-    calibration = find_by_sha256(characterize.parent, "calibration-*.h5", file_sha256(characterize)) if resume else None
+    calibration = calibration_fitted_from(characterize) if resume else None
     if calibration is None:
         calibration = _fit(str(characterize), None)
     else:

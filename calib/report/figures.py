@@ -426,7 +426,7 @@ def fig_quality(report: UnitReport) -> Figure:
             axes[2, g].bar(x + shift, q["retries"][order], width=width, color=color, label=label)
             if group == "binaural":
                 axes[2, g].set_xticks(x, names, rotation=30, ha="right", fontsize=7)
-        counts.append(f"{label}: {retries} retries, {clipped} clipped steps")
+        counts.append(f"{label}: {retries} retries, {clipped} steps clipped (level backed off)")
     for g, what in enumerate(("directivity steps (azimuth, deg)", "binaural steps (head position)")):
         axes[0, g].axhline(min_snr, color=FAIL_COLOR, lw=1, label=f"min SNR {min_snr:g} dB")
         axes[0, g].set_ylabel("SNR (dB)")

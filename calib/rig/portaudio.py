@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from calib.errors import DeviceNotFoundError, RigError
+from calib.errors import CaptureGlitchError, DeviceNotFoundError, RigError
 from calib.rig.base import AudioInterface, Positioner, Rig, Turntable
 
 __all__ = [
@@ -391,14 +391,14 @@ class PortAudioInterface(AudioInterface):
         timeout_s = n_samples / self.sample_rate + sum(self.latency_s) + self.stall_margin_s
         if not job.done.wait(timeout_s):
             self._job = None
-            raise RigError(
+            raise CaptureGlitchError(
                 f"stream on device {self.device['name']!r} stalled: {job.pos} of {n_samples} "
                 f"samples after {timeout_s:.1f} s"
             )
         if job.flags:
             seen = np.any(job.flags, axis=0)
             kinds = [name for name, on in zip(_XRUN_FLAGS, seen) if on]
-            raise RigError(
+            raise CaptureGlitchError(
                 f"xrun during playrec on device {self.device['name']!r}: {len(job.flags)} "
                 f"block(s) flagged ({', '.join(kinds)}); retry the step"
             )

@@ -24,6 +24,16 @@ def find_by_sha256(folder: Path, pattern: str, sha256: str) -> Path | None:
     return None
 
 
+def calibration_fitted_from(characterize: Path) -> Path | None:
+    """The newest calibration beside ``characterize`` that was fitted from it (its ``measurement_sha256``)."""
+    sha = file_sha256(characterize)
+    for path in sorted(characterize.parent.glob("calibration-*.h5"), reverse=True):
+        with h5py.File(path, "r") as f:
+            if str(f.attrs.get("measurement_sha256", "")) == sha:
+                return path
+    return None
+
+
 def calibration_path_of(verify_path: Path) -> Path:
     """The calibration file a verify measurement was made with (its ``calibration_path`` attribute)."""
     with h5py.File(verify_path, "r") as f:

@@ -3,13 +3,13 @@
 Sources are the filter inputs L, R and C, each rendered on the host through
 its row of the FIR matrix (the virtualizer is a fixed product-level
 pre-filter and is not part of what is verified). The re-measurement is a
-measurement file of stage ``verify``; its metrics are computed exactly like
-the fit's predictions and judged against the procedure's targets.
+measurement file of stage ``verify``; :func:`calib.stages.unit.build_unit_report`
+computes its metrics exactly like the fit's predictions and judges them
+against the procedure's targets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +21,9 @@ from calib.errors import CalibError, FileFormatError
 from calib.procedure.load import parse_procedure
 from calib.procedure.model import Procedure
 from calib.rig.factory import open_rig
-from calib.stages.checks import Check, evaluate, verdict
 from calib.stages.metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, read_calibration
-from calib.store.measurement import Measurement, read_measurement
-
-
-@dataclass
-class VerifyResult:
-    """The verification of one unit."""
-
-    calibration: Calibration
-    measurement_path: Path
-    metrics: Metrics
-    checks: list[Check]
-    verdict: str
-    unit_serial: str
+from calib.store.measurement import Measurement
 
 
 def plan_verify(proc: Procedure, cal: Calibration) -> MeasurementPlan:
@@ -73,8 +60,15 @@ def verify_calibration(
     faults=None,  # noqa: ANN001 - SimFaults
     progress: bool | None = None,
     station=None,  # noqa: ANN001 - Station
-) -> VerifyResult:
-    """Verify a calibration on its unit (or on ``unit_serial``, to test cross-unit use)."""
+) -> Path:
+    """Re-measure a unit through a calibration's filters (its own unit, or ``unit_serial`` to test cross-unit use).
+
+    Returns
+    -------
+    Path
+        The complete verify measurement; judge it with
+        :func:`calib.stages.unit.build_unit_report`.
+    """
     cal = read_calibration(calibration_path)
     proc = parse_procedure(cal.procedure_text, source=f"{calibration_path}:/procedure")
     if station is not None:
@@ -96,7 +90,4 @@ def verify_calibration(
             plan, rig, path, serial=serial, procedure_text=proc.source_text, procedure_sha256=proc.sha256,
             resume=resume, progress=progress, extra_attrs=extra, input_cals=cals,
         )
-    meas = read_measurement(path)
-    metrics = verified_metrics(proc, meas, cal)
-    checks = evaluate(proc, metrics)
-    return VerifyResult(cal, path, metrics, checks, verdict(checks), serial)
+    return path

@@ -16,7 +16,7 @@ Layout (DESIGN.md section 4)::
     /quality/<group>/snr_db, thd_percent       [steps, receivers, S]
     /quality/<group>/peak_dbfs                 [steps, receivers]
     /quality/<group>/latency_samples           [steps, S]
-    /quality/<group>/retries, clipped          [steps]
+    /quality/<group>/retries, clipped          [steps] (clipped: the level was backed off)
 
 Crash safety: every dataset is created at its full size and filled (NaN)
 when the file is created, then flushed. A step afterwards writes raw data
@@ -295,13 +295,3 @@ def open_checked(path: Path, expected_format: str, mode: str = "r", expected_ver
         )
     return f
 
-
-def first_missing_step(path: str | Path) -> tuple[str, int] | None:
-    """The first step not yet written, as ``(group, index)``, or None when all are done."""
-    with h5py.File(path, "r") as f:
-        for group in GROUPS:
-            done = f[f"{group}/done"][()]
-            missing = np.flatnonzero(~done)
-            if missing.size:
-                return group, int(missing[0])
-    return None

@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 from calib.cli.cmd_measure import measure_unit
-from calib.procedure.load import parse_procedure
 from calib.procedure.model import SimFaults
 from calib.report.model import UnitReport
 from calib.stages.fit import fit_file
+from calib.stages.unit import build_unit_report
 from calib.stages.verify import verify_calibration
-from calib.store.calibration import file_sha256
-from calib.store.measurement import read_measurement
 
 PROCEDURES = Path(__file__).resolve().parents[2] / "procedures"
 
@@ -39,23 +37,7 @@ def build_report(tmp: Path, product: str, serial: str, faults: SimFaults | None 
     out = tmp / "measurements"
     char_path = measure_unit(str(small_procedure(tmp, product)), serial, "sim", str(out), False)
     fit = fit_file(char_path)
-    result = verify_calibration(fit.path, "sim", out, faults=faults, progress=False)
-    characterize = read_measurement(char_path)
-    files = {"characterize": char_path, "calibration": fit.path, "verification": result.measurement_path}
-    return UnitReport(
-        procedure=parse_procedure(fit.calibration.procedure_text),
-        characterize=characterize,
-        calibration=result.calibration,
-        verification=read_measurement(result.measurement_path),
-        predicted=fit.metrics,
-        verified=result.metrics,
-        checks=result.checks,
-        predicted_checks=fit.checks,
-        verdict=result.verdict,
-        files=files,
-        hashes={k: file_sha256(p) for k, p in files.items()},
-        station="sim",
-    )
+    return build_unit_report(verify_calibration(fit.path, "sim", out, faults=faults, progress=False))
 
 
 @pytest.fixture(scope="session")

@@ -80,8 +80,8 @@ def pdfs(reports, tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
 
 
 def test_page_count_summary_plus_one_page_per_figure(pdfs, reports, tmp_path) -> None:  # noqa: ANN001
-    # Duo 2's 11 checks fit on page 1, then 6 figure pages.
-    assert len(reports["pass"].checks) == len(reports["dead"].checks) == 11
+    # Duo 2's 15 checks (4 driver checks, 11 acoustic) fit on page 1, then 6 figure pages.
+    assert len(reports["pass"].checks) == len(reports["dead"].checks) == 15
     assert len(FIGURE_PAGES) == 6
     for key in ("pass", "dead"):
         assert tree_count(pdfs[key]) == 7
@@ -102,7 +102,7 @@ def test_page1_of_a_passing_simulated_unit(pdfs, reports) -> None:  # noqa: ANN0
     report = reports["pass"]
     text = page_text(pdfs["pass"], 1)
     assert report.serial in text
-    assert page_text(pdfs["pass"], 1, VERDICT_BOX).split()[:6] == ["PASS", "11", "checks,", "0", "failed", "SIMULATED"]
+    assert page_text(pdfs["pass"], 1, VERDICT_BOX).split()[:6] == ["PASS", "15", "checks,", "0", "failed", "SIMULATED"]
     assert "FAIL" not in text
     assert "Duo 2 compact stereo" in text and "duo2" in text
     for key in ("characterize", "calibration", "verification"):
@@ -110,7 +110,7 @@ def test_page1_of_a_passing_simulated_unit(pdfs, reports) -> None:  # noqa: ANN0
         assert report.hashes[key][:12] in text
     for check in report.checks:
         assert check.name in text
-    assert "11 checks, 0 failed" in text
+    assert "15 checks, 0 failed" in text
 
 
 @needs_poppler
@@ -152,7 +152,7 @@ def test_real_rig_is_not_marked_simulated_and_long_check_lists_continue(reports,
         report,
         characterize=dataclasses.replace(report.characterize, simulated=False, rig="portaudio"),
         verification=dataclasses.replace(report.verification, simulated=False, rig="portaudio"),
-        checks=report.checks * 4,  # 44 checks: page 1 and one continuation page
+        checks=report.checks * 4,  # 60 checks: page 1 and one continuation page
     )
     pages = summary_pages(real)
     assert len(pages) == 2
@@ -162,14 +162,14 @@ def test_real_rig_is_not_marked_simulated_and_long_check_lists_continue(reports,
             out.savefig(fig)
     first, second = page_text(path, 1), page_text(path, 2)
     assert "SIMULATED" not in first + second
-    assert page_text(path, 1, VERDICT_BOX).split()[:5] == ["FAIL", "44", "checks,", "40", "failed"]
+    assert page_text(path, 1, VERDICT_BOX).split()[:5] == ["FAIL", "60", "checks,", "40", "failed"]
     assert "portaudio" in first and "continued" in first
     names = {c.name for c in report.checks}
 
     def rows(text: str) -> int:
         return sum(any(name in line for name in names) for line in text.splitlines())
 
-    assert (rows(first), rows(second)) == (FIRST_PAGE_CHECKS, 44 - FIRST_PAGE_CHECKS)
+    assert (rows(first), rows(second)) == (FIRST_PAGE_CHECKS, 60 - FIRST_PAGE_CHECKS)
 
 
 def test_replacing_a_report_is_atomic(reports, tmp_path, monkeypatch) -> None:  # noqa: ANN001
@@ -285,7 +285,8 @@ def test_beam_product_pages(reports) -> None:  # noqa: ANN001
     fig = fig_directivity_maps(report)
     assert fig.axes[1].get_title() == "Input C, beamformed centre (verification)"
     fig.savefig(io.BytesIO(), format="pdf")
-    assert len(summary_pages(report)) == 1 and len(report.checks) <= FIRST_PAGE_CHECKS
+    # Aurora 5's 32 checks (10 driver checks, 22 acoustic) continue on a second summary page.
+    assert len(report.checks) == 32 and len(summary_pages(report)) == 2
 
 
 def test_ir_unit_follows_the_file_attributes(reports) -> None:  # noqa: ANN001

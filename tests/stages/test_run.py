@@ -67,9 +67,12 @@ def test_run_resume_continues_an_interrupted_measurement(duo, tmp_path, capsys):
     assert find_measurements(tmp_path / "m", "D1", "characterize") == [path]  # continued, not restarted
     with h5py.File(path, "r") as f:
         assert f.attrs["complete"] and np.all(f["directivity/done"][()])
-    # a second --resume reuses every finished stage
+    # a second --resume reuses the measurement and the calibration fitted from it (verification re-measures)
+    (calibration,) = sorted((tmp_path / "m" / "D1").glob("calibration-*.h5"))
     assert main(_args(duo, tmp_path, "--resume")) == 0
-    assert f"reusing {path}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"reusing {path}" in out and f"reusing {calibration}" in out
+    assert sorted((tmp_path / "m" / "D1").glob("calibration-*.h5")) == [calibration]
 
 
 def test_stalled_turntable_stops_with_one_line_and_keeps_the_steps(duo, tmp_path, capsys):

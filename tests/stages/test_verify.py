@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.cli.cmd_measure import measure_unit
+from calib.cli.cmd_measure import measure_unit, parse_faults
 from calib.cli.main import main
 from calib.errors import FileFormatError
 from calib.metrics.driver import ir_polarity
@@ -35,13 +35,12 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def own(lab):
-    result = verify_calibration(lab["calibration"], "sim", lab["out"], progress=False)
-    return result, build_unit_report(result.measurement_path)
+    return build_unit_report(verify_calibration(lab["calibration"], "sim", lab["out"], progress=False))
 
 
 def test_healthy_unit_passes_every_check(own):
-    result, report = own
-    assert result.verdict == "PASS" and report.verdict == "PASS"
+    report = own
+    assert report.verdict == "PASS"
     assert all(c.passed for c in report.checks), [c.line() for c in report.checks if not c.passed]
     names = [c.name for c in report.checks]
     assert "driver woofer polarity" in names and "beam null depth at +90 deg" in names
@@ -54,7 +53,7 @@ def test_verified_agrees_with_predicted_at_design_positions(own):
     floor (ear SNR about 45 dB), so there we only require the verification
     to stay above 30 dB as well.
     """
-    _, report = own
+    report = own
     pred, ver = report.predicted, report.verified
     pred_names = list(pred["ctc/positions"])
     design = [p.name for p in report.procedure.design_positions()]
@@ -73,57 +72,41 @@ def test_verified_agrees_with_predicted_at_design_positions(own):
 
 
 def test_unit_a_calibration_on_unit_b_is_worse(lab, own):
-    _, report_a = own
+    report_a = own
     measure_unit(str(lab["proc"]), "SN-B", "sim", str(lab["out"]), resume=False)
-    cross = verify_calibration(lab["calibration"], "sim", lab["out"], unit_serial="SN-B", progress=False)
+    cross = build_unit_report(verify_calibration(lab["calibration"], "sim", lab["out"], unit_serial="SN-B",
+                                                 progress=False))
     design = [p.name for p in report_a.procedure.design_positions()]
-    idx = [list(cross.metrics["ctc/positions"]).index(n) for n in design]
+    idx = [list(cross.verified["ctc/positions"]).index(n) for n in design]
     own_cg = np.median(report_a.verified["ctc/cancellation_db"][:, idx])
-    cross_cg = np.median(cross.metrics["ctc/cancellation_db"][:, idx])
-    assert cross.unit_serial == "SN-B"
+    cross_cg = np.median(cross.verified["ctc/cancellation_db"][:, idx])
+    assert cross.serial == "SN-B" and cross.calibration.serial == "SN-A"
     assert own_cg - cross_cg >= 3.0, (own_cg, cross_cg)
 
 
 @pytest.mark.parametrize(
     "fault,failing",
-    [
-        (SimFaults(dead_drivers=["mid_left"]), "driver mid_left present (best SNR)"),
-        (SimFaults(reversed_drivers=["tweeter"]), "driver tweeter polarity"),
-    ],
+    [("dead=mid_left", "driver mid_left present (best SNR)"), ("reversed=tweeter", "driver tweeter polarity")],
     ids=["dead", "reversed"],
 )
 def test_faulty_unit_fails_with_named_checks(lab, fault, failing):
     """A fault present through the whole run (characterize and verify) ends in FAIL."""
-    serial = "SN-F-" + ("dead" if fault.dead_drivers else "rev")
-    measure_unit_faulty = _measure_with_fault(lab, serial, fault)
-    fit = fit_file(measure_unit_faulty)
-    result = verify_calibration(fit.path, "sim", lab["out"], faults=fault, progress=False)
-    report = build_unit_report(result.measurement_path)
+    serial = "SN-F-" + fault.split("=")[0]
+    characterize = measure_unit(str(lab["proc"]), serial, "sim", str(lab["out"]), resume=False, faults=(fault,))
+    fit = fit_file(characterize)
+    report = build_unit_report(verify_calibration(fit.path, "sim", lab["out"], faults=parse_faults((fault,)),
+                                                  progress=False))
     assert report.verdict == "FAIL"
     failed = [c.name for c in report.checks if not c.passed]
     assert failing in failed
 
 
-def _measure_with_fault(lab, serial, fault):
-    from calib.capture.engine import new_measurement_path, run_measurement
-    from calib.capture.plan import plan_characterize
-    from calib.procedure import load_procedure
-    from calib.rig.factory import open_rig
-
-    proc = load_procedure(lab["proc"])
-    path = new_measurement_path(lab["out"], serial, "characterize")
-    with open_rig("sim", proc, serial, fault) as rig:
-        run_measurement(plan_characterize(proc), rig, path, serial=serial, procedure_text=proc.source_text,
-                        procedure_sha256=proc.sha256, progress=False)
-    return path
-
-
 def test_fault_only_in_verification_fails_acoustically(lab):
     """A driver that dies after calibration: the cancellation and beam checks catch it."""
-    result = verify_calibration(lab["calibration"], "sim", lab["out"], faults=SimFaults(dead_drivers=["mid_right"]),
-                                progress=False)
-    assert result.verdict == "FAIL"
-    failed = [c.name for c in result.checks if not c.passed]
+    report = build_unit_report(verify_calibration(lab["calibration"], "sim", lab["out"],
+                                                  faults=SimFaults(dead_drivers=["mid_right"]), progress=False))
+    assert report.verdict == "FAIL"
+    failed = [c.name for c in report.checks if not c.passed]
     assert any(name.startswith("cancellation") for name in failed)
 
 

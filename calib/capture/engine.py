@@ -79,6 +79,7 @@ def run_measurement(
     extra_attrs: dict[str, object] | None = None,
     on_step: Callable[[str, int], None] | None = None,
     input_cals: dict | None = None,
+    finalize: Callable[[Path], None] | None = None,
 ) -> Path:
     """Measure every missing step of ``plan`` into ``path``.
 
@@ -100,6 +101,9 @@ def run_measurement(
         :class:`~calib.capture.absolute.InputCalibration` per 0-based input
         (a station's microphone sensitivities and correction files). A group
         whose every input is calibrated is stored in pascal per full scale.
+    finalize : callable, optional
+        Called with the path once every step is on disk, before the file is
+        marked complete (the stages annotate the reflections there).
 
     Returns
     -------
@@ -161,6 +165,8 @@ def run_measurement(
                 on_step(group, index)
     finally:
         bar.close()
+    if finalize is not None:
+        _when_unlocked(path, finalize, path)
     _when_unlocked(path, mark_complete, path)
     return path
 

@@ -17,6 +17,8 @@ def _fit(measurement: str, out: str | None) -> Path:
 
     result = fit_file(measurement, out)
     failing = [c for c in result.checks if not c.passed]
+    for warning in result.warnings:
+        click.echo(f"calib: warning: {warning}", err=True)
     click.echo(f"calibration: {result.path}")
     click.echo(f"predicted: {len(result.checks) - len(failing)} of {len(result.checks)} checks pass")
     for check in failing:

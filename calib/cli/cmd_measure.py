@@ -44,6 +44,7 @@ def measure_unit(
     from calib.capture.plan import plan_characterize
     from calib.procedure import load_procedure
     from calib.rig.factory import open_rig
+    from calib.stages.gating import annotate_reflections, check_room_supports_targets, room_for_rig
 
     proc = load_procedure(procedure_path)
     proc, station_obj = _with_station(proc, station)
@@ -51,6 +52,8 @@ def measure_unit(
     fault_model = parse_faults(faults) if faults else None
     if proc.channels.loopback is None:
         click.echo("calib: warning: no loopback channel: IRs keep the interface latency and response", err=True)
+    room = room_for_rig(proc, rig_spec.split(":", 1)[0], station_obj)
+    check_room_supports_targets(proc, room, procedure_path)
     plan = plan_characterize(proc)
     existing = latest_incomplete(out_dir, serial, "characterize")
     if resume:
@@ -67,6 +70,7 @@ def measure_unit(
         run_measurement(
             plan, rig, path, serial=serial, procedure_text=proc.source_text,
             procedure_sha256=proc.sha256, resume=resume, input_cals=cals, extra_attrs=attrs,
+            finalize=lambda p: annotate_reflections(p, proc, room),
         )
     return path
 
@@ -145,9 +149,34 @@ def describe_measurement(path: Path) -> str:
             f"THD max {np.nanmax(q['thd_percent'][done]):.2f} %, peak max {np.nanmax(q['peak_dbfs'][done]):.1f} dBFS, "
             f"retries {int(q['retries'][done].sum())}"
         )
+    if m.reflections:
+        lines += describe_reflections(m)
     missing = int((~m.directivity_done).sum() + (~m.binaural_done).sum())
     lines.append(f"  complete     {'yes' if m.complete else f'NO ({missing} steps missing; continue with --resume)'}")
     return "\n".join(lines)
+
+
+def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
+    """Reflection-free time per receiver: detected (and from the room geometry), and the gate it gives."""
+    from calib.procedure.load import parse_procedure
+    from calib.stages.gating import measurement_gates
+
+    proc = parse_procedure(m.procedure_text, source=f"{m.path}:/procedure")
+    gates = measurement_gates(m, proc)
+    lines = []
+    for group, names in (("directivity", m.receivers), ("binaural", ["ears"])):
+        r = m.reflections[group]
+        for i, name in enumerate(names):
+            pick = (slice(None), i) if group == "directivity" else (slice(None),)
+            free = np.asarray(r["first_s"][pick] - r["direct_s"][pick])
+            detected = f"{np.nanmin(free) * 1e3:.2f} ms" if np.any(np.isfinite(free)) else "none"
+            geo = ""
+            if "geometric_first_s" in r:
+                g = np.asarray(r["geometric_first_s"][pick] - r["geometric_direct_s"][pick])
+                geo = f", geometry {np.nanmin(g) * 1e3:.2f} ms"
+            gate = gates.of(group, i)
+            lines.append(f"  reflections {name:<10} first after {detected} (detected{geo}); gate: {gate.describe()}")
+    return lines
 
 
 def describe_calibration(path: Path) -> str:

@@ -44,14 +44,36 @@ def cli() -> None:
 
 @click.command()
 @click.argument("procedure", type=click.Path(dir_okay=False, path_type=str))
-def check(procedure: str) -> None:
-    """Validate PROCEDURE and print a summary."""
+@click.option("--station", type=click.Path(dir_okay=False), help="Station file (its [room] sets the IR gates).")
+def check(procedure: str, station: str | None) -> None:
+    """Validate PROCEDURE (with a STATION's room) and print a summary with the estimated time per unit."""
     from calib.procedure import load_procedure
     from calib.procedure.summary import summarize
+    from calib.stages.gating import check_room_supports_targets, room_of
 
     proc = load_procedure(procedure)
-    click.echo(summarize(proc, estimated_s=_estimate(proc)))
+    station_obj = None
+    if station is not None:
+        from calib.procedure.station import apply_station, load_station
+
+        station_obj = load_station(station)
+        proc = apply_station(proc, station_obj)
+    room = room_of(proc, station_obj)
+    gates = check_room_supports_targets(proc, room, station or procedure)
+    click.echo(summarize(proc, estimated_s=_estimate(proc), room_lines=_room_lines(proc, room, gates)))
     click.echo("OK")
+
+
+def _room_lines(proc: Any, room: Any, gates: Any) -> list[str]:
+    if room is None:
+        return ["  room            none declared (reflections are detected in the IRs)"]
+    dims = " x ".join(f"{v:g}" for v in room.dimensions_m)
+    lines = [f"  room            {dims} m, turntable centre at {list(room.device_position_m)}"]
+    if gates is not None:
+        for mic, gate in zip(proc.mic_names, gates.directivity, strict=True):
+            lines.append(f"  gate {mic:<10} {gate.describe()}")
+        lines.append(f"  gate {'ears':<10} {gates.binaural.describe()}")
+    return lines
 
 
 def _register() -> None:

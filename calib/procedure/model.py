@@ -267,13 +267,77 @@ class SimLatency(_Section):
         return self
 
 
-class SimRoom(_Section):
-    """``[sim.room]``: optional shoebox room (image sources)."""
+ROOM_PRESETS: dict[str, dict[str, object]] = {
+    # Absorptive walls, floor and ceiling (energy absorption 0.91); a small room.
+    "treated_booth": {"dimensions_m": (6.0, 5.0, 3.0), "device_position_m": (2.5, 2.5, 1.2),
+                      "reflection_coefficient": 0.3, "max_order": 3},
+    # Plasterboard, carpet, some furniture: the issue's "modest room".
+    "typical_lab": {"dimensions_m": (7.0, 6.0, 3.2), "device_position_m": (2.5, 3.0, 1.2),
+                    "reflection_coefficient": 0.6, "max_order": 3},
+    # Concrete and glass, nothing on the walls; low ceiling.
+    "bare_room": {"dimensions_m": (5.5, 4.5, 2.8), "device_position_m": (2.0, 2.25, 1.2),
+                  "reflection_coefficient": 0.85, "max_order": 3},
+}
+"""Rooms worth testing against: the device (turntable centre) at a table height of 1.2 m, the
+arc microphone 2 m in front of it (+x) and the dummy head 1 m in front, all inside."""
 
-    dimensions_m: Vec3
+
+class RoomGeometry(_Section):
+    """A shoebox room around the turntable (a station's ``[room]``).
+
+    ``device_position_m`` is the turntable centre in room coordinates (the
+    lab frame is the room frame shifted there): its z is the device height.
+    """
+
+    dimensions_m: tuple[Annotated[float, Strict(), Field(gt=0.5, le=100)], ...] = Field(min_length=3, max_length=3)
     device_position_m: Vec3
-    reflection_coefficient: Annotated[float, Strict(), Field(ge=0, le=1)] = 0.5
+
+    @model_validator(mode="after")
+    def _inside(self) -> RoomGeometry:
+        if any(not 0 < p < d for p, d in zip(self.device_position_m, self.dimensions_m)):
+            raise ValueError(
+                f"device_position_m {list(self.device_position_m)} must lie inside the room {list(self.dimensions_m)}"
+            )
+        return self
+
+
+class SimRoom(RoomGeometry):
+    """``[sim.room]``: the virtual lab's shoebox room (image sources).
+
+    ``preset = "treated_booth" | "typical_lab" | "bare_room"`` (see
+    :data:`ROOM_PRESETS`) fills every field the table does not give.
+    """
+
+    preset: Literal["treated_booth", "typical_lab", "bare_room"] | None = None
+    reflection_coefficient: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.5
     max_order: Annotated[int, Strict(), Field(ge=0, le=6)] = 2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str) and data["preset"] in ROOM_PRESETS:
+            return {**ROOM_PRESETS[data["preset"]], **data}
+        return data
+
+
+class GateSection(_Section):
+    """``[gate]``: time gating of the IRs before fitting and judging (quasi-anechoic responses).
+
+    ``mode = "auto"`` gates every receiver group before its first reflection,
+    detected from the IRs and predicted from the room geometry where it is
+    known (the earlier of the two); ``"off"`` uses the whole IRs.
+    ``verify = "auto"`` re-measures through the filters in free field and the
+    drivers one by one (then filtered in software) where a room is known: a
+    response through long filters cannot be gated (see docs).
+    """
+
+    mode: Literal["auto", "off"] = "auto"
+    threshold_db: Annotated[float, Strict(), Field(ge=-80, le=-6)] = -40.0
+    fade_ms: Annotated[float, Strict(), Field(gt=0, le=10)] = 0.5
+    mic_min_delay_ms: Annotated[float, Strict(), Field(ge=0, le=20)] = 1.0
+    ear_min_delay_ms: Annotated[float, Strict(), Field(ge=0, le=20)] = 2.0
+    highpass_hz: Annotated[float, Strict(), Field(ge=100, le=8000)] = 1000.0
+    verify: Literal["auto", "filters", "drivers"] = "auto"
 
 
 class SimFaults(_Section):
@@ -313,6 +377,7 @@ class Procedure(_Section):
     sweep: SweepSection
     fit: FitSection
     targets: TargetsSection
+    gate: GateSection = GateSection()
     sim: SimSection | None = None
 
     # Set by the loader: where the procedure came from and its exact text.

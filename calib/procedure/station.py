@@ -50,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict
 from calib.errors import ProcedureError
 from calib.procedure.checks import check_consistency
 from calib.procedure.load import read_toml_text, validate_toml
-from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Procedure
+from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Procedure, RoomGeometry
 from calib.signals.level import spl_to_pa
 
 Str = Annotated[str, Strict(), Field(min_length=1)]
@@ -159,6 +159,7 @@ class Station(_Section):
     turntable: StationTurntable = StationTurntable()
     positioner: StationPositioner = StationPositioner()
     mics: list[StationMic] = []
+    room: RoomGeometry | None = None  # where the bench stands: sets the IR gates before anything is measured
 
     _source_path: str = PrivateAttr(default="")
     _source_text: str = PrivateAttr(default="")

@@ -10,7 +10,7 @@ def _fmt_duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def summarize(proc: Procedure, estimated_s: float | None = None) -> str:
+def summarize(proc: Procedure, estimated_s: float | None = None, room_lines: list[str] | None = None) -> str:
     """Drivers, channel maps, grid, positions, targets and the estimated time per unit."""
     ch = proc.channels
     grid = proc.turntable.grid_deg()
@@ -49,6 +49,7 @@ def summarize(proc: Procedure, estimated_s: float | None = None) -> str:
         )
     if proc.targets.effort is not None:
         lines.append(f"  target effort   <= {proc.targets.effort.max_db:g} dB")
+    lines += room_lines or []
     if estimated_s is not None:
         lines.append(f"  estimated time  {_fmt_duration(estimated_s)} per unit (measure + verify)")
     return "\n".join(lines)

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from calib.errors import ProcedureError
 from calib.rig.base import HeadPosition
@@ -47,6 +48,8 @@ from calib.sim.room import image_sources
 from calib.sim.sphere import DEFAULT_HEAD_RADIUS_M, head_to_ear_transfer
 
 EAR_NAMES = ("left", "right")
+SPHERE_GRID_HZ = 50.0
+"""Spacing of the coarse grid the sphere series is evaluated on (see ``VirtualLab._sphere_smooth``)."""
 
 
 @dataclass(frozen=True)
@@ -259,18 +262,43 @@ class VirtualLab:
         """Both ears of one head: [S, F, 2] (free field to the centre x sphere)."""
         centre = np.asarray(head.xyz_m)
         free = self._towards(freqs, src, axis, gains, centre)  # [S, I, F]
-        # The series needs ~ka terms for every element of a call; blocks of ~128 bins let
-        # low-frequency blocks stop early (about 3x faster than one call over all bins).
-        blocks = np.array_split(freqs, max(1, freqs.size // 128))
         try:
-            sphere = np.concatenate(
-                [head_to_ear_transfer(fb, src, centre, head.yaw_deg, self.head_radius_m, self.speed_of_sound,
-                                      ear_azimuth_deg=self.ear_azimuth_deg) for fb in blocks],
-                axis=-2,
-            )  # [S, I, F, 2]
+            sphere = self._sphere_smooth(freqs, src, centre, head.yaw_deg)  # [S, I, F, 2]
         except ValueError as exc:
             raise ProcedureError(f"head {head.name!r} at {head.xyz_m!r}: {exc}") from exc
         return np.einsum("sif,sife->sfe", free, sphere)
+
+    def _sphere_smooth(self, freqs: np.ndarray, src: np.ndarray, centre: np.ndarray, yaw_deg: float) -> np.ndarray:
+        """Sphere transfer ``[S, I, F, 2]``: the series on a coarse grid, cubic-spline interpolated.
+
+        Relative to the free field at the head centre, the sphere transfer is
+        smooth in frequency: no ear hears anything later than the wave that
+        creeps half-way round, ``(1 + pi / 2) a / c`` (0.66 ms for a 8.75 cm
+        head) after the centre, so it varies on a scale of ``c / ((1 + pi/2) a)``
+        (1.5 kHz). Sampled every :data:`SPHERE_GRID_HZ` (at least 30 points per
+        such period) a cubic spline reproduces it within -90 dB (tested), and
+        the series, which costs ~ka terms per element, runs on 1/8 of the bins
+        at 8192 points and 48 kHz; that is what makes rooms (one series per
+        image source) affordable. Blocks of ~128 coarse bins let low-frequency
+        blocks stop early.
+        """
+        step = 1
+        if freqs.size > 8:
+            df = np.diff(freqs)
+            if np.allclose(df, df[0], rtol=1e-9) and df[0] > 0:  # a uniform grid (the rfft grid)
+                step = max(1, int(SPHERE_GRID_HZ // df[0]))
+        idx = np.unique(np.r_[np.arange(0, freqs.size, step), freqs.size - 1])
+        coarse = freqs[idx]
+        blocks = np.array_split(coarse, max(1, coarse.size // 128))
+        values = np.concatenate(
+            [head_to_ear_transfer(fb, src, centre, yaw_deg, self.head_radius_m, self.speed_of_sound,
+                                  ear_azimuth_deg=self.ear_azimuth_deg) for fb in blocks],
+            axis=-2,
+        )  # [S, I, Fc, 2]
+        if idx.size == freqs.size:
+            return values
+        spline = CubicSpline(coarse, values, axis=-2)
+        return spline(freqs)
 
     # ------------------------------------------------------------------ impulse responses
     def true_irs(self, receivers: Sequence[Receiver], turntable_deg: float = 0.0) -> np.ndarray:

@@ -113,3 +113,39 @@ def image_sources(
 
 
 __all__ = ["ImageSources", "image_lattice", "image_sources"]
+
+
+def reflection_paths_m(
+    source_xyz_m: np.ndarray,
+    receiver_xyz_m: np.ndarray,
+    dimensions_m: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Direct and first-reflection path lengths in a shoebox room.
+
+    The first reflection is always a first-order one: mirroring a path's
+    image once more across another wall moves it away from every receiver on
+    the room's side of that wall. So the six first-order images suffice.
+
+    Parameters
+    ----------
+    source_xyz_m : array_like [S, 3]
+        Sources, room coordinates.
+    receiver_xyz_m : array_like [R, 3]
+        Receivers, room coordinates.
+    dimensions_m : array_like [3]
+
+    Returns
+    -------
+    direct_m, reflection_m : ndarray [R, S]
+    """
+    src = np.asarray(source_xyz_m, dtype=float).reshape(-1, 3)
+    rec = np.asarray(receiver_xyz_m, dtype=float).reshape(-1, 3)
+    dims = np.asarray(dimensions_m, dtype=float)
+    if np.any(rec <= 0) or np.any(rec >= dims):
+        raise ValueError(f"receivers must lie inside the room {tuple(dims)}, got {rec.tolist()!r}")
+    img = image_sources(src, dims, 1, 1.0)  # [S, 7, 3], index 0 is the source itself
+    dist = np.linalg.norm(img.positions_m[None] - rec[:, None, None, :], axis=-1)  # [R, S, 7]
+    return dist[..., 0], dist[..., 1:].min(axis=-1)
+
+
+__all__ += ["reflection_paths_m"]

@@ -10,11 +10,17 @@ Delay alignment: every design targets ``tau_m + d / c`` from the output
 instant, ``d`` being the distance of its receivers (head centres, or the
 arc). Each filter path therefore has the same bulk delay ``tau_m`` and the
 CTC and beam paths arrive together at the listener.
+
+Rooms: every IR is gated before the first reflection
+(:mod:`calib.stages.gating`), so the filters describe the device, not the
+room. Below the lowest frequency a gate supports nothing is designed: the
+CTC and beam design bands start there (with a warning when the procedure
+asked for less), and a target band that starts below it is an error.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,7 @@ from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
 from calib.solve.virtual import virtual_targets
 from calib.stages.checks import Check, evaluate
+from calib.stages.gating import Gates, gated_irs, measurement_gates, speed_of_sound, supported_band_error
 from calib.stages.metrics import Metrics, fir_response, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, file_sha256, write_calibration
 from calib.store.measurement import Measurement, read_measurement, utc_stamp
@@ -43,6 +50,8 @@ class FitResult:
     metrics: Metrics
     checks: list[Check]
     path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+    gates: Gates | None = None
 
 
 def procedure_of(meas: Measurement) -> Procedure:
@@ -50,17 +59,18 @@ def procedure_of(meas: Measurement) -> Procedure:
     return parse_procedure(meas.procedure_text, source=f"{meas.path}:/procedure")
 
 
-def design_target_db(proc: Procedure, freqs_hz: np.ndarray) -> np.ndarray:
+def design_target_db(proc: Procedure, freqs_hz: np.ndarray, lowest_hz: float = 0.0) -> np.ndarray:
     """The CTC design target: the product curve plus the margin, tapered to 0 dB at the design band edges.
 
     Inside the target curve's band, widened to the outer edges of its end
     third-octave bands (the checks average whole bands): curve + ``fit.ctc_margin_db``.
     Between that and ``fit.ctc_band_hz``: a raised cosine in log frequency
     down to 0 dB (the solver relaxes smoothly, keeping the filters short).
-    Outside: NaN.
+    Outside: NaN. ``lowest_hz`` (what the gate supports) raises the design band's lower edge.
     """
     target = proc.targets.cancellation
     lo, hi = proc.fit.ctc_band_hz
+    lo = max(lo, lowest_hz)
     c_lo, c_hi = target.band_hz()
     c_lo, c_hi = c_lo * 2 ** (-1 / 6), c_hi * 2 ** (1 / 6)
     f = np.asarray(freqs_hz, dtype=float)
@@ -86,23 +96,41 @@ def fit_measurement(meas: Measurement) -> FitResult:
     taps = proc.fit.taps
     n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length, taps) * 2)))
     freqs = rfft_grid(n_fft, fs)
-    c = proc.sim.speed_of_sound if proc.sim is not None else 343.0
+    c = speed_of_sound(proc)
     tau_m = proc.fit.modeling_delay_ms * 1e-3
+    gates = measurement_gates(meas, proc)
+    problem = supported_band_error(proc, gates, str(meas.path))
+    if problem is not None:
+        raise FitError(problem)
+    directivity_ir, binaural_ir = gated_irs(meas, gates)
+    warnings = []
 
     # CTC over the design zone: plant [F, P, 2, S].
     design = [meas.position_index(p.name) for p in proc.design_positions()]
-    ears = np.fft.rfft(meas.binaural_ir, n_fft, axis=-1)  # [P, 2, S, F]
+    ears = np.fft.rfft(binaural_ir, n_fft, axis=-1)  # [P, 2, S, F]
     plant_ears = np.moveaxis(ears, -1, 0)  # [F, P, 2, S]
     head_m = float(np.mean([np.linalg.norm(meas.positions[i].xyz_m) for i in design]))
-    ctc = design_ctc(plant_ears[:, design], freqs, design_target_db(proc, freqs), proc.fit.effort_cap_db, tau_m + head_m / c)
+    lowest = gates.binaural.lowest_hz
+    if lowest > proc.fit.ctc_band_hz[0]:
+        warnings.append(f"fit.ctc_band_hz: the CTC design starts at {lowest:.0f} Hz, not {proc.fit.ctc_band_hz[0]:g} "
+                        f"Hz: the ears' gate ({gates.binaural.describe()}) supports nothing lower")
+    ctc = design_ctc(plant_ears[:, design], freqs, design_target_db(proc, freqs, lowest), proc.fit.effort_cap_db,
+                     tau_m + head_m / c)
 
     # Centre: beam from the horizontal arc microphone, or a phantom centre for 2 drivers.
     mic = horizontal_mic_index(proc)
-    arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
+    arc = np.moveaxis(np.fft.rfft(directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
     if proc.targets.beam is not None:
         beam = proc.targets.beam
+        band = proc.fit.beam_band_hz or beam.band_hz
+        # The band's 1/3-octave taper must stay above what the gate supports.
+        beam_lo = gates.directivity[mic].lowest_hz * 2 ** (1 / 3)
+        if beam_lo > band[0]:
+            warnings.append(f"fit.beam_band_hz: the beam design starts at {beam_lo:.0f} Hz, not {band[0]:g} Hz: "
+                            f"the arc's gate ({gates.directivity[mic].describe()}) supports nothing lower")
+            band = (beam_lo, band[1])
         bf = design_beamformer(
-            arc, meas.azimuth_deg, freqs, proc.fit.beam_band_hz, (beam.null_deg, -beam.null_deg), beam.main_lobe_deg,
+            arc, meas.azimuth_deg, freqs, band, (beam.null_deg, -beam.null_deg), beam.main_lobe_deg,
             wng_min_db=proc.fit.beam_wng_min_db, modeling_delay_s=tau_m + proc.arc.distance_m / c,
             effort_cap_db=proc.fit.effort_cap_db,
         )
@@ -128,24 +156,31 @@ def fit_measurement(meas: Measurement) -> FitResult:
         measurement_sha256=file_sha256(meas.path),
         procedure_sha256=meas.procedure_sha256,
     )
-    metrics = predicted_metrics(proc, meas, cal)
+    metrics = predicted_metrics(proc, meas, cal, gates)
     cal.predicted = {k: np.asarray(v, float) for k, v in metrics.items() if k != "ctc/positions"}
     cal.predicted_attrs = {"ctc/cancellation_db": {"positions": ",".join(metrics["ctc/positions"])}}
-    return FitResult(cal, metrics, evaluate(proc, metrics))
+    return FitResult(cal, metrics, evaluate(proc, metrics), warnings=warnings, gates=gates)
 
 
-def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Metrics:
-    """Metrics of the characterize IRs convolved with the synthesized FIRs (all positions)."""
+def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration, gates: Gates | None = None) -> Metrics:
+    """Metrics of the gated driver IRs of ``meas`` convolved with the synthesized FIRs (all positions).
+
+    The prediction from the characterize measurement, and the verification
+    of a ``verify`` measurement made driver by driver (in a room).
+    """
+    gates = gates or measurement_gates(meas, proc)
+    directivity_ir, binaural_ir = gated_irs(meas, gates)
     n_fft = int(2 ** np.ceil(np.log2(meas.ir_length + cal.fir.shape[-1])))
     freqs = rfft_grid(n_fft, meas.sample_rate)
     _, H = fir_response(cal.fir, meas.sample_rate, n_fft)  # [F, S, K]
-    ears = np.moveaxis(np.fft.rfft(meas.binaural_ir, n_fft, axis=-1), -1, 0)  # [F, P, 2, S]
+    ears = np.moveaxis(np.fft.rfft(binaural_ir, n_fft, axis=-1), -1, 0)  # [F, P, 2, S]
     ears_lr = np.einsum("fpes,fsk->fpek", ears, H[..., :2])
     mic = horizontal_mic_index(proc)
-    arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
+    arc = np.moveaxis(np.fft.rfft(directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
     pattern = np.einsum("fas,fs->fa", arc, H[..., 2])
     return product_metrics(
-        proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate
+        proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate,
+        lowest_hz=(gates.binaural.lowest_hz, gates.directivity[mic].lowest_hz),
     )
 
 

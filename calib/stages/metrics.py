@@ -45,6 +45,7 @@ def product_metrics(
     azimuths_deg: np.ndarray,
     fir: np.ndarray,
     sample_rate: int,
+    lowest_hz: tuple[float, float] = (0.0, 0.0),
 ) -> Metrics:
     """All metrics of one unit.
 
@@ -60,6 +61,10 @@ def product_metrics(
         The calibration's FIR matrix (effort, on its own fixed grid so the
         predicted and verified figures are the same number).
     sample_rate : int
+    lowest_hz : (float, float)
+        The lowest frequency the ears' and the beam microphone's gates
+        support (:mod:`calib.stages.gating`): bands reaching below are NaN
+        (not judged).
 
     Returns
     -------
@@ -72,10 +77,12 @@ def product_metrics(
     target = proc.targets.cancellation
     bands = third_octave_bands(*target.band_hz())
     f_eff, filters = fir_response(fir, sample_rate)
+    cancellation = cancellation_gain_from_ears_db(ears_lr, freqs_hz, bands)
+    cancellation[..., bands.lower_hz < lowest_hz[0]] = np.nan
     out: Metrics = {
         "ctc/bands_hz": bands.nominal_hz.astype(float),
         "ctc/positions": np.array(position_names, dtype=object),
-        "ctc/cancellation_db": cancellation_gain_from_ears_db(ears_lr, freqs_hz, bands),
+        "ctc/cancellation_db": cancellation,
         "effort/max_db": np.array(max_effort_db(filters, f_eff, proc.sweep.band_hz)),
         "effort/band_db": band_effort_db(filters, f_eff, bands),
     }
@@ -87,4 +94,6 @@ def product_metrics(
         out["beam/null_depth_db"] = -null_depth_db(beam_pattern, azimuths_deg, nulls, freqs_hz, bb)
         out["beam/main_lobe_db"] = main_lobe_db(beam_pattern, azimuths_deg, beam.main_lobe_deg, freqs_hz, bb)
         out["beam/di_db"] = directivity_index_db(beam_pattern, azimuths_deg, freqs_hz, bb)
+        for key in ("beam/null_depth_db", "beam/main_lobe_db", "beam/di_db"):
+            out[key] = np.where(bb.lower_hz < lowest_hz[1], np.nan, out[key])
     return out

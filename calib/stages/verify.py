@@ -1,11 +1,19 @@
 """``calib verify``: play sweeps through the unit's filters, re-measure, judge.
 
-Sources are the filter inputs L, R and C, each rendered on the host through
-its row of the FIR matrix (the virtualizer is a fixed product-level
-pre-filter and is not part of what is verified). The re-measurement is a
-measurement file of stage ``verify``; :func:`calib.stages.unit.build_unit_report`
-computes its metrics exactly like the fit's predictions and judges them
-against the procedure's targets.
+Two methods (``[gate] verify``):
+
+- ``filters`` (free field): sources are the filter inputs L, R and C, each
+  rendered on the host through its row of the FIR matrix (the virtualizer is
+  a fixed product-level pre-filter and is not part of what is verified);
+- ``drivers`` (in a room, the ``auto`` choice when the room is known): every
+  driver is re-measured alone at the verification positions and every
+  azimuth, gated like the characterize IRs, and filtered in software. A
+  response through the filters cannot be gated: the filters spread the
+  direct sound over their length (tens of ms), far past the first reflection.
+
+The re-measurement is a measurement file of stage ``verify``;
+:func:`calib.stages.unit.build_unit_report` computes its metrics exactly like
+the fit's predictions and judges them against the procedure's targets.
 """
 
 from __future__ import annotations
@@ -19,28 +27,48 @@ from calib.capture.engine import latest_incomplete, new_measurement_path, run_me
 from calib.capture.plan import MeasurementPlan, channel_counts, head_position, plan_for
 from calib.errors import CalibError, FileFormatError
 from calib.procedure.load import parse_procedure
-from calib.procedure.model import Procedure
+from calib.procedure.model import Procedure, RoomGeometry
 from calib.rig.factory import open_rig
+from calib.stages.gating import annotate_reflections, room_for_rig
 from calib.stages.metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, read_calibration
 from calib.store.measurement import Measurement
 
 
-def plan_verify(proc: Procedure, cal: Calibration) -> MeasurementPlan:
-    """Inputs L, R, C through the FIRs, at every azimuth and every verification position."""
+def verify_method(proc: Procedure, room: RoomGeometry | None) -> str:
+    """``"filters"`` or ``"drivers"`` (module docstring): ``[gate] verify``, where ``auto`` follows the room."""
+    if proc.gate.verify != "auto":
+        return proc.gate.verify
+    return "drivers" if room is not None and proc.gate.mode == "auto" else "filters"
+
+
+def plan_verify(proc: Procedure, cal: Calibration, method: str = "filters") -> MeasurementPlan:
+    """At every azimuth and every verification position: inputs L, R, C through the FIRs, or each driver alone."""
     n_out, _ = channel_counts(proc)
+    positions = [head_position(p) for p in proc.verify_positions()]
+    if method == "drivers":
+        feeds = np.zeros((len(cal.drivers), n_out, 1))
+        for j, channel in enumerate(cal.output_channels):
+            feeds[j, channel - 1, 0] = 1.0
+        return plan_for(proc, "verify", list(cal.drivers), feeds, positions, proc.sweep.ir_length)
     k, s, taps = cal.fir.shape
     feeds = np.zeros((k, n_out, taps))
     for j, channel in enumerate(cal.output_channels):
         feeds[:, channel - 1] = cal.fir[:, j]
-    positions = [head_position(p) for p in proc.verify_positions()]
     return plan_for(proc, "verify", list(cal.inputs), feeds, positions, proc.sweep.ir_length + taps)
 
 
 def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Metrics:
-    """Metrics of a verify measurement (inputs L, R, C as sources)."""
+    """Metrics of a verify measurement (inputs L, R, C as sources; or the drivers, gated and filtered)."""
+    if meas.stage == "verify" and list(meas.sources) == list(cal.drivers):
+        from calib.stages.fit import predicted_metrics
+
+        return predicted_metrics(proc, meas, cal)
     if meas.stage != "verify" or list(meas.sources) != list(cal.inputs):
-        raise FileFormatError(f"{meas.path}: expected a verify measurement of inputs {cal.inputs}, got {meas.stage} of {meas.sources}")
+        raise FileFormatError(
+            f"{meas.path}: sources: expected a verify measurement of inputs {cal.inputs} or drivers {cal.drivers}, "
+            f"got {meas.stage} of {meas.sources}"
+        )
     n_fft = int(2 ** np.ceil(np.log2(meas.ir_length * 2)))
     freqs = rfft_grid(n_fft, meas.sample_rate)
     ears = np.moveaxis(np.fft.rfft(meas.binaural_ir[:, :, :2], n_fft, axis=-1), -1, 0)  # [F, P, 2, 2]
@@ -76,7 +104,8 @@ def verify_calibration(
 
         proc = apply_station(proc, station)
     serial = unit_serial or cal.serial
-    plan = plan_verify(proc, cal)
+    room = room_for_rig(proc, rig_spec.split(":", 1)[0], station)
+    plan = plan_verify(proc, cal, verify_method(proc, room))
     if resume:
         path = latest_incomplete(out_dir, serial, "verify")
         if path is None:
@@ -89,5 +118,6 @@ def verify_calibration(
         run_measurement(
             plan, rig, path, serial=serial, procedure_text=proc.source_text, procedure_sha256=proc.sha256,
             resume=resume, progress=progress, extra_attrs=extra, input_cals=cals,
+            finalize=lambda p: annotate_reflections(p, proc, room),
         )
     return path

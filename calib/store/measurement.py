@@ -17,6 +17,8 @@ Layout (DESIGN.md section 4)::
     /quality/<group>/peak_dbfs                 [steps, receivers]
     /quality/<group>/latency_samples           [steps, S]
     /quality/<group>/retries, clipped          [steps] (clipped: the level was backed off)
+    /reflections/<group>/direct_s, first_s, first_level_db      [steps, receivers, S] detected arrivals
+    /reflections/<group>/geometric_direct_s, geometric_first_s  the same from the room geometry (if known)
 
 Crash safety: every dataset is created at its full size and filled (NaN)
 when the file is created, then flushed. A step afterwards writes raw data
@@ -86,6 +88,8 @@ class Measurement:
     binaural_done: np.ndarray
     quality: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     attrs: dict[str, object] = field(default_factory=dict)
+    reflections: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    """``/reflections/<group>/<name>``: arrival times per step (see :mod:`calib.stages.gating`); empty in older files."""
 
     @property
     def ir_length(self) -> int:
@@ -255,6 +259,8 @@ def read_measurement(path: str | Path) -> Measurement:
                 binaural_done=f["binaural/done"][()],
                 quality=quality,
                 attrs=attrs,
+                reflections={g: {k: f[f"reflections/{g}/{k}"][()] for k in f[f"reflections/{g}"]}
+                             for g in (f["reflections"] if "reflections" in f else ())},
             )
         except KeyError as exc:
             raise FileFormatError(f"{path}: missing {exc.args[0]!s} (not a complete calib measurement file)") from None

@@ -1,0 +1,345 @@
+"""Reflection-free time per step, and the gates the fit and the verification apply.
+
+Two sources of truth, the earlier of which wins:
+
+- the **geometry**, where the room is known (the virtual lab's ``[sim.room]``
+  or a station's ``[room]``): direct and first-reflection paths from every
+  driver to every receiver of every step (:func:`calib.sim.room.reflection_paths_m`);
+- the **IRs themselves** (:func:`calib.signals.gate.detect_arrivals`): what
+  the geometry does not know (a turntable, a stand, a floor grid) shows up as
+  an early detected arrival.
+
+Both are stored in the measurement file (``/reflections``) when it is
+written and shown by ``calib inspect`` and the report. A gate is one window
+per receiver group and receiver (each arc microphone; both ears together),
+common to every step and driver: every driver combination the filters make at
+that receiver is then gated the same way, so filtering and gating commute for
+the measured drivers. Its end is the earliest reflection of the group minus
+:data:`GUARD_S`; the lowest frequency it supports is ``1 / T`` with ``T`` the
+time from the latest direct sound to the middle of the fade.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from calib.errors import ProcedureError
+from calib.procedure.model import GateSection, Procedure, RoomGeometry
+from calib.signals.gate import Arrivals, detect_arrivals, gate_window, lowest_supported_hz
+from calib.sim.lab import rotation_z
+from calib.sim.room import reflection_paths_m
+from calib.sim.sphere import DEFAULT_HEAD_RADIUS_M, ear_directions
+
+GUARD_S = 50e-6
+"""The gate closes this long before the first reflection's onset."""
+
+GROUPS = ("directivity", "binaural")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The time window of one receiver (or both ears).
+
+    Attributes
+    ----------
+    end_s : float
+        Where the window reaches zero, seconds from the output instant; inf: ungated.
+    fade_s : float
+        Half-Hann fade length before ``end_s``.
+    reflection_free_s : float
+        From the latest direct sound to ``end_s`` (inf: no reflection found).
+    lowest_hz : float
+        ``1 / T`` (:func:`calib.signals.gate.lowest_supported_hz`); 0 when ungated.
+    basis : str
+        ``"detected"``, ``"geometry"`` (which gave the earliest reflection) or ``"none"``.
+    """
+
+    end_s: float
+    fade_s: float
+    reflection_free_s: float
+    lowest_hz: float
+    basis: str
+
+    @property
+    def gated(self) -> bool:
+        """True when the window cuts anything."""
+        return bool(np.isfinite(self.end_s))
+
+    def window(self, n: int, sample_rate: float) -> np.ndarray:
+        """The window over ``n`` samples (ones when ungated)."""
+        if not self.gated:
+            return np.ones(n)
+        return gate_window(n, sample_rate, self.end_s, self.fade_s)
+
+    def describe(self) -> str:
+        """One line, e.g. ``3.21 ms reflection-free (geometry), lowest 321 Hz``."""
+        if not self.gated:
+            return "no reflection in the IR (ungated)"
+        return f"{self.reflection_free_s * 1e3:.2f} ms reflection-free ({self.basis}), lowest {self.lowest_hz:.0f} Hz"
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Gates of a measurement: one per arc microphone, one for both ears."""
+
+    directivity: tuple[Gate, ...]
+    binaural: Gate
+
+    def of(self, group: str, receiver: int = 0) -> Gate:
+        """The gate of ``receiver`` in ``group`` (binaural: both ears share one)."""
+        return self.binaural if group == "binaural" else self.directivity[receiver]
+
+
+UNGATED = Gate(np.inf, 0.0, np.inf, 0.0, "none")
+
+
+# ---------------------------------------------------------------- geometry
+def room_of(proc: Procedure, station=None) -> RoomGeometry | None:  # noqa: ANN001 - Station
+    """The room a measurement of ``proc`` happens in: the station's ``[room]``, else ``[sim.room]``."""
+    if station is not None and getattr(station, "room", None) is not None:
+        return station.room
+    if proc.sim is not None and proc.sim.room is not None:
+        return proc.sim.room
+    return None
+
+
+def room_for_rig(proc: Procedure, rig_spec: str, station=None) -> RoomGeometry | None:  # noqa: ANN001
+    """The room a rig measures in: the virtual lab's ``[sim.room]``, a PortAudio station's ``[room]``; a replay: unknown."""
+    if rig_spec == "sim":
+        return proc.sim.room if proc.sim is not None else None
+    if rig_spec == "portaudio":
+        return getattr(station, "room", None)
+    return None
+
+
+def check_room_supports_targets(proc: Procedure, room: RoomGeometry | None, where: str) -> Gates | None:
+    """The geometric gates, raising ProcedureError when they cannot support the target bands."""
+    gates = predicted_gates(proc, room)
+    if gates is not None:
+        problem = supported_band_error(proc, gates, where)
+        if problem is not None:
+            raise ProcedureError(problem)
+    return gates
+
+
+def speed_of_sound(proc: Procedure) -> float:
+    """m/s: the simulated air where the procedure has one, else 343 m/s (20 degC)."""
+    return float(proc.sim.speed_of_sound) if proc.sim is not None else 343.0
+
+
+def driver_positions_m(proc: Procedure) -> np.ndarray:
+    """Driver acoustic centres ``[S, 3]`` in the device frame (the turntable centre where unknown)."""
+    out = np.zeros((len(proc.drivers), 3))
+    for s, driver in enumerate(proc.drivers):
+        position = getattr(driver, "position_m", None)
+        if position is None and proc.sim is not None and driver.name in proc.sim.drivers:
+            position = proc.sim.drivers[driver.name].position_m
+        if position is not None:
+            out[s] = position
+    return out
+
+
+def mic_positions_m(proc: Procedure) -> np.ndarray:
+    """Arc microphones ``[Rm, 3]`` in the lab frame (azimuth 0, at their elevations)."""
+    el = np.deg2rad([m.elevation_deg for m in proc.mics])
+    d = proc.arc.distance_m
+    return np.stack([d * np.cos(el), np.zeros_like(el), d * np.sin(el)], axis=-1)
+
+
+def ear_positions_m(xyz_m: tuple[float, float, float], yaw_deg: float,
+                    radius_m: float = DEFAULT_HEAD_RADIUS_M) -> np.ndarray:
+    """Left and right ear ``[2, 3]`` of a rigid-sphere head (lab frame)."""
+    return np.asarray(xyz_m, dtype=float) + radius_m * ear_directions(yaw_deg)
+
+
+def geometric_arrivals(proc: Procedure, room: RoomGeometry, azimuths_deg: np.ndarray,
+                       positions: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # noqa: FA100
+    """Direct and first-reflection times from the image-source geometry.
+
+    Returns
+    -------
+    dict
+        ``group -> (direct_s, reflection_s)``, each ``[steps, receivers, S]``
+        (directivity: azimuths x mics; binaural: positions x ears).
+
+    Raises
+    ------
+    ProcedureError
+        A receiver or driver outside the room.
+    """
+    c = speed_of_sound(proc)
+    origin = np.asarray(room.device_position_m, dtype=float)
+    dims = np.asarray(room.dimensions_m, dtype=float)
+    drivers = driver_positions_m(proc)
+    mics = mic_positions_m(proc) + origin
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    try:
+        rows = [reflection_paths_m(drivers @ rotation_z(-float(az)).T + origin, mics, dims) for az in azimuths_deg]
+        out["directivity"] = (np.array([r[0] for r in rows]) / c, np.array([r[1] for r in rows]) / c)
+        rows = [reflection_paths_m(drivers + origin, ear_positions_m(p.xyz_m, p.yaw_deg) + origin, dims)
+                for p in positions]
+        out["binaural"] = (np.array([r[0] for r in rows]).reshape(len(positions), 2, -1) / c,
+                           np.array([r[1] for r in rows]).reshape(len(positions), 2, -1) / c)
+    except ValueError as exc:
+        raise ProcedureError(f"{proc.source_path or '<procedure>'}: room: {exc}") from None
+    return out
+
+
+# ---------------------------------------------------------------- detection and storage
+def detect_group(ir: np.ndarray, sample_rate: int, group: str, settings: GateSection) -> Arrivals:
+    """Arrivals of every IR of a group (``[steps, receivers, S, N]``) with the procedure's rules."""
+    min_delay_ms = settings.ear_min_delay_ms if group == "binaural" else settings.mic_min_delay_ms
+    return detect_arrivals(ir, sample_rate, highpass_hz=settings.highpass_hz, min_delay_s=min_delay_ms * 1e-3,
+                           threshold_db=settings.threshold_db)
+
+
+def annotate_reflections(path: str | Path, proc: Procedure, room: RoomGeometry | None) -> None:
+    """Write ``/reflections`` into a fully measured file (detected, and geometric where the room is known).
+
+    Layout: ``/reflections/<group>/{direct_s, first_s, first_level_db}`` (detected)
+    and, with a room, ``geometric_direct_s`` and ``geometric_first_s``, each
+    ``[steps, receivers, S]``; attributes ``room_dimensions_m`` and
+    ``room_device_position_m``. Rewrites the group if it exists (a resumed run).
+    """
+    with h5py.File(path, "r+") as f:
+        fs = int(f.attrs["sample_rate"])
+        if "reflections" in f:
+            del f["reflections"]
+        top = f.create_group("reflections")
+        geo = None
+        if room is not None:
+            top.attrs["room_dimensions_m"] = np.asarray(room.dimensions_m, float)
+            top.attrs["room_device_position_m"] = np.asarray(room.device_position_m, float)
+            positions = [_Head(n, xyz, y) for n, xyz, y in zip(
+                f["binaural/positions/name"].asstr()[()], f["binaural/positions/xyz_m"][()],
+                f["binaural/positions/yaw_deg"][()], strict=True)]
+            geo = geometric_arrivals(proc, room, f["directivity/azimuth_deg"][()], positions)
+        for group in GROUPS:
+            arrivals = detect_group(f[f"{group}/ir"][()], fs, group, proc.gate)
+            g = top.create_group(group)
+            g.create_dataset("direct_s", data=arrivals.direct_s)
+            g.create_dataset("first_s", data=arrivals.reflection_s)
+            g.create_dataset("first_level_db", data=arrivals.reflection_db)
+            if geo is not None:
+                g.create_dataset("geometric_direct_s", data=geo[group][0])
+                g.create_dataset("geometric_first_s", data=geo[group][1])
+        f.flush()
+
+
+@dataclass(frozen=True)
+class _Head:
+    name: str
+    xyz_m: tuple[float, float, float]
+    yaw_deg: float
+
+
+def reflections_of(meas, proc: Procedure) -> dict[str, dict[str, np.ndarray]]:  # noqa: ANN001 - Measurement
+    """The stored ``/reflections`` of a measurement, or the detection computed now (older files)."""
+    if meas.reflections:
+        return meas.reflections
+    out = {}
+    for group, ir in (("directivity", meas.directivity_ir), ("binaural", meas.binaural_ir)):
+        a = detect_group(ir, meas.sample_rate, group, proc.gate)
+        out[group] = {"direct_s": a.direct_s, "first_s": a.reflection_s, "first_level_db": a.reflection_db}
+    return out
+
+
+# ---------------------------------------------------------------- gates
+def receiver_gate(direct_s: np.ndarray, first_s: np.ndarray, geometric_first_s: np.ndarray | None,
+                  peak_level: np.ndarray, fade_s: float) -> Gate:
+    """The gate of one receiver from its arrivals over every step and driver (``[steps, S]`` each).
+
+    ``peak_level`` (any unit, ``[steps, S]``) picks, per step, the loudest
+    driver, whose direct sound is the step's reference (a driver facing away
+    may hear a wall louder than itself).
+    """
+    detected = first_s if np.any(np.isfinite(first_s)) else None
+    candidates = [(x, name) for x, name in ((detected, "detected"), (geometric_first_s, "geometry"))
+                  if x is not None and np.any(np.isfinite(x))]
+    if not candidates:
+        return UNGATED
+    earliest, basis = min(((float(np.nanmin(x)), name) for x, name in candidates))
+    loudest = np.argmax(np.nan_to_num(peak_level, nan=-np.inf), axis=-1)
+    direct = np.take_along_axis(direct_s, loudest[:, None], axis=-1)[:, 0]
+    end = earliest - GUARD_S
+    free = end - float(np.nanmax(direct))
+    return Gate(end, fade_s, free, lowest_supported_hz(free, fade_s), basis)
+
+
+def measurement_gates(meas, proc: Procedure) -> Gates:  # noqa: ANN001 - Measurement
+    """The gates of a characterize or verify measurement (ungated with ``[gate] mode = "off"``)."""
+    if proc.gate.mode == "off":
+        return Gates(tuple(UNGATED for _ in meas.receivers), UNGATED)
+    refl = reflections_of(meas, proc)
+    fade = proc.gate.fade_ms * 1e-3
+
+    def gate(group: str, ir: np.ndarray, sel: slice | int) -> Gate:
+        r = refl[group]
+        geo = r.get("geometric_first_s")
+        level = np.max(np.abs(ir), axis=-1)  # [steps, receivers, S]
+        if isinstance(sel, int):
+            pick = (slice(None), sel)
+            return receiver_gate(r["direct_s"][pick], r["first_s"][pick], None if geo is None else geo[pick],
+                                 level[pick], fade)
+        # both ears: fold the ear axis into the drivers
+        fold = lambda x: np.reshape(x, (x.shape[0], -1))  # noqa: E731
+        return receiver_gate(fold(r["direct_s"]), fold(r["first_s"]), None if geo is None else fold(geo),
+                             fold(level), fade)
+
+    mics = tuple(gate("directivity", meas.directivity_ir, m) for m in range(len(meas.receivers)))
+    return Gates(mics, gate("binaural", meas.binaural_ir, slice(None)))
+
+
+def gated_irs(meas, gates: Gates) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - Measurement
+    """``(directivity [A, Rm, S, N], binaural [P, 2, S, N])`` with every receiver's gate applied."""
+    n, fs = meas.ir_length, meas.sample_rate
+    windows = np.stack([g.window(n, fs) for g in gates.directivity])  # [Rm, N]
+    return meas.directivity_ir * windows[None, :, None, :], meas.binaural_ir * gates.binaural.window(n, fs)
+
+
+def predicted_gates(proc: Procedure, room: RoomGeometry | None) -> Gates | None:
+    """The gates the room geometry alone implies (before measuring); None without a room or with gating off."""
+    if room is None or proc.gate.mode == "off":
+        return None
+    from calib.capture.plan import head_position
+
+    positions = [head_position(p) for p in proc.positions]
+    geo = geometric_arrivals(proc, room, proc.turntable.grid_deg(), positions)
+    fade = proc.gate.fade_ms * 1e-3
+
+    def gate(direct: np.ndarray, first: np.ndarray) -> Gate:
+        return receiver_gate(direct, np.full_like(first, np.nan), first, -direct, fade)  # nearest driver is loudest
+
+    d, r = geo["directivity"]
+    mics = tuple(gate(d[:, m], r[:, m]) for m in range(d.shape[1]))
+    d, r = geo["binaural"]
+    return Gates(mics, gate(d.reshape(d.shape[0], -1), r.reshape(r.shape[0], -1)))
+
+
+def supported_band_error(proc: Procedure, gates: Gates, where: str) -> str | None:
+    """Why the gates cannot support the product's target bands (None if they can).
+
+    The cancellation target needs the ears' gate down to the lower edge of its
+    lowest third-octave band, the beam target the horizontal microphone's.
+    """
+    from calib.metrics.bands import third_octave_bands
+    from calib.stages.metrics import horizontal_mic_index
+
+    needs = [("binaural", 0, "targets.cancellation", proc.targets.cancellation.band_hz())]
+    if proc.targets.beam is not None:
+        needs.append(("directivity", horizontal_mic_index(proc), "targets.beam", proc.targets.beam.band_hz))
+    for group, receiver, field, band in needs:
+        gate = gates.of(group, receiver)
+        lowest_edge = float(third_octave_bands(*band).lower_hz[0])
+        if gate.lowest_hz > lowest_edge:
+            what = "ears" if group == "binaural" else f"microphone {proc.mic_names[receiver]}"
+            return (
+                f"{where}: {field}: the band starts at {band[0]:g} Hz (band edge {lowest_edge:.0f} Hz), but the "
+                f"{what} get {gate.reflection_free_s * 1e3:.2f} ms before the first reflection, which supports "
+                f"{gate.lowest_hz:.0f} Hz and up; raise the band, or measure further from the room's surfaces"
+            )
+    return None

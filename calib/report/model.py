@@ -7,6 +7,7 @@ from pathlib import Path
 
 from calib.procedure.model import Procedure
 from calib.stages.checks import Check
+from calib.stages.gating import Gates
 from calib.stages.metrics import Metrics
 from calib.store.calibration import Calibration
 from calib.store.measurement import Measurement
@@ -36,6 +37,8 @@ class UnitReport:
         SHA-256 of each of ``files``.
     station : str
         Where it was measured (the rig name, e.g. ``sim``).
+    gates : Gates or None
+        The characterize measurement's IR gates (:mod:`calib.stages.gating`).
     """
 
     procedure: Procedure
@@ -50,6 +53,7 @@ class UnitReport:
     files: dict[str, Path] = field(default_factory=dict)
     hashes: dict[str, str] = field(default_factory=dict)
     station: str = "sim"
+    gates: Gates | None = None
 
     @property
     def serial(self) -> str:

@@ -50,6 +50,13 @@ def _short(sha256: str | None) -> str:
     return f"{sha256[:12]}…" if sha256 else "—"
 
 
+def _gate_text(gate) -> str:  # noqa: ANN001 - Gate
+    """``4.25 ms, >= 250 Hz`` (reflection-free time and the lowest frequency judged)."""
+    if not gate.gated:
+        return "ungated"
+    return f"{gate.reflection_free_s * 1e3:.2f} ms, >= {gate.lowest_hz:.0f} Hz"
+
+
 def _header(fig: Figure, report: UnitReport) -> float:
     """Identity and provenance block (left); returns the figure y where it ends."""
     proc = report.procedure
@@ -65,6 +72,12 @@ def _header(fig: Figure, report: UnitReport) -> float:
         ("Software", ", ".join(software)),
         ("Procedure", f"sha256 {_short(ver.procedure_sha256)}"),
     ]
+    gates = report.gates
+    if gates is not None and (gates.binaural.gated or any(g.gated for g in gates.directivity)):
+        parts = [f"ears {_gate_text(gates.binaural)}"] + [
+            f"{name} {_gate_text(g)}" for name, g in zip(report.characterize.receivers, gates.directivity, strict=True)
+        ]
+        rows.append(("IR gates", "; ".join(parts)))
     if report.calibration.serial != report.serial:
         rows.append(("Calibration of", f"unit {report.calibration.serial} (cross-unit verification)"))
     y = 0.92

@@ -22,11 +22,15 @@ local peak that
   move the response by less than ``20 log10(1 + 10^(threshold/20))`` dB),
 - stands ``rise_db`` above the envelope's minimum between it and the direct
   sound (a new arrival, not the direct sound's own decay), and
-- stands ``noise_margin_db`` above the noise before the direct sound.
+- stands ``noise_margin_db`` above the noise (the envelope's 90th percentile
+  before the direct sound, or in the IR's last tenth when the direct sound
+  comes too early to tell).
 
-Both arrivals are reported at their envelope peaks minus the direct sound's
-rise time (its peak minus its -20 dB onset), so the difference between them is
-the path difference over ``c`` whatever the drivers' and filters' group delay.
+The direct sound starts where the raw IR first reaches -20 dB of its peak
+(the zero-phase high-pass would smear the envelope backwards); the
+reflection starts the envelope's peak-to-peak delay later, so the difference
+between them is the path difference over ``c`` whatever the drivers' and
+filters' group delay.
 Pure numpy/scipy.
 """
 
@@ -40,7 +44,7 @@ from scipy.signal import butter, hilbert, sosfiltfilt
 __all__ = ["Arrivals", "detect_arrivals", "gate_window", "lowest_supported_hz"]
 
 ONSET_DB = -20.0
-"""Level re the direct peak that marks the direct sound's onset."""
+"""Level re the raw IR's peak that marks the direct sound's onset."""
 
 
 @dataclass(frozen=True)
@@ -76,18 +80,27 @@ def _peak_offset(env: np.ndarray, i: int) -> float:
     return float(0.5 * (a - c) / den) if den < 0 else 0.0
 
 
-def _detect_one(env: np.ndarray, fs: float, min_delay: int, threshold_db: float, rise_db: float,
-                noise_margin_db: float) -> tuple[float, float, float]:
-    peak = int(np.argmax(env))
+def _detect_one(raw: np.ndarray, env: np.ndarray, fs: float, min_delay: int, smear: int, threshold_db: float,
+                rise_db: float, noise_margin_db: float) -> tuple[float, float, float]:
+    # The onset from the raw IR (the zero-phase high-pass smears the envelope backwards);
+    # the direct peak is the envelope's peak just after it, not the global one: a driver
+    # facing away can hear a wall louder than itself.
+    magnitude = np.abs(raw)
+    if not magnitude.max() > 0:
+        return np.nan, np.nan, np.nan
+    onset = int(np.argmax(magnitude >= magnitude.max() * 10 ** (ONSET_DB / 20)))
+    direct_s = onset / fs
+    peak = onset + int(np.argmax(env[onset : onset + max(smear // 4, 2)]))
     top = env[peak]
     if not top > 0:
-        return np.nan, np.nan, np.nan
+        return direct_s, np.nan, np.nan
     level = 20 * np.log10(np.maximum(env, top * 1e-12) / top)
-    onset = peak - int(np.argmax(level[peak::-1] < ONSET_DB)) if np.any(level[: peak + 1] < ONSET_DB) else 0
-    rise_s = (peak + _peak_offset(env, peak) - onset) / fs
-    direct_s = (peak + _peak_offset(env, peak)) / fs - rise_s
-    pre = level[: max(onset - int(0.2e-3 * fs), 0)]
-    noise_db = float(np.percentile(pre, 99)) if pre.size >= 16 else -np.inf
+    peak_s = (peak + _peak_offset(env, peak)) / fs
+    # Noise: before the direct sound, clear of the zero-phase high-pass's pre-echo (2 periods
+    # of its corner); with too little of that, the last tenth of the IR.
+    pre = level[: max(onset - smear, 0)]
+    noise = pre if pre.size >= 32 else level[-max(level.size // 10, 32):]
+    noise_db = float(np.percentile(noise, 90))
     floor_db = max(threshold_db, noise_db + noise_margin_db)
     start = peak + min_delay
     if start >= env.size - 1:
@@ -99,8 +112,17 @@ def _detect_one(env: np.ndarray, fs: float, min_delay: int, threshold_db: float,
     hits = np.flatnonzero(is_peak & (tail >= floor_db) & (tail - running_min >= rise_db))
     if hits.size == 0:
         return direct_s, np.nan, np.nan
-    i = start + int(hits[0])
-    return direct_s, (i + _peak_offset(env, i)) / fs - rise_s, float(level[i])
+    # Climb to the arrival's own top (its rising edge, smeared backwards by the zero-phase
+    # filter, can ripple above the floor first): the running maximum up to where the
+    # envelope has fallen 6 dB below it, so that a later arrival is not merged in.
+    first = start + int(hits[0])
+    ahead = level[first : first + 2 * smear]
+    top_so_far = np.maximum.accumulate(ahead)
+    fallen = np.flatnonzero(ahead < top_so_far - 6.0)
+    stop = int(fallen[0]) if fallen.size else ahead.size
+    i = first + int(np.argmax(ahead[:stop]))
+    # Peak to peak on the envelope is the path difference; the reflection starts that long after the direct sound.
+    return direct_s, direct_s + (i + _peak_offset(env, i)) / fs - peak_s, float(level[i])
 
 
 def detect_arrivals(
@@ -149,7 +171,9 @@ def detect_arrivals(
     sos = butter(4, highpass_hz, btype="highpass", fs=sample_rate, output="sos")
     env = np.abs(hilbert(sosfiltfilt(sos, flat, axis=-1), axis=-1))
     min_delay = int(round(min_delay_s * sample_rate))
-    found = np.array([_detect_one(e, sample_rate, min_delay, threshold_db, rise_db, noise_margin_db) for e in env])
+    smear = int(round(2.0 / highpass_hz * sample_rate))
+    found = np.array([_detect_one(r, e, sample_rate, min_delay, smear, threshold_db, rise_db, noise_margin_db)
+                      for r, e in zip(flat, env, strict=True)])
     found = found.reshape(*shape, 3)
     return Arrivals(found[..., 0], found[..., 1], found[..., 2])
 

@@ -11,12 +11,13 @@ Two sources of truth, the earlier of which wins:
 
 Both are stored in the measurement file (``/reflections``) when it is
 written and shown by ``calib inspect`` and the report. A gate is one window
-per receiver group and receiver (each arc microphone; both ears together),
-common to every step and driver: every driver combination the filters make at
-that receiver is then gated the same way, so filtering and gating commute for
-the measured drivers. Its end is the earliest reflection of the group minus
-:data:`GUARD_S`; the lowest frequency it supports is ``1 / T`` with ``T`` the
-time from the latest direct sound to the middle of the fade.
+per step and receiver (each arc microphone; both ears of a head position
+together), common to every driver: every driver combination the filters make
+at that receiver is then gated the same way, so filtering and gating commute
+for the measured drivers. Its end is the step's earliest reflection minus
+:data:`GUARD_S`; the lowest frequency a receiver's gates support is
+``1 / T`` with ``T`` the shortest time, over its steps, from the direct sound
+to the middle of the fade.
 """
 
 from __future__ import annotations
@@ -42,23 +43,23 @@ GROUPS = ("directivity", "binaural")
 
 @dataclass(frozen=True)
 class Gate:
-    """The time window of one receiver (or both ears).
+    """The time windows of one receiver (or both ears), one per step.
 
     Attributes
     ----------
-    end_s : float
-        Where the window reaches zero, seconds from the output instant; inf: ungated.
+    end_s : ndarray [steps]
+        Where each step's window reaches zero, seconds from the output instant; inf: ungated.
     fade_s : float
         Half-Hann fade length before ``end_s``.
     reflection_free_s : float
-        From the latest direct sound to ``end_s`` (inf: no reflection found).
+        The shortest time from a step's direct sound to its ``end_s`` (inf: no reflection found).
     lowest_hz : float
         ``1 / T`` (:func:`calib.signals.gate.lowest_supported_hz`); 0 when ungated.
     basis : str
-        ``"detected"``, ``"geometry"`` (which gave the earliest reflection) or ``"none"``.
+        ``"detected"``, ``"geometry"`` (which gave the shortest gate) or ``"none"``.
     """
 
-    end_s: float
+    end_s: np.ndarray
     fade_s: float
     reflection_free_s: float
     lowest_hz: float
@@ -66,14 +67,14 @@ class Gate:
 
     @property
     def gated(self) -> bool:
-        """True when the window cuts anything."""
-        return bool(np.isfinite(self.end_s))
+        """True when a window cuts anything."""
+        return bool(np.any(np.isfinite(self.end_s)))
 
-    def window(self, n: int, sample_rate: float) -> np.ndarray:
-        """The window over ``n`` samples (ones when ungated)."""
-        if not self.gated:
-            return np.ones(n)
-        return gate_window(n, sample_rate, self.end_s, self.fade_s)
+    def windows(self, n: int, sample_rate: float) -> np.ndarray:
+        """The windows ``[steps, n]`` (ones where ungated)."""
+        ends = np.broadcast_to(np.asarray(self.end_s, float), np.shape(self.end_s) or (1,))
+        return np.stack([np.ones(n) if not np.isfinite(e) else gate_window(n, sample_rate, float(e), self.fade_s)
+                         for e in ends])
 
     def describe(self) -> str:
         """One line, e.g. ``3.21 ms reflection-free (geometry), lowest 321 Hz``."""
@@ -94,7 +95,7 @@ class Gates:
         return self.binaural if group == "binaural" else self.directivity[receiver]
 
 
-UNGATED = Gate(np.inf, 0.0, np.inf, 0.0, "none")
+UNGATED = Gate(np.array([np.inf]), 0.0, np.inf, 0.0, "none")
 
 
 # ---------------------------------------------------------------- geometry
@@ -251,29 +252,33 @@ def reflections_of(meas, proc: Procedure) -> dict[str, dict[str, np.ndarray]]:  
 # ---------------------------------------------------------------- gates
 def receiver_gate(direct_s: np.ndarray, first_s: np.ndarray, geometric_first_s: np.ndarray | None,
                   peak_level: np.ndarray, fade_s: float) -> Gate:
-    """The gate of one receiver from its arrivals over every step and driver (``[steps, S]`` each).
+    """The gates of one receiver from its arrivals at every step and driver (``[steps, S]`` each).
 
-    ``peak_level`` (any unit, ``[steps, S]``) picks, per step, the loudest
-    driver, whose direct sound is the step's reference (a driver facing away
-    may hear a wall louder than itself).
+    Per step, the window closes :data:`GUARD_S` before the earliest
+    reflection, detected or geometric, of any driver; the step's direct sound
+    is that of its loudest driver (``peak_level``, any unit: a driver facing
+    away may hear a wall louder than itself).
     """
-    detected = first_s if np.any(np.isfinite(first_s)) else None
-    candidates = [(x, name) for x, name in ((detected, "detected"), (geometric_first_s, "geometry"))
-                  if x is not None and np.any(np.isfinite(x))]
-    if not candidates:
-        return UNGATED
-    earliest, basis = min(((float(np.nanmin(x)), name) for x, name in candidates))
+    steps = direct_s.shape[0]
+    detected = np.where(np.isfinite(first_s), first_s, np.inf)
+    geometric = np.full_like(detected, np.inf) if geometric_first_s is None else np.nan_to_num(
+        geometric_first_s, nan=np.inf)
+    earliest = np.minimum(detected, geometric).min(axis=-1)  # [steps]
+    if not np.any(np.isfinite(earliest)):
+        return Gate(np.full(steps, np.inf), fade_s, np.inf, 0.0, "none")
     loudest = np.argmax(np.nan_to_num(peak_level, nan=-np.inf), axis=-1)
     direct = np.take_along_axis(direct_s, loudest[:, None], axis=-1)[:, 0]
     end = earliest - GUARD_S
-    free = end - float(np.nanmax(direct))
-    return Gate(end, fade_s, free, lowest_supported_hz(free, fade_s), basis)
+    free = end - direct
+    worst = int(np.nanargmin(np.where(np.isfinite(free), free, np.inf)))
+    basis = "detected" if detected[worst].min() <= geometric[worst].min() else "geometry"
+    return Gate(end, fade_s, float(free[worst]), lowest_supported_hz(float(free[worst]), fade_s), basis)
 
 
 def measurement_gates(meas, proc: Procedure) -> Gates:  # noqa: ANN001 - Measurement
     """The gates of a characterize or verify measurement (ungated with ``[gate] mode = "off"``)."""
     if proc.gate.mode == "off":
-        return Gates(tuple(UNGATED for _ in meas.receivers), UNGATED)
+        return Gates(tuple(UNGATED for _ in meas.receivers), UNGATED)  # windows broadcast over steps
     refl = reflections_of(meas, proc)
     fade = proc.gate.fade_ms * 1e-3
 
@@ -297,8 +302,9 @@ def measurement_gates(meas, proc: Procedure) -> Gates:  # noqa: ANN001 - Measure
 def gated_irs(meas, gates: Gates) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - Measurement
     """``(directivity [A, Rm, S, N], binaural [P, 2, S, N])`` with every receiver's gate applied."""
     n, fs = meas.ir_length, meas.sample_rate
-    windows = np.stack([g.window(n, fs) for g in gates.directivity])  # [Rm, N]
-    return meas.directivity_ir * windows[None, :, None, :], meas.binaural_ir * gates.binaural.window(n, fs)
+    windows = np.stack([g.windows(n, fs) for g in gates.directivity], axis=1)  # [A or 1, Rm, N]
+    return (meas.directivity_ir * windows[:, :, None, :],
+            meas.binaural_ir * gates.binaural.windows(n, fs)[:, None, None, :])
 
 
 def predicted_gates(proc: Procedure, room: RoomGeometry | None) -> Gates | None:
@@ -312,7 +318,7 @@ def predicted_gates(proc: Procedure, room: RoomGeometry | None) -> Gates | None:
     fade = proc.gate.fade_ms * 1e-3
 
     def gate(direct: np.ndarray, first: np.ndarray) -> Gate:
-        return receiver_gate(direct, np.full_like(first, np.nan), first, -direct, fade)  # nearest driver is loudest
+        return receiver_gate(direct, np.full_like(first, np.nan), first, -direct, fade)  # the nearest driver is loudest
 
     d, r = geo["directivity"]
     mics = tuple(gate(d[:, m], r[:, m]) for m in range(d.shape[1]))

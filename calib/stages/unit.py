@@ -11,6 +11,7 @@ from calib.procedure.load import parse_procedure
 from calib.report.model import UnitReport
 from calib.stages.checks import driver_checks, evaluate, verdict
 from calib.stages.fit import predicted_metrics
+from calib.stages.gating import measurement_gates
 from calib.stages.verify import verified_metrics
 from calib.store.calibration import file_sha256, read_calibration
 from calib.store.measurement import read_measurement
@@ -63,7 +64,8 @@ def build_unit_report(verify_path: str | Path, station: str | None = None) -> Un
         )
     characterize = read_measurement(char_path)
     proc = parse_procedure(cal.procedure_text, source=f"{cal_path}:/procedure")
-    predicted = predicted_metrics(proc, characterize, cal)
+    gates = measurement_gates(characterize, proc)
+    predicted = predicted_metrics(proc, characterize, cal, gates)
     verified = verified_metrics(proc, verification, cal)
     checks = driver_checks(proc, characterize) + evaluate(proc, verified)
     files = {"characterize": char_path, "calibration": cal_path, "verification": verify_path}
@@ -80,4 +82,5 @@ def build_unit_report(verify_path: str | Path, station: str | None = None) -> Un
         files=files,
         hashes={k: file_sha256(v) for k, v in files.items()},
         station=station or verification.rig,
+        gates=gates,
     )

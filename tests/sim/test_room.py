@@ -105,3 +105,60 @@ def test_zero_reflection_is_free_field_and_errors():
         image_sources(np.array([7.0, 1.0, 1.0]), np.array([5.0, 4.0, 3.0]), 1, 0.5)
     with pytest.raises(ValueError, match="max_order must be >= 0"):
         image_lattice(-1)
+
+
+def test_first_reflection_paths_by_hand():
+    """Source and receiver 1.2 m above the floor, 2 m apart: the floor path is sqrt(2^2 + 2.4^2)."""
+    from calib.sim.room import reflection_paths_m
+
+    dims = np.array([7.0, 6.0, 3.2])
+    src = np.array([[2.5, 3.0, 1.2], [2.5, 3.1, 1.2]])
+    rec = np.array([[4.5, 3.0, 1.2], [4.5, 3.0, 2.2]])
+    direct, first = reflection_paths_m(src, rec, dims)
+    assert direct.shape == first.shape == (2, 2)
+    assert_allclose(direct[0, 0], 2.0)
+    assert_allclose(first[0, 0], np.hypot(2.0, 2.4))  # floor (the ceiling is 2 m up: longer)
+    # 2.2 m high receiver: the ceiling (1.0 m above it, 2.0 m above the source) comes first
+    assert_allclose(first[1, 0], np.hypot(2.0, 3.0))
+    assert_allclose(direct[0, 1], np.hypot(2.0, 0.1))
+    with pytest.raises(ValueError, match="receivers must lie inside the room"):
+        reflection_paths_m(src, np.array([[7.5, 3.0, 1.2]]), dims)
+
+
+def test_ears_on_a_coarse_sphere_grid_match_the_exact_series():
+    """The cubic spline over the 50 Hz series grid is within -90 dB of the series on every bin."""
+    import calib.sim.lab as lab_module
+    from calib.rig.base import HeadPosition
+
+    room = RoomModel((5.0, 4.0, 3.0), (2.0, 2.0, 1.2), 0.6, 1)
+    lab = VirtualLab(DeviceModel((_omni("a"), _omni("b", (0.0, 1.0, 0.0)))), 48000, n_ir=2048, room=room)
+    freqs = lab.freqs_hz
+    src, _, _ = lab._sources(10.0)
+    head = HeadPosition("h", (1.0, 0.05, 0.0), 175.0)
+    coarse = lab._sphere_smooth(freqs, src, np.asarray(head.xyz_m), head.yaw_deg)
+    assert lab_module.SPHERE_GRID_HZ // (freqs[1] - freqs[0]) > 1  # the test really interpolates
+    from calib.sim.sphere import head_to_ear_transfer
+
+    exact = head_to_ear_transfer(freqs, src, np.asarray(head.xyz_m), head.yaw_deg)
+    assert np.max(np.abs(coarse - exact)) / np.max(np.abs(exact)) < 10 ** (-90 / 20)
+
+
+@pytest.mark.parametrize("preset", ["treated_booth", "typical_lab", "bare_room"])
+def test_room_presets_fill_the_room_and_fields_override_them(preset):
+    from calib.procedure.model import ROOM_PRESETS, SimRoom
+
+    room = SimRoom(preset=preset)
+    assert room.dimensions_m == ROOM_PRESETS[preset]["dimensions_m"]
+    assert room.device_position_m[2] == 1.2  # a table-height device in every preset
+    assert room.max_order >= 3
+    assert SimRoom(preset=preset, reflection_coefficient=0.1).reflection_coefficient == 0.1
+    assert SimRoom(preset="bare_room").reflection_coefficient == 0.85
+
+
+def test_room_geometry_refuses_a_device_outside():
+    from pydantic import ValidationError
+
+    from calib.procedure.model import SimRoom
+
+    with pytest.raises(ValidationError, match=r"device_position_m \[2.5, 3.0, 4.0\] must lie inside the room"):
+        SimRoom(dimensions_m=(7.0, 6.0, 3.2), device_position_m=(2.5, 3.0, 4.0))

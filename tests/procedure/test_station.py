@@ -70,7 +70,7 @@ BAD = [
     ("unknown key", '[turntable]\ndriver = "manual"\nspeed = 3.0\n',
      r"^{f}: turntable\.speed: unknown key; expected one of: driver, host, port, serial_port, "),
     ("unknown section", '[audo]\ndevice = "x"\n',
-     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, mics$"),
+     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, mics, room$"),
     ("et250 without host", '[turntable]\ndriver = "et250"\n',
      r'^{f}: turntable\.host: required for driver "et250", got none$'),
     ("serial key on a UDP table", '[turntable]\ndriver = "et250"\nhost = "h"\nbaudrate = 9600\n',
@@ -197,3 +197,14 @@ def _re(path: Path) -> str:
     import re
 
     return re.escape(str(path))
+
+
+def test_station_room_is_validated_and_read(tmp_path):
+    from calib.procedure.station import load_station
+
+    path = tmp_path / "bench.toml"
+    path.write_text('[room]\ndimensions_m = [7.0, 6.0, 3.2]\ndevice_position_m = [2.5, 3.0, 1.2]\n')
+    assert load_station(path).room.device_position_m == (2.5, 3.0, 1.2)
+    path.write_text('[room]\ndimensions_m = [7.0, 6.0, 3.2]\ndevice_position_m = [2.5, 3.0, 3.5]\n')
+    with pytest.raises(ProcedureError, match=r"bench.toml: room: .*device_position_m \[2.5, 3.0, 3.5\] must lie inside"):
+        load_station(path)

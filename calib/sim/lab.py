@@ -112,6 +112,33 @@ def mic_arc(distance_m: float, azimuths_deg: Sequence[float], height_m: float = 
     ]
 
 
+class _SharedIrs:
+    """A process-wide LRU store of true IR sets, bounded in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[object, np.ndarray] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: object) -> np.ndarray | None:
+        ir = self._items.get(key)
+        if ir is not None:
+            self._items.move_to_end(key)
+        return ir
+
+    def put(self, key: object, ir: np.ndarray) -> None:
+        if key in self._items:
+            return
+        self._items[key] = ir
+        self._bytes += ir.nbytes
+        while self._bytes > self.max_bytes and self._items:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.nbytes
+
+
+_SHARED_IRS = _SharedIrs(256 * 2**20)
+
+
 def rotation_z(angle_deg: float) -> np.ndarray:
     """Rotation matrix ``[3, 3]`` by ``angle_deg`` counter-clockwise about +z."""
     a = np.deg2rad(angle_deg)
@@ -170,6 +197,9 @@ class VirtualLab:
         self.ear_azimuth_deg = float(ear_azimuth_deg)
         self.cache_size = int(cache_size)
         self._cache: OrderedDict[tuple[float, Receiver], np.ndarray] = OrderedDict()
+        # Everything the true IRs depend on (the dataclasses are frozen, so hashable).
+        self._physics = (device, self.sample_rate, self.n_ir, self.speed_of_sound, room, self.head_radius_m,
+                         self.ear_azimuth_deg)
         d = device.drivers
         self._pos = np.array([x.position_m for x in d])  # [S, 3] device frame
         self._axis = np.array([x.axis for x in d])  # [S, 3]
@@ -307,7 +337,9 @@ class VirtualLab:
         ``irfft`` of :meth:`transfer` on the rfft grid of ``n_ir`` (the
         imaginary part at Nyquist is dropped, as irfft does). Time origin: the
         moment the signal leaves the output, so propagation delay is included.
-        Cached per (turntable angle modulo 360, receiver).
+        Cached per (turntable angle modulo 360, receiver), and shared with
+        every other lab of the same unit in the same room in this process
+        (``calib run`` verifies the unit it measured: the truth is the same).
 
         Returns
         -------
@@ -321,6 +353,10 @@ class VirtualLab:
             does not fit into ``n_ir`` (the IR would wrap around).
         """
         key = angle_key(turntable_deg)
+        for rec in dict.fromkeys(receivers):
+            shared = _SHARED_IRS.get((self._physics, key, rec))
+            if (key, rec) not in self._cache and shared is not None:
+                self._cache[(key, rec)] = shared
         missing = [rec for rec in dict.fromkeys(receivers) if (key, rec) not in self._cache]
         if missing:
             self._check_length(missing, turntable_deg)
@@ -328,6 +364,7 @@ class VirtualLab:
             for rec, ir in zip(missing, irs, strict=True):
                 ir.flags.writeable = False
                 self._cache[(key, rec)] = ir
+                _SHARED_IRS.put((self._physics, key, rec), ir)
         out = np.stack([self._cache[(key, rec)] for rec in receivers])
         for rec in receivers:
             self._cache.move_to_end((key, rec))

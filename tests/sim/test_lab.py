@@ -80,6 +80,17 @@ def test_true_irs_are_irfft_of_transfer_and_cached():
     assert len(lab._cache) == 4  # least recently used entries dropped
 
 
+def test_a_second_lab_of_the_same_unit_reuses_the_true_irs():
+    """calib run's verification opens a new lab of the unit it measured: the truth is computed once."""
+    mics = mic_arc(1.0, [5.0])
+    first = VirtualLab(DEVICE, FS, 4096).true_irs(mics, 33.0)
+    second = VirtualLab(DEVICE, FS, 4096)
+    second.transfer = None  # would fail if called
+    assert np.array_equal(second.true_irs(mics, 33.0), first)
+    other = VirtualLab(DEVICE, FS, 4096, speed_of_sound=340.0)  # other air: other physics
+    assert not np.array_equal(other.true_irs(mics, 33.0), first)
+
+
 def test_ears_are_free_field_to_centre_times_sphere():
     drv = DriverModel("d", (0.0, 0.12, 0.0), radius_m=0.03, rear_attenuation_db=6.0, fc_hz=50.0)
     lab = VirtualLab(DeviceModel((drv,)), FS)

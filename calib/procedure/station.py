@@ -28,6 +28,11 @@ Example (``stations/example-lab.toml`` is a complete one)::
     [positioner]
     kind = "manual"              # manual | sim
 
+    [air]                        # the speed of sound (Cramer 1993) recorded in every measurement
+    temperature_c = 21.5
+    relative_humidity_pct = 45.0 # optional: dry air if not given
+    pressure_kpa = 101.3         # optional: 101.325
+
     [[mics]]
     name = "arc_0"               # a procedure mic, or ears.left / ears.right
     sensitivity_dbfs_at_94db = -26.0
@@ -48,6 +53,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict
 
 from calib.errors import ProcedureError
+from calib.procedure import air
 from calib.procedure.checks import check_consistency
 from calib.procedure.load import read_toml_text, validate_toml
 from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Procedure
@@ -127,6 +133,31 @@ class StationPositioner(_Section):
     kind: Literal["manual", "sim"] = "manual"
 
 
+class StationAir(_Section):
+    """``[air]``: the air of the measurement room, for the speed of sound.
+
+    ``temperature_c`` (required), ``relative_humidity_pct`` (dry air if not
+    given) and ``pressure_kpa`` (101.325 if not given) within the range of
+    validity of Cramer's formula (:mod:`calib.procedure.air`).
+    """
+
+    temperature_c: Annotated[float, Strict(), Field(ge=air.TEMPERATURE_RANGE_C[0], le=air.TEMPERATURE_RANGE_C[1])]
+    relative_humidity_pct: Annotated[float, Strict(), Field(ge=0, le=100)] | None = None
+    pressure_kpa: Annotated[float, Strict(), Field(ge=air.PRESSURE_RANGE_KPA[0], le=air.PRESSURE_RANGE_KPA[1])] = (
+        air.STANDARD_PRESSURE_KPA
+    )
+
+    @property
+    def speed_of_sound_m_s(self) -> float:
+        """Speed of sound in this air, m/s (Cramer 1993)."""
+        return air.speed_of_sound_m_s(self.temperature_c, self.relative_humidity_pct or 0.0, self.pressure_kpa)
+
+    def describe(self) -> str:
+        """One line for the measurement file: the air and the formula."""
+        humidity = "dry air" if self.relative_humidity_pct is None else f"{self.relative_humidity_pct:g} % RH"
+        return f"station [air]: {self.temperature_c:g} degC, {humidity}, {self.pressure_kpa:g} kPa (Cramer 1993)"
+
+
 class StationMic(_Section):
     """``[[mics]]``: the calibration of one input microphone.
 
@@ -158,6 +189,7 @@ class Station(_Section):
     channels: ChannelsSection | None = None
     turntable: StationTurntable = StationTurntable()
     positioner: StationPositioner = StationPositioner()
+    air: StationAir | None = None
     mics: list[StationMic] = []
 
     _source_path: str = PrivateAttr(default="")
@@ -172,6 +204,12 @@ class Station(_Section):
     def source_text(self) -> str:
         """The exact TOML text (worth storing with every measurement)."""
         return self._source_text
+
+    def speed_of_sound(self) -> tuple[float, str]:
+        """Speed of sound (m/s) of this station's air and where it comes from (the default without ``[air]``)."""
+        if self.air is None:
+            return air.DEFAULT_SPEED_OF_SOUND_M_S, f"default (no [air] in {self.source_path})"
+        return self.air.speed_of_sound_m_s, self.air.describe()
 
     def calibration_path(self, mic: StationMic) -> Path | None:
         """``mic.calibration_file`` resolved against the station file's folder."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from calib.errors import FitError
+from calib.procedure.air import recorded_speed_of_sound
 from calib.procedure.load import parse_procedure
 from calib.procedure.model import Procedure
 from calib.solve.beamformer import design_beamformer
@@ -86,7 +87,7 @@ def fit_measurement(meas: Measurement) -> FitResult:
     taps = proc.fit.taps
     n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length, taps) * 2)))
     freqs = rfft_grid(n_fft, fs)
-    c = proc.sim.speed_of_sound if proc.sim is not None else 343.0
+    c = recorded_speed_of_sound(meas.attrs)  # the air the unit was measured in
     tau_m = proc.fit.modeling_delay_ms * 1e-3
 
     # CTC over the design zone: plant [F, P, 2, S].

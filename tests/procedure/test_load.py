@@ -28,7 +28,7 @@ def test_shipped_products_load():
     np.testing.assert_allclose(aurora.targets.cancellation.min_db(np.array([500, 2000, 6000])), 15.0)
     assert np.isnan(aurora.targets.cancellation.min_db(np.array([400.0, 7000.0]))).all()
     duo = load_procedure(DUO)
-    y = [duo.sim.drivers[n].position_m[1] for n in duo.driver_names]
+    y = [d.position_m[1] for d in duo.drivers]
     np.testing.assert_allclose(abs(y[0] - y[1]), 0.15, atol=1e-12)  # drivers 15 cm apart
     assert aurora.sha256 != duo.sha256 and len(aurora.sha256) == 64
     assert aurora.source_text == AURORA.read_text()
@@ -80,6 +80,12 @@ BAD = [
      r"channels\.loopback: expected a loopback .* \(or allow_no_loopback = true"),
     ("sim section for unknown driver", _mutate("[sim.drivers.woofer]", "[sim.drivers.subwoofer]"),
      r'sim\.drivers\.subwoofer: expected a driver name'),
+    ("geometry left in [sim.drivers]", _mutate("radius_m = 0.05\n", "radius_m = 0.05\nposition_m = [0.06, 0.0, -0.06]\n"),
+     r"sim\.drivers\.woofer\.position_m: unknown key"),
+    ("driver without a position", _mutate('position_m = [0.06, 0.0, -0.06]\n', ""),
+     r"drivers\[4\]\.position_m: "),
+    ("driver axis elevation out of range", _mutate("axis_deg = [0.0, 90.0]", "axis_deg = [0.0, 95.0]"),
+     r"drivers\[3\]\.axis_deg\[1\]: "),
     ("descending target curve", _mutate("[[500.0, 15.0], [6000.0, 15.0]]", "[[6000.0, 15.0], [500.0, 15.0]]"),
      r"targets\.cancellation\.curve_hz_db: expected frequencies in ascending order, got \[6000\.0, 500\.0\]"),
     ("invalid TOML", _mutate("[audio]", "[audio"), r"invalid TOML"),

@@ -22,8 +22,9 @@ Example (``stations/example-lab.toml`` is a complete one)::
     loopback = { output = 8, input = 8 }
 
     [turntable]
-    driver = "et250"             # et250 | lt360 | manual | sim
+    driver = "et250"             # et250 | lt360 (unverified protocol) | manual | sim
     host = "192.168.1.50"
+    forward_clockwise = true     # checked at start-up by a 0.5 deg move
 
     [positioner]
     kind = "manual"              # manual | sim
@@ -71,13 +72,14 @@ MIC_NAME_PATTERN = r"^([A-Za-z][A-Za-z0-9_]*|ears\.left|ears\.right)$"
 
 # Turntable keys each driver accepts (besides ``driver``).
 _TURNTABLE_KEYS = {
-    "et250": ("host", "port", "tolerance_deg", "timeout_s", "poll_s", "retries", "range_start_deg"),
+    "et250": ("host", "forward_clockwise", "port", "tolerance_deg", "timeout_s", "poll_s", "retries",
+              "range_start_deg"),
     "lt360": ("serial_port", "baudrate", "tolerance_deg", "timeout_s", "poll_s", "clockwise_positive",
               "range_start_deg"),
     "manual": (),
     "sim": (),
 }
-_REQUIRED_KEYS = {"et250": ("host",), "lt360": ("serial_port",)}
+_REQUIRED_KEYS = {"et250": ("host", "forward_clockwise"), "lt360": ("serial_port",)}
 
 
 class _Section(BaseModel):
@@ -103,7 +105,10 @@ class StationAudio(_Section):
 class StationTurntable(_Section):
     """``[turntable]``: the table driver and its connection.
 
-    ``et250``: ``host`` (required), ``port`` (UDP); ``lt360``: ``serial_port``
+    ``et250``: ``host`` and ``forward_clockwise`` (required: whether the
+    table's forward rotation is clockwise seen from above; checked at
+    start-up), ``port`` (UDP, default 6668); ``lt360`` (protocol
+    unverified, see :mod:`calib.rig.turntables.lt360`): ``serial_port``
     (required: a device path or pyserial URL), ``baudrate``,
     ``clockwise_positive``. Both: ``tolerance_deg``, ``timeout_s`` (per
     reply), ``poll_s``, ``range_start_deg``; ``et250`` also ``retries``.
@@ -120,6 +125,7 @@ class StationTurntable(_Section):
     poll_s: Positive | None = None
     retries: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
     clockwise_positive: Annotated[bool, Strict()] | None = None
+    forward_clockwise: Annotated[bool, Strict()] | None = None
     range_start_deg: Annotated[float, Strict(), Field(ge=-360, le=0)] | None = None
 
     def driver_options(self) -> dict[str, object]:

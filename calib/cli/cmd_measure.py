@@ -178,6 +178,11 @@ def devices() -> None:
     click.echo("  sim                 the virtual lab (default): physics, noise, latency, faults")
     click.echo("  replay:FILE.h5      acoustics from an archived measurement file")
     click.echo("  portaudio           a real audio interface (python-sounddevice)")
+    from calib.rig.turntables import TURNTABLE_DRIVERS
+
+    click.echo("turntable drivers (station [turntable] driver):")
+    for name, note in TURNTABLE_DRIVERS.items():
+        click.echo(f"  {name:<19} {note}")
     try:
         from calib.rig.portaudio import format_devices, list_devices
 

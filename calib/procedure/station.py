@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
@@ -245,6 +246,10 @@ def parse_station(text: str, source: str = "<station>") -> Station:
     station._source_text = text
     for problem in _problems(station):
         raise ProcedureError(f"{source}: {problem}")
+    if station.turntable.driver == "lt360":
+        from calib.rig.turntables import LT360_UNVERIFIED, UnverifiedProtocolWarning
+
+        warnings.warn(UnverifiedProtocolWarning(f'{source}: turntable.driver: "lt360": {LT360_UNVERIFIED}'), stacklevel=2)
     return station
 
 

@@ -13,7 +13,7 @@ from calib.procedure import load_procedure
 from calib.procedure.station import Station, apply_station, input_channel_names, load_station, parse_station
 from calib.rig import station as rig_station
 from calib.rig.sim import SimPositioner, SimTurntable
-from calib.rig.turntables import Lt360Turntable, ManualPositioner, ManualTurntable
+from calib.rig.turntables import Lt360Turntable, ManualPositioner, ManualTurntable, UnverifiedProtocolWarning
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "stations" / "example-lab.toml"
@@ -148,9 +148,13 @@ def test_calibration_file_is_relative_to_the_station_file(tmp_path):
 def test_open_turntable_and_positioner_per_driver(tmp_path):
     proc = load_procedure(DUO)
     # et250: tests/rig/test_et250.py (it needs a table that answers its start-up check)
-    lt = rig_station.open_turntable(parse_station(
-        '[turntable]\ndriver = "lt360"\nserial_port = "loop://"\nclockwise_positive = true\ntimeout_s = 2.0\n'
-    ), proc)
+    text = '[turntable]\ndriver = "lt360"\nserial_port = "loop://"\nclockwise_positive = true\ntimeout_s = 2.0\n'
+    # The LT360's command strings are unverified: the station file and opening the driver both say so.
+    with pytest.warns(UnverifiedProtocolWarning, match=r'^bench\.toml: turntable\.driver: "lt360": the LT360 driver is '
+                                                       r"UNVERIFIED: LinearX's RS-232 command strings"):
+        lt_station = parse_station(text, source="bench.toml")
+    with pytest.warns(UnverifiedProtocolWarning, match="UNVERIFIED"):
+        lt = rig_station.open_turntable(lt_station, proc)
     try:
         assert isinstance(lt, Lt360Turntable) and lt.port == "loop://" and lt.timeout_s == 2.0
         assert lt._to_table(30.0) == -30.0  # clockwise-counting table
@@ -161,7 +165,8 @@ def test_open_turntable_and_positioner_per_driver(tmp_path):
     assert isinstance(rig_station.open_turntable(Station(), proc), ManualTurntable)
     assert isinstance(rig_station.open_positioner(Station()), ManualPositioner)
     assert isinstance(rig_station.open_positioner(parse_station('[positioner]\nkind = "sim"\n')), SimPositioner)
-    with pytest.raises(RigError, match=r"cannot open LT360 serial port '/dev/calib-no-such-tty'"):
+    with pytest.raises(RigError, match=r"cannot open LT360 serial port '/dev/calib-no-such-tty'"), \
+            pytest.warns(UnverifiedProtocolWarning):
         rig_station.open_turntable(
             parse_station('[turntable]\ndriver = "lt360"\nserial_port = "/dev/calib-no-such-tty"\n'), proc
         )

@@ -22,6 +22,7 @@ from calib.rig.turntables import (
     Lt360Turntable,
     ManualPositioner,
     ManualTurntable,
+    UnverifiedProtocolWarning,
     angle_error_deg,
     wrap_angle_deg,
 )
@@ -127,9 +128,8 @@ def lt360_fake():
     def make(clockwise_positive=False, timeout_s=0.5, **kwargs):
         fake = FakeLt360(clockwise_positive=clockwise_positive, **kwargs)
         objs.append(fake)
-        table = Lt360Turntable(
-            fake.path, timeout_s=timeout_s, clockwise_positive=clockwise_positive, **FAST
-        )
+        with pytest.warns(UnverifiedProtocolWarning, match=r"LT360 driver is UNVERIFIED"):
+            table = Lt360Turntable(fake.path, timeout_s=timeout_s, clockwise_positive=clockwise_positive, **FAST)
         objs.append(table)
         return fake, table
 
@@ -181,7 +181,8 @@ def test_lt360_error_reply(lt360_fake):
 
 
 def test_lt360_missing_port():
-    with pytest.raises(DeviceNotFoundError, match=r"cannot open LT360 serial port '/dev/calib-no-such-port'.*ports found"):
+    with pytest.raises(DeviceNotFoundError, match=r"cannot open LT360 serial port '/dev/calib-no-such-port'.*ports found"), \
+            pytest.warns(UnverifiedProtocolWarning):
         Lt360Turntable("/dev/calib-no-such-port")
 
 

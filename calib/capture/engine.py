@@ -117,6 +117,7 @@ def run_measurement(
     groups = {"directivity": plan.mic_inputs, "binaural": list(plan.ear_inputs)}
     units = {group: ir_unit(inputs, cals) for group, inputs in groups.items()}
     attrs = dict(extra_attrs or {})
+    attrs.update(rig.attrs)
     attrs.update({SPEED_OF_SOUND_ATTR: rig.speed_of_sound_m_s, SPEED_OF_SOUND_SOURCE_ATTR: rig.air})
     attrs.update({f"ir_unit_{group}": unit for group, unit in units.items()})
     for index, cal in cals.items():

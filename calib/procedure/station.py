@@ -29,6 +29,10 @@ Example (``stations/example-lab.toml`` is a complete one)::
     [positioner]
     kind = "manual"              # manual | sim
 
+    [dummy_head]                 # optional: ear microphones, for the SOFA receivers
+    ear_radius_m = 0.075
+    ear_azimuth_deg = 90.0
+
     [air]                        # the speed of sound (Cramer 1993) recorded in every measurement
     temperature_c = 21.5
     relative_humidity_pct = 45.0 # optional: dry air if not given
@@ -165,6 +169,24 @@ class StationAir(_Section):
         return f"station [air]: {self.temperature_c:g} degC, {humidity}, {self.pressure_kpa:g} kPa (Cramer 1993)"
 
 
+class StationDummyHead(_Section):
+    """``[dummy_head]``: where this bench's dummy head has its ear microphones.
+
+    ``ear_radius_m``: distance of each ear microphone from the head centre;
+    ``ear_azimuth_deg``: the left ear's azimuth from the head's facing
+    direction (the right ear's is its negative). Recorded in every
+    measurement file; the SOFA export writes the binaural receivers there.
+    Without it SOFA uses the virtual lab's rigid sphere (8.75 cm, 100 deg).
+    """
+
+    ear_radius_m: Annotated[float, Strict(), Field(gt=0.03, le=0.15)]
+    ear_azimuth_deg: Annotated[float, Strict(), Field(ge=45, le=135)] = 90.0
+
+    def file_attrs(self) -> dict[str, object]:
+        """Measurement-file attributes."""
+        return {"ear_radius_m": self.ear_radius_m, "ear_azimuth_deg": self.ear_azimuth_deg}
+
+
 class StationMic(_Section):
     """``[[mics]]``: the calibration of one input microphone.
 
@@ -197,6 +219,7 @@ class Station(_Section):
     turntable: StationTurntable = StationTurntable()
     positioner: StationPositioner = StationPositioner()
     air: StationAir | None = None
+    dummy_head: StationDummyHead | None = None
     mics: list[StationMic] = []
 
     _source_path: str = PrivateAttr(default="")

@@ -143,6 +143,9 @@ class Rig:
         measurement file, used by the fit and the SOFA export.
     air : str
         Where ``speed_of_sound_m_s`` comes from (recorded with it).
+    attrs : dict
+        Further facts of the station recorded in every measurement file
+        (the dummy head's ear geometry).
     """
 
     name: str
@@ -153,6 +156,7 @@ class Rig:
     info: dict[str, str] = field(default_factory=dict)
     speed_of_sound_m_s: float = DEFAULT_SPEED_OF_SOUND_M_S
     air: str = "default (the rig knows nothing of its air)"
+    attrs: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
         """Close every part, even if one of them fails."""

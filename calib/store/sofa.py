@@ -43,7 +43,9 @@ export writes the equivalent picture of a fixed device and a moving arc:
 - Listener = the dummy head: ``ListenerPosition`` [M, C] cartesian head
   centre (device frame), ``ListenerView`` [M, C] spherical
   ``(yaw_deg, 0°, 1)``, ``ListenerUp`` +z.
-- ``ReceiverPosition`` [2, C] spherical in the head's frame: the nominal
+- ``ReceiverPosition`` [2, C] spherical in the head's frame: the ear
+  microphones of the station's ``[dummy_head]`` as the measurement file
+  recorded them (``ear_azimuth_deg``, ``ear_radius_m``), else the nominal
   ears of the simulator's rigid-sphere head, ``(±100°, 0°, 0.0875 m)``.
 
 ``ListenerView``, ``ListenerUp``, ``SourceView``, ``SourceUp`` and the
@@ -286,7 +288,10 @@ def _binaural_geometry(sofa, meas: Measurement) -> None:  # noqa: ANN001
     sofa.ListenerPosition_Type = "cartesian"
     sofa.ListenerPosition_Units = "metre"
     _add_view(sofa, _spherical(np.array([p.yaw_deg for p in meas.positions], float), 0.0, 1.0))
-    sofa.ReceiverPosition = _spherical(np.array([EAR_AZIMUTH_DEG, -EAR_AZIMUTH_DEG]), 0.0, DEFAULT_HEAD_RADIUS_M)
+    # The station's dummy head ([dummy_head], recorded in the file), else the virtual lab's sphere.
+    ear_az = float(meas.attrs.get("ear_azimuth_deg", EAR_AZIMUTH_DEG))
+    ear_r = float(meas.attrs.get("ear_radius_m", DEFAULT_HEAD_RADIUS_M))
+    sofa.ReceiverPosition = _spherical(np.array([ear_az, -ear_az]), 0.0, ear_r)
     sofa.ReceiverPosition_Type = "spherical"
     sofa.ReceiverPosition_Units = _SPHERICAL_UNITS
 

@@ -70,9 +70,11 @@ BAD = [
     ("unknown key", '[turntable]\ndriver = "manual"\nspeed = 3.0\n',
      r"^{f}: turntable\.speed: unknown key; expected one of: driver, host, port, serial_port, "),
     ("unknown section", '[audo]\ndevice = "x"\n',
-     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, air, mics$"),
+     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, air, dummy_head, mics$"),
     ("air outside Cramer's range", '[air]\ntemperature_c = 35.0\n',
      r"^{f}: air\.temperature_c: expected a number <= 30(\.0)?, got 35\.0$"),
+    ("dummy head too small", '[dummy_head]\near_radius_m = 0.01\n',
+     r"^{f}: dummy_head\.ear_radius_m: expected a number > 0\.03, got 0\.01$"),
     ("air without temperature", '[air]\nrelative_humidity_pct = 40.0\n',
      r"^{f}: air\.temperature_c: required field is missing$"),
     ("air pressure out of range", '[air]\ntemperature_c = 20.0\npressure_kpa = 110.0\n',
@@ -192,6 +194,11 @@ def test_open_portaudio_rig_wiring(monkeypatch):
     assert calls["outs"] == list(range(1, 9)) and calls["ins"] == list(range(1, 9))  # loopback on 8
     assert (calls["device"], calls["rate"], calls["latency"], calls["blocksize"]) == ("Babyface", 48000, 0.05, 0)
     assert rig.info == {"station": "station", "turntable": "sim", "positioner": "sim"}
+    assert rig.attrs == {} and rig.air == "default (no [air] in <station>)" and rig.speed_of_sound_m_s == 343.0
+    rig = rig_station.open_portaudio_rig(proc, parse_station(
+        text.format("Babyface") + "[dummy_head]\near_radius_m = 0.075\n[air]\ntemperature_c = 20.0\n"))
+    assert rig.attrs == {"ear_radius_m": 0.075, "ear_azimuth_deg": 90.0}
+    assert rig.speed_of_sound_m_s == pytest.approx(343.36, abs=0.01)  # Cramer, dry air at 20 degC
     closed = []
     monkeypatch.setattr(SimTurntable, "close", lambda self: closed.append(self))
     with pytest.raises(RigError, match="no audio device matches 'broken'"):

@@ -13,9 +13,9 @@ request numbers whose request is lost before the table / whose reply is
 lost), ``duplicate_replies`` (every reply sent twice), ``refuse_moves``,
 ``stall_at_tenths`` (the table sticks at that reading and reports "moving"
 forever), ``stop_short_at_tenths`` (it stops there, reporting "stopped"),
-``hold`` (an event: while cleared, a move of more than one 0.5 deg step
-reports "moving" on arrival, as a slow table would; the end-to-end test
-uses it to wait for its JACK routing), ``wrong_direction`` (reports the other direction byte).
+``hold`` (an event: while cleared, the table reports "moving", as a slow
+table would; the end-to-end test uses it to make a run wait for its JACK
+routing), ``wrong_direction`` (reports the other direction byte).
 """
 
 from __future__ import annotations
@@ -133,8 +133,8 @@ class FakeEt250:
                 return b"\x33\x00"
             if command == 4:
                 reading, moving = self._state()
-                if self.hold is not None and not self.hold.is_set() and self._travel > 5:
-                    moving = True  # held: a real move (not a 0.5 deg check) does not arrive yet
+                if self.hold is not None and not self.hold.is_set():
+                    moving = True  # held: the table does not arrive yet
                 direction = self._direction if not self.wrong_direction else 3 - self._direction
                 body = struct.pack(">BIB", 4 if moving else 5, reading % 3600, direction)
                 return body + bytes([xor(body)])

@@ -10,8 +10,8 @@ The bench (all on this machine):
   positions, a cardioid-ish driver pattern, a crude head shadow, the speed
   of sound of the station's ``[air]``;
 - a fake Outline ET250-3D on 127.0.0.1 (tests/rig/et250_fake.py) that turns
-  that plant; it holds its first move until the test has routed the
-  run's PortAudio stream through the stand-in.
+  that plant; it holds every placement of a new PortAudio stream until the
+  test has routed that stream through the stand-in.
 
 The run ends in a verdict, a PDF report and a results row; its
 characterize IRs must equal the stand-in's plant within -40 dB at every
@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sofar
 from conftest import PlantDut, route
 from et250_fake import FakeEt250
 
@@ -37,6 +38,7 @@ from calib.cli.main import main
 from calib.procedure import load_procedure
 from calib.procedure.air import speed_of_sound_m_s
 from calib.store.measurement import read_measurement
+from calib.store.sofa import export_sofa
 
 PROCEDURE = Path(__file__).resolve().parent / "data" / "jack-duo.toml"
 SAMPLE_RATE = 48000
@@ -94,12 +96,29 @@ def plant_at(proc: Any, table_deg: float, c: float) -> np.ndarray:
 
 
 class TurntablePlant(PlantDut):
-    """The stand-in device: its plant follows the fake table's angle (looked up per JACK cycle)."""
+    """The stand-in device: its plant follows the fake table's angle (looked up per JACK cycle).
 
-    def __init__(self, client: Any, plants: dict[int, np.ndarray], table: FakeEt250) -> None:
+    When a PortAudio stream registers its ports, the fake table is held
+    ("moving") until :class:`Router` has routed that stream: the run's first
+    placement (a turntable move, or a status read at 0 deg) waits for the
+    routing, so no sweep plays into unconnected ports.
+    """
+
+    def __init__(self, client: Any, plants: dict[int, np.ndarray], table: FakeEt250, hold: threading.Event) -> None:
         self.plants = {k: np.asarray(v, dtype=np.float32) for k, v in plants.items()}
         self.table = table
+        self.hold = hold
+        self.new_stream = threading.Event()
+        self.routed_out = -1  # highest PortAudio out_<n> routed so far
+        client.set_port_registration_callback(self._on_port)  # before the client is activated
         super().__init__(client, plants[0])
+
+    def _on_port(self, port: Any, register: bool) -> None:
+        # JACK's notification thread: no server calls here, only flags for the router thread.
+        m = re.match(r"^PortAudio[^:]*:out_(\d+)$", port.name)
+        if register and m and int(m.group(1)) > self.routed_out:  # a port of a stream not routed yet
+            self.hold.clear()
+            self.new_stream.set()
 
     def _process(self, frames: int) -> None:
         plant = self.plants.get(round(self.table.angle_ccw_deg() * 10))
@@ -109,31 +128,34 @@ class TurntablePlant(PlantDut):
 
 
 class Router(threading.Thread):
-    """Routes every new PortAudio stream of the run through the stand-in, then releases the table's hold."""
+    """Routes every new PortAudio stream of the run through the stand-in, then releases the table."""
 
-    def __init__(self, dut: PlantDut, hold: threading.Event) -> None:
+    def __init__(self, dut: TurntablePlant) -> None:
         super().__init__(daemon=True, name="jack-router")
-        self.dut, self.hold = dut, hold
+        self.dut = dut
         self.stop = threading.Event()
         self.routed = 0
         self.error: BaseException | None = None
 
-    def _newest_out(self) -> int:
-        numbers = [int(m.group(1)) for p in self.dut.client.get_ports(is_audio=True)
-                   if (m := re.match(r"^PortAudio[^:]*:out_(\d+)$", p.name))]
-        return max(numbers, default=-1)
+    def _ports(self, kind: str) -> list[int]:
+        """Numbers of the PortAudio ``out``/``in`` ports that exist now (a closed stream's are gone)."""
+        pattern = re.compile(rf"^PortAudio[^:]*:{kind}_(\d+)$")
+        return [int(m.group(1)) for p in self.dut.client.get_ports(is_audio=True) if (m := pattern.match(p.name))]
 
     def run(self) -> None:
-        seen = -1
         try:
-            while not self.stop.wait(0.005):
-                newest = self._newest_out()
-                if newest > seen:
-                    self.stop.wait(0.02)  # let PortAudio register the stream's input ports too
-                    route(self.dut, 3, 4, drivers=[1, 2], mics=[1, 2, 3], loopback=(3, 4))
-                    seen = newest
-                    self.routed += 1
-                    self.hold.set()
+            while not self.stop.is_set():
+                if not self.dut.new_stream.wait(0.05):
+                    continue
+                self.dut.new_stream.clear()
+                while len(self._ports("out")) < 3 or len(self._ports("in")) < 4:  # the whole stream registered
+                    self.stop.wait(0.002)
+                self.stop.wait(0.05)  # PortAudio auto-connects on start; route after that
+                route(self.dut, 3, 4, drivers=[1, 2], mics=[1, 2, 3], loopback=(3, 4))
+                self.dut.routed_out = max(self._ports("out"))
+                self.dut.new_stream.clear()  # late notifications of the same stream
+                self.routed += 1
+                self.dut.hold.set()
         except BaseException as exc:  # surfaced by the test
             self.error = exc
 
@@ -145,11 +167,12 @@ def bench(jack_server: Any) -> Iterator[tuple[FakeEt250, TurntablePlant, Router,
     proc = load_procedure(PROCEDURE)
     c = speed_of_sound_m_s(*AIR)
     hold = threading.Event()
+    hold.set()  # until a PortAudio stream appears
     table = FakeEt250(forward_clockwise=True, speed_deg_s=180.0, hold=hold)
     angles = {0.0} | {-float(az) for az in proc.turntable.grid_deg()}
     plants = {round(a * 10): plant_at(proc, a, c) for a in angles}
-    dut = TurntablePlant(jack.Client("dut", no_start_server=True, servername=jack_server.name), plants, table)
-    router = Router(dut, hold)
+    dut = TurntablePlant(jack.Client("dut", no_start_server=True, servername=jack_server.name), plants, table, hold)
+    router = Router(dut)
     router.start()
     try:
         yield table, dut, router, c
@@ -181,6 +204,10 @@ poll_s = 0.01
 
 [positioner]
 kind = "sim"
+
+[dummy_head]
+ear_radius_m = {EAR_OFFSET_M}
+ear_azimuth_deg = 90.0
 
 [air]
 temperature_c = {AIR[0]}
@@ -231,5 +258,11 @@ def test_calib_run_on_the_station_path(bench: Any, tmp_path: Path, capsys: pytes
         for s in range(len(proc.drivers)):
             errors[f"ear {e}, driver {s}"] = _band_error_db(meas.binaural_ir[0, e, s], dut.plants[0][1 + e, s])
     assert max(errors.values()) <= MAX_ERROR_DB, {k: round(v, 1) for k, v in errors.items()}
+    # SOFA: emitters at the product's drivers, ears where the station's [dummy_head] has them.
+    sofa = sofar.read_sofa(str(export_sofa(path, tmp_path / "bench.sofa", group="binaural")), verbose=False)
+    sofa.verify()
+    np.testing.assert_allclose(sofa.EmitterPosition, [d.position_m for d in proc.drivers], rtol=0, atol=0)
+    np.testing.assert_allclose(sofa.ReceiverPosition, [[90.0, 0.0, EAR_OFFSET_M], [270.0, 0.0, EAR_OFFSET_M]])
+    assert sofa.GLOBAL_calibSpeedOfSound.startswith(f"{c:.2f} m/s (station [air]")
     # The turntable really turned the plant: the arc IRs at +90 and -90 deg differ by far more.
     assert _band_error_db(meas.directivity_ir[0, 0, 0], dut.plants[round(-meas.azimuth_deg[2] * 10)][0, 0]) > -20

@@ -115,6 +115,13 @@ def test_binaural_export(tmp_path):
     np.testing.assert_allclose(sofa.ReceiverPosition, [[100.0, 0.0, 0.0875], [260.0, 0.0, 0.0875]])
     assert sofa.GLOBAL_calibIRUnit == "Pa/FS" and sofa.GLOBAL_Comment.startswith("IR unit Pa/FS;")
 
+    # A station's [dummy_head], recorded in the file, places the receivers instead.
+    with h5py.File(path, "r+") as f:
+        f.attrs["ear_radius_m"] = 0.075
+        f.attrs["ear_azimuth_deg"] = 90.0
+    sofa = sofar.read_sofa(str(export_sofa(path, tmp_path / "kemar", group="binaural")), verify=True, verbose=False)
+    np.testing.assert_allclose(sofa.ReceiverPosition, [[90.0, 0.0, 0.075], [270.0, 0.0, 0.075]])
+
 
 def test_without_sim_section_emitters_are_the_product_geometry(tmp_path):
     """A real product's procedure (no [sim]): non-zero emitters from [[drivers]], AES69-valid."""

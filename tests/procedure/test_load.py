@@ -86,6 +86,8 @@ BAD = [
      r"drivers\[4\]\.position_m: "),
     ("driver axis elevation out of range", _mutate("axis_deg = [0.0, 90.0]", "axis_deg = [0.0, 95.0]"),
      r"drivers\[3\]\.axis_deg\[1\]: "),
+    ("driver outside the arc", _mutate("position_m = [0.06, 0.0, -0.06]", "position_m = [2.5, 0.0, -0.06]"),
+     r"drivers\[4\]\.position_m: expected a driver closer to the turntable axis than the arc \(2 m\), got 2\.501 m"),
     ("descending target curve", _mutate("[[500.0, 15.0], [6000.0, 15.0]]", "[[6000.0, 15.0], [500.0, 15.0]]"),
      r"targets\.cancellation\.curve_hz_db: expected frequencies in ascending order, got \[6000\.0, 500\.0\]"),
     ("invalid TOML", _mutate("[audio]", "[audio"), r"invalid TOML"),

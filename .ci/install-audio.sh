@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install what the PortAudio rig tests need (tests/rig/test_portaudio_jack.py):
+# Install what the PortAudio rig tests need (tests/rig/test_portaudio_jack.py and the
+# end-to-end station run tests/rig/test_station_run_jack.py, which start their own jackd):
 # libportaudio2 (python-sounddevice's backend) and jackd2 (JACK server whose
 # dummy backend gives a real full-duplex stream without a sound card; also
 # provides libjack for the JACK-Client python package).

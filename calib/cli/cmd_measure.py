@@ -53,7 +53,7 @@ def measure_unit(
     if proc.channels.loopback is None:
         click.echo("calib: warning: no loopback channel: IRs keep the interface latency and response", err=True)
     room = room_for_rig(proc, rig_spec.split(":", 1)[0], station_obj)
-    check_room_supports_targets(proc, room, procedure_path)
+    check_room_supports_targets(proc, room, procedure_path, station_obj if rig_spec == "portaudio" else None)
     plan = plan_characterize(proc)
     existing = latest_incomplete(out_dir, serial, "characterize")
     if resume:
@@ -207,6 +207,11 @@ def devices() -> None:
     click.echo("  sim                 the virtual lab (default): physics, noise, latency, faults")
     click.echo("  replay:FILE.h5      acoustics from an archived measurement file")
     click.echo("  portaudio           a real audio interface (python-sounddevice)")
+    from calib.rig.turntables import TURNTABLE_DRIVERS
+
+    click.echo("turntable drivers (station [turntable] driver):")
+    for name, note in TURNTABLE_DRIVERS.items():
+        click.echo(f"  {name:<19} {note}")
     try:
         from calib.rig.portaudio import format_devices, list_devices
 

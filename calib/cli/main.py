@@ -59,7 +59,7 @@ def check(procedure: str, station: str | None) -> None:
         station_obj = load_station(station)
         proc = apply_station(proc, station_obj)
     room = room_of(proc, station_obj)
-    gates = check_room_supports_targets(proc, room, station or procedure)
+    gates = check_room_supports_targets(proc, room, station or procedure, station_obj)
     click.echo(summarize(proc, estimated_s=_estimate(proc), room_lines=_room_lines(proc, room, gates)))
     click.echo("OK")
 

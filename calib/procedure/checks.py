@@ -70,6 +70,14 @@ def _problems(proc: Procedure) -> Iterator[str]:
         if distance < 0.3:
             yield f"positions[{i}].xyz_m: expected a head at least 0.3 m from the device, got {distance:.3f} m"
 
+    for i, drv in enumerate(proc.drivers):  # the product sits inside the arc and in front of every head
+        reach = sum(v * v for v in drv.position_m) ** 0.5
+        if reach >= proc.arc.distance_m:
+            yield (
+                f"drivers[{i}].position_m: expected a driver closer to the turntable axis than the arc "
+                f"({proc.arc.distance_m:g} m), got {reach:.3f} m"
+            )
+
     if proc.sim is not None:
         yield from _same_names("sim.drivers", proc.sim.drivers, drivers, "driver")
         faults = proc.sim.faults

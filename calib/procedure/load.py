@@ -6,6 +6,8 @@ form ``<file>: <field.path>: <what was expected>, got <value>``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import json
 import tomllib
 import types
@@ -77,21 +79,44 @@ def read_toml_text(path: Path, what: str) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate_toml(text: str, source: str, model: type[M]) -> M:
-    """Parse TOML ``text`` into ``model``; every problem is one ProcedureError line naming ``source``."""
+def validate_toml(text: str, source: str, model: type[M],
+                  migrate: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> M:
+    """Parse TOML ``text`` into ``model``; every problem is one ProcedureError line naming ``source``.
+
+    ``migrate`` rewrites the parsed table first (older layouts of the same file kind).
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProcedureError(f"{source}: invalid TOML: {exc}") from None
+    if migrate is not None:
+        data = migrate(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ProcedureError(f"{source}: {describe_validation_error(exc, model)}") from None
 
 
+def migrate_driver_geometry(data: dict[str, Any]) -> dict[str, Any]:
+    """Procedures written before the product geometry moved to ``[[drivers]]`` (the procedure
+    text stored in older measurement and calibration files): a driver without ``position_m``
+    takes ``position_m`` and ``axis_deg`` from its ``[sim.drivers.<name>]`` table."""
+    sim_drivers = data.get("sim", {}).get("drivers", {}) if isinstance(data.get("sim"), dict) else {}
+    drivers = data.get("drivers")
+    if not isinstance(drivers, list) or not isinstance(sim_drivers, dict):
+        return data
+    for driver in drivers:
+        old = sim_drivers.get(driver.get("name")) if isinstance(driver, dict) else None
+        if isinstance(old, dict) and "position_m" not in driver and "position_m" in old:
+            driver["position_m"] = old.pop("position_m")
+            if "axis_deg" in old:
+                driver["axis_deg"] = old.pop("axis_deg")
+    return data
+
+
 def parse_procedure(text: str, source: str = "<procedure>") -> Procedure:
     """Parse and validate procedure TOML ``text``; ``source`` names it in errors."""
-    procedure = validate_toml(text, source, Procedure)
+    procedure = validate_toml(text, source, Procedure, migrate_driver_geometry)
     problem = check_consistency(procedure)
     if problem is not None:
         raise ProcedureError(f"{source}: {problem}")

@@ -19,6 +19,8 @@ Int = Annotated[int, Strict()]
 Str = Annotated[str, Strict(), Field(min_length=1)]
 Channel = Annotated[int, Strict(), Field(ge=1, le=256)]
 Vec3 = tuple[Num, Num, Num]
+#: ``[azimuth, elevation]`` of a driver axis, degrees.
+AxisDeg = tuple[Annotated[float, Strict(), Field(ge=-360, le=360)], Annotated[float, Strict(), Field(ge=-90, le=90)]]
 Band = tuple[Annotated[float, Strict(), Field(gt=0)], Annotated[float, Strict(), Field(gt=0)]]
 
 SUPPORTED_SAMPLE_RATES = (44100, 48000, 88200, 96000)
@@ -52,11 +54,26 @@ class AudioSection(_Section):
 
 
 class Driver(_Section):
-    """``[[drivers]]``: one driver of the device, in output order."""
+    """``[[drivers]]``: one driver of the device, in output order, with the product's real geometry.
+
+    ``position_m`` is the acoustic centre in the device frame (AES69: x = the
+    device front, y left, z up, metres, origin on the turntable axis);
+    ``axis_deg`` is the on-axis direction ``[azimuth, elevation]`` in degrees
+    (azimuth counter-clockwise from +x seen from above, elevation up from the
+    horizontal plane). The SOFA export writes them as emitter positions and
+    the virtual lab builds its drivers there.
+    """
 
     name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
     description: str = ""
+    position_m: Vec3
+    axis_deg: AxisDeg = (0.0, 0.0)
     polarity: Literal[1, -1] = 1  # expected acoustic polarity (checked from the characterize IRs)
+
+    def axis_vector(self) -> tuple[float, float, float]:
+        """Unit on-axis vector in the device frame, from ``axis_deg``."""
+        az, el = np.deg2rad(self.axis_deg)
+        return (float(np.cos(el) * np.cos(az)), float(np.cos(el) * np.sin(az)), float(np.sin(el)))
 
 
 class Mic(_Section):
@@ -220,10 +237,8 @@ class TargetsSection(_Section):
 
 
 class SimDriver(_Section):
-    """``[sim.drivers.<name>]``: nominal physics of one driver."""
+    """``[sim.drivers.<name>]``: nominal physics of one driver (its geometry is in ``[[drivers]]``)."""
 
-    position_m: Vec3
-    axis_deg: tuple[Num, Num] = (0.0, 0.0)
     radius_m: Annotated[float, Strict(), Field(gt=0, le=0.3)]
     sensitivity_db_spl: Annotated[float, Strict(), Field(gt=40, le=140)] = 90.0
     fc_hz: Annotated[float, Strict(), Field(gt=0)]
@@ -351,7 +366,11 @@ class SimFaults(_Section):
 
 
 class SimSection(_Section):
-    """``[sim]``: the product as the virtual lab builds it."""
+    """``[sim]``: what the virtual lab needs to fake a unit (physics, spread, noise, room, faults).
+
+    ``speed_of_sound`` is the simulated air; the sim rig records it in every
+    measurement file as a real station records the air it measured in.
+    """
 
     speed_of_sound: Annotated[float, Strict(), Field(gt=300, lt=360)] = 343.0
     true_ir_length: Annotated[int, Strict(), Field(ge=256)] = 8192

@@ -22,11 +22,21 @@ Example (``stations/example-lab.toml`` is a complete one)::
     loopback = { output = 8, input = 8 }
 
     [turntable]
-    driver = "et250"             # et250 | lt360 | manual | sim
+    driver = "et250"             # et250 | lt360 (unverified protocol) | manual | sim
     host = "192.168.1.50"
+    forward_clockwise = true     # checked at start-up by a 0.5 deg move
 
     [positioner]
     kind = "manual"              # manual | sim
+
+    [dummy_head]                 # optional: ear microphones, for the SOFA receivers
+    ear_radius_m = 0.075
+    ear_azimuth_deg = 90.0
+
+    [air]                        # the speed of sound (Cramer 1993) recorded in every measurement
+    temperature_c = 21.5
+    relative_humidity_pct = 45.0 # optional: dry air if not given
+    pressure_kpa = 101.3         # optional: 101.325
 
     [[mics]]
     name = "arc_0"               # a procedure mic, or ears.left / ears.right
@@ -41,6 +51,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
@@ -48,6 +59,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict
 
 from calib.errors import ProcedureError
+from calib.procedure import air
 from calib.procedure.checks import check_consistency
 from calib.procedure.load import read_toml_text, validate_toml
 from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Procedure, RoomGeometry
@@ -65,13 +77,14 @@ MIC_NAME_PATTERN = r"^([A-Za-z][A-Za-z0-9_]*|ears\.left|ears\.right)$"
 
 # Turntable keys each driver accepts (besides ``driver``).
 _TURNTABLE_KEYS = {
-    "et250": ("host", "port", "tolerance_deg", "timeout_s", "poll_s", "retries", "range_start_deg"),
+    "et250": ("host", "forward_clockwise", "port", "tolerance_deg", "timeout_s", "poll_s", "retries",
+              "range_start_deg"),
     "lt360": ("serial_port", "baudrate", "tolerance_deg", "timeout_s", "poll_s", "clockwise_positive",
               "range_start_deg"),
     "manual": (),
     "sim": (),
 }
-_REQUIRED_KEYS = {"et250": ("host",), "lt360": ("serial_port",)}
+_REQUIRED_KEYS = {"et250": ("host", "forward_clockwise"), "lt360": ("serial_port",)}
 
 
 class _Section(BaseModel):
@@ -97,7 +110,10 @@ class StationAudio(_Section):
 class StationTurntable(_Section):
     """``[turntable]``: the table driver and its connection.
 
-    ``et250``: ``host`` (required), ``port`` (UDP); ``lt360``: ``serial_port``
+    ``et250``: ``host`` and ``forward_clockwise`` (required: whether the
+    table's forward rotation is clockwise seen from above; checked at
+    start-up), ``port`` (UDP, default 6668); ``lt360`` (protocol
+    unverified, see :mod:`calib.rig.turntables.lt360`): ``serial_port``
     (required: a device path or pyserial URL), ``baudrate``,
     ``clockwise_positive``. Both: ``tolerance_deg``, ``timeout_s`` (per
     reply), ``poll_s``, ``range_start_deg``; ``et250`` also ``retries``.
@@ -114,6 +130,7 @@ class StationTurntable(_Section):
     poll_s: Positive | None = None
     retries: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
     clockwise_positive: Annotated[bool, Strict()] | None = None
+    forward_clockwise: Annotated[bool, Strict()] | None = None
     range_start_deg: Annotated[float, Strict(), Field(ge=-360, le=0)] | None = None
 
     def driver_options(self) -> dict[str, object]:
@@ -125,6 +142,49 @@ class StationPositioner(_Section):
     """``[positioner]``: who places the dummy head."""
 
     kind: Literal["manual", "sim"] = "manual"
+
+
+class StationAir(_Section):
+    """``[air]``: the air of the measurement room, for the speed of sound.
+
+    ``temperature_c`` (required), ``relative_humidity_pct`` (dry air if not
+    given) and ``pressure_kpa`` (101.325 if not given) within the range of
+    validity of Cramer's formula (:mod:`calib.procedure.air`).
+    """
+
+    temperature_c: Annotated[float, Strict(), Field(ge=air.TEMPERATURE_RANGE_C[0], le=air.TEMPERATURE_RANGE_C[1])]
+    relative_humidity_pct: Annotated[float, Strict(), Field(ge=0, le=100)] | None = None
+    pressure_kpa: Annotated[float, Strict(), Field(ge=air.PRESSURE_RANGE_KPA[0], le=air.PRESSURE_RANGE_KPA[1])] = (
+        air.STANDARD_PRESSURE_KPA
+    )
+
+    @property
+    def speed_of_sound_m_s(self) -> float:
+        """Speed of sound in this air, m/s (Cramer 1993)."""
+        return air.speed_of_sound_m_s(self.temperature_c, self.relative_humidity_pct or 0.0, self.pressure_kpa)
+
+    def describe(self) -> str:
+        """One line for the measurement file: the air and the formula."""
+        humidity = "dry air" if self.relative_humidity_pct is None else f"{self.relative_humidity_pct:g} % RH"
+        return f"station [air]: {self.temperature_c:g} degC, {humidity}, {self.pressure_kpa:g} kPa (Cramer 1993)"
+
+
+class StationDummyHead(_Section):
+    """``[dummy_head]``: where this bench's dummy head has its ear microphones.
+
+    ``ear_radius_m``: distance of each ear microphone from the head centre;
+    ``ear_azimuth_deg``: the left ear's azimuth from the head's facing
+    direction (the right ear's is its negative). Recorded in every
+    measurement file; the SOFA export writes the binaural receivers there.
+    Without it SOFA uses the virtual lab's rigid sphere (8.75 cm, 100 deg).
+    """
+
+    ear_radius_m: Annotated[float, Strict(), Field(gt=0.03, le=0.15)]
+    ear_azimuth_deg: Annotated[float, Strict(), Field(ge=45, le=135)] = 90.0
+
+    def file_attrs(self) -> dict[str, object]:
+        """Measurement-file attributes."""
+        return {"ear_radius_m": self.ear_radius_m, "ear_azimuth_deg": self.ear_azimuth_deg}
 
 
 class StationMic(_Section):
@@ -158,6 +218,8 @@ class Station(_Section):
     channels: ChannelsSection | None = None
     turntable: StationTurntable = StationTurntable()
     positioner: StationPositioner = StationPositioner()
+    air: StationAir | None = None
+    dummy_head: StationDummyHead | None = None
     mics: list[StationMic] = []
     room: RoomGeometry | None = None  # where the bench stands: sets the IR gates before anything is measured
 
@@ -173,6 +235,12 @@ class Station(_Section):
     def source_text(self) -> str:
         """The exact TOML text (worth storing with every measurement)."""
         return self._source_text
+
+    def speed_of_sound(self) -> tuple[float, str]:
+        """Speed of sound (m/s) of this station's air and where it comes from (the default without ``[air]``)."""
+        if self.air is None:
+            return air.DEFAULT_SPEED_OF_SOUND_M_S, f"default (no [air] in {self.source_path})"
+        return self.air.speed_of_sound_m_s, self.air.describe()
 
     def calibration_path(self, mic: StationMic) -> Path | None:
         """``mic.calibration_file`` resolved against the station file's folder."""
@@ -202,6 +270,10 @@ def parse_station(text: str, source: str = "<station>") -> Station:
     station._source_text = text
     for problem in _problems(station):
         raise ProcedureError(f"{source}: {problem}")
+    if station.turntable.driver == "lt360":
+        from calib.rig.turntables import LT360_UNVERIFIED, UnverifiedProtocolWarning
+
+        warnings.warn(UnverifiedProtocolWarning(f'{source}: turntable.driver: "lt360": {LT360_UNVERIFIED}'), stacklevel=2)
     return station
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from calib.procedure.air import DEFAULT_SPEED_OF_SOUND_M_S
+
 
 @dataclass(frozen=True)
 class HeadPosition:
@@ -135,6 +137,15 @@ class Rig:
         measurement file.
     simulated : bool
         True where no real air was involved (sim, replay); reports say so.
+    speed_of_sound_m_s : float
+        The speed of sound in the rig's air (a station's ``[air]``, the
+        virtual lab's ``[sim] speed_of_sound``); recorded in every
+        measurement file, used by the fit and the SOFA export.
+    air : str
+        Where ``speed_of_sound_m_s`` comes from (recorded with it).
+    attrs : dict
+        Further facts of the station recorded in every measurement file
+        (the dummy head's ear geometry).
     """
 
     name: str
@@ -143,6 +154,9 @@ class Rig:
     positioner: Positioner
     simulated: bool = True
     info: dict[str, str] = field(default_factory=dict)
+    speed_of_sound_m_s: float = DEFAULT_SPEED_OF_SOUND_M_S
+    air: str = "default (the rig knows nothing of its air)"
+    attrs: dict[str, object] = field(default_factory=dict)
 
     def close(self) -> None:
         """Close every part, even if one of them fails."""

@@ -55,20 +55,19 @@ def mic_receivers(proc: Procedure) -> list[MicReceiver]:
 
 
 def nominal_device(proc: Procedure) -> DeviceModel:
-    """The product as designed (``[sim.drivers]``), in driver order."""
+    """The product as designed, in driver order: geometry of ``[[drivers]]``, physics of ``[sim.drivers]``."""
     sim = _sim_section(proc)
     drivers = []
-    for name in proc.driver_names:
+    for geometry in proc.drivers:
+        name = geometry.name
         d = sim.drivers[name]
-        az, el = np.deg2rad(d.axis_deg)
-        axis = (np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el))
         # dB SPL (rms) of a full-scale sine at 1 m -> peak pressure per unit full scale.
         sensitivity_pa = float(spl_to_pa_rms(d.sensitivity_db_spl) * np.sqrt(2.0))
         drivers.append(
             DriverModel(
                 name=name,
-                position_m=d.position_m,
-                axis=tuple(float(v) for v in axis),  # type: ignore[arg-type]
+                position_m=geometry.position_m,
+                axis=geometry.axis_vector(),
                 radius_m=d.radius_m,
                 sensitivity_pa=sensitivity_pa,
                 fc_hz=d.fc_hz,
@@ -168,12 +167,15 @@ def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latenc
         positioner=SimPositioner(state),
         simulated=True,
         info={"unit": serial, "product": proc.product.id},
+        speed_of_sound_m_s=_sim_section(proc).speed_of_sound,
+        air="simulated: [sim] speed_of_sound",
     )
 
 
 def _sim_section(proc: Procedure):  # noqa: ANN202
     if proc.sim is None:
         raise ProcedureError(
-            f"{proc.source_path or '<procedure>'}: sim: required for the simulated and replay rigs, got none"
+            f"{proc.source_path or '<procedure>'}: sim: the virtual lab needs a [sim] section "
+            "(driver physics, noise, latency); this procedure has none: measure it with --rig portaudio"
         )
     return proc.sim

@@ -113,4 +113,7 @@ def open_portaudio_rig(proc: Procedure, station: Station | None = None) -> Rig:
         raise
     rig.info.update({"station": station.station.name, "turntable": station.turntable.driver,
                      "positioner": station.positioner.kind})
+    rig.speed_of_sound_m_s, rig.air = station.speed_of_sound()
+    if station.dummy_head is not None:
+        rig.attrs.update(station.dummy_head.file_attrs())
     return rig

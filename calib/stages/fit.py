@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from calib.errors import FitError
+from calib.procedure.air import recorded_speed_of_sound
 from calib.procedure.load import parse_procedure
 from calib.procedure.model import Procedure
 from calib.solve.beamformer import design_beamformer
@@ -33,7 +34,7 @@ from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
 from calib.solve.virtual import virtual_targets
 from calib.stages.checks import Check, evaluate
-from calib.stages.gating import Gates, gated_irs, measurement_gates, speed_of_sound, supported_band_error
+from calib.stages.gating import Gates, gated_irs, measurement_gates, supported_band_error
 from calib.stages.metrics import Metrics, fir_response, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, file_sha256, write_calibration
 from calib.store.measurement import Measurement, read_measurement, utc_stamp
@@ -96,7 +97,7 @@ def fit_measurement(meas: Measurement) -> FitResult:
     taps = proc.fit.taps
     n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length, taps) * 2)))
     freqs = rfft_grid(n_fft, fs)
-    c = speed_of_sound(proc)
+    c = recorded_speed_of_sound(meas.attrs)  # the air the unit was measured in
     tau_m = proc.fit.modeling_delay_ms * 1e-3
     gates = measurement_gates(meas, proc)
     problem = supported_band_error(proc, gates, str(meas.path))

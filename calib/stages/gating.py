@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 from calib.errors import ProcedureError
+from calib.procedure.air import DEFAULT_SPEED_OF_SOUND_M_S, recorded_speed_of_sound
 from calib.procedure.model import GateSection, Procedure, RoomGeometry
 from calib.signals.gate import Arrivals, detect_arrivals, gate_window, lowest_supported_hz
 from calib.sim.lab import rotation_z
@@ -117,9 +118,10 @@ def room_for_rig(proc: Procedure, rig_spec: str, station=None) -> RoomGeometry |
     return None
 
 
-def check_room_supports_targets(proc: Procedure, room: RoomGeometry | None, where: str) -> Gates | None:
+def check_room_supports_targets(proc: Procedure, room: RoomGeometry | None, where: str,
+                                station=None) -> Gates | None:  # noqa: ANN001 - Station
     """The geometric gates, raising ProcedureError when they cannot support the target bands."""
-    gates = predicted_gates(proc, room)
+    gates = predicted_gates(proc, room, station)
     if gates is not None:
         problem = supported_band_error(proc, gates, where)
         if problem is not None:
@@ -127,21 +129,16 @@ def check_room_supports_targets(proc: Procedure, room: RoomGeometry | None, wher
     return gates
 
 
-def speed_of_sound(proc: Procedure) -> float:
-    """m/s: the simulated air where the procedure has one, else 343 m/s (20 degC)."""
-    return float(proc.sim.speed_of_sound) if proc.sim is not None else 343.0
+def speed_of_sound(proc: Procedure, station=None) -> float:  # noqa: ANN001 - Station
+    """m/s before measuring: the station's air, else the virtual lab's, else the default."""
+    if station is not None:
+        return float(station.speed_of_sound()[0])
+    return float(proc.sim.speed_of_sound) if proc.sim is not None else DEFAULT_SPEED_OF_SOUND_M_S
 
 
 def driver_positions_m(proc: Procedure) -> np.ndarray:
-    """Driver acoustic centres ``[S, 3]`` in the device frame (the turntable centre where unknown)."""
-    out = np.zeros((len(proc.drivers), 3))
-    for s, driver in enumerate(proc.drivers):
-        position = getattr(driver, "position_m", None)
-        if position is None and proc.sim is not None and driver.name in proc.sim.drivers:
-            position = proc.sim.drivers[driver.name].position_m
-        if position is not None:
-            out[s] = position
-    return out
+    """Driver acoustic centres ``[S, 3]`` in the device frame (the product geometry)."""
+    return np.array([d.position_m for d in proc.drivers], dtype=float).reshape(-1, 3)
 
 
 def mic_positions_m(proc: Procedure) -> np.ndarray:
@@ -158,7 +155,7 @@ def ear_positions_m(xyz_m: tuple[float, float, float], yaw_deg: float,
 
 
 def geometric_arrivals(proc: Procedure, room: RoomGeometry, azimuths_deg: np.ndarray,
-                       positions: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:  # noqa: FA100
+                       positions: list, c: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Direct and first-reflection times from the image-source geometry.
 
     Returns
@@ -172,7 +169,6 @@ def geometric_arrivals(proc: Procedure, room: RoomGeometry, azimuths_deg: np.nda
     ProcedureError
         A receiver or driver outside the room.
     """
-    c = speed_of_sound(proc)
     origin = np.asarray(room.device_position_m, dtype=float)
     dims = np.asarray(room.dimensions_m, dtype=float)
     drivers = driver_positions_m(proc)
@@ -218,7 +214,8 @@ def annotate_reflections(path: str | Path, proc: Procedure, room: RoomGeometry |
             positions = [_Head(n, xyz, y) for n, xyz, y in zip(
                 f["binaural/positions/name"].asstr()[()], f["binaural/positions/xyz_m"][()],
                 f["binaural/positions/yaw_deg"][()], strict=True)]
-            geo = geometric_arrivals(proc, room, f["directivity/azimuth_deg"][()], positions)
+            geo = geometric_arrivals(proc, room, f["directivity/azimuth_deg"][()], positions,
+                                     recorded_speed_of_sound(f.attrs))
         for group in GROUPS:
             arrivals = detect_group(f[f"{group}/ir"][()], fs, group, proc.gate)
             g = top.create_group(group)
@@ -307,14 +304,14 @@ def gated_irs(meas, gates: Gates) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN
             meas.binaural_ir * gates.binaural.windows(n, fs)[:, None, None, :])
 
 
-def predicted_gates(proc: Procedure, room: RoomGeometry | None) -> Gates | None:
+def predicted_gates(proc: Procedure, room: RoomGeometry | None, station=None) -> Gates | None:  # noqa: ANN001
     """The gates the room geometry alone implies (before measuring); None without a room or with gating off."""
     if room is None or proc.gate.mode == "off":
         return None
     from calib.capture.plan import head_position
 
     positions = [head_position(p) for p in proc.positions]
-    geo = geometric_arrivals(proc, room, proc.turntable.grid_deg(), positions)
+    geo = geometric_arrivals(proc, room, proc.turntable.grid_deg(), positions, speed_of_sound(proc, station))
     fade = proc.gate.fade_ms * 1e-3
 
     def gate(direct: np.ndarray, first: np.ndarray) -> Gate:

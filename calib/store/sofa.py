@@ -19,8 +19,9 @@ export writes the equivalent picture of a fixed device and a moving arc:
 - Source = the device: ``SourcePosition`` [0, 0, 0] (cartesian, the
   turntable axis), ``SourceView`` +x, ``SourceUp`` +z, so
   ``EmitterPosition`` (E×C, cartesian, the source's local frame = the
-  device frame) are the driver positions of ``[sim.drivers]``, or zeros when
-  the procedure has none.
+  device frame) are the product's driver positions (``[[drivers]]
+  position_m``); for a ``verify`` file (sources = filter inputs L, R, C,
+  radiated by every driver) the mean driver position.
 
 ``group="directivity"`` (M = turntable azimuths, R = arc microphones):
 
@@ -42,13 +43,17 @@ export writes the equivalent picture of a fixed device and a moving arc:
 - Listener = the dummy head: ``ListenerPosition`` [M, C] cartesian head
   centre (device frame), ``ListenerView`` [M, C] spherical
   ``(yaw_deg, 0°, 1)``, ``ListenerUp`` +z.
-- ``ReceiverPosition`` [2, C] spherical in the head's frame: the nominal
+- ``ReceiverPosition`` [2, C] spherical in the head's frame: the ear
+  microphones of the station's ``[dummy_head]`` as the measurement file
+  recorded them (``ear_azimuth_deg``, ``ear_radius_m``), else the nominal
   ears of the simulator's rigid-sphere head, ``(±100°, 0°, 0.0875 m)``.
 
 ``ListenerView``, ``ListenerUp``, ``SourceView``, ``SourceUp`` and the
 ``*Description`` attributes are AES69 general variables that GeneralFIR-E
 does not list; readers (sofar) report them as custom entries. calib's own
-provenance is kept in global attributes prefixed ``calib``.
+provenance is kept in global attributes prefixed ``calib``, among them
+``calibSpeedOfSound``: the speed of sound the measurement file recorded
+(its station's air; 343 m/s for files from before it was recorded).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ import numpy as np
 
 from calib import __version__
 from calib.errors import CalibError, FileFormatError, ProcedureError
+from calib.procedure.air import SPEED_OF_SOUND_SOURCE_ATTR, recorded_speed_of_sound
 from calib.sim.sphere import DEFAULT_HEAD_RADIUS_M
 from calib.store.measurement import GROUPS, Measurement, read_measurement
 
@@ -206,6 +212,8 @@ def export_sofa(
         ("calibGroup", group),
         ("calibIRUnit", ir_unit),
         ("calibProcedureSHA256", meas.procedure_sha256),
+        ("calibSpeedOfSound", f"{recorded_speed_of_sound(meas.attrs):.2f} m/s "
+                              f"({meas.attrs.get(SPEED_OF_SOUND_SOURCE_ATTR, 'not recorded: calib default')})"),
     ):
         sofa.add_attribute(f"GLOBAL_{name}", value)
 
@@ -250,13 +258,15 @@ def _add_vector(sofa, name: str, xyz: list[float]) -> None:  # noqa: ANN001
 
 
 def _emitter_positions(meas: Measurement, proc) -> np.ndarray:  # noqa: ANN001
-    """[E, 3] emitter positions: driver positions of [sim.drivers], else zeros (inputs L, R, C: zeros)."""
-    pos = np.zeros((len(meas.sources), 3))
-    if proc.sim is not None:
-        for e, name in enumerate(meas.sources):
-            if name in proc.sim.drivers:
-                pos[e] = proc.sim.drivers[name].position_m
-    return pos
+    """[E, 3] emitter positions: the product's driver positions (``[[drivers]] position_m``).
+
+    A ``verify`` file's sources are the filter inputs L, R, C, which every
+    driver radiates: their emitter is the device's acoustic centre, the mean
+    of the driver positions.
+    """
+    drivers = {d.name: d.position_m for d in proc.drivers}
+    centre = np.mean(list(drivers.values()), axis=0)
+    return np.array([drivers.get(name, centre) for name in meas.sources], dtype=float).reshape(-1, 3)
 
 
 def _directivity_geometry(sofa, meas: Measurement, proc) -> None:  # noqa: ANN001
@@ -278,7 +288,10 @@ def _binaural_geometry(sofa, meas: Measurement) -> None:  # noqa: ANN001
     sofa.ListenerPosition_Type = "cartesian"
     sofa.ListenerPosition_Units = "metre"
     _add_view(sofa, _spherical(np.array([p.yaw_deg for p in meas.positions], float), 0.0, 1.0))
-    sofa.ReceiverPosition = _spherical(np.array([EAR_AZIMUTH_DEG, -EAR_AZIMUTH_DEG]), 0.0, DEFAULT_HEAD_RADIUS_M)
+    # The station's dummy head ([dummy_head], recorded in the file), else the virtual lab's sphere.
+    ear_az = float(meas.attrs.get("ear_azimuth_deg", EAR_AZIMUTH_DEG))
+    ear_r = float(meas.attrs.get("ear_radius_m", DEFAULT_HEAD_RADIUS_M))
+    sofa.ReceiverPosition = _spherical(np.array([ear_az, -ear_az]), 0.0, ear_r)
     sofa.ReceiverPosition_Type = "spherical"
     sofa.ReceiverPosition_Units = _SPHERICAL_UNITS
 

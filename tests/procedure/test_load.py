@@ -28,7 +28,7 @@ def test_shipped_products_load():
     np.testing.assert_allclose(aurora.targets.cancellation.min_db(np.array([500, 2000, 6000])), 15.0)
     assert np.isnan(aurora.targets.cancellation.min_db(np.array([400.0, 7000.0]))).all()
     duo = load_procedure(DUO)
-    y = [duo.sim.drivers[n].position_m[1] for n in duo.driver_names]
+    y = [d.position_m[1] for d in duo.drivers]
     np.testing.assert_allclose(abs(y[0] - y[1]), 0.15, atol=1e-12)  # drivers 15 cm apart
     assert aurora.sha256 != duo.sha256 and len(aurora.sha256) == 64
     assert aurora.source_text == AURORA.read_text()
@@ -80,6 +80,14 @@ BAD = [
      r"channels\.loopback: expected a loopback .* \(or allow_no_loopback = true"),
     ("sim section for unknown driver", _mutate("[sim.drivers.woofer]", "[sim.drivers.subwoofer]"),
      r'sim\.drivers\.subwoofer: expected a driver name'),
+    ("geometry left in [sim.drivers]", _mutate("radius_m = 0.05\n", "radius_m = 0.05\nposition_m = [0.06, 0.0, -0.06]\n"),
+     r"sim\.drivers\.woofer\.position_m: unknown key"),
+    ("driver without a position", _mutate('position_m = [0.06, 0.0, -0.06]\n', ""),
+     r"drivers\[4\]\.position_m: "),
+    ("driver axis elevation out of range", _mutate("axis_deg = [0.0, 90.0]", "axis_deg = [0.0, 95.0]"),
+     r"drivers\[3\]\.axis_deg\[1\]: "),
+    ("driver outside the arc", _mutate("position_m = [0.06, 0.0, -0.06]", "position_m = [2.5, 0.0, -0.06]"),
+     r"drivers\[4\]\.position_m: expected a driver closer to the turntable axis than the arc \(2 m\), got 2\.501 m"),
     ("descending target curve", _mutate("[[500.0, 15.0], [6000.0, 15.0]]", "[[6000.0, 15.0], [500.0, 15.0]]"),
      r"targets\.cancellation\.curve_hz_db: expected frequencies in ascending order, got \[6000\.0, 500\.0\]"),
     ("invalid TOML", _mutate("[audio]", "[audio"), r"invalid TOML"),
@@ -118,3 +126,26 @@ def test_cli_check_good_procedure(capsys):
 def test_missing_file_error():
     with pytest.raises(ProcedureError, match=r"^nope\.toml: no such procedure file$"):
         load_procedure("nope.toml")
+
+
+def test_procedures_stored_before_the_geometry_moved_to_drivers_still_parse():
+    """Older measurement files store procedures with position_m/axis_deg under [sim.drivers.<name>]."""
+    current = load_procedure(AURORA)
+    geometry: dict[str, list[str]] = {}
+    kept, name = [], None
+    for line in AURORA.read_text().splitlines():
+        if line.startswith("["):
+            name = None
+        if line.startswith("name = ") and kept and kept[-1] == "[[drivers]]":
+            name = line.split('"')[1]
+        if name is not None and line.startswith(("position_m", "axis_deg")):
+            geometry.setdefault(name, []).append(line)
+            continue
+        kept.append(line)
+    text = "\n".join(kept) + "\n"
+    for driver, lines in geometry.items():
+        text = text.replace(f"[sim.drivers.{driver}]\n", f"[sim.drivers.{driver}]\n" + "\n".join(lines) + "\n")
+    assert len(geometry) == len(current.drivers) and "position_m" not in text.split("[sim]")[0]
+    old = parse_procedure(text, source="old.h5:/procedure")
+    assert [d.position_m for d in old.drivers] == [d.position_m for d in current.drivers]
+    assert [d.axis_deg for d in old.drivers] == [d.axis_deg for d in current.drivers]

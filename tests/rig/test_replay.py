@@ -302,5 +302,5 @@ def test_not_a_replayable_measurement(tmp_path: Path, make, match: str) -> None:
 def test_replay_needs_the_sim_section_for_its_noise_model(plant) -> None:  # noqa: ANN001
     text = variant()
     proc = parse_procedure(text[: text.index("[sim]")])
-    with pytest.raises(ProcedureError, match=r"sim: required for the simulated and replay rigs"):
+    with pytest.raises(ProcedureError, match=r"sim: the virtual lab needs a \[sim\] section"):
         open_rig(f"replay:{plant[0]}", proc, SERIAL)

@@ -1,6 +1,6 @@
 """Turntable drivers against fakes that speak their wire protocols.
 
-ET250: a UDP server thread on 127.0.0.1 (ephemeral port). LT360: a pty pair,
+ET250: see test_et250.py. LT360: a pty pair,
 the fake table on the master side, the driver opening the slave path through
 serial.serial_for_url. Both fakes simulate motion at a set speed in real
 time, so moves are kept short (tens of degrees at hundreds of deg/s).
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import select
-import socket
-import struct
 import threading
 import time
 import tty
@@ -21,14 +19,13 @@ import pytest
 from calib.errors import DeviceNotFoundError, RigError, TurntableError
 from calib.rig.base import HeadPosition
 from calib.rig.turntables import (
-    Et250Turntable,
     Lt360Turntable,
     ManualPositioner,
     ManualTurntable,
+    UnverifiedProtocolWarning,
     angle_error_deg,
     wrap_angle_deg,
 )
-from calib.rig.turntables import et250
 
 SPEED_DEG_S = 600.0
 FAST = dict(poll_s=0.01, settle_s=0.05)
@@ -48,7 +45,7 @@ class Motion:
     def go(self, target_deg: float, sign: float | None = None) -> None:
         with self.lock:
             angle, _ = self._state()
-            if sign is None:  # shortest way, as the ET250 fake does
+            if sign is None:  # shortest way
                 sign = 1.0 if angle_error_deg(target_deg, angle) >= 0 else -1.0
             self.origin, self.target, self.sign, self.t0 = angle, target_deg, sign, time.monotonic()
 
@@ -64,179 +61,6 @@ class Motion:
     def state(self) -> tuple[float, bool]:
         with self.lock:
             return self._state()
-
-
-# ---------------------------------------------------------------- ET250 fake
-def _xor(data: bytes) -> int:
-    out = 0
-    for b in data:
-        out ^= b
-    return out
-
-
-class FakeEt250:
-    """UDP peer speaking the ET250 protocol of calib.rig.turntables.et250.
-
-    mode: "normal", "silent", "bad_checksum", "error" (status 0x04 to goto),
-    "stop_short" (stops at stall_at_deg and reports standing still).
-    """
-
-    def __init__(self, mode="normal", stall_at_deg=None, drop_first=0, report_0_360=False):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.01)
-        self.port = self.sock.getsockname()[1]
-        self.mode = mode
-        self.motion = Motion(stall_at_deg=stall_at_deg)
-        self.drop_first = drop_first
-        self.report_0_360 = report_0_360
-        self.requests: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _reply(self, cmd: int, arg: int) -> tuple[int, int]:
-        if cmd == 0x47:
-            if self.mode == "error":
-                return 0x04, 0
-            self.motion.go(arg / 10.0)
-            return 0, arg
-        angle, moving = self.motion.state()
-        if self.mode == "stop_short" and self.motion.stall_at_deg == angle:
-            moving = False
-        if cmd == 0x41:
-            if self.report_0_360:
-                angle %= 360.0
-            return 0, round(angle * 10.0)
-        if cmd == 0x4D:
-            return 0, int(moving)
-        return 0x01, 0
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                packet, peer = self.sock.recvfrom(64)
-            except TimeoutError:
-                continue
-            self.requests.append(packet)
-            if self.mode == "silent" or len(self.requests) <= self.drop_first:
-                continue
-            assert len(packet) == 4 and packet[3] == _xor(packet[:3]), packet.hex()
-            cmd, arg = struct.unpack(">Bh", packet[:3])
-            body = struct.pack(">Bh", *self._reply(cmd, arg))
-            check = _xor(body) ^ (0xFF if self.mode == "bad_checksum" else 0)
-            self.sock.sendto(body + bytes([check]), peer)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
-@pytest.fixture
-def et250_fake():
-    fakes = []
-
-    def make(timeout_s=0.5, **kwargs):
-        fake = FakeEt250(**kwargs)
-        fakes.append(fake)
-        table = Et250Turntable("127.0.0.1", fake.port, timeout_s=timeout_s, retries=2, **FAST)
-        fakes.append(table)
-        return fake, table
-
-    yield make
-    for obj in reversed(fakes):
-        obj.close()
-
-
-def test_et250_codec_bytes():
-    # goto +90.0 deg = 900 tenths = 0x0384; checksum 0x47 ^ 0x03 ^ 0x84 = 0xC0
-    assert et250.encode_request(et250.CMD_GOTO, 900) == bytes([0x47, 0x03, 0x84, 0xC0])
-    # -90.0 deg = -900 = 0xFC7C in two's complement
-    assert et250.encode_request(et250.CMD_GOTO, -900) == bytes([0x47, 0xFC, 0x7C, 0x47 ^ 0xFC ^ 0x7C])
-    assert et250.decode_reply(bytes([0x00, 0xFF, 0x9C, 0x63])) == (0, -100)
-    with pytest.raises(TurntableError, match="checksum"):
-        et250.decode_reply(bytes([0x00, 0xFF, 0x9C, 0x00]))
-    with pytest.raises(TurntableError, match="3 bytes"):
-        et250.decode_reply(bytes([0x00, 0xFF, 0x9C]))
-    with pytest.raises(TurntableError, match="int16"):
-        et250.encode_request(et250.CMD_GOTO, 40000)
-    with pytest.raises(TurntableError, match=r"unknown ET250 command 0x99.*0x47 \(goto\)"):
-        et250.encode_request(0x99)
-
-
-def test_et250_move_reads_back_within_tolerance(et250_fake):
-    fake, table = et250_fake()
-    assert table.move_to(45.0, timeout_s=2.0) == pytest.approx(45.0, abs=0.5)
-    assert table.angle_deg() == pytest.approx(45.0, abs=0.05)
-    # the reply arrives in 0.1 deg; -30 deg is commanded as -300 tenths
-    assert table.move_to(-30.0, timeout_s=2.0) == pytest.approx(-30.0, abs=0.5)
-    gotos = [p for p in fake.requests if p[0] == 0x47]
-    assert [struct.unpack(">h", p[1:3])[0] for p in gotos] == [450, -300]
-
-
-def test_et250_normalises_to_range(et250_fake):
-    fake, table = et250_fake(report_0_360=True)
-    # 350 deg is commanded as -10 deg in [-180, 180); the table reports 350.0, read back as -10.0
-    assert table.move_to(350.0, timeout_s=2.0) == pytest.approx(-10.0, abs=0.05)
-    assert struct.unpack(">h", fake.requests[0][1:3])[0] == -100
-
-
-def test_et250_retries_lost_datagram(et250_fake):
-    fake, table = et250_fake(drop_first=1, timeout_s=0.1)
-    assert table.move_to(10.0, timeout_s=2.0) == pytest.approx(10.0, abs=0.5)
-    assert fake.requests[0] == fake.requests[1] == et250.encode_request(et250.CMD_GOTO, 100)
-
-
-def test_et250_stall_times_out_naming_target_and_last_angle(et250_fake):
-    fake, table = et250_fake(stall_at_deg=20.0)
-    with pytest.raises(TurntableError, match=r"target 60\.0 deg within 0\.3 s; last angle read 20\.0 deg"):
-        table.move_to(60.0, timeout_s=0.3)
-
-
-def test_et250_stopped_short_is_an_error(et250_fake):
-    fake, table = et250_fake(mode="stop_short", stall_at_deg=20.0)
-    with pytest.raises(TurntableError, match=r"stopped at 20\.0 deg, -40\.0 deg from the target 60\.0"):
-        table.move_to(60.0, timeout_s=2.0)
-
-
-def test_et250_bad_checksum(et250_fake):
-    fake, table = et250_fake(mode="bad_checksum")
-    with pytest.raises(TurntableError, match="bad checksum"):
-        table.angle_deg()
-
-
-def test_et250_no_reply(et250_fake):
-    fake, table = et250_fake(mode="silent", timeout_s=0.05)
-    with pytest.raises(TurntableError, match=r"no reply .* to read angle after 3 attempts"):
-        table.angle_deg()
-    assert len(fake.requests) == 3
-
-
-def test_et250_nobody_listening():
-    # a closed port answers with ICMP port-unreachable: also "no reply"
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    with Et250Turntable("127.0.0.1", port, timeout_s=0.05, retries=1, **FAST) as table:
-        with pytest.raises(TurntableError, match="no reply"):
-            table.move_to(10.0)
-
-
-def test_et250_error_status(et250_fake):
-    fake, table = et250_fake(mode="error")
-    with pytest.raises(TurntableError, match=r"goto with error status 0x04 \(drive fault\)"):
-        table.move_to(10.0)
-
-
-def test_et250_bad_parameters():
-    with pytest.raises(TurntableError, match="tolerance_deg must be > 0, got 0"):
-        Et250Turntable("127.0.0.1", 1, tolerance_deg=0)
-    with pytest.raises(TurntableError, match="retries must be >= 0, got -1"):
-        Et250Turntable("127.0.0.1", 1, retries=-1)
-    with pytest.raises(TurntableError, match=r"range_start_deg must be in \[-360, 0\], got 10"):
-        Et250Turntable("127.0.0.1", 1, range_start_deg=10)
 
 
 # ---------------------------------------------------------------- LT360 fake
@@ -304,9 +128,8 @@ def lt360_fake():
     def make(clockwise_positive=False, timeout_s=0.5, **kwargs):
         fake = FakeLt360(clockwise_positive=clockwise_positive, **kwargs)
         objs.append(fake)
-        table = Lt360Turntable(
-            fake.path, timeout_s=timeout_s, clockwise_positive=clockwise_positive, **FAST
-        )
+        with pytest.warns(UnverifiedProtocolWarning, match=r"LT360 driver is UNVERIFIED"):
+            table = Lt360Turntable(fake.path, timeout_s=timeout_s, clockwise_positive=clockwise_positive, **FAST)
         objs.append(table)
         return fake, table
 
@@ -358,7 +181,8 @@ def test_lt360_error_reply(lt360_fake):
 
 
 def test_lt360_missing_port():
-    with pytest.raises(DeviceNotFoundError, match=r"cannot open LT360 serial port '/dev/calib-no-such-port'.*ports found"):
+    with pytest.raises(DeviceNotFoundError, match=r"cannot open LT360 serial port '/dev/calib-no-such-port'.*ports found"), \
+            pytest.warns(UnverifiedProtocolWarning):
         Lt360Turntable("/dev/calib-no-such-port")
 
 

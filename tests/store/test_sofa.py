@@ -92,8 +92,10 @@ def test_directivity_round_trip_and_geometry(tmp_path):
     a = np.deg2rad(az)[:, None]
     expected = 2.0 * np.stack([np.cos(el) * np.cos(a), np.cos(el) * np.sin(a), np.sin(el) + 0 * a], -1)
     np.testing.assert_allclose(mic_xyz, expected, atol=1e-12)
-    # Emitters: the drivers of [sim.drivers], device frame, in source order.
-    np.testing.assert_allclose(sofa.EmitterPosition, [proc.sim.drivers[n].position_m for n in proc.driver_names])
+    # Emitters: the product's drivers ([[drivers]] position_m), device frame, in source order.
+    np.testing.assert_allclose(sofa.EmitterPosition, [d.position_m for d in proc.drivers], rtol=0, atol=0)
+    np.testing.assert_allclose(sofa.EmitterPosition, [[0.03, -0.065, 0.0], [0.03, 0.065, 0.0], [0.075, 0.0, 0.02],
+                                                      [0.0, 0.0, 0.09], [0.06, 0.0, -0.06]], rtol=0, atol=0)
     assert "mid_left, mid_right, tweeter, up_mid, woofer" in sofa.GLOBAL_EmitterDescription
 
 
@@ -113,15 +115,42 @@ def test_binaural_export(tmp_path):
     np.testing.assert_allclose(sofa.ReceiverPosition, [[100.0, 0.0, 0.0875], [260.0, 0.0, 0.0875]])
     assert sofa.GLOBAL_calibIRUnit == "Pa/FS" and sofa.GLOBAL_Comment.startswith("IR unit Pa/FS;")
 
+    # A station's [dummy_head], recorded in the file, places the receivers instead.
+    with h5py.File(path, "r+") as f:
+        f.attrs["ear_radius_m"] = 0.075
+        f.attrs["ear_azimuth_deg"] = 90.0
+    sofa = sofar.read_sofa(str(export_sofa(path, tmp_path / "kemar", group="binaural")), verify=True, verbose=False)
+    np.testing.assert_allclose(sofa.ReceiverPosition, [[90.0, 0.0, 0.075], [270.0, 0.0, 0.075]])
 
-def test_without_sim_section_emitters_are_zero(tmp_path):
+
+def test_without_sim_section_emitters_are_the_product_geometry(tmp_path):
+    """A real product's procedure (no [sim]): non-zero emitters from [[drivers]], AES69-valid."""
     text = DUO.read_text()
     text = text[: text.index("[sim.drivers.left]")]
-    path, _, _, _ = _measurement(tmp_path, text)
+    path, proc, _, _ = _measurement(tmp_path, text)
+    assert proc.sim is None
+    with h5py.File(path, "r+") as f:  # as the engine records the station's air
+        f.attrs["speed_of_sound_m_s"] = 344.25
+        f.attrs["speed_of_sound_source"] = "station [air]: 22 degC"
     sofa = sofar.read_sofa(str(export_sofa(path, tmp_path / "x.sofa")), verify=True, verbose=False)
-    np.testing.assert_array_equal(sofa.EmitterPosition, np.zeros((2, 3)))
+    sofa.verify()
+    np.testing.assert_allclose(sofa.EmitterPosition, [[0.03, -0.075, 0.0], [0.03, 0.075, 0.0]], rtol=0, atol=0)
+    assert sofa.GLOBAL_calibSpeedOfSound == "344.25 m/s (station [air]: 22 degC)"
     assert sofa.GLOBAL_RoomType == "reverberant"  # no [sim] room model to vouch for a free field
     assert "not described" in sofa.GLOBAL_RoomDescription  # AES69: mandatory for a reverberant room
+
+
+def test_old_file_speed_of_sound_default_and_verify_emitters(tmp_path):
+    """A file without the recorded air reads as 343 m/s; verify sources (L, R, C) sit at the driver centroid."""
+    path, proc, _, _ = _measurement(tmp_path, DUO.read_text())
+    sofa = sofar.read_sofa(str(export_sofa(path, tmp_path / "x.sofa")), verify=True, verbose=False)
+    assert sofa.GLOBAL_calibSpeedOfSound == "343.00 m/s (not recorded: calib default)"
+    from calib.store.sofa import _emitter_positions
+    from calib.store.measurement import read_measurement
+
+    meas = read_measurement(path)
+    meas.sources = ["L", "R", "C"]
+    np.testing.assert_allclose(_emitter_positions(meas, proc), [[0.03, 0.0, 0.0]] * 3, atol=1e-15)
 
 
 def test_export_errors(tmp_path):

@@ -28,6 +28,26 @@ from calib.errors import TurntableError
 from calib.rig.base import Turntable
 
 
+class UnverifiedProtocolWarning(UserWarning):
+    """A turntable driver whose wire protocol was not checked against the vendor's documentation or a table."""
+
+
+#: Shown wherever a user meets the LT360 driver (``calib devices``, station files, opening it).
+LT360_UNVERIFIED = (
+    "the LT360 driver is UNVERIFIED: LinearX's RS-232 command strings were not available to calib, "
+    "so the ones it sends (GOTO CW|CCW <deg>, GET POSITION, GET MOVING) are a guess; try a short move "
+    "by hand first and see calib/rig/turntables/lt360.py"
+)
+
+#: One line per ``[turntable] driver`` for ``calib devices`` and the docs.
+TURNTABLE_DRIVERS = {
+    "et250": "Outline ET250-3D over UDP (port 6668): the vendor's protocol, start-up direction check",
+    "lt360": "LinearX LT360 over RS-232 - " + LT360_UNVERIFIED,
+    "manual": "an operator turns the table when prompted",
+    "sim": "a table that records the commanded angle (benches without one, tests)",
+}
+
+
 def wrap_angle_deg(angle_deg: float, range_start_deg: float = -180.0) -> float:
     """Normalise ``angle_deg`` into ``[range_start_deg, range_start_deg + 360)``.
 
@@ -177,7 +197,10 @@ __all__ = [
     "Lt360Turntable",
     "ManualPositioner",
     "ManualTurntable",
+    "LT360_UNVERIFIED",
     "PolledTurntable",
+    "TURNTABLE_DRIVERS",
+    "UnverifiedProtocolWarning",
     "angle_error_deg",
     "wrap_angle_deg",
 ]

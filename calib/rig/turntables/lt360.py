@@ -1,4 +1,11 @@
-"""LinearX LT360 precision turntable over a serial port (ASCII).
+"""LinearX LT360 precision turntable over a serial port (ASCII) -- UNVERIFIED protocol.
+
+**Unverified.** LinearX's RS-232 programming manual (2006) exists, but its
+command strings could not be found in public sources this project could
+read; the strings below are a guess shaped by the DLL manual. Opening the
+driver, a station file that names it and ``calib devices`` say so
+(:data:`~calib.rig.turntables.LT360_UNVERIFIED`, a
+:class:`~calib.rig.turntables.UnverifiedProtocolWarning`).
 
 Protocol
 --------
@@ -33,12 +40,13 @@ counter-clockwise angles. The port is opened with
 from __future__ import annotations
 
 import re
+import warnings
 
 import serial
 from serial.tools import list_ports
 
 from calib.errors import DeviceNotFoundError, TurntableError
-from calib.rig.turntables import PolledTurntable, wrap_angle_deg
+from calib.rig.turntables import LT360_UNVERIFIED, PolledTurntable, UnverifiedProtocolWarning, wrap_angle_deg
 
 DEFAULT_BAUDRATE = 9600
 TERMINATOR = b"\r"
@@ -95,6 +103,7 @@ class Lt360Turntable(PolledTurntable):
             settle_s=settle_s,
             range_start_deg=range_start_deg,
         )
+        warnings.warn(UnverifiedProtocolWarning(LT360_UNVERIFIED), stacklevel=2)
         self.port = port
         self.name = f"LT360 on {port}"
         self._sign = -1.0 if clockwise_positive else 1.0

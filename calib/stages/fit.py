@@ -101,10 +101,16 @@ def fit_measurement(meas: Measurement) -> FitResult:
     arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
     if proc.targets.beam is not None:
         beam = proc.targets.beam
+        elevated = [i for i in range(len(proc.mics)) if i != mic]
+        plant_up = None
+        if elevated and proc.fit.beam_elevation_weight > 0:  # the next ring above the horizontal one
+            up = min(elevated, key=lambda i: abs(proc.mics[i].elevation_deg))
+            plant_up = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, up], n_fft, axis=-1), -1, 0)
         bf = design_beamformer(
-            arc, meas.azimuth_deg, freqs, proc.fit.beam_band_hz, (beam.null_deg, -beam.null_deg), beam.main_lobe_deg,
+            arc, meas.azimuth_deg, freqs, proc.fit.beam_band_hz, beam.design_sector_deg(proc.fit), beam.main_lobe_deg,
             wng_min_db=proc.fit.beam_wng_min_db, modeling_delay_s=tau_m + proc.arc.distance_m / c,
-            effort_cap_db=proc.fit.effort_cap_db,
+            effort_cap_db=proc.fit.effort_cap_db, main_lobe_min_db=beam.main_lobe_min_db + proc.fit.beam_main_lobe_margin_db,
+            plant_elevated=plant_up, elevation_weight=proc.fit.beam_elevation_weight,
         )
         h_centre = bf.H
     else:  # both ears get the centre equally: half of each CTC input
@@ -145,7 +151,8 @@ def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> M
     arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
     pattern = np.einsum("fas,fs->fa", arc, H[..., 2])
     return product_metrics(
-        proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate
+        proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate,
+        beam_plant_arc=arc,
     )
 
 

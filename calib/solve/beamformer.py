@@ -142,7 +142,7 @@ def weighted_gram(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``sum_n weights_n rows_n^H rows_n`` per bin: rows [F, N, S], weights [N] or [F, N] -> [F, S, S] Hermitian."""
     rows = np.asarray(rows)
     weights = np.broadcast_to(np.asarray(weights, float), rows.shape[:2])
-    return np.einsum("fns,fnt->fst", rows.conj() * weights[..., None], rows)
+    return np.swapaxes(rows.conj() * weights[..., None], 1, 2) @ rows
 
 
 def _region_weights(azimuths_deg: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
@@ -274,9 +274,8 @@ def design_beamformer(
         taper, r_sector, mu, r_lobe, side_weight * r_rest, c0, d0, limits, wng_min_db, effort_cap_db, beta_range, n_iter
     )
     # Per bin: the least sector energy among the mu whose main lobe holds.
-    pattern_all = np.einsum("fas,mfs->mfa", plant, w_all)
-    level = np.abs(pattern_all) ** 2 / np.abs(d0)[None, :, None] ** 2
-    lobe_db = power_db(np.min(level[..., in_lobe], axis=-1))  # [M, F]
+    lobe = np.einsum("fas,mfs->mfa", plant[:, in_lobe], w_all)
+    lobe_db = power_db(np.min(np.abs(lobe) ** 2, axis=-1), np.abs(d0) ** 2)  # [M, F]
     sector = np.real(np.einsum("mfs,fst,mft->mf", w_all.conj(), r_sector, w_all)) / np.abs(d0) ** 2
     lobe_ok = lobe_db >= main_lobe_min_db - 1e-9
     score = np.where(lobe_ok, sector, np.inf)
@@ -289,7 +288,7 @@ def design_beamformer(
         beta=beta,
         lobe_weight=mu[pick],
         reference_gain=g0,
-        pattern=pattern_all[pick, f_idx],
+        pattern=np.einsum("fas,fs->fa", plant, w),
         sector_energy_db=power_db(sector[pick, f_idx]),
         wng_db=wng,
         effort_db=effort,
@@ -328,8 +327,9 @@ def _loaded_candidates(taper, r_sector, mu, r_lobe, r_side, c0, d0, limits, wng_
 
     def solve(beta_rel: np.ndarray) -> np.ndarray:
         """Filters [..., M, F, S] for loading [..., M, F] (on axis = D_0)."""
-        x = np.einsum("mfst,...mft->...mfs", vecs, z / (lam + beta_rel[..., None]))
-        on_axis = np.einsum("fs,...mfs->...mf", c0, x)
+        y = z / (lam + beta_rel[..., None])
+        x = (vecs @ y[..., None])[..., 0]
+        on_axis = np.sum(z.conj() * y, axis=-1)  # c_0 U y, as c_0 U = z^H
         scale = np.divide(d0, on_axis, out=np.zeros_like(on_axis), where=np.abs(on_axis) > 0)
         return x * scale[..., None]
 

@@ -174,3 +174,17 @@ def test_value_errors(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         design_beamformer(**args)
+
+
+def test_two_drivers_have_no_sector_beam():
+    """Duo 2 geometry (2 drivers 15 cm apart): the best sector design rejects the 80-100 deg sector
+    by 10 dB or more only within 1/3 octave of c / 2d = 1.14 kHz (procedures/duo2.toml)."""
+    spacing = 0.15
+    plant = _arc_plant(2, spacing, AZ)
+    d = _design(plant, main_lobe_min_db=-6.0)
+    worst = np.min(-sector_level_db(d.pattern, AZ, (80.0, 100.0)), axis=0)
+    band = (FREQS >= 500) & (FREQS <= 3000)
+    f_null = C_SOUND / (2 * spacing)
+    away = band & (np.abs(np.log2(np.maximum(FREQS, 1.0) / f_null)) > 1 / 3)  # 3 f_null is above the band
+    assert np.all(worst[away] < 10.0), worst[away].max()
+    assert worst[np.argmin(np.abs(FREQS - f_null))] > 20.0  # the isolated frequency where sin(kd) = 0

@@ -11,12 +11,11 @@ about 15 s). Then, on that measurement:
 3. the same two designs written the naive way, one bin and one ``beta`` at a
    time: CTC with ``numpy.linalg.solve`` on the normal equations over the
    design's log grid of ``beta`` (4 per decade) then 20 bisection steps; the
-   beam with ``numpy.linalg.lstsq`` on the augmented weighted system (its
-   out-of-band rows are rank 1 at tiny ``beta``, where the normal equations
-   lose every digit) and the design's 40-step log bisection.
+   beam as in ``bench/bench_beam.py`` (``numpy.linalg.solve`` per bin, main-lobe
+   weight and bisection step) on every 16th bin, its time scaled to all bins.
 
 The naive filters are compared with the vectorized ones (which factorise each
-bin once by SVD): they agree to rounding.
+bin once, by SVD for the CTC and ``eigh`` for the beam): they agree to rounding.
 
 Run: ``python bench/bench_fit.py``  (about a minute on 2 cores)
 """
@@ -31,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from calib.cli.cmd_measure import measure_unit
-from calib.metrics.beam import arc_weights, azimuth_index, wrap_deg
+from bench_beam import naive_beam  # the script's folder is on sys.path
 from calib.procedure.model import Procedure
-from calib.solve.beamformer import band_taper, design_beamformer
+from calib.solve.beamformer import design_beamformer
 from calib.solve.ctc import design_ctc
 from calib.solve.regularized import reference_gain
 from calib.stages.fit import design_target_db, fit_measurement, procedure_of
@@ -42,10 +41,9 @@ from calib.store.measurement import Measurement, read_measurement
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5.toml"
 REPEATS = 5
-# The designs' defaults (calib.solve.ctc / calib.solve.beamformer), repeated for the loop.
+# The designs' defaults (calib.solve.ctc), repeated for the loop.
 CTC_BETA, CTC_ITER = (1e-10, 1e4), 40
-BEAM_BETA, BEAM_ITER = (1e-10, 1e8), 40
-NULL_WEIGHT, SIDE_WEIGHT, TAPER_OCT = 1e4, 0.1, 1.0 / 3.0
+BEAM_STEP = 16  # the naive beam loop runs on every 16th bin (22 main-lobe weights x 40 steps per bin); time scaled
 
 
 @dataclass
@@ -80,13 +78,20 @@ def fit_inputs(meas: Measurement) -> FitInputs:
 
 def vectorized_solves(x: FitInputs) -> tuple[np.ndarray, np.ndarray]:
     """The fit's two designs, vectorized over bins: H_ctc [F, S, 2], H_beam [F, S]."""
-    fit, beam = x.proc.fit, x.proc.targets.beam
+    fit = x.proc.fit
     ctc = design_ctc(x.plant_ears, x.freqs, x.target_db, fit.effort_cap_db, x.ctc_delay_s)
-    bf = design_beamformer(
-        x.plant_arc, x.azimuth_deg, x.freqs, fit.beam_band_hz, (beam.null_deg, -beam.null_deg), beam.main_lobe_deg,
-        wng_min_db=fit.beam_wng_min_db, modeling_delay_s=x.beam_delay_s, effort_cap_db=fit.effort_cap_db,
-    )
+    bf = design_beamformer(x.plant_arc, x.azimuth_deg, x.freqs, **beam_arguments(x.proc, x.beam_delay_s))
     return ctc.H, bf.H[..., 0]
+
+
+def beam_arguments(proc: Procedure, delay_s: float) -> dict:
+    """The keyword arguments :func:`calib.stages.fit.fit_measurement` passes to the beam design."""
+    fit, beam = proc.fit, proc.targets.beam
+    return dict(
+        band_hz=fit.beam_band_hz, null_sector_deg=beam.design_sector_deg(fit), main_lobe_deg=beam.main_lobe_deg,
+        wng_min_db=fit.beam_wng_min_db, modeling_delay_s=delay_s, effort_cap_db=fit.effort_cap_db,
+        main_lobe_min_db=beam.main_lobe_min_db + fit.beam_main_lobe_margin_db,
+    )
 
 
 # ---------------------------------------------------------------------- the naive loop
@@ -143,63 +148,10 @@ def naive_ctc(x: FitInputs) -> np.ndarray:
     return out
 
 
-def naive_beam(x: FitInputs) -> np.ndarray:
-    """design_beamformer one bin at a time: augmented weighted ``lstsq``, 40-step log bisection on beta.
-
-    Per bin and beta: ``w = argmin ||[W^(1/2) C; sqrt(beta) g0 I] w - [W^(1/2) d; 0]||``, the same
-    minimiser as the design's ``(C^H W C + beta g0^2 I)^-1 C^H W d``.
-    """
-    fit, beam = x.proc.fit, x.proc.targets.beam
-    az, n_freqs, n_drv = x.azimuth_deg, x.plant_arc.shape[0], x.plant_arc.shape[2]
-    taper = band_taper(x.freqs, fit.beam_band_hz, TAPER_OCT)
-    i0 = azimuth_index(az, 0.0)
-    i_null = [azimuth_index(az, n) for n in (beam.null_deg, -beam.null_deg)]
-    g0 = reference_gain(x.plant_arc[:, i0, None, :])
-    in_lobe = np.abs(wrap_deg(az)) <= beam.main_lobe_deg
-    v = arc_weights(az)
-    arc_w = np.where(in_lobe, v / np.sum(v[in_lobe]), SIDE_WEIGHT * v / np.sum(v[~in_lobe]))
-    eye = np.eye(n_drv)
-    lo, hi = BEAM_BETA
-    out = np.zeros((n_freqs, n_drv), complex)
-    for f in range(n_freqs):
-        c0 = x.plant_arc[f, i0]
-        d0 = g0[f] * np.exp(-2j * np.pi * x.freqs[f] * x.beam_delay_s)
-        rows = np.concatenate([x.plant_arc[f], c0[None], x.plant_arc[f, i_null]])
-        w_rows = np.concatenate([arc_w * taper[f], [NULL_WEIGHT], np.full(2, NULL_WEIGHT * taper[f])])
-        d = np.concatenate([np.where(in_lobe, d0, 0.0), [d0], [0.0, 0.0]])
-        # Out of band only the on-axis row is left (rank 1) and beta is tiny: the normal
-        # equations would lose ~all digits, so solve the augmented least squares instead.
-        a_rows = np.sqrt(w_rows)[:, None] * rows
-        a_rhs = np.concatenate([np.sqrt(w_rows) * d, np.zeros(n_drv)])
-
-        def weights(beta_rel, c0=c0, d0=d0, a_rows=a_rows, a_rhs=a_rhs, f=f):
-            aug = np.concatenate([a_rows, np.sqrt(beta_rel) * g0[f] * eye])
-            w = np.linalg.lstsq(aug, a_rhs, rcond=None)[0]
-            on_axis = c0 @ w
-            return w * (d0 / on_axis if abs(on_axis) > 0 else 1.0)
-
-        def robust(beta_rel, c0=c0):
-            w = weights(beta_rel)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                wng = 10 * np.log10(abs(c0 @ w) ** 2 / (np.sum(abs(w) ** 2) * np.mean(abs(c0) ** 2)))
-                effort = 10 * np.log10(np.max(abs(w) ** 2))
-            return wng >= fit.beam_wng_min_db and effort <= fit.effort_cap_db
-
-        if robust(lo):
-            beta = lo
-        elif not robust(hi):
-            beta = hi
-        else:
-            log_sat, log_unsat = np.log(hi), np.log(lo)
-            for _ in range(BEAM_ITER):
-                mid = 0.5 * (log_sat + log_unsat)
-                if robust(np.exp(mid)):
-                    log_sat = mid
-                else:
-                    log_unsat = mid
-            beta = np.exp(log_sat)
-        out[f] = weights(beta)
-    return out
+def naive_beam_bins(x: FitInputs) -> tuple[np.ndarray, np.ndarray]:
+    """design_beamformer one bin at a time (:func:`bench_beam.naive_beam`) on every ``BEAM_STEP``-th bin."""
+    bins = np.arange(1, x.freqs.size, BEAM_STEP)
+    return bins, naive_beam(x.plant_arc, x.azimuth_deg, x.freqs, bins, **beam_arguments(x.proc, x.beam_delay_s))
 
 
 def agreement(h: np.ndarray, ref: np.ndarray, rtol: float = 1e-6) -> tuple[float, float]:
@@ -235,25 +187,26 @@ def run(meas: Measurement, t_meas: float) -> None:
     print(f"measurement (sim, MESM): {t_meas:.1f} s, {len(meas.azimuth_deg)} azimuths x {len(meas.receivers)} mics, "
           f"{len(meas.positions)} positions ({n_design} design), {n_drv} drivers, IR {meas.ir_length} samples")
     print(f"bins: {n_freqs} (n_fft {2 * (n_freqs - 1)} at {meas.sample_rate} Hz); CTC in band {n_ctc_bins}, "
-          f"beam: all {n_freqs} over {len(x.azimuth_deg)} arc rows + on-axis + 2 nulls")
+          f"beam: all {n_freqs} over {len(x.azimuth_deg)} arc azimuths (sector, main lobe, sides)")
 
     t_fit, _ = timed(lambda: fit_measurement(meas), REPEATS)
     t_vec, (h_ctc, h_beam) = timed(lambda: vectorized_solves(x), REPEATS)
     t_loop_ctc, ref_ctc = timed(lambda: naive_ctc(x))
-    t_loop_beam, ref_beam = timed(lambda: naive_beam(x))
+    t_loop_beam, (beam_bins, ref_beam) = timed(lambda: naive_beam_bins(x))
+    t_loop_beam *= (n_freqs - 1) / beam_bins.size
     t_loop = t_loop_ctc + t_loop_beam
 
     in_band = np.isfinite(x.target_db)
     ctc_ok, ctc_err = agreement(h_ctc[in_band], ref_ctc[in_band])
-    beam_ok, beam_err = agreement(h_beam, ref_beam)
+    beam_ok, beam_err = agreement(h_beam[beam_bins], ref_beam)
     print(f"fit_measurement (median of {REPEATS}):        {t_fit * 1e3:9.1f} ms")
     print(f"  vectorized CTC + beam solves only:      {t_vec * 1e3:9.1f} ms")
     print(f"naive per-bin loop, CTC + beam solves:     {t_loop * 1e3:9.1f} ms "
-          f"(CTC {t_loop_ctc:.1f} s, beam {t_loop_beam:.1f} s)")
+          f"(CTC {t_loop_ctc:.1f} s, beam {t_loop_beam:.1f} s scaled from every {BEAM_STEP}th bin)")
     print(f"ratio naive loop / fit_measurement:        {t_loop / t_fit:9.1f}x")
     print(f"ratio naive loop / vectorized solves:      {t_loop / t_vec:9.1f}x")
     print(f"agreement (max |dH| <= 1e-6 of the bin's largest tap): CTC in band {ctc_ok:.1%} of bins "
-          f"(median error {ctc_err:.1e}), beam {beam_ok:.1%} (median error {beam_err:.1e})")
+          f"(median error {ctc_err:.1e}), beam {beam_ok:.1%} of the looped bins (median error {beam_err:.1e})")
 
 
 if __name__ == "__main__":

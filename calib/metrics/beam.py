@@ -7,6 +7,8 @@ is formed from band-averaged powers ``<|B(theta)|^2>_band`` (power averaging),
 otherwise per bin.
 
 - Null depth at ``theta_n``: ``10 log10(<|B(theta_n)|^2> / <|B(0)|^2>)``.
+- Sector level (each side): ``max_{lo <= +-theta <= hi} 10 log10(<|B(theta)|^2> / <|B(0)|^2>)``,
+  the worst (least rejected) grid azimuth of the sector, band by band.
 - Main lobe: ``min_{|theta| <= theta_ml} 10 log10(<|B(theta)|^2> / <|B(0)|^2>)``.
 - Directivity index (horizontal): ``10 log10(<|B(0)|^2> / sum_a v_a <|B(theta_a)|^2>)``
   with arc weights ``v_a`` (trapezoidal rule, :func:`arc_weights`), so that a
@@ -25,6 +27,8 @@ __all__ = [
     "directivity_index_db",
     "main_lobe_db",
     "null_depth_db",
+    "sector_level_db",
+    "sector_mask",
     "wrap_deg",
 ]
 
@@ -94,6 +98,15 @@ def azimuth_index(azimuths_deg: np.ndarray, target_deg: float, tol_deg: float = 
     return i
 
 
+def sector_mask(azimuths_deg: np.ndarray, sector_deg: tuple[float, float], tol_deg: float = 1e-9) -> np.ndarray:
+    """Azimuths with ``lo <= |theta| <= hi`` (both sides of the device), bool [A]."""
+    lo, hi = sector_deg
+    if not 0 <= lo < hi <= 180:
+        raise ValueError(f"sector_deg must satisfy 0 <= lo < hi <= 180, got {sector_deg!r}")
+    a = np.abs(wrap_deg(azimuths_deg))
+    return (a >= lo - tol_deg) & (a <= hi + tol_deg)
+
+
 def _angle_power(pattern, azimuths_deg, freqs_hz, bands: Bands | None) -> np.ndarray:
     """|B|^2 as [A, F] (per bin) or [A, B] (band-averaged)."""
     pattern = np.asarray(pattern)
@@ -116,6 +129,35 @@ def null_depth_db(
     i0 = azimuth_index(azimuths_deg, 0.0, tol_deg)
     idx = [azimuth_index(azimuths_deg, n, tol_deg) for n in null_deg]
     return power_db(power[idx], power[i0])
+
+
+def sector_level_db(
+    pattern: np.ndarray,
+    azimuths_deg: np.ndarray,
+    sector_deg: tuple[float, float] = (80.0, 100.0),
+    freqs_hz: np.ndarray | None = None,
+    bands: Bands | None = None,
+    tol_deg: float = 0.5,
+) -> np.ndarray:
+    """Worst level within the sector relative to on-axis, per side (+theta, -theta), dB [2, F] or [2, B].
+
+    Negative = rejected; ``-sector_level_db`` is the sector rejection. Raises
+    ``ValueError`` if a side of the sector holds no grid azimuth.
+    """
+    power = _angle_power(pattern, azimuths_deg, freqs_hz, bands)
+    i0 = azimuth_index(azimuths_deg, 0.0, tol_deg)
+    az = wrap_deg(azimuths_deg)
+    inside = sector_mask(az, sector_deg)
+    out = []
+    for side in (1.0, -1.0):
+        mask = inside & (side * az > 0)
+        if not np.any(mask):
+            raise ValueError(
+                f"sector {sector_deg!r} deg holds no azimuth on the {'+' if side > 0 else '-'} side "
+                f"of the grid {np.round(np.asarray(azimuths_deg, float), 3).tolist()}"
+            )
+        out.append(power_db(np.max(power[mask], axis=0), power[i0]))
+    return np.stack(out)
 
 
 def main_lobe_db(

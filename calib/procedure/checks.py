@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 
+import numpy as np
+
 from calib.procedure.model import Procedure
 
 
@@ -51,6 +53,7 @@ def _problems(proc: Procedure) -> Iterator[str]:
         bands.append(("targets.beam.band_hz", proc.targets.beam.band_hz))
         if proc.fit.beam_band_hz is None:
             yield "fit.beam_band_hz: required when [targets.beam] is given"
+        yield from _beam_sectors(proc)
 
     for path, (lo, hi) in bands:
         if hi > nyquist:
@@ -89,6 +92,23 @@ def _problems(proc: Procedure) -> Iterator[str]:
 
 def _expected_one_of(what: str, valid: Iterable[str], got: str) -> str:
     return f"expected a {what} name (one of {', '.join(valid)}), got {json.dumps(got)}"
+
+
+def _beam_sectors(proc: Procedure) -> Iterator[str]:
+    """Null sectors beyond the main lobe and sampled by the turntable grid on both sides."""
+    beam = proc.targets.beam
+    assert beam is not None
+    grid = np.abs(proc.turntable.grid_deg())
+    sectors = [("targets.beam.null_sector_deg", beam.null_sector_deg)]
+    sectors.append(("fit.beam_null_sector_deg", beam.design_sector_deg(proc.fit)))
+    for path, sector in sectors:
+        if sector is None:
+            continue
+        lo, hi = sector
+        if lo <= beam.main_lobe_deg:
+            yield f"{path}: expected a sector beyond the main lobe (from > {beam.main_lobe_deg:g} deg), got [{lo:g}, {hi:g}]"
+        elif not np.any((grid >= lo - 1e-9) & (grid <= hi + 1e-9)):
+            yield f"{path}: no turntable azimuth within [{lo:g}, {hi:g}] deg; add azimuths or widen the sector"
 
 
 def _unique(path: str, names: list[str]) -> Iterator[str]:

@@ -22,8 +22,17 @@ Vec3 = tuple[Num, Num, Num]
 #: ``[azimuth, elevation]`` of a driver axis, degrees.
 AxisDeg = tuple[Annotated[float, Strict(), Field(ge=-360, le=360)], Annotated[float, Strict(), Field(ge=-90, le=90)]]
 Band = tuple[Annotated[float, Strict(), Field(gt=0)], Annotated[float, Strict(), Field(gt=0)]]
+Angle = Annotated[float, Strict(), Field(gt=0, le=180)]
+Sector = tuple[Angle, Angle]  # |azimuth| from, to (degrees), both sides of the device
 
 SUPPORTED_SAMPLE_RATES = (44100, 48000, 88200, 96000)
+
+
+def _ordered_sector(value: tuple[float, float] | None) -> tuple[float, float] | None:
+    """A sector ``[from, to]`` must have ``from < to``."""
+    if value is not None and not value[0] < value[1]:
+        raise ValueError(f"expected [from, to] with from < to (degrees), got {list(value)}")
+    return value
 
 
 class _Section(BaseModel):
@@ -181,6 +190,14 @@ class FitSection(_Section):
     virtualization: Literal["delay", "stereo30"] = "delay"
     beam_band_hz: Band | None = None
     beam_wng_min_db: Num = -10.0
+    # Design sector (|azimuth| in [lo, hi], both sides); default: the target's
+    # sector (or +-10 deg around its point null). Wider than the checked sector
+    # = robustness to a unit turned on its shelf.
+    beam_null_sector_deg: Sector | None = None
+    beam_main_lobe_margin_db: Annotated[float, Strict(), Field(ge=0)] = 0.5  # design lobe >= target + margin
+    beam_elevation_weight: Annotated[float, Strict(), Field(ge=0)] = 0.0  # elevated ring's share of the sector energy
+
+    _sector_ordered = field_validator("beam_null_sector_deg")(_ordered_sector)
 
 
 class CancellationTarget(_Section):
@@ -212,14 +229,34 @@ class CancellationTarget(_Section):
 
 
 class BeamTarget(_Section):
-    """``[targets.beam]``: the centre beam."""
+    """``[targets.beam]``: the centre beam.
+
+    Checked per 1/3-octave band of ``band_hz``: the point nulls at
+    ``+-null_deg``, the worst rejection over ``null_sector_deg`` (each side),
+    the main lobe, and optionally the directivity index and the designed
+    white-noise gain.
+    """
 
     band_hz: Band
     null_deg: Annotated[float, Strict(), Field(gt=0, le=180)] = 90.0
     null_depth_min_db: Num = 20.0
+    null_sector_deg: Sector | None = None
+    sector_rejection_min_db: Num = 20.0
     main_lobe_deg: Annotated[float, Strict(), Field(gt=0, le=180)] = 45.0
     main_lobe_min_db: Num = -6.0
+    di_min_db: Num | None = None
+    wng_min_db: Num | None = None
     tolerance_db: Annotated[float, Strict(), Field(ge=0)] = 1.0
+
+    _sector_ordered = field_validator("null_sector_deg")(_ordered_sector)
+
+    def design_sector_deg(self, fit: FitSection) -> tuple[float, float]:
+        """The sector the fit designs for: ``fit.beam_null_sector_deg``, else the checked one, else ``null_deg`` +-10."""
+        if fit.beam_null_sector_deg is not None:
+            return fit.beam_null_sector_deg
+        if self.null_sector_deg is not None:
+            return self.null_sector_deg
+        return max(self.null_deg - 10.0, self.main_lobe_deg + 1.0), min(self.null_deg + 10.0, 180.0)
 
 
 class EffortTarget(_Section):

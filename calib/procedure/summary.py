@@ -46,6 +46,8 @@ def summarize(proc: Procedure, estimated_s: float | None = None, room_lines: lis
         lines.append(
             f"  target beam     nulls at +-{b.null_deg:g} deg >= {b.null_depth_min_db:g} dB in "
             f"{b.band_hz[0]:g}-{b.band_hz[1]:g} Hz; main lobe >= {b.main_lobe_min_db:g} dB within +-{b.main_lobe_deg:g} deg"
+            + (f"; sector {b.null_sector_deg[0]:g}-{b.null_sector_deg[1]:g} deg >= {b.sector_rejection_min_db:g} dB"
+               if b.null_sector_deg is not None else "")
         )
     if proc.targets.effort is not None:
         lines.append(f"  target effort   <= {proc.targets.effort.max_db:g} dB")

@@ -24,6 +24,7 @@ from matplotlib.ticker import FixedLocator, NullFormatter
 
 from calib.metrics.bands import Bands, band_power_average, power_db, third_octave_bands
 from calib.metrics.beam import wrap_deg
+from calib.metrics.effort import white_noise_gain_db
 from calib.report.model import UnitReport
 from calib.report.results import metric_positions
 from calib.stages.metrics import horizontal_mic_index
@@ -32,8 +33,10 @@ from calib.store.measurement import Measurement
 A4_PORTRAIT_IN = (8.27, 11.69)
 PASS_COLOR = "#1a7f37"
 FAIL_COLOR = "#cf222e"
-POLAR_BANDS_HZ = (1000.0, 2000.0, 4000.0)
+POLAR_BANDS_HZ = (500.0, 1000.0, 2000.0, 4000.0)
 MAP_FLOOR_DB = -30.0
+# Colour pairs (dark = verified, light = predicted) of matplotlib's "tab20".
+_PAIRED = ("#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78", "#2ca02c", "#98df8a", "#d62728", "#ff9896")
 FOOTER_FRACTION = 0.025
 """Bottom strip of every page kept free for the PDF's footer line."""
 _HZ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
@@ -242,28 +245,68 @@ def fig_directivity_maps(report: UnitReport) -> Figure:
     mesh = _map(bottom, report.verification.azimuth_deg, bands,
                 pattern_bands_db(verified, freqs_c, report.verification.azimuth_deg, bands),
                 f"Input C, {kind} (verification)")
+    if report.procedure.targets.beam is not None and report.procedure.targets.beam.null_sector_deg is not None:
+        _shade_sector(bottom, report.procedure.targets.beam.null_sector_deg, polar=False)
+        bottom.legend(fontsize=7, loc="upper right")
     fig.colorbar(mesh, ax=[top, bottom], label="dB re on axis", shrink=0.6)
     return fig
 
 
+def centre_wng_db(report: UnitReport) -> tuple[np.ndarray, np.ndarray]:
+    """White-noise gain of input C per bin: ``(freqs_hz, dB)`` from the characterize on-axis IRs and the FIRs.
+
+    ``|sum_s c_0s h_s|^2 / (sum_s |h_s|^2 mean_s |c_0s|^2)``
+    (:func:`calib.metrics.effort.white_noise_gain_db`), 0 dB = one driver.
+    """
+    meas = report.characterize
+    mic = horizontal_mic_index(report.procedure)
+    fir = report.calibration.fir[report.calibration.inputs.index("C")].astype(float)  # [S, T]
+    on_axis = meas.directivity_ir[nearest_azimuth(meas.azimuth_deg), mic]  # [S, N]
+    n_fft = int(2 ** np.ceil(np.log2(on_axis.shape[-1] + fir.shape[-1])))
+    freqs, c0 = spectrum(on_axis, meas.sample_rate, n_fft)
+    _, h = spectrum(fir, meas.sample_rate, n_fft)
+    return freqs, white_noise_gain_db(c0.T, h.T)
+
+
+def _shade_sector(ax, sector_deg: tuple[float, float] | None, polar: bool) -> None:  # noqa: ANN001 - Axes
+    """Grey band over the null sector on both sides (azimuths on a polar plot, the y axis of a map)."""
+    if sector_deg is None:
+        return
+    lo, hi = sector_deg
+    for k, side in enumerate((1.0, -1.0)):
+        label = f"null sector {lo:g}-{hi:g}°" if k == 0 else None
+        if polar:
+            theta = np.deg2rad(side * np.linspace(lo, hi, 31))
+            ax.fill_between(theta, -40.0, 6.0, color="0.5", alpha=0.25, lw=0, label=label)
+        else:
+            ax.axhspan(side * lo, side * hi, facecolor="white", alpha=0.3, edgecolor="white", ls="--", lw=1.0,
+                       label=label)
+
+
 def fig_beam(report: UnitReport) -> Figure:
-    """Polar plots of input C at a few bands, and beam metrics against their limits."""
+    """Polar plots of input C at a few bands with the null sector shaded; sector, nulls, main lobe and WNG.
+
+    Verified: solid lines, saturated colours. Predicted: dashed, light
+    colours (polar) or greys (metrics): the two stay apart in print and in
+    grey scale.
+    """
     fig = _page("Centre beam", report)
-    grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
+    grid = fig.add_gridspec(3, 2, height_ratios=[3, 1.6, 1.6])
     polar = fig.add_subplot(grid[0, :], projection="polar")
     freqs, verified, predicted = centre_patterns(report)
     az = report.verification.azimuth_deg
+    beam = report.procedure.targets.beam
     wanted = [f for f in POLAR_BANDS_HZ if f < 0.45 * report.verification.sample_rate]
     bands = third_octave_bands(min(wanted), max(wanted))
     keep = np.isin(bands.nominal_hz, wanted)
     ver_db = pattern_bands_db(verified, freqs, az, bands)[:, keep]
     pre_db = pattern_bands_db(predicted, freqs, az, bands)[:, keep]
-    colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    _shade_sector(polar, beam.null_sector_deg if beam is not None else None, polar=True)
     for b, f_hz in enumerate(bands.nominal_hz[keep]):
-        for vals, style, what in ((ver_db, "-", "verified"), (pre_db, "--", "predicted")):
+        dark, light = _PAIRED[2 * (b % 4)], _PAIRED[2 * (b % 4) + 1]
+        for vals, style, color, what in ((ver_db, "-", dark, "verified"), (pre_db, "--", light, "predicted")):
             a, v = closed_circle(az, vals[:, b])
-            polar.plot(np.deg2rad(a), np.clip(v, -40, 6), style, color=colors[b % 4], lw=1.4,
-                       label=f"{f_hz:g} Hz {what}")
+            polar.plot(np.deg2rad(a), np.clip(v, -40, 6), style, color=color, lw=1.4, label=f"{f_hz:g} Hz {what}")
     polar.set_theta_zero_location("N")  # device front up, azimuth counter-clockwise (AES69)
     polar.set_rlim(-40, 6)
     polar.set_rticks([-30, -20, -10, -6, 0])
@@ -273,32 +316,54 @@ def fig_beam(report: UnitReport) -> Figure:
     polar.tick_params(labelsize=7)
     polar.set_title("Input C, horizontal pattern, 1/3-octave bands (dB re on axis; device front up, "
                     "its left = +90°)", fontsize=10)
-    polar.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=3)
+    polar.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=4)
 
-    beam = report.procedure.targets.beam
-    left, right = fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+    panels = [fig.add_subplot(grid[r, c]) for r in (1, 2) for c in (0, 1)]
     if beam is None or "beam/bands_hz" not in report.verified:
-        for ax in (left, right):
+        for ax in panels:
             ax.set_axis_off()
         fig.text(0.5, 0.25, "No beam target for this product: input C is the phantom centre of the CTC pair.",
                  fontsize=10, ha="center")
         return fig
-    for metrics, style, what in ((report.verified, "-o", "verified"), (report.predicted, "--", "predicted")):
+    sector_ax, null_ax, lobe_ax, wng_ax = panels
+    styles = ((report.verified, "-o", ("tab:blue", "tab:orange"), "verified"),
+              (report.predicted, "--", ("0.15", "0.55"), "predicted"))
+    for metrics, style, colors, what in styles:
         if "beam/bands_hz" not in metrics:
             continue
         bb = metrics["beam/bands_hz"]
-        depth = metrics["beam/null_depth_db"]
-        left.plot(bb, depth[0], style, color="tab:blue", ms=3, label=f"+{beam.null_deg:g}° {what}")
-        left.plot(bb, depth[1], style, color="tab:orange", ms=3, label=f"-{beam.null_deg:g}° {what}")
-        right.plot(bb, metrics["beam/main_lobe_db"], style, color="tab:green", ms=3, label=what)
-    left.axhline(beam.null_depth_min_db - beam.tolerance_db, color=FAIL_COLOR, lw=1, label="limit")
-    right.axhline(beam.main_lobe_min_db - beam.tolerance_db, color=FAIL_COLOR, lw=1, label="limit")
-    left.set_title("Null depth (dB below on axis)", fontsize=10)
-    right.set_title(f"Main lobe: worst within ±{beam.main_lobe_deg:g}° (dB)", fontsize=10)
-    for ax in (left, right):
-        _freq_axis(ax, beam.band_hz)
-        ax.set_xlim(beam.band_hz[0] / 1.2, beam.band_hz[1] * 1.2)
-        ax.legend(fontsize=7)
+        if "beam/sector_rejection_db" in metrics:
+            for i, side in enumerate("+-"):
+                sector_ax.plot(bb, metrics["beam/sector_rejection_db"][i], style, color=colors[i], ms=3,
+                               label=f"{side} side {what}")
+        for i, side in enumerate("+-"):
+            null_ax.plot(bb, metrics["beam/null_depth_db"][i], style, color=colors[i], ms=3,
+                         label=f"{side}{beam.null_deg:g}° {what}")
+        lobe_ax.plot(bb, metrics["beam/main_lobe_db"], style, color=colors[0], ms=3, label=what)
+    f_wng, wng = centre_wng_db(report)
+    inside = (f_wng >= beam.band_hz[0] / 1.2) & (f_wng <= beam.band_hz[1] * 1.2)
+    wng_ax.plot(f_wng[inside], wng[inside], "-", color="tab:purple", lw=1.2, label="per bin (design)")
+    if "beam/wng_db" in report.predicted:
+        wng_ax.plot(report.predicted["beam/bands_hz"], report.predicted["beam/wng_db"], "s", color="0.15", ms=3,
+                    label="1/3-octave bands")
+    if beam.null_sector_deg is not None:
+        sector_ax.axhline(beam.sector_rejection_min_db - beam.tolerance_db, color=FAIL_COLOR, lw=1, label="limit")
+        sector_ax.set_title(f"Sector {beam.null_sector_deg[0]:g}-{beam.null_sector_deg[1]:g}°: worst azimuth "
+                            "(dB below on axis)", fontsize=9)
+    else:
+        sector_ax.set_axis_off()
+    null_ax.axhline(beam.null_depth_min_db - beam.tolerance_db, color=FAIL_COLOR, lw=1, label="limit")
+    lobe_ax.axhline(beam.main_lobe_min_db - beam.tolerance_db, color=FAIL_COLOR, lw=1, label="limit")
+    if beam.wng_min_db is not None:
+        wng_ax.axhline(beam.wng_min_db, color=FAIL_COLOR, lw=1, label="limit")
+    null_ax.set_title(f"Point nulls at ±{beam.null_deg:g}° (dB below on axis)", fontsize=9)
+    lobe_ax.set_title(f"Main lobe: worst within ±{beam.main_lobe_deg:g}° (dB)", fontsize=9)
+    wng_ax.set_title("White-noise gain (dB re one driver)", fontsize=9)
+    for ax in panels:
+        if ax.axison:
+            _freq_axis(ax, beam.band_hz)
+            ax.set_xlim(beam.band_hz[0] / 1.2, beam.band_hz[1] * 1.2)
+            ax.legend(fontsize=6.5)
     return fig
 
 

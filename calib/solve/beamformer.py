@@ -1,56 +1,68 @@
-"""Beamformer for the centre input: unit on-axis response, nulls at +-90 deg.
+r"""Beamformer for the centre input: unit on-axis response, a null *sector* on both sides.
 
-Method (chosen for one solver shared with CTC): weighted, regularized least
-squares over the measured horizontal arc with heavily weighted "soft
-constraints" (Kirkeby & Nelson 1999 with the weighting of Ward et al. for
-pattern synthesis):
+Method: minimum sector energy under an on-axis constraint (a linearly
+constrained minimum-variance design, Van Trees 2002 ch. 6, with the sector's
+spatial covariance in place of a noise covariance). Per bin, with the arc
+responses ``c_a`` (row vectors, pattern ``B_a = c_a w``):
 
 .. math::
 
-    w = \\arg\\min \\sum_e v_e |c_e^T w - d_e|^2 + \\beta g_0^2 \\|w\\|^2
+    w = \arg\min_w \; w^H Q w \quad \text{s.t.} \quad c_0 w = D_0,
+    \qquad w = D_0 \frac{Q^{-1} c_0^H}{c_0 Q^{-1} c_0^H}
 
-over these rows ``e``:
+.. math::
 
-- on-axis (0 deg): ``d = D_0 = g_0 e^{-j 2\\pi f \\tau_m}``, weight ``kappa``;
-- each null direction: ``d = 0``, weight ``kappa * t(f)``;
-- the arc: inside the main lobe (``|theta| <= main_lobe_deg``) ``d = D_0``
-  (flat), arc weights normalized to sum 1; outside ``d = 0`` with total weight
-  ``side_weight`` (keeps stray radiation low without competing with the
-  main lobe); both times ``t(f)``.
+    Q = t(f) \left(R_s + \mu R_{ml} + \epsilon R_r\right) + \beta g_0^2 I
 
-``g_0`` is the RMS on-axis driver response (so ``|w| = 1`` is one driver at
-unity gain, no driver equalisation) and ``kappa = null_weight`` (default
-1e4, i.e. the nulls and the on-axis response act as constraints; a residual
-of ``1/kappa`` relative gives > 40 dB nulls). ``t(f)`` is 1 inside
-``band_hz`` and falls as a raised cosine in log frequency to 0 over
-``taper_oct`` octaves outside it: out of band only the on-axis row remains,
-whose minimum-norm solution ``c_0^* D_0 / |c_0|^2`` is delay-and-sum, and
-the taper keeps the transition smooth (short filters).
+- ``R_s = sum_a v_a c_a^H c_a`` over the null sector (both sides,
+  ``|theta| in null_sector_deg``; optionally the elevated ring too, weight
+  ``elevation_weight``), arc weights ``v_a`` normalised to sum 1: the
+  integrated sector energy. Widening the design sector beyond the checked
+  one buys robustness to a unit turned by a few degrees.
+- ``R_ml = sum_a v_a (c_a - c_0)^H (c_a - c_0)`` over ``|theta| <=
+  main_lobe_deg``: with the constraint ``c_0 w = D_0`` it is the energy of
+  the main lobe's deviation from flat, ``sum v_a |B_a - D_0|^2``.
+- ``R_r``: the rest of the circle (stray radiation, weight ``epsilon =
+  side_weight``).
+- ``beta g_0^2 I``: diagonal loading (Cox et al. 1987). ``g_0`` is the RMS
+  on-axis driver response, so ``|w| = 1`` is one driver at unity gain.
+  Loading bounds the white-noise gain (WNG, robustness to noise, driver
+  mismatch and unit variation) and the effort: per bin and per ``mu`` the
+  smallest ``beta`` in ``beta_range`` with ``WNG >= wng_min_db`` and
+  ``20 log10 max|w| <= effort_cap_db`` is found by bisection in ``log beta``.
+  For a fixed ``mu`` the design is one Hermitian eigendecomposition
+  ``A = U diag(lambda) U^H`` of the unloaded matrix, after which every
+  ``beta`` costs ``O(S^2)``: ``Q^{-1} c_0^H = U (U^H c_0^H / (lambda + beta g_0^2))``.
 
-Robustness: the white-noise gain (:func:`calib.metrics.effort.white_noise_gain_db`)
-must stay ``>= wng_min_db`` and the effort ``20 log10 max|w| <= effort_cap_db``:
-per bin the smallest ``beta`` that satisfies both is found by vectorized
-bisection in ``log beta`` (diagonal loading; Cox et al. 1987). As ``beta``
-grows the soft constraints give way first to the plain delay-and-sum
-solution. Every solution is finally scaled so that the on-axis response
-equals ``D_0`` exactly (unit on-axis response; null depth, main lobe and
-WNG are ratios and unchanged).
+The main-lobe weight ``mu`` trades sector depth for main-lobe flatness:
+every bin is designed for each ``mu`` of ``lobe_weights`` and keeps the one
+with the least sector energy among those whose main lobe stays at or above
+``main_lobe_min_db`` (re on axis, on every grid azimuth within
+``main_lobe_deg``); if none does, the one with the best main lobe.
+
+``t(f)`` is 1 inside ``band_hz`` and falls as a raised cosine in log
+frequency to 0 over ``taper_oct`` octaves outside it; where ``t = 0`` the
+solution is delay-and-sum ``D_0 c_0^H / |c_0|^2``.
+
+Analytic optimum: without main-lobe and side terms and with negligible
+loading, the sector energy relative to on axis, ``w^H R_s w / |c_0 w|^2``,
+reaches its minimum ``1 / lambda_max`` where ``lambda_max`` is the largest
+generalized eigenvalue of ``(c_0^H c_0, R_s)``, i.e. ``c_0 R_s^{-1} c_0^H``
+(tests/solve/test_beamformer.py checks this).
 
 Note: with exactly three collinear drivers, nulls at +-90 deg and unit
 on-axis response fix the pattern to
 ``(cos(k d sin theta) - cos kd) / (1 - cos kd)``, at most ``cos^2 theta``
 (-6.02 dB at 45 deg): a -6 dB main lobe over +-45 deg needs four or more
-drivers (or non-collinear ones).
+drivers (or non-collinear ones). With two drivers on a line through +-90 deg,
+nulls on both sides with a non-zero on-axis response exist only where
+``k d / 2`` is a multiple of ``pi / 2``: two drivers have no sector beam.
 
 References
 ----------
-O. Kirkeby, P. A. Nelson, "Digital filter design for inversion problems in
-sound reproduction", J. Audio Eng. Soc. 47(7/8), 1999.
+H. L. Van Trees, "Optimum Array Processing", Wiley 2002, ch. 6 (MVDR/LCMV).
 H. Cox, R. M. Zeskind, M. M. Owen, "Robust adaptive beamforming", IEEE
 Trans. ASSP 35(10), 1987.
-D. B. Ward, R. A. Kennedy, R. C. Williamson, "Theory and design of broadband
-sensor arrays with frequency invariant far-field beam patterns", J. Acoust.
-Soc. Am. 97(2), 1995.
 """
 
 from __future__ import annotations
@@ -60,12 +72,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from calib.metrics.bands import power_db
-from calib.metrics.beam import arc_weights, azimuth_index, wrap_deg
-from calib.metrics.effort import white_noise_gain_db
+from calib.metrics.beam import arc_weights, azimuth_index, sector_mask, wrap_deg
 from calib.solve.bisect import bisect_log
-from calib.solve.regularized import TikhonovSolver, reference_gain
+from calib.solve.regularized import reference_gain
 
-__all__ = ["BeamDesign", "band_taper", "design_beamformer"]
+__all__ = ["BeamDesign", "DEFAULT_LOBE_WEIGHTS", "band_taper", "design_beamformer", "weighted_gram"]
+
+# Main-lobe weights tried per bin: none, then 1e-4 .. 10 (quarter-decade steps).
+DEFAULT_LOBE_WEIGHTS = (0.0,) + tuple(10.0 ** np.arange(-4.0, 1.01, 0.25))
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,14 @@ class BeamDesign:
         Driver filters of the centre input.
     beta : ndarray [F]
         Chosen diagonal loading, relative to ``reference_gain**2``.
+    lobe_weight : ndarray [F]
+        Chosen main-lobe weight ``mu``.
     reference_gain : ndarray [F]
         ``g_0(f)``: RMS on-axis driver response.
     pattern : ndarray, complex [F, A]
         Predicted horizontal pattern ``plant_arc @ H``.
+    sector_energy_db : ndarray [F]
+        Designed sector energy ``w^H R_s w / |c_0 w|^2`` in dB (negative = rejected).
     wng_db : ndarray [F]
         White-noise gain relative to a single driver.
     effort_db : ndarray [F]
@@ -95,8 +113,10 @@ class BeamDesign:
 
     H: np.ndarray
     beta: np.ndarray
+    lobe_weight: np.ndarray
     reference_gain: np.ndarray
     pattern: np.ndarray
+    sector_energy_db: np.ndarray
     wng_db: np.ndarray
     effort_db: np.ndarray
     band_weight: np.ndarray
@@ -118,19 +138,37 @@ def band_taper(freqs_hz: np.ndarray, band_hz: tuple[float, float], taper_oct: fl
     return 0.5 * (1.0 + np.cos(np.pi * x))
 
 
+def weighted_gram(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_n weights_n rows_n^H rows_n`` per bin: rows [F, N, S], weights [N] or [F, N] -> [F, S, S] Hermitian."""
+    rows = np.asarray(rows)
+    weights = np.broadcast_to(np.asarray(weights, float), rows.shape[:2])
+    return np.swapaxes(rows.conj() * weights[..., None], 1, 2) @ rows
+
+
+def _region_weights(azimuths_deg: np.ndarray, mask: np.ndarray, name: str) -> np.ndarray:
+    """Arc weights restricted to ``mask`` and normalised to sum 1 (a mean over the region)."""
+    if not np.any(mask):
+        raise ValueError(f"{name} contains no azimuth of the grid {np.round(azimuths_deg, 3).tolist()}")
+    v = np.where(mask, arc_weights(azimuths_deg), 0.0)
+    return v / np.sum(v)
+
+
 def design_beamformer(
     plant_arc: np.ndarray,
     azimuths_deg: np.ndarray,
     freqs_hz: np.ndarray,
     band_hz: tuple[float, float],
-    null_deg: tuple[float, ...] = (90.0, -90.0),
+    null_sector_deg: tuple[float, float] = (75.0, 105.0),
     main_lobe_deg: float = 45.0,
     *,
     wng_min_db: float,
     modeling_delay_s: float,
     effort_cap_db: float,
-    null_weight: float = 1e4,
-    side_weight: float = 0.1,
+    main_lobe_min_db: float = -5.0,
+    plant_elevated: np.ndarray | None = None,
+    elevation_weight: float = 0.0,
+    side_weight: float = 1e-3,
+    lobe_weights: tuple[float, ...] = DEFAULT_LOBE_WEIGHTS,
     taper_oct: float = 1.0 / 3.0,
     beta_range: tuple[float, float] = (1e-10, 1e8),
     n_iter: int = 40,
@@ -145,24 +183,29 @@ def design_beamformer(
         the device, time origin at the output.
     azimuths_deg : array_like [A]
         Microphone azimuths (any order, may be non-uniform); must contain 0
-        and the null directions within ``tol_deg``.
+        within ``tol_deg`` and at least one azimuth in the sector on each side.
     freqs_hz : array_like [F]
     band_hz : (float, float)
-        Band with nulls and main-lobe shaping.
-    null_deg : tuple of float
-        Null directions.
+        Band with sector and main-lobe shaping.
+    null_sector_deg : (float, float)
+        ``(lo, hi)``: the design sector ``lo <= |theta| <= hi`` on both sides.
     main_lobe_deg : float
-        Half-width of the flat main-lobe region.
+        Half-width of the main-lobe region (must end below the sector).
     wng_min_db : float
         Minimum white-noise gain relative to a single driver.
     modeling_delay_s : float
         Target delay from the plant's time origin: the acoustic delay to the
-        arc (:func:`calib.solve.fir.arrival_delay_s`, 5.8 ms at 2 m) plus the
-        filter latency (pre-ringing room; superdirective filters ring long,
-        allow ~8 ms for > 40 dB nulls after FIR truncation).
+        arc plus the filter latency (pre-ringing room).
     effort_cap_db : float
         Maximum ``20 log10 max_s |H_s|``.
-    null_weight, side_weight, taper_oct, beta_range, n_iter, tol_deg
+    main_lobe_min_db : float
+        Lowest level re on axis allowed within ``main_lobe_deg`` (per bin).
+    plant_elevated : array_like, complex [F, A, S], optional
+        The same arc at an elevated microphone (e.g. the 30 deg ring): its
+        sector joins ``R_s`` with weight ``elevation_weight``.
+    elevation_weight : float
+        Weight of the elevated sector relative to the horizontal one.
+    side_weight, lobe_weights, taper_oct, beta_range, n_iter, tol_deg
         See the module docstring; ``beta_range`` relative to ``g_0^2``.
 
     Returns
@@ -174,7 +217,7 @@ def design_beamformer(
     freqs = np.asarray(freqs_hz, dtype=float)
     if plant.ndim != 3 or plant.shape[1] != az.size:
         raise ValueError(f"plant_arc must have shape [F, A, S] with A={az.size} azimuths, got {plant.shape}")
-    n_freqs = plant.shape[0]
+    n_freqs, _, n_drv = plant.shape
     if freqs.shape != (n_freqs,) or not np.all(np.isfinite(freqs)) or np.any(freqs < 0):
         raise ValueError(f"freqs_hz must be finite, >= 0, shape [F]=({n_freqs},), got shape {freqs.shape}")
     for name, value in (("wng_min_db", wng_min_db), ("effort_cap_db", effort_cap_db)):
@@ -184,58 +227,116 @@ def design_beamformer(
         raise ValueError(f"modeling_delay_s must be finite and >= 0, got {modeling_delay_s!r}")
     if not 0 < main_lobe_deg < 180:
         raise ValueError(f"main_lobe_deg must be in (0, 180), got {main_lobe_deg!r}")
-    if null_weight <= 0 or side_weight < 0:
-        raise ValueError(f"need null_weight > 0 and side_weight >= 0, got {null_weight!r}, {side_weight!r}")
+    if not main_lobe_deg < null_sector_deg[0] < null_sector_deg[1] <= 180:
+        raise ValueError(
+            f"null_sector_deg must satisfy main_lobe_deg ({main_lobe_deg:g}) < lo < hi <= 180, got {null_sector_deg!r}"
+        )
+    if side_weight < 0 or elevation_weight < 0 or len(lobe_weights) == 0 or min(lobe_weights) < 0:
+        raise ValueError(
+            f"need side_weight >= 0, elevation_weight >= 0 and non-empty lobe_weights >= 0, "
+            f"got {side_weight!r}, {elevation_weight!r}, {lobe_weights!r}"
+        )
     if not 0 < beta_range[0] < beta_range[1]:
         raise ValueError(f"beta_range must satisfy 0 < lo < hi, got {beta_range!r}")
+    if plant_elevated is not None and np.shape(plant_elevated) != plant.shape:
+        raise ValueError(f"plant_elevated must have the shape of plant_arc {plant.shape}, got {np.shape(plant_elevated)}")
     taper = band_taper(freqs, band_hz, taper_oct)
     i0 = azimuth_index(az, 0.0, tol_deg)
-    i_null = [azimuth_index(az, n, tol_deg) for n in null_deg]
-    if i0 in i_null:
-        raise ValueError(f"null_deg {null_deg!r} must not include the on-axis direction 0 deg")
+    for side in (1.0, -1.0):  # each side must be sampled, or that side is unconstrained
+        if not np.any(sector_mask(az, null_sector_deg) & (side * wrap_deg(az) > 0)):
+            raise ValueError(
+                f"null_sector_deg {null_sector_deg!r} holds no azimuth on the {'+' if side > 0 else '-'} side "
+                f"of the grid {np.round(az, 3).tolist()}"
+            )
 
-    c0 = plant[:, i0, :].astype(complex)
+    # Region rows and covariances [F, S, S] (each a weighted mean over its azimuths).
+    plant = plant.astype(complex)
+    c0 = plant[:, i0, :]
+    in_sector = sector_mask(az, null_sector_deg)
+    in_lobe = np.abs(wrap_deg(az)) <= main_lobe_deg + 1e-9
+    rest = ~in_sector & ~in_lobe
+    v_sector = _region_weights(az, in_sector, f"null_sector_deg {null_sector_deg!r}")[in_sector]
+    sector_rows = plant[:, in_sector]
+    if plant_elevated is not None and elevation_weight > 0:
+        sector_rows = np.concatenate([sector_rows, np.asarray(plant_elevated, complex)[:, in_sector]], axis=1)
+        v_sector = np.concatenate([v_sector, elevation_weight * v_sector]) / (1.0 + elevation_weight)
+    r_lobe = weighted_gram(plant - c0[:, None, :], _region_weights(az, in_lobe, f"main_lobe_deg {main_lobe_deg!r}"))
+    r_rest = weighted_gram(plant, _region_weights(az, rest, "the side region")) if np.any(rest) else 0.0 * r_lobe
     g0 = reference_gain(c0[:, None, :])
     d0 = g0 * np.exp(-2j * np.pi * freqs * modeling_delay_s)
-    rows = np.concatenate([plant, c0[:, None, :], plant[:, i_null, :]], axis=1).astype(complex)
+    mu = np.asarray(lobe_weights, float)
+    lo, _ = beta_range
+    limits = _limits(c0, d0)
+    f_idx = np.arange(n_freqs)
 
-    in_lobe = np.abs(wrap_deg(az)) <= main_lobe_deg
-    v = arc_weights(az)
-    arc_w = np.where(in_lobe, v / np.sum(v[in_lobe]), side_weight * v / max(np.sum(v[~in_lobe]), 1e-300))
-    row_w = np.concatenate([arc_w, [null_weight], np.full(len(i_null), null_weight)])
-    weights = row_w[None, :] * np.concatenate(
-        [np.repeat(taper[:, None], az.size, 1), np.ones((n_freqs, 1)), np.repeat(taper[:, None], len(i_null), 1)],
-        axis=1,
+    r_sector = weighted_gram(sector_rows, v_sector)
+    w_all, beta_all = _loaded_candidates(
+        taper, r_sector, mu, r_lobe, side_weight * r_rest, c0, d0, limits, wng_min_db, effort_cap_db, beta_range, n_iter
     )
-    desired = np.zeros(rows.shape[:2] + (1,), complex)
-    desired[:, : az.size, 0] = np.where(in_lobe[None, :], d0[:, None], 0.0)
-    desired[:, az.size, 0] = d0
-    solver = TikhonovSolver.from_plant(rows, weights)
-    coords = solver.project(desired)
-
-    def evaluate(beta_rel):
-        w = solver.solve_projected(coords, beta_rel * g0**2)[..., 0]  # [..., F, S]
-        on_axis = np.sum(c0 * w, axis=-1)
-        alpha = np.divide(d0, on_axis, out=np.ones_like(on_axis), where=np.abs(on_axis) > 0)
-        w = w * alpha[..., None]
-        wng = white_noise_gain_db(np.broadcast_to(c0, w.shape).reshape(-1, c0.shape[1]), w.reshape(-1, c0.shape[1]))
-        effort = power_db(np.max(np.abs(w) ** 2, axis=-1))
-        return w, wng.reshape(w.shape[:-1]), effort
-
-    def robust_enough(beta_rel):
-        _, wng, effort = evaluate(beta_rel)
-        return (wng >= wng_min_db) & (effort <= effort_cap_db)
-
-    lo, hi = beta_range
-    beta, _ = bisect_log(robust_enough, lo, hi, n_freqs, true_above=True, n_iter=n_iter)
-    w, wng, effort = evaluate(beta)
+    # Per bin: the least sector energy among the mu whose main lobe holds.
+    lobe = np.einsum("fas,mfs->mfa", plant[:, in_lobe], w_all)
+    lobe_db = power_db(np.min(np.abs(lobe) ** 2, axis=-1), np.abs(d0) ** 2)  # [M, F]
+    sector = np.real(np.einsum("mfs,fst,mft->mf", w_all.conj(), r_sector, w_all)) / np.abs(d0) ** 2
+    lobe_ok = lobe_db >= main_lobe_min_db - 1e-9
+    score = np.where(lobe_ok, sector, np.inf)
+    pick = np.where(np.any(lobe_ok, axis=0), np.argmin(score, axis=0), np.argmax(lobe_db, axis=0))  # [F]
+    w = w_all[pick, f_idx]
+    beta = beta_all[pick, f_idx]
+    wng, effort = limits(w)
     return BeamDesign(
         H=w[..., None],
         beta=beta,
+        lobe_weight=mu[pick],
         reference_gain=g0,
         pattern=np.einsum("fas,fs->fa", plant, w),
+        sector_energy_db=power_db(sector[pick, f_idx]),
         wng_db=wng,
         effort_db=effort,
         band_weight=taper,
         limited=beta > lo,
     )
+
+
+def _limits(c0: np.ndarray, d0: np.ndarray):  # noqa: ANN202 - returns a closure
+    """``limits(w [..., F, S]) -> (WNG dB, effort dB)`` for filters with on-axis response ``d0``."""
+    ref = np.mean(np.abs(c0) ** 2, axis=-1)
+
+    def limits(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        wng = power_db(np.abs(d0) ** 2, np.sum(np.abs(w) ** 2, axis=-1) * ref)
+        return wng, power_db(np.max(np.abs(w) ** 2, axis=-1))
+
+    return limits
+
+
+def _loaded_candidates(taper, r_sector, mu, r_lobe, r_side, c0, d0, limits, wng_min_db, effort_cap_db, beta_range,
+                       n_iter):  # noqa: ANN001, ANN202 - internal, arrays as documented
+    """Filters [M, F, S] and loading [M, F]: per main-lobe weight, the least loading meeting WNG and effort.
+
+    For each ``mu`` one Hermitian eigendecomposition of the unloaded matrix
+    ``A = t (R_s + mu R_ml + R_side) / g_0^2``; then every ``beta`` costs
+    ``O(S^2)``: ``Q^{-1} c_0^H = U (U^H c_0^H / (lambda + beta))``.
+    """
+    n_mu, n_freqs = mu.size, c0.shape[0]
+    g0_sq = np.abs(d0) ** 2
+    unloaded = taper[None, :, None, None] * (
+        r_sector[None] + mu[:, None, None, None] * r_lobe[None] + r_side[None]
+    ) / g0_sq[None, :, None, None]
+    lam, vecs = np.linalg.eigh(unloaded)  # [M, F, S], [M, F, S, S]
+    lam = np.maximum(lam, 0.0)  # a Gram matrix is positive semidefinite; clip rounding
+    z = np.einsum("mfts,ft->mfs", vecs.conj(), c0.conj())  # U^H c0^H
+
+    def solve(beta_rel: np.ndarray) -> np.ndarray:
+        """Filters [..., M, F, S] for loading [..., M, F] (on axis = D_0)."""
+        y = z / (lam + beta_rel[..., None])
+        x = (vecs @ y[..., None])[..., 0]
+        on_axis = np.sum(z.conj() * y, axis=-1)  # c_0 U y, as c_0 U = z^H
+        scale = np.divide(d0, on_axis, out=np.zeros_like(on_axis), where=np.abs(on_axis) > 0)
+        return x * scale[..., None]
+
+    def robust_enough(beta_flat: np.ndarray) -> np.ndarray:
+        wng, effort = limits(solve(beta_flat.reshape(beta_flat.shape[:-1] + (n_mu, n_freqs))))
+        return ((wng >= wng_min_db) & (effort <= effort_cap_db)).reshape(beta_flat.shape)
+
+    beta_flat, _ = bisect_log(robust_enough, *beta_range, n_mu * n_freqs, true_above=True, n_iter=n_iter)
+    beta = beta_flat.reshape(n_mu, n_freqs)
+    return solve(beta), beta

@@ -124,16 +124,22 @@ def fit_measurement(meas: Measurement) -> FitResult:
     if proc.targets.beam is not None:
         beam = proc.targets.beam
         band = proc.fit.beam_band_hz or beam.band_hz
-        # The band's 1/3-octave taper must stay above what the gate supports.
-        beam_lo = gates.directivity[mic].lowest_hz * 2 ** (1 / 3)
+        # In band only what the gate supports (the taper below relaxes towards delay-and-sum).
+        beam_lo = gates.directivity[mic].lowest_hz
         if beam_lo > band[0]:
             warnings.append(f"fit.beam_band_hz: the beam design starts at {beam_lo:.0f} Hz, not {band[0]:g} Hz: "
                             f"the arc's gate ({gates.directivity[mic].describe()}) supports nothing lower")
             band = (beam_lo, band[1])
+        elevated = [i for i in range(len(proc.mics)) if i != mic]
+        plant_up = None
+        if elevated and proc.fit.beam_elevation_weight > 0:  # the next ring above the horizontal one
+            up = min(elevated, key=lambda i: abs(proc.mics[i].elevation_deg))
+            plant_up = np.moveaxis(np.fft.rfft(directivity_ir[:, up], n_fft, axis=-1), -1, 0)
         bf = design_beamformer(
-            arc, meas.azimuth_deg, freqs, band, (beam.null_deg, -beam.null_deg), beam.main_lobe_deg,
+            arc, meas.azimuth_deg, freqs, band, beam.design_sector_deg(proc.fit), beam.main_lobe_deg,
             wng_min_db=proc.fit.beam_wng_min_db, modeling_delay_s=tau_m + proc.arc.distance_m / c,
-            effort_cap_db=proc.fit.effort_cap_db,
+            effort_cap_db=proc.fit.effort_cap_db, main_lobe_min_db=beam.main_lobe_min_db + proc.fit.beam_main_lobe_margin_db,
+            plant_elevated=plant_up, elevation_weight=proc.fit.beam_elevation_weight,
         )
         h_centre = bf.H
     else:  # both ears get the centre equally: half of each CTC input
@@ -181,7 +187,7 @@ def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration, gate
     pattern = np.einsum("fas,fs->fa", arc, H[..., 2])
     return product_metrics(
         proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate,
-        lowest_hz=(gates.binaural.lowest_hz, gates.directivity[mic].lowest_hz),
+        lowest_hz=(gates.binaural.lowest_hz, gates.directivity[mic].lowest_hz), beam_plant_arc=arc,
     )
 
 

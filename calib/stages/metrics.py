@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from calib.metrics.bands import third_octave_bands
-from calib.metrics.beam import directivity_index_db, main_lobe_db, null_depth_db
+from calib.metrics.beam import azimuth_index, directivity_index_db, main_lobe_db, null_depth_db, sector_level_db
 from calib.metrics.ctc import cancellation_gain_from_ears_db
-from calib.metrics.effort import band_effort_db, max_effort_db
+from calib.metrics.effort import band_effort_db, max_effort_db, white_noise_gain_db
 from calib.procedure.model import Procedure
 
 Metrics = dict[str, np.ndarray]
@@ -46,6 +46,7 @@ def product_metrics(
     fir: np.ndarray,
     sample_rate: int,
     lowest_hz: tuple[float, float] = (0.0, 0.0),
+    beam_plant_arc: np.ndarray | None = None,
 ) -> Metrics:
     """All metrics of one unit.
 
@@ -65,6 +66,10 @@ def product_metrics(
         The lowest frequency the ears' and the beam microphone's gates
         support (:mod:`calib.stages.gating`): bands reaching below are NaN
         (not judged).
+    beam_plant_arc : ndarray, complex [F, A, S], optional
+        The driver responses on the horizontal arc the pattern was formed
+        from (the prediction has them; a verification only has the pattern):
+        with them, the beam's white-noise gain is reported too.
 
     Returns
     -------
@@ -72,7 +77,9 @@ def product_metrics(
         ``ctc/bands_hz`` [B], ``ctc/positions`` [P], ``ctc/cancellation_db`` [2, P, B],
         ``effort/max_db`` [], ``effort/band_db`` [B], and, with a beam,
         ``beam/bands_hz`` [Bb], ``beam/null_depth_db`` [2, Bb] (positive = deep),
-        ``beam/main_lobe_db`` [Bb], ``beam/di_db`` [Bb].
+        ``beam/main_lobe_db`` [Bb], ``beam/di_db`` [Bb], with a null sector
+        ``beam/sector_rejection_db`` [2, Bb] (worst azimuth per side, positive =
+        rejected) and with ``beam_plant_arc`` ``beam/wng_db`` [Bb].
     """
     target = proc.targets.cancellation
     bands = third_octave_bands(*target.band_hz())
@@ -94,6 +101,17 @@ def product_metrics(
         out["beam/null_depth_db"] = -null_depth_db(beam_pattern, azimuths_deg, nulls, freqs_hz, bb)
         out["beam/main_lobe_db"] = main_lobe_db(beam_pattern, azimuths_deg, beam.main_lobe_deg, freqs_hz, bb)
         out["beam/di_db"] = directivity_index_db(beam_pattern, azimuths_deg, freqs_hz, bb)
-        for key in ("beam/null_depth_db", "beam/main_lobe_db", "beam/di_db"):
-            out[key] = np.where(bb.lower_hz < lowest_hz[1], np.nan, out[key])
+        if beam.null_sector_deg is not None:
+            out["beam/sector_rejection_db"] = -sector_level_db(
+                beam_pattern, azimuths_deg, beam.null_sector_deg, freqs_hz, bb
+            )
+        if beam_plant_arc is not None:
+            # WNG of the filters realised on this grid: |B(0)|^2 / (|w|^2 mean_s |c_0s|^2), band-averaged.
+            on_axis = np.asarray(beam_plant_arc)[:, azimuth_index(azimuths_deg, 0.0)]
+            f_c = fir_response(fir, sample_rate, 2 * (freqs_hz.size - 1))[1][..., 2]
+            out["beam/wng_db"] = white_noise_gain_db(on_axis, f_c, freqs_hz, bb)
+        for key in ("beam/null_depth_db", "beam/main_lobe_db", "beam/di_db", "beam/sector_rejection_db",
+                    "beam/wng_db"):
+            if key in out:  # bands the arc's gate cannot resolve are not judged
+                out[key] = np.where(bb.lower_hz < lowest_hz[1], np.nan, out[key])
     return out

@@ -5,7 +5,16 @@ import pytest
 from numpy.testing import assert_allclose
 
 from calib.metrics.bands import third_octave_bands
-from calib.metrics.beam import arc_weights, azimuth_index, directivity_index_db, main_lobe_db, null_depth_db, wrap_deg
+from calib.metrics.beam import (
+    arc_weights,
+    azimuth_index,
+    directivity_index_db,
+    main_lobe_db,
+    null_depth_db,
+    sector_level_db,
+    sector_mask,
+    wrap_deg,
+)
 
 UNIFORM = np.arange(-180.0, 180.0, 5.0)
 RNG = np.random.default_rng(7)
@@ -53,6 +62,23 @@ def test_null_depth_and_main_lobe_analytic():
     assert_allclose(main_lobe_db(squared, az, 30.0), 40 * np.log10(np.cos(np.pi / 6)), atol=1e-9)
 
 
+def test_sector_level_analytic():
+    az = UNIFORM
+    th = np.radians(az)
+    # a + b cos(theta) falls monotonically towards 180 deg: over 80-100 deg the worst azimuth is 80 deg
+    a, b = 0.1, 0.9
+    pat = _pattern(az, a + b * np.cos(th))
+    assert_allclose(sector_level_db(pat, az, (80.0, 100.0)), 20 * np.log10(a + b * np.cos(np.radians(80.0))), atol=1e-9)
+    # asymmetric: an extra lobe on the - side only, at -95 deg
+    values = np.abs(np.cos(th)) * 0.01
+    values[azimuth_index(az, -95.0)] = 0.3
+    values[azimuth_index(az, 0.0)] = 1.0
+    got = sector_level_db(_pattern(az, values), az, (80.0, 100.0))
+    assert_allclose(got[:, 0], [20 * np.log10(0.01 * np.cos(np.radians(80.0))), 20 * np.log10(0.3)], atol=1e-9)
+    assert got.shape == (2, 3)
+    assert sector_mask(az, (80.0, 100.0)).sum() == 10  # 80..100 in 5-degree steps, both sides
+
+
 def test_band_metrics_are_ratios_of_band_powers():
     freqs = np.fft.rfftfreq(4096, 1 / 48000)
     bands = third_octave_bands(500, 2000)
@@ -80,6 +106,10 @@ def test_value_errors():
         main_lobe_db(pat, UNIFORM, 200.0)
     with pytest.raises(ValueError, match="freqs_hz is required with bands"):
         main_lobe_db(pat, UNIFORM, bands=third_octave_bands(100, 200))
+    with pytest.raises(ValueError, match=r"sector \(86.0, 89.0\) deg holds no azimuth on the \+ side"):
+        sector_level_db(pat, UNIFORM, (86.0, 89.0))
+    with pytest.raises(ValueError, match="sector_deg must satisfy 0 <= lo < hi <= 180"):
+        sector_mask(UNIFORM, (100.0, 80.0))
     with pytest.raises(ValueError, match="duplicate directions"):
         arc_weights([0.0, 10.0, 370.0])
     with pytest.raises(ValueError, match="non-empty finite 1-D"):

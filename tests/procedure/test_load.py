@@ -95,6 +95,12 @@ BAD = [
      r'positions\[4\]\.name: expected a unique name, got "near_3cm" twice'),
     ("head inside the device", _mutate("xyz_m = [1.0, 0.0, 0.0]", "xyz_m = [0.1, 0.0, 0.0]"),
      r"positions\[0\]\.xyz_m: expected a head at least 0\.3 m from the device, got 0\.100 m"),
+    ("reversed null sector", _set_line("null_sector_deg", "null_sector_deg = [100.0, 80.0]"),
+     r"targets\.beam\.null_sector_deg: expected \[from, to\] with from < to \(degrees\), got \[100\.0, 80\.0\]"),
+    ("design sector in the main lobe", _set_line("beam_null_sector_deg", "beam_null_sector_deg = [40.0, 105.0]"),
+     r"fit\.beam_null_sector_deg: expected a sector beyond the main lobe \(from > 45 deg\), got \[40, 105\]"),
+    ("sector between grid azimuths", _set_line("beam_null_sector_deg", "beam_null_sector_deg = [86.0, 89.0]"),
+     r"fit\.beam_null_sector_deg: no turntable azimuth within \[86, 89\] deg; add azimuths or widen the sector"),
 ]
 
 

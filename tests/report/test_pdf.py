@@ -243,8 +243,11 @@ def test_centre_pattern_reproduces_the_verified_beam_metrics(reports) -> None:  
     lobe = np.min(ver_db[np.abs(wrap_deg(az)) <= 45], axis=0)
     np.testing.assert_allclose(lobe, report.verified["beam/main_lobe_db"], atol=0.05)
     # predicted (characterize IRs x centre FIRs) agrees with the re-measurement off the nulls
+    # (the sector design puts deep minima wherever it can, not only at +-90 deg: compare down to
+    # -35 dB re on axis; on the coarse report grid the capture noise makes deeper levels differ)
     pre_db = pattern_bands_db(predicted, freqs, az, bands)
-    off_null = np.abs(np.abs(wrap_deg(az)) - 90.0) > 1.0
+    off_null = (np.abs(np.abs(wrap_deg(az)) - 90.0) > 1.0)[:, None] & (pre_db > -35.0)
+    assert off_null.mean() >= 0.75  # 10 of the 12 azimuths are off +-90 deg
     np.testing.assert_allclose(pre_db[off_null], ver_db[off_null], atol=1.0)
 
 
@@ -272,21 +275,38 @@ def test_figures_survive_a_silent_driver_and_infinite_gains(reports) -> None:  #
 
 
 def test_beam_product_pages(reports) -> None:  # noqa: ANN001
-    """Aurora 5 (5 drivers, a centre beam): the beam panels show the verified metrics against their limits."""
+    """Aurora 5 (5 drivers, a centre beam): the beam panels show the verified metrics against their limits,
+    predicted apart from verified (line style and colour), the sector shaded, the WNG against frequency."""
     report = reports["beam"]
     beam = report.procedure.targets.beam
     fig = fig_beam(report)
-    null_ax, lobe_ax = fig.axes[1], fig.axes[2]
+    polar, sector_ax, null_ax, lobe_ax, wng_ax = fig.axes[:5]
+    np.testing.assert_allclose(sector_ax.lines[0].get_ydata(), report.verified["beam/sector_rejection_db"][0], rtol=1e-12)
     np.testing.assert_allclose(null_ax.lines[0].get_ydata(), report.verified["beam/null_depth_db"][0], rtol=1e-12)
     np.testing.assert_allclose(lobe_ax.lines[0].get_ydata(), report.verified["beam/main_lobe_db"], rtol=1e-12)
+    assert sector_ax.lines[-1].get_ydata()[0] == beam.sector_rejection_min_db - beam.tolerance_db
     assert null_ax.lines[-1].get_ydata()[0] == beam.null_depth_min_db - beam.tolerance_db
     assert lobe_ax.lines[-1].get_ydata()[0] == beam.main_lobe_min_db - beam.tolerance_db
+    for ax in (sector_ax, null_ax, lobe_ax):  # verified vs predicted: both style and colour differ
+        ver = next(line for line in ax.lines if "verified" in line.get_label())
+        pre = next(line for line in ax.lines if "predicted" in line.get_label())
+        assert ver.get_linestyle() != pre.get_linestyle() and ver.get_color() != pre.get_color()
+    for ver, pre in zip(polar.lines[0::2], polar.lines[1::2]):
+        assert "verified" in ver.get_label() and "predicted" in pre.get_label()
+        assert ver.get_linestyle() != pre.get_linestyle() and ver.get_color() != pre.get_color()
+    shaded = [c for c in polar.collections if c.get_label().startswith("null sector")]
+    assert len(shaded) == 1 and shaded[0].get_label() == "null sector 80-100°"
+    # WNG: the per-bin curve of the design; the band markers are the predicted metric
+    np.testing.assert_allclose(wng_ax.lines[1].get_ydata(), report.predicted["beam/wng_db"], rtol=1e-12)
+    assert wng_ax.lines[-1].get_ydata()[0] == beam.wng_min_db
     fig.savefig(io.BytesIO(), format="pdf")
     fig = fig_directivity_maps(report)
     assert fig.axes[1].get_title() == "Input C, beamformed centre (verification)"
+    spans = [p for p in fig.axes[1].patches if p.get_label() == "null sector 80-100°"]
+    assert len(spans) == 1 and len(fig.axes[1].patches) == 2  # both sides shaded, one legend entry
     fig.savefig(io.BytesIO(), format="pdf")
-    # Aurora 5's 32 checks (10 driver checks, 22 acoustic) continue on a second summary page.
-    assert len(report.checks) == 32 and len(summary_pages(report)) == 2
+    # Aurora 5's 34 checks (10 driver checks, 24 acoustic) continue on a second summary page.
+    assert len(report.checks) == 34 and len(summary_pages(report)) == 2
 
 
 def test_ir_unit_follows_the_file_attributes(reports) -> None:  # noqa: ANN001

@@ -98,15 +98,17 @@ def fit_measurement(meas: Measurement) -> FitResult:
 
     # Centre: beam from the horizontal arc microphone, or a phantom centre for 2 drivers.
     mic = horizontal_mic_index(proc)
-    arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
+    arc = arc_spectra(meas.directivity_ir, mic, n_fft)  # [F, A, S]
     if proc.targets.beam is not None:
         beam = proc.targets.beam
-        bf = design_beamformer(
-            arc, meas.azimuth_deg, freqs, proc.fit.beam_band_hz, (beam.null_deg, -beam.null_deg), beam.main_lobe_deg,
-            wng_min_db=proc.fit.beam_wng_min_db, modeling_delay_s=tau_m + proc.arc.distance_m / c,
-            effort_cap_db=proc.fit.effort_cap_db,
-        )
-        h_centre = bf.H
+        h_centre = np.concatenate([  # by frequency chunks (bins are independent): memory bounded by a chunk
+            design_beamformer(
+                arc[f].astype(complex), meas.azimuth_deg, freqs[f], proc.fit.beam_band_hz, (beam.null_deg, -beam.null_deg),
+                beam.main_lobe_deg, wng_min_db=proc.fit.beam_wng_min_db,
+                modeling_delay_s=tau_m + proc.arc.distance_m / c, effort_cap_db=proc.fit.effort_cap_db,
+            ).H
+            for f in _chunks(freqs.size, FREQ_CHUNK)
+        ])
     else:  # both ears get the centre equally: half of each CTC input
         h_centre = 0.5 * (ctc.H[..., :1] + ctc.H[..., 1:])
     H = np.concatenate([ctc.H, h_centre], axis=-1)  # [F, S, 3]
@@ -142,11 +144,43 @@ def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> M
     ears = np.moveaxis(np.fft.rfft(meas.binaural_ir, n_fft, axis=-1), -1, 0)  # [F, P, 2, S]
     ears_lr = np.einsum("fpes,fsk->fpek", ears, H[..., :2])
     mic = horizontal_mic_index(proc)
-    arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
-    pattern = np.einsum("fas,fs->fa", arc, H[..., 2])
+    pattern = np.empty((freqs.size, len(meas.azimuth_deg)), dtype=complex)  # [F, A], by blocks of azimuths
+    for a in _azimuth_blocks(meas.directivity_ir):
+        arc = np.moveaxis(np.fft.rfft(meas.directivity_ir[a, mic], n_fft, axis=-1), -1, 0)  # [F, a, S]
+        pattern[:, a] = np.einsum("fas,fs->fa", arc, H[..., 2])
     return product_metrics(
         proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate
     )
+
+
+#: Azimuths read and transformed at a time: the float64 spectra of one block, not of the
+#: whole arc, are held on top of the result (bounded memory for large files).
+AZIMUTH_BLOCK = 32
+#: Frequency bins per beamformer solve: its float64 copies of the plant are per chunk.
+FREQ_CHUNK = 1024
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _azimuth_blocks(directivity_ir) -> list[slice]:  # noqa: ANN001 - ndarray or LazyDataset [A, R, S, N]
+    return _chunks(directivity_ir.shape[0], AZIMUTH_BLOCK)
+
+
+def arc_spectra(directivity_ir, mic: int, n_fft: int) -> np.ndarray:  # noqa: ANN001 - ndarray or LazyDataset
+    """rfft of one microphone's IRs over all azimuths, [F, A, S] complex64, a block of azimuths at a time.
+
+    Only that microphone leaves the file when ``directivity_ir`` is a
+    :class:`calib.store.measurement.LazyDataset`. Single precision suffices:
+    the IRs are stored as float32, so their spectra carry float32 rounding anyway;
+    it halves the largest array of the fit (360 azimuths x 5 drivers x 16385 bins: 236 MB).
+    """
+    n_az, _, n_src, _ = directivity_ir.shape
+    out = np.empty((n_fft // 2 + 1, n_az, n_src), dtype=np.complex64)
+    for a in _azimuth_blocks(directivity_ir):
+        out[:, a] = np.moveaxis(np.fft.rfft(np.asarray(directivity_ir[a, mic], float), n_fft, axis=-1), -1, 0)
+    return out
 
 
 def virtualizer_fir(proc: Procedure, sample_rate: int) -> np.ndarray:
@@ -175,7 +209,7 @@ def default_calibration_path(meas: Measurement) -> Path:
 
 def fit_file(measurement_path: str | Path, out_path: str | Path | None = None) -> FitResult:
     """Fit a measurement file and write the calibration file (never overwriting one)."""
-    meas = read_measurement(measurement_path)
+    meas = read_measurement(measurement_path, lazy=True)  # reads only what the fit uses, when it uses it
     result = fit_measurement(meas)
     path = Path(out_path) if out_path is not None else default_calibration_path(meas)
     if path.exists():

@@ -6,8 +6,8 @@ keeps only the state it needs between blocks:
 
 - :class:`StreamingUpmix`: the upmix of :mod:`calib.render.upmix` with the
   same STFT frames (Hann, 75 % overlap, frame p centred on sample p * hop),
-  the recursive smoothing carried across blocks as the filter state of
-  :func:`scipy.signal.lfilter`, and the inverse STFT by overlap-add of the
+  the recursive smoothing carried across blocks as its last value (the
+  same recursion as the whole-file :func:`scipy.signal.lfilter`), and the inverse STFT by overlap-add of the
   dual window (the pending three quarters of a frame carried over).
 - :class:`OverlapSave`: convolution of K inputs with a [K, S, L] FIR matrix by
   FFT overlap-save: each FFT of ``nfft`` samples yields ``nfft - L + 1`` new
@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.signal import lfilter
 
 from calib.render.engine import effective_fir
 from calib.render.upmix import _REL_FLOOR, _stft, centre_spectrum
@@ -150,7 +149,7 @@ class StreamingUpmix:
             raise ValueError("frame_s: the frame must be a whole number of hops")
         self.floor = floor
         self.a = np.exp(-sft.hop / (time_constant_s * sample_rate))
-        self.zi = np.zeros((3, 1, self.framer.m // 2 + 1))  # smoothing state across frames
+        self.state = np.zeros((3, self.framer.m // 2 + 1))  # smoothing state across frames
         self.tail = np.zeros(self.framer.m - self.framer.hop)  # overlap-add still pending
         self.out_start = self.framer.start(sft.p_min)  # absolute index of the next centre sample
         self.stereo = np.zeros((2, 0))  # input not yet emitted, from absolute index `emitted`
@@ -178,7 +177,7 @@ class StreamingUpmix:
         np.add(l_v[..., 0::2] ** 2, l_v[..., 1::2] ** 2, out=raw[0])
         np.add(r_v[..., 0::2] ** 2, r_v[..., 1::2] ** 2, out=raw[1])
         np.add(l_v[..., 0::2] * r_v[..., 0::2], l_v[..., 1::2] * r_v[..., 1::2], out=raw[2])  # Re L R*
-        (p_ll, p_rr, p_lr), self.zi = lfilter([1.0 - self.a], [1.0, -self.a], raw, axis=1, zi=self.zi)
+        p_ll, p_rr, p_lr = self._smooth(raw)
         y = scipy.fft.irfft(centre_spectrum(xl, xr, p_ll, p_rr, p_lr, self.floor), fr.m, axis=-1)
         y *= fr.sft.dual_win
         # Overlap-add: frame i starts i hops after the first; r = m / hop segments per frame.
@@ -192,6 +191,22 @@ class StreamingUpmix:
         start = self.out_start
         self.out_start += final.size
         return final[max(-start, 0) :] if start < 0 else final
+
+    def _smooth(self, raw: np.ndarray) -> np.ndarray:
+        """E[.][p] = a E[.][p-1] + (1 - a) raw[p] over the frames (axis 1), from the carried state.
+
+        The same operations as :func:`scipy.signal.lfilter` with ``b = [1 - a]``,
+        ``a = [1, -a]``, which the whole-file upmix uses; a loop over frames on
+        [3, F] rows beats lfilter along a strided axis.
+        """
+        out = np.empty_like(raw)
+        prev = self.state
+        for p in range(raw.shape[1]):
+            cur = np.multiply(raw[:, p], 1.0 - self.a, out=out[:, p])
+            cur += self.a * prev
+            prev = cur
+        self.state = prev.copy()
+        return out
 
     def _emit(self, centre: np.ndarray, n_total: int) -> np.ndarray:
         """(L - C, R - C, C) for the final samples below the signal's end."""

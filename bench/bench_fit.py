@@ -18,6 +18,11 @@ The naive filters are compared with the vectorized ones (which factorise each
 bin once, by SVD for the CTC and ``eigh`` for the beam): they agree to rounding.
 
 Run: ``python bench/bench_fit.py``  (about a minute on 2 cores)
+
+``python bench/bench_fit.py --scale [--before /work/main]``: the fit at scale
+instead (:mod:`fit_scale`): peak RSS of ``calib fit`` on a synthesized
+360 azimuths x 8 mics x 5 drivers x 16384 samples file (limit 1 GB), before
+and after in one run, and the fit time's growth with bins, azimuths and drivers.
 """
 
 from __future__ import annotations
@@ -210,4 +215,15 @@ def run(meas: Measurement, t_meas: float) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", action="store_true", help="the fit at scale (peak RSS, growth) instead")
+    parser.add_argument("--before", type=Path, default=None, help="reference checkout for --scale (e.g. /work/main)")
+    args = parser.parse_args()
+    if args.scale:
+        import fit_scale  # bench/ is the script's folder, first on sys.path
+
+        fit_scale.main(args.before)
+    else:
+        main()

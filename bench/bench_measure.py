@@ -13,12 +13,20 @@ worse than sequential's, its sweep is lengthened until they agree within
 whole capture_step (simulator included) and the engine's own processing
 (deconvolution, harmonic separation, quality) without the simulator's playrec.
 
-Run: ``python bench/bench_measure.py``
+Per-step processing before and after (issue 13), in the same run: the MESM
+capture step's CPU time split into excitation (building the output block),
+the simulator's playrec and the engine's processing; "before" swaps back the
+former excitation (an FFT convolution of every source with its one-tap feed)
+and the former simulator (the oversampled nonlinearity on every output and
+sample, silent ones included); the IRs of both agree.
+
+Run: ``python bench/bench_measure.py`` (``--steps-only``: just the before/after per step)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from pathlib import Path
 
@@ -82,6 +90,64 @@ def measure_errors(proc, plan: MeasurementPlan) -> tuple[np.ndarray, float, floa
     return np.concatenate(errors), wall / len(steps), sim_s[0] / len(steps)
 
 
+def per_step_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None:  # noqa: ANN001
+    """CPU seconds per step, split by stage, with the former excitation and nonlinearity and now."""
+    import scipy.signal
+
+    import calib.capture.schedule as schedule
+    import calib.rig.sim as sim
+
+    def former_excitation(x: np.ndarray, feeds: np.ndarray) -> np.ndarray:
+        return scipy.signal.oaconvolve(x[:, None, :], feeds, axes=-1)[..., : x.shape[-1]].sum(axis=0)
+
+    def former_everywhere(x: np.ndarray, out_driver: np.ndarray) -> tuple[np.ndarray, int, int]:
+        return np.flatnonzero(out_driver >= 0), 0, x.shape[-1]
+
+    variants = {
+        "before": (former_excitation, former_everywhere),
+        "now": (schedule.excitation_block, sim._where_drivers_play),
+    }
+    figures, irs = {}, {}
+    for name, (excite, where) in variants.items():
+        schedule.excitation_block, sim._where_drivers_play = excite, where
+        split = {"excitation": 0.0, "playrec": 0.0}
+
+        def timed_excite(x, feeds, excite=excite, split=split):  # noqa: ANN001, ANN202
+            t0 = time.process_time()
+            out = excite(x, feeds)
+            split["excitation"] += time.process_time() - t0
+            return out
+
+        schedule.excitation_block = timed_excite
+        rig = open_sim_rig(proc, SERIAL)
+        play = rig.audio.playrec
+
+        def timed_play(signal, play=play, split=split):  # noqa: ANN001, ANN202
+            t0 = time.process_time()
+            out = play(signal)
+            split["playrec"] += time.process_time() - t0
+            return out
+
+        rig.audio.playrec = timed_play  # type: ignore[method-assign]
+        rig.turntable.move_to(0.0)
+        t0 = time.process_time()
+        for _ in range(repeats):
+            irs[name] = capture_step(plan, rig.audio, plan.mic_inputs, plan.level_dbfs).ir
+        total = (time.process_time() - t0) / repeats
+        figures[name] = (total, split["excitation"] / repeats, split["playrec"] / repeats)
+    schedule.excitation_block, sim._where_drivers_play = variants["now"]
+    print(f"{plan.schedule} step, CPU seconds per step (mean of {repeats}; {len(plan.sources)} sources, "
+          f"{len(plan.mic_inputs)} mics):")
+    print(f"{'':<8}{'step':>8}{'excitation':>12}{'sim playrec':>13}{'engine':>9}")
+    for name, (total, exc, play) in figures.items():
+        print(f"{name:<8}{total:>8.3f}{exc:>12.4f}{play:>13.3f}{total - exc - play:>9.3f}")
+    (b_tot, b_exc, b_play), (n_tot, n_exc, n_play) = figures["before"], figures["now"]
+    diff = np.abs(irs["now"] - irs["before"]).max() / np.abs(irs["before"]).max()
+    print(f"ratios now/before: excitation {n_exc / b_exc:.2f}x, sim playrec {n_play / b_play:.2f}x, "
+          f"engine share of the step {(b_tot - b_exc - b_play) / b_tot:.0%} -> {(n_tot - n_exc - n_play) / n_tot:.0%}; "
+          f"IRs agree within {diff:.1e} of peak (the simulator's noise is seeded per state and call)\n")
+
+
 def power_mean_db(errors_db: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(10 ** (errors_db / 10))))
 
@@ -89,6 +155,10 @@ def power_mean_db(errors_db: np.ndarray) -> float:
 def main() -> None:
     proc = load_procedure(PROCEDURE)
     base = plan_characterize(proc)
+    for schedule_name in ("mesm", "sequential"):  # sequential: 4 of 5 outputs silent in each capture
+        per_step_before_after(proc, dataclasses.replace(base, schedule=schedule_name))
+    if "--steps-only" in sys.argv:
+        return
     n_steps = len(base.steps)
     tt = proc.turntable
     turntable_s = turntable_travel_deg(base.azimuths_deg) / tt.speed_deg_s + len(base.azimuths_deg) * tt.settle_s

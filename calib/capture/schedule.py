@@ -20,13 +20,12 @@ from functools import lru_cache
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 from calib.capture.plan import MeasurementPlan
 from calib.rig.base import AudioInterface
 from calib.signals.deconvolve import deconvolve
 from calib.signals.harmonics import separate, thd_percent
-from calib.signals.mesm import mesm_offsets, mesm_split
+from calib.signals.mesm import excitation_block, mesm_excitation, mesm_offsets, mesm_split
 from calib.signals.quality import estimate_latency_samples, is_clipped, noise_window, peak_dbfs, snr_db
 from calib.signals.sweep import Sweep, extended_range, synchronized_sweep
 
@@ -129,11 +128,8 @@ def _capture(
     n_sweep = sweep.n_samples
     feeds = plan.feeds[sources]  # [k, n_out, T]
     n_total = n_sweep + int(offsets[-1]) + feeds.shape[-1] - 1 + plan.ir_length + int(LATENCY_MARGIN_S * fs)
-    excitation = np.zeros((len(sources), n_total))
-    for k, o in enumerate(offsets):
-        excitation[k, o : o + n_sweep] = sweep.signal
-    # Output c = sum_k excitation_k * feed_kc (FFT convolution over all pairs at once).
-    block = scipy.signal.oaconvolve(excitation[:, None, :], feeds, axes=-1)[..., :n_total].sum(axis=0)
+    excitation = mesm_excitation(sweep, len(sources), offsets, n_total - n_sweep - int(offsets[-1]))
+    block = excitation_block(excitation, feeds)
     reference = excitation[0]
     if plan.loopback is not None:
         block[plan.loopback[0]] += reference

@@ -16,7 +16,6 @@ from pathlib import Path
 import click
 
 from calib.errors import CalibError
-from calib.procedure.station import MIC_NAME_PATTERN
 
 
 @click.command("calibrate-mic")
@@ -37,6 +36,7 @@ def calibrate_mic(
 ) -> None:
     """Measure a microphone's sensitivity from RECORDING.wav of a sound calibrator."""
     from calib.cli.cmd_render import read_wav
+    from calib.procedure.station import MIC_NAME_PATTERN  # here: pydantic/scipy only when run
     from calib.signals.level import sensitivity_from_calibrator
 
     if station_file is not None and mic_name is None:

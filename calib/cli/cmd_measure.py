@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import click
-import numpy as np
 
 from calib.errors import CalibError
 
@@ -122,6 +121,8 @@ def inspect(file: str) -> None:
 
 def describe_measurement(path: Path) -> str:
     """Serial, stage, grids, quality summary and completeness of a measurement file."""
+    import numpy as np  # here, not at the top: ``calib --help`` stays free of numpy
+
     from calib.store.measurement import read_measurement
 
     m = read_measurement(path)
@@ -181,6 +182,8 @@ def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
 
 def describe_calibration(path: Path) -> str:
     """What a calibration file holds."""
+    import numpy as np
+
     from calib.store.calibration import read_calibration
 
     cal = read_calibration(path)

@@ -13,19 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
-from scipy.io import wavfile
 
 from calib.errors import CalibError, FileFormatError
-from calib.store.measurement import file_format
 
 #: Export formats valid for each file kind (root attribute ``format``).
 EXPORTS = {"calib-calibration": ("raw", "wav", "camilladsp"), "calib-measurement": ("sofa",)}
 _KIND = {"calib-calibration": "a calibration file", "calib-measurement": "a measurement file"}
 
 
-def read_wav(path: Path) -> tuple[int, np.ndarray]:
+def read_wav(path: Path):  # noqa: ANN201 - (int, numpy.ndarray); numpy is imported on use
     """Read a WAV file as float64 [channels, N] in full-scale units (±1)."""
+    import numpy as np
+    from scipy.io import wavfile
+
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file")
     try:
@@ -45,37 +45,45 @@ def read_wav(path: Path) -> tuple[int, np.ndarray]:
 @click.argument("calibration", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("in_wav", metavar="IN.wav", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("out_wav", metavar="OUT.wav", type=click.Path(dir_okay=False, path_type=Path))
-def render(calibration: Path, in_wav: Path, out_wav: Path) -> None:
-    """Render stereo IN.wav through CALIBRATION to OUT.wav (one float channel per driver)."""
-    from calib.render.engine import render as render_stereo
+@click.option("--gain", "gain_db", type=float, default=0.0, show_default=True,
+              help="Gain applied to the driver feeds, dB (negative for headroom, e.g. -6).")
+def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float) -> None:
+    """Render stereo IN.wav through CALIBRATION to OUT.wav (one float channel per driver).
+
+    Streams in blocks: memory stays bounded whatever the length of IN.wav.
+    """
+    import numpy as np
+
+    from calib.render.stream import BLOCK, render_blocks
+    from calib.render.wav_io import open_wav, write_float_wav
     from calib.store.calibration import read_calibration
 
     cal = read_calibration(calibration)
-    rate, x = read_wav(in_wav)
-    if x.shape[0] != 2:
-        raise FileFormatError(f"{in_wav}: expected 2 channels (stereo L, R), got {x.shape[0]}")
-    if rate != cal.sample_rate:
-        raise FileFormatError(
-            f"{in_wav}: expected sample rate {cal.sample_rate} Hz (the calibration's), got {rate} Hz; resample first"
-        )
+    wav = open_wav(in_wav, channels=2, sample_rate=cal.sample_rate, meaning="stereo L, R")
     if out_wav.exists():
         raise FileExistsError(17, "exists already", str(out_wav))
-    feeds = render_stereo(cal, x).astype(np.float32)
-    out_wav.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_wav, "xb") as fh:
-        wavfile.write(fh, cal.sample_rate, feeds.T)
-    peak = float(np.max(np.abs(feeds))) if feeds.size else 0.0
+    feeds = render_blocks(cal, lambda: wav.blocks(BLOCK))
+    out = write_float_wav(out_wav, cal.sample_rate, len(cal.drivers), feeds, gain=10.0 ** (gain_db / 20.0))
+    loudest = int(np.argmax(out.peak))
+    peak = float(out.peak[loudest])
     peak_dbfs = 20 * np.log10(peak) if peak > 0 else -np.inf
     click.echo(
-        f"wrote {out_wav}: {feeds.shape[0]} channels ({', '.join(cal.drivers)}), "
-        f"{feeds.shape[1]} samples, peak {peak_dbfs:.1f} dBFS"
+        f"wrote {out_wav}: {len(cal.drivers)} channels ({', '.join(cal.drivers)}), {out.frames} samples, "
+        f"gain {gain_db:+.1f} dB, peak {peak_dbfs:.1f} dBFS ({cal.drivers[loudest]} at "
+        f"{out.peak_frame[loudest] / cal.sample_rate:.3f} s)"
     )
     if peak > 1.0:
-        click.echo(f"calib: warning: {out_wav}: peak above full scale; lower the input level before playback", err=True)
+        click.echo(
+            f"calib: warning: {out_wav}: peak {peak_dbfs:+.1f} dBFS is above full scale; render again with "
+            f"--gain {gain_db - peak_dbfs - 1.0:.1f} for 1 dB of headroom",
+            err=True,
+        )
 
 
 def file_kind(path: Path) -> str:
     """The ``format`` attribute of a calib HDF5 file (``calib-calibration``, ``calib-measurement``)."""
+    from calib.store.measurement import file_format
+
     fmt = file_format(path)
     if fmt not in EXPORTS:
         raise FileFormatError(f"{path}: format: expected one of {', '.join(map(repr, EXPORTS))}, got {fmt!r}")

@@ -7,6 +7,7 @@ stderr and exit code 2, without a traceback. ``calib verify`` and
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -36,7 +37,36 @@ class _CalibGroup(click.Group):
             ctx.exit(130)
 
 
-@click.group(cls=_CalibGroup, context_settings={"help_option_names": ["-h", "--help"]})
+#: Subcommands, imported only when used (or listed by ``--help``), so that
+#: ``calib --version`` loads click alone and ``calib --help`` no numpy/scipy.
+LAZY_COMMANDS = {
+    "run": "calib.cli.cmd_chain:run",
+    "measure": "calib.cli.cmd_measure:measure",
+    "fit": "calib.cli.cmd_chain:fit",
+    "verify": "calib.cli.cmd_chain:verify",
+    "report": "calib.cli.cmd_chain:report",
+    "inspect": "calib.cli.cmd_measure:inspect",
+    "render": "calib.cli.cmd_render:render",
+    "export": "calib.cli.cmd_render:export",
+    "calibrate-mic": "calib.cli.cmd_hardware:calibrate_mic",
+    "devices": "calib.cli.cmd_measure:devices",
+}
+
+
+class _LazyCalibGroup(_CalibGroup):
+    """:class:`_CalibGroup` whose subcommands in :data:`LAZY_COMMANDS` load on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, _, attr = LAZY_COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_LazyCalibGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="calib")
 def cli() -> None:
     """Measure, fit, verify and report multi-driver loudspeakers (CTC and beamforming)."""
@@ -76,23 +106,13 @@ def _room_lines(proc: Any, room: Any, gates: Any) -> list[str]:
     return lines
 
 
-def _register() -> None:
-    from calib.cli.cmd_chain import fit, report, run, verify
-    from calib.cli.cmd_hardware import calibrate_mic
-    from calib.cli.cmd_measure import devices, inspect, measure
-    from calib.cli.cmd_render import export, render
-
-    for command in (run, measure, fit, verify, report, check, inspect, render, export, calibrate_mic, devices):
-        cli.add_command(command)
-
-
 def _estimate(proc: Any) -> float:
     from calib.capture.schedule import estimate_unit_time_s
 
     return estimate_unit_time_s(proc)
 
 
-_register()
+cli.add_command(check)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,10 @@
 - :mod:`calib.render.engine`: :func:`~calib.render.engine.render` (stereo -> driver
   feeds), :func:`~calib.render.engine.render_inputs` (per-input, for verification),
   :func:`~calib.render.engine.effective_fir` (virtualizer folded into the FIR).
+- :mod:`calib.render.stream`: the same render block by block in bounded memory
+  (streaming upmix, overlap-save convolution); ``calib render`` uses it.
+- :mod:`calib.render.wav_io`: WAV read and written in blocks (python-soundfile),
+  bad input refused in one line, no partial output left behind.
 - :mod:`calib.render.export`: raw, WAV and CamillaDSP exports with a manifest.
 
 Nothing is imported here, so ``calib.render.upmix`` stays free of file I/O.

@@ -100,13 +100,42 @@ def upmix(
     p_ll, p_rr, p_lr = lfilter([1.0 - a], [1.0, -a], raw, axis=-1)
 
     floor = _REL_FLOOR * float(np.mean(p_ll + p_rr)) + np.finfo(float).tiny
-    p_mm = np.maximum((p_ll + p_rr + 2.0 * p_lr) / 4.0, 0.0)
-    p_ss = np.maximum((p_ll + p_rr - 2.0 * p_lr) / 4.0, 0.0)
-    p_ms = (p_ll - p_rr) / 4.0  # Re E[M S*]
-    alpha = p_ms / (p_ss + floor)
-    p_mprime = np.maximum(p_mm - 2.0 * alpha * p_ms + alpha**2 * p_ss, 0.0)  # E|M - alpha S|^2
-    gain = np.clip(np.maximum(p_lr, 0.0) / (p_mprime + floor), 0.0, 1.0)
-
-    mid, side = (xl + xr) / 2.0, (xl - xr) / 2.0
-    centre = sft.istft(gain * (mid - alpha * side), k1=n_pad)[:n]
+    centre = sft.istft(centre_spectrum(xl, xr, p_ll, p_rr, p_lr, floor), k1=n_pad)[:n]
     return np.stack([x[0] - centre, x[1] - centre, centre])
+
+
+def centre_spectrum(
+    xl: np.ndarray, xr: np.ndarray, p_ll: np.ndarray, p_rr: np.ndarray, p_lr: np.ndarray, floor: float
+) -> np.ndarray:
+    """C = g (M - alpha S) per bin and frame from the smoothed statistics (steps 1 and 2 above).
+
+    Parameters
+    ----------
+    xl, xr
+        STFT of L and R (same shape).
+    p_ll, p_rr, p_lr
+        Smoothed E|L|^2, E|R|^2 and Re E[L R*] (same shape, real).
+    floor
+        Power floor added to the denominators (silence gives C = 0).
+    """
+    # In place on the real [.., F] statistics: this runs on every frame of every render.
+    p_ms = (p_ll - p_rr) / 4.0  # Re E[M S*]
+    total = p_ll + p_rr
+    p_ss = np.maximum((total - 2.0 * p_lr) / 4.0, 0.0)
+    p_mm = np.maximum((total + 2.0 * p_lr) / 4.0, 0.0, out=total)
+    alpha = p_ms / (p_ss + floor)
+    p_mprime = np.maximum(p_mm - alpha * (2.0 * p_ms - alpha * p_ss), 0.0)  # E|M - alpha S|^2
+    gain = np.clip(np.maximum(p_lr, 0.0) / (p_mprime + floor), 0.0, 1.0)
+    # g (M - alpha S) = g (1 - alpha) / 2 L + g (1 + alpha) / 2 R, real gains on complex bins.
+    g_l, g_r = gain * (1.0 - alpha) / 2.0, gain * (1.0 + alpha) / 2.0
+    out = np.empty(np.broadcast_shapes(xl.shape, xr.shape), dtype=np.result_type(xl, xr, np.complex128))
+    out_v = out.view(np.float64).reshape(*out.shape, 2)
+    np.multiply(_pairs(xl), g_l[..., None], out=out_v)
+    out_v += _pairs(xr) * g_r[..., None]
+    return out
+
+
+def _pairs(z: np.ndarray) -> np.ndarray:
+    """A complex array as real [..., 2] (re, im) pairs, without a copy where possible."""
+    z = np.ascontiguousarray(z, dtype=np.complex128)
+    return z.view(np.float64).reshape(*z.shape, 2)

@@ -291,10 +291,14 @@ class SimAudioInterface(AudioInterface):
         n = x.shape[-1]
         n_drv = len(self.lab.driver_names)
         feeds = np.zeros((n_drv, n))
-        used = np.flatnonzero(self._out_driver >= 0)
+        # The oversampled nonlinearity only where a driver plays: silent outputs (sequential sweeps)
+        # are skipped and the silence before and after all sweeps is cropped. Both stay exactly zero
+        # (no constant term), and the resampling filters are shift-invariant, so the crop is exact.
+        used, lo, hi = _where_drivers_play(x, self._out_driver)
         d_idx = self._out_driver[used]
-        nl = nonlinearity_band_limited(x[used], self._h2[d_idx, None], self._h3[d_idx, None]) * self._factor[d_idx, None]
-        np.add.at(feeds, d_idx, nl)
+        if used.size:
+            nl = nonlinearity_band_limited(x[used, lo:hi], self._h2[d_idx, None], self._h3[d_idx, None])
+            np.add.at(feeds[:, lo:hi], d_idx, nl * self._factor[d_idx, None])
         active = np.flatnonzero(np.any(feeds != 0.0, axis=-1))  # skip silent drivers (sequential sweeps)
         receivers = self._receivers()
         if active.size == 0:
@@ -378,6 +382,24 @@ class SimAudioInterface(AudioInterface):
         self.calls += 1
         self.last_latency = lat
         return out
+
+
+#: Input samples either side of a crop of the nonlinearity: beyond the half length of
+#: resample_poly's default anti-alias filter for 3x (10 * 3 taps at the 3x rate), so that
+#: the samples cropped away are zero before and after the nonlinearity.
+_NONLINEARITY_MARGIN = 32
+
+
+def _where_drivers_play(x: np.ndarray, out_driver: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Output channels of ``x`` [C, n] that feed a driver and are not silent, and the samples
+    [lo, hi) covering all their non-zero samples plus the filter margin (0, 0 if none)."""
+    used = np.flatnonzero((out_driver >= 0) & np.any(x != 0.0, axis=-1))
+    if used.size == 0:
+        return used, 0, 0
+    nz = np.flatnonzero(np.any(x[used] != 0.0, axis=0))
+    lo = max(int(nz[0]) - _NONLINEARITY_MARGIN, 0)
+    hi = min(int(nz[-1]) + 1 + _NONLINEARITY_MARGIN, x.shape[-1])
+    return used, lo, hi
 
 
 def make_sim_rig(

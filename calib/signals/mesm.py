@@ -37,12 +37,13 @@ Eng. Soc. 55(7/8), 623-637 (2007).
 from __future__ import annotations
 
 import numpy as np
+import scipy.signal
 from numpy.typing import ArrayLike, NDArray
 
 from calib.signals.harmonics import HarmonicIRs, extract, harmonic_delays_s, harmonic_length_samples
 from calib.signals.sweep import Sweep
 
-__all__ = ["mesm_offsets", "mesm_excitation", "mesm_split"]
+__all__ = ["mesm_offsets", "mesm_excitation", "excitation_block", "mesm_split"]
 
 
 def _footprint(rate_s: float, ir_length: int, n_harmonics: int, sample_rate: float, guard: int):
@@ -140,6 +141,32 @@ def mesm_excitation(
     rows = np.arange(n_sources)[:, None]
     out[rows, off[:, None] + np.arange(n)] = sweep.signal
     return out
+
+
+def excitation_block(excitation: ArrayLike, feeds: ArrayLike) -> NDArray[np.float64]:
+    """Output channels playing ``excitation`` through ``feeds``: ``out_c = sum_k excitation_k * feeds[k, c]``.
+
+    Parameters
+    ----------
+    excitation : array_like
+        Source signals ``[K, N]`` (from :func:`mesm_excitation`).
+    feeds : array_like
+        FIR feeds ``[K, n_outputs, T]`` from each source to each output.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n_outputs, N]``, the convolution truncated to N samples. One-tap
+        feeds (a driver per source, the characterize plan) are a gain matrix:
+        one matrix product, exact, instead of an FFT convolution per pair.
+    """
+    x = np.asarray(excitation, dtype=np.float64)
+    h = np.asarray(feeds, dtype=np.float64)
+    if x.ndim != 2 or h.ndim != 3 or h.shape[0] != x.shape[0]:
+        raise ValueError(f"excitation [K, N] and feeds [K, n_outputs, T] must share K, got {x.shape} and {h.shape}")
+    if h.shape[-1] == 1:
+        return h[..., 0].T @ x
+    return scipy.signal.oaconvolve(x[:, None, :], h, axes=-1)[..., : x.shape[-1]].sum(axis=0)
 
 
 def mesm_split(

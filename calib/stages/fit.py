@@ -34,7 +34,7 @@ from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
 from calib.solve.virtual import virtual_targets
 from calib.stages.checks import Check, evaluate
-from calib.stages.gating import Gates, gated_irs, measurement_gates, supported_band_error
+from calib.stages.gating import Gates, gated_binaural, measurement_gates, supported_band_error
 from calib.stages.metrics import Metrics, fir_response, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, file_sha256, write_calibration
 from calib.store.measurement import Measurement, read_measurement, utc_stamp
@@ -103,7 +103,7 @@ def fit_measurement(meas: Measurement) -> FitResult:
     problem = supported_band_error(proc, gates, str(meas.path))
     if problem is not None:
         raise FitError(problem)
-    directivity_ir, binaural_ir = gated_irs(meas, gates)
+    binaural_ir = gated_binaural(meas, gates)
     warnings = []
 
     # CTC over the design zone: plant [F, P, 2, S].
@@ -120,7 +120,7 @@ def fit_measurement(meas: Measurement) -> FitResult:
 
     # Centre: beam from the horizontal arc microphone, or a phantom centre for 2 drivers.
     mic = horizontal_mic_index(proc)
-    arc = np.moveaxis(np.fft.rfft(directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
+    arc = arc_spectra(meas.directivity_ir, mic, n_fft, gates.directivity[mic].windows(meas.ir_length, fs))  # [F, A, S]
     if proc.targets.beam is not None:
         beam = proc.targets.beam
         band = proc.fit.beam_band_hz or beam.band_hz
@@ -134,14 +134,18 @@ def fit_measurement(meas: Measurement) -> FitResult:
         plant_up = None
         if elevated and proc.fit.beam_elevation_weight > 0:  # the next ring above the horizontal one
             up = min(elevated, key=lambda i: abs(proc.mics[i].elevation_deg))
-            plant_up = np.moveaxis(np.fft.rfft(directivity_ir[:, up], n_fft, axis=-1), -1, 0)
-        bf = design_beamformer(
-            arc, meas.azimuth_deg, freqs, band, beam.design_sector_deg(proc.fit), beam.main_lobe_deg,
-            wng_min_db=proc.fit.beam_wng_min_db, modeling_delay_s=tau_m + proc.arc.distance_m / c,
-            effort_cap_db=proc.fit.effort_cap_db, main_lobe_min_db=beam.main_lobe_min_db + proc.fit.beam_main_lobe_margin_db,
-            plant_elevated=plant_up, elevation_weight=proc.fit.beam_elevation_weight,
-        )
-        h_centre = bf.H
+            plant_up = arc_spectra(meas.directivity_ir, up, n_fft, gates.directivity[up].windows(meas.ir_length, fs))
+        h_centre = np.concatenate([  # by frequency chunks (bins are independent): memory bounded by a chunk
+            design_beamformer(
+                arc[f].astype(complex), meas.azimuth_deg, freqs[f], band, beam.design_sector_deg(proc.fit),
+                beam.main_lobe_deg, wng_min_db=proc.fit.beam_wng_min_db,
+                modeling_delay_s=tau_m + proc.arc.distance_m / c, effort_cap_db=proc.fit.effort_cap_db,
+                main_lobe_min_db=beam.main_lobe_min_db + proc.fit.beam_main_lobe_margin_db,
+                plant_elevated=None if plant_up is None else plant_up[f].astype(complex),
+                elevation_weight=proc.fit.beam_elevation_weight,
+            ).H
+            for f in _chunks(freqs.size, FREQ_CHUNK)
+        ])
     else:  # both ears get the centre equally: half of each CTC input
         h_centre = 0.5 * (ctc.H[..., :1] + ctc.H[..., 1:])
     H = np.concatenate([ctc.H, h_centre], axis=-1)  # [F, S, 3]
@@ -176,19 +180,54 @@ def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration, gate
     of a ``verify`` measurement made driver by driver (in a room).
     """
     gates = gates or measurement_gates(meas, proc)
-    directivity_ir, binaural_ir = gated_irs(meas, gates)
+    binaural_ir = gated_binaural(meas, gates)
     n_fft = int(2 ** np.ceil(np.log2(meas.ir_length + cal.fir.shape[-1])))
     freqs = rfft_grid(n_fft, meas.sample_rate)
     _, H = fir_response(cal.fir, meas.sample_rate, n_fft)  # [F, S, K]
     ears = np.moveaxis(np.fft.rfft(binaural_ir, n_fft, axis=-1), -1, 0)  # [F, P, 2, S]
     ears_lr = np.einsum("fpes,fsk->fpek", ears, H[..., :2])
     mic = horizontal_mic_index(proc)
-    arc = np.moveaxis(np.fft.rfft(directivity_ir[:, mic], n_fft, axis=-1), -1, 0)  # [F, A, S]
-    pattern = np.einsum("fas,fs->fa", arc, H[..., 2])
+    arc = arc_spectra(meas.directivity_ir, mic, n_fft, gates.directivity[mic].windows(meas.ir_length, meas.sample_rate))
+    pattern = np.einsum("fas,fs->fa", arc, H[..., 2])  # [F, A]
     return product_metrics(
         proc, freqs, ears_lr, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate,
         lowest_hz=(gates.binaural.lowest_hz, gates.directivity[mic].lowest_hz), beam_plant_arc=arc,
     )
+
+
+#: Azimuths read and transformed at a time: the float64 spectra of one block, not of the
+#: whole arc, are held on top of the result (bounded memory for large files).
+AZIMUTH_BLOCK = 32
+#: Frequency bins per beamformer solve: its float64 copies of the plant are per chunk.
+FREQ_CHUNK = 1024
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def _azimuth_blocks(directivity_ir) -> list[slice]:  # noqa: ANN001 - ndarray or LazyDataset [A, R, S, N]
+    return _chunks(directivity_ir.shape[0], AZIMUTH_BLOCK)
+
+
+def arc_spectra(directivity_ir, mic: int, n_fft: int,  # noqa: ANN001 - ndarray or LazyDataset
+                windows: np.ndarray | None = None) -> np.ndarray:
+    """rfft of one microphone's IRs over all azimuths, [F, A, S] complex64, a block of azimuths at a time.
+
+    Only that microphone leaves the file when ``directivity_ir`` is a
+    :class:`calib.store.measurement.LazyDataset`. Single precision suffices:
+    the IRs are stored as float32, so their spectra carry float32 rounding anyway;
+    it halves the largest array of the fit (360 azimuths x 5 drivers x 16385 bins: 236 MB).
+    ``windows`` are the microphone's gates (:mod:`calib.stages.gating`).
+    """
+    n_az, _, n_src, _ = directivity_ir.shape
+    out = np.empty((n_fft // 2 + 1, n_az, n_src), dtype=np.complex64)
+    for a in _azimuth_blocks(directivity_ir):
+        block = np.asarray(directivity_ir[a, mic], float)  # [a, S, N]
+        if windows is not None:  # the microphone's gate per azimuth ([A, N], or [1, N] for all)
+            block *= (windows[a] if len(windows) > 1 else windows)[:, None, :]
+        out[:, a] = np.moveaxis(np.fft.rfft(block, n_fft, axis=-1), -1, 0)
+    return out
 
 
 def virtualizer_fir(proc: Procedure, sample_rate: int) -> np.ndarray:
@@ -217,7 +256,7 @@ def default_calibration_path(meas: Measurement) -> Path:
 
 def fit_file(measurement_path: str | Path, out_path: str | Path | None = None) -> FitResult:
     """Fit a measurement file and write the calibration file (never overwriting one)."""
-    meas = read_measurement(measurement_path)
+    meas = read_measurement(measurement_path, lazy=True)  # reads only what the fit uses, when it uses it
     result = fit_measurement(meas)
     path = Path(out_path) if out_path is not None else default_calibration_path(meas)
     if path.exists():

@@ -241,7 +241,7 @@ def reflections_of(meas, proc: Procedure) -> dict[str, dict[str, np.ndarray]]:  
         return meas.reflections
     out = {}
     for group, ir in (("directivity", meas.directivity_ir), ("binaural", meas.binaural_ir)):
-        a = detect_group(ir, meas.sample_rate, group, proc.gate)
+        a = detect_group(np.asarray(ir, float), meas.sample_rate, group, proc.gate)
         out[group] = {"direct_s": a.direct_s, "first_s": a.reflection_s, "first_level_db": a.reflection_db}
     return out
 
@@ -282,7 +282,7 @@ def measurement_gates(meas, proc: Procedure) -> Gates:  # noqa: ANN001 - Measure
     def gate(group: str, ir: np.ndarray, sel: slice | int) -> Gate:
         r = refl[group]
         geo = r.get("geometric_first_s")
-        level = np.max(np.abs(ir), axis=-1)  # [steps, receivers, S]
+        level = _peak_levels(ir)  # [steps, receivers, S]
         if isinstance(sel, int):
             pick = (slice(None), sel)
             return receiver_gate(r["direct_s"][pick], r["first_s"][pick], None if geo is None else geo[pick],
@@ -296,12 +296,16 @@ def measurement_gates(meas, proc: Procedure) -> Gates:  # noqa: ANN001 - Measure
     return Gates(mics, gate("binaural", meas.binaural_ir, slice(None)))
 
 
-def gated_irs(meas, gates: Gates) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001 - Measurement
-    """``(directivity [A, Rm, S, N], binaural [P, 2, S, N])`` with every receiver's gate applied."""
-    n, fs = meas.ir_length, meas.sample_rate
-    windows = np.stack([g.windows(n, fs) for g in gates.directivity], axis=1)  # [A or 1, Rm, N]
-    return (meas.directivity_ir * windows[:, :, None, :],
-            meas.binaural_ir * gates.binaural.windows(n, fs)[:, None, None, :])
+def gated_binaural(meas, gates: Gates) -> np.ndarray:  # noqa: ANN001 - Measurement
+    """The ear IRs ``[P, 2, S, N]`` with each head position's gate applied (arc microphones:
+    :func:`calib.stages.fit.arc_spectra` gates one microphone at a time)."""
+    windows = gates.binaural.windows(meas.ir_length, meas.sample_rate)  # [P or 1, N]
+    return np.asarray(meas.binaural_ir, float) * windows[:, None, None, :]
+
+
+def _peak_levels(ir) -> np.ndarray:  # noqa: ANN001 - ndarray or LazyDataset [steps, ...]
+    """``max |ir|`` over samples, a block of steps at a time (lazy datasets stay in the file)."""
+    return np.concatenate([np.max(np.abs(np.asarray(ir[i : i + 32])), axis=-1) for i in range(0, len(ir), 32)])
 
 
 def predicted_gates(proc: Procedure, room: RoomGeometry | None, station=None) -> Gates | None:  # noqa: ANN001

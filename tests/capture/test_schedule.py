@@ -125,3 +125,23 @@ def test_without_a_loopback_the_ir_keeps_the_latency(new_run, cap, schedule):
     err = cap.band_error_db(m.directivity_ir[0], shifted, run.plan.band_hz, run.plan.sample_rate)
     print(f"\n{schedule}: latencies {lat}, worst error {err.max():.1f} dB")
     assert err.max() <= -30.0
+
+
+def test_mesm_step_unchanged_by_the_matrix_product_excitation(new_run, cap, monkeypatch):
+    import scipy.signal
+
+    import calib.capture.schedule as schedule
+
+    def step():
+        run = new_run(cap.aurora_text("mesm", azimuths_deg=(0.0,), positions=("centre",)))
+        return capture_step(run.plan, run.rig.audio, run.plan.mic_inputs, run.plan.level_dbfs)
+
+    fast = step()
+    # The former excitation: an FFT convolution of every (source, output) pair with its one-tap feed.
+    monkeypatch.setattr(schedule, "excitation_block", lambda x, feeds: scipy.signal.oaconvolve(
+        x[:, None, :], feeds, axes=-1)[..., : x.shape[-1]].sum(axis=0))
+    ref = step()
+    np.testing.assert_allclose(fast.ir, ref.ir, rtol=0, atol=1e-9 * np.abs(ref.ir).max())
+    np.testing.assert_allclose(fast.snr_db, ref.snr_db, atol=1e-6)
+    np.testing.assert_allclose(fast.thd_percent, ref.thd_percent, rtol=1e-6, atol=1e-9)
+    assert np.array_equal(fast.latency_samples, ref.latency_samples)

@@ -126,3 +126,66 @@ def test_export_sofa_calls_the_store(meas_file, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "calib.store.sofa", fake)
     assert main(["export", str(meas_file), "--format", "sofa", "--out", str(tmp_path / "s")]) == 0
     assert calls == [(meas_file, tmp_path / "s" / "characterize-SN.sofa")]
+
+
+def test_render_streams_in_blocks_with_gain(cal, cal_file, tmp_path, capsys, monkeypatch):
+    import calib.render.stream
+
+    monkeypatch.setattr(calib.render.stream, "BLOCK", 1000)  # many blocks through the CLI path
+    x = np.random.default_rng(8).standard_normal((2, 25000)).astype(np.float32) * 0.1
+    wavfile.write(tmp_path / "in.wav", 48000, x.T)
+    out = tmp_path / "out.wav"
+    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(out), "--gain", "-6"]) == 0
+    line = capsys.readouterr().out
+    rate, y = wavfile.read(out)
+    ref = render_stereo(cal, x.astype(np.float64)) * 10 ** (-6 / 20)
+    np.testing.assert_allclose(y.T, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+    peak = np.abs(y).max(axis=0)
+    loudest = int(np.argmax(peak))
+    at = int(np.argmax(np.abs(y[:, loudest])))
+    assert f"gain -6.0 dB, peak {20 * np.log10(peak[loudest]):.1f} dBFS (drv{loudest} at {at / 48000:.3f} s)" in line
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_render_warns_above_full_scale_with_the_gain_that_fits(cal, cal_file, tmp_path, capsys):
+    x = np.random.default_rng(9).standard_normal((2, 4000)).astype(np.float32)
+    wavfile.write(tmp_path / "in.wav", 48000, x.T)
+    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(tmp_path / "o.wav")]) == 0
+    captured = capsys.readouterr()
+    peak_db = 20 * np.log10(np.abs(render_stereo(cal, x.astype(np.float64))).max())
+    assert peak_db > 0  # the random FIRs amplify
+    assert f"peak {peak_db:+.1f} dBFS is above full scale; render again with --gain {-peak_db - 1:.1f}" in captured.err
+
+
+@pytest.mark.parametrize(("value", "shown"), [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
+def test_render_refuses_non_finite_samples_mid_stream(cal_file, tmp_path, capsys, monkeypatch, value, shown):
+    import calib.render.stream
+
+    monkeypatch.setattr(calib.render.stream, "BLOCK", 1000)
+    x = np.zeros((5000, 2), np.float32)
+    x[4321, 1] = value
+    wavfile.write(tmp_path / "in.wav", 48000, x)
+    out = tmp_path / "o.wav"
+    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(out)]) == 2
+    assert f"in.wav: sample 4321 of channel 2: expected a finite value, got {shown}" in _error_line(capsys)
+    assert not out.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_render_refuses_an_empty_wav(cal_file, tmp_path, capsys):
+    wavfile.write(tmp_path / "empty.wav", 48000, np.zeros((0, 2), np.int16))
+    assert main(["render", str(cal_file), str(tmp_path / "empty.wav"), str(tmp_path / "o.wav")]) == 2
+    assert "empty.wav: expected at least one sample, got an empty file" in _error_line(capsys)
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_partial_output_is_removed_when_the_blocks_fail(tmp_path):
+    from calib.errors import FileFormatError
+    from calib.render.wav_io import write_float_wav
+
+    def blocks():
+        yield np.ones((2, 10))
+        raise FileFormatError("in.wav: broken")
+
+    with pytest.raises(FileFormatError, match="in.wav: broken"):
+        write_float_wav(tmp_path / "o.wav", 48000, 2, blocks())
+    assert list(tmp_path.iterdir()) == []

@@ -143,3 +143,22 @@ def test_mesm_errors():
         mesm_split(np.zeros(1200), np.array([0, 900]), 200, sweep)
     with pytest.raises(ValueError, match="origins must be a 1-D array of integer"):
         mesm_split(np.zeros(20000), np.array([0.0, 900.5]), 200, sweep)
+
+
+@pytest.mark.parametrize("taps", [1, 5])
+def test_excitation_block_equals_the_convolution_over_all_pairs(taps):
+    from scipy.signal import oaconvolve
+
+    from calib.signals.mesm import excitation_block
+
+    rng = np.random.default_rng(11)
+    x, feeds = rng.standard_normal((3, 500)), rng.standard_normal((3, 4, taps))
+    ref = oaconvolve(x[:, None, :], feeds, axes=-1)[..., :500].sum(axis=0)  # the former code path
+    np.testing.assert_allclose(excitation_block(x, feeds), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+def test_excitation_block_shape_error():
+    from calib.signals.mesm import excitation_block
+
+    with pytest.raises(ValueError, match=r"must share K, got \(2, 10\) and \(3, 4, 1\)"):
+        excitation_block(np.zeros((2, 10)), np.zeros((3, 4, 1)))

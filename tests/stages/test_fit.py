@@ -284,3 +284,13 @@ def test_cli_fit_writes_and_reports(capsys, aurora5_unit_a, tmp_path):
     n_checks = len(aurora5_unit_a.fit.checks)
     assert stdout.splitlines() == [f"calibration: {out}", f"predicted: {n_checks} of {n_checks} checks pass"]
     assert_array_equal(read_calibration(out).fir, aurora5_unit_a.fit.calibration.fir)
+
+
+def test_fit_file_reads_lazily_and_fits_the_same_filters(aurora5_unit_a):
+    # fit_file reads one microphone in float32, a block of azimuths at a time; the eager
+    # float64 read of the whole file (the former path) must give the same filters and predictions.
+    eager = fit_measurement(read_measurement(aurora5_unit_a.measurement))
+    lazy = aurora5_unit_a.fit
+    assert_allclose(lazy.calibration.fir, eager.calibration.fir, rtol=0, atol=1e-7 * np.abs(eager.calibration.fir).max())
+    for name, value in eager.calibration.predicted.items():
+        assert_allclose(lazy.calibration.predicted[name], value, rtol=1e-9, atol=1e-9, err_msg=name)

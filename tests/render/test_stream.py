@@ -1,0 +1,84 @@
+"""The streaming render equals the whole-file render (calib.render.engine / upmix) block by block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import ShortTimeFFT, lfilter, oaconvolve
+from scipy.signal.windows import hann
+
+from calib.render.engine import render
+from calib.render.stream import OverlapSave, StreamingUpmix, render_blocks, upmix_floor
+from calib.render.upmix import upmix
+
+
+def _blocks(x: np.ndarray, size: int):
+    return lambda: (x[:, i : i + size] for i in range(0, x.shape[-1], size))
+
+
+def _stereo(n: int, seed: int = 1) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((2, n))
+    x[1] += 0.7 * x[0]  # a correlated part, so the centre is not empty
+    return x
+
+
+@pytest.mark.parametrize(
+    ("n", "block", "tv", "delay"),
+    [(3000, 700, 1, 0), (100, 37, 1, 0), (2048, 2048, 3, 1), (1, 1, 1, 0), (20017, 4096, 5, 2), (9000, 20000, 1, 0)],
+)
+def test_render_blocks_equals_whole_file_render(make_cal, n, block, tv, delay):
+    cal = make_cal(virtualizer_taps=tv, delay_samples=delay)
+    x = _stereo(n)
+    ref = render(cal, x)
+    got = np.concatenate(list(render_blocks(cal, _blocks(x, block))), axis=-1)
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+
+
+def test_streaming_upmix_equals_upmix_with_silence_and_other_options():
+    x = _stereo(30000, seed=4)
+    x[:, 10000:14000] = 0.0  # silence mid-stream: the power floor decides the centre there
+    opts = {"time_constant_s": 0.03, "frame_s": 0.01}
+    ref = upmix(x, 44100, **opts)
+    up = StreamingUpmix(44100, upmix_floor(_blocks(x, 999)(), 44100, **opts), **opts)
+    got = np.concatenate([*(up.push(b) for b in _blocks(x, 999)()), up.finish()], axis=-1)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
+
+
+def test_upmix_floor_is_the_mean_smoothed_power_of_the_whole_stft():
+    # Independent reference: the spectrogram and the smoothing of the whole signal, as the upmix does it.
+    x, rate = _stereo(12345, seed=7), 48000
+    sft = ShortTimeFFT(hann(2048, sym=False), hop=512, fs=rate)
+    spec = sft.stft(x)
+    a = np.exp(-512 / (0.1 * rate))
+    smoothed = lfilter([1 - a], [1, -a], np.abs(spec) ** 2, axis=-1).sum(axis=0)
+    expected = 1e-12 * smoothed.mean()
+    np.testing.assert_allclose(upmix_floor(_blocks(x, 1000)(), rate), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "taps", "block", "nfft"), [(5000, 300, 777, None), (10, 64, 3, 64), (4000, 1, 4000, 8)])
+def test_overlap_save_equals_oaconvolve(n, taps, block, nfft):
+    rng = np.random.default_rng(3)
+    x, h = rng.standard_normal((3, n)), rng.standard_normal((3, 2, taps))
+    ref = sum(oaconvolve(x[k][None, :], h[k], axes=-1) for k in range(3))
+    conv = OverlapSave(h, nfft)
+    got = np.concatenate([*(conv.push(x[:, i : i + block]) for i in range(0, n, block)), conv.finish()], axis=-1)
+    assert got.shape == (2, n + taps - 1)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+def test_overlap_save_default_fft_length_is_a_power_of_two_above_twice_the_filter():
+    conv = OverlapSave(np.ones((3, 5, 2303)))
+    assert conv.nfft >= 2 * 2303 and conv.nfft & (conv.nfft - 1) == 0
+    assert conv.step == conv.nfft - 2303 + 1
+
+
+def test_stream_errors(make_cal):
+    with pytest.raises(ValueError, match=r"fir: expected shape \[K, S, L >= 1\], got \[2, 3\]"):
+        OverlapSave(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="nfft: expected >= the filter length 64, got 32"):
+        OverlapSave(np.ones((1, 1, 64)), 32)
+    with pytest.raises(ValueError, match="time_constant_s: expected > 0, got 0"):
+        StreamingUpmix(48000, 1e-12, time_constant_s=0)
+    with pytest.raises(ValueError, match=r"stereo: expected blocks of shape \[2, b\], got \[3, 10\]"):
+        list(render_blocks(make_cal(), lambda: iter([np.zeros((3, 10))])))

@@ -3,7 +3,9 @@
 The models mirror the TOML sections one to one; pydantic validates types,
 ranges and unknown keys, and :mod:`calib.procedure.checks` checks what spans
 sections (channel maps against drivers, bands against Nyquist). Numbers are
-strict: TOML is typed, so ``"fast"`` for a duration is an error, not a parse.
+strict: TOML is typed, so ``"fast"`` for a duration is an error, not a parse;
+and finite: TOML's ``nan`` and ``inf`` are refused everywhere (a limit of
+"≥ nan" would fail every unit, "≥ -inf" pass every one).
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ import hashlib
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
 
-Num = Annotated[float, Strict()]
+Num = Annotated[float, Strict(), AllowInfNan(False)]
 Int = Annotated[int, Strict()]
 Str = Annotated[str, Strict(), Field(min_length=1)]
 Channel = Annotated[int, Strict(), Field(ge=1, le=256)]
 Vec3 = tuple[Num, Num, Num]
-Band = tuple[Annotated[float, Strict(), Field(gt=0)], Annotated[float, Strict(), Field(gt=0)]]
+Band = tuple[Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)], Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)]]
 
 SUPPORTED_SAMPLE_RATES = (44100, 48000, 88200, 96000)
 
@@ -63,7 +65,7 @@ class Mic(_Section):
     """``[[mics]]``: one microphone on the arc."""
 
     name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
-    elevation_deg: Annotated[float, Strict(), Field(ge=-90, le=90)] = 0.0
+    elevation_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=-90, le=90)] = 0.0
 
 
 class Loopback(_Section):
@@ -93,7 +95,7 @@ class ChannelsSection(_Section):
 class ArcSection(_Section):
     """``[arc]``: the microphone arc around the turntable axis."""
 
-    distance_m: Annotated[float, Strict(), Field(gt=0.1, le=20)]
+    distance_m: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0.1, le=20)]
 
 
 class TurntableSection(_Section):
@@ -104,11 +106,11 @@ class TurntableSection(_Section):
     microphone ends up at that azimuth in the device frame.
     """
 
-    azimuths_deg: list[Num] | None = None
-    step_deg: Annotated[float, Strict(), Field(gt=0, le=180)] | None = None
-    speed_deg_s: Annotated[float, Strict(), Field(gt=0)] = 30.0
-    settle_s: Annotated[float, Strict(), Field(ge=0)] = 0.5
-    timeout_s: Annotated[float, Strict(), Field(gt=0)] = 60.0
+    azimuths_deg: list[Annotated[float, Strict(), AllowInfNan(False), Field(ge=-180, lt=180)]] | None = None
+    step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] | None = None
+    speed_deg_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 30.0
+    settle_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
+    timeout_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 60.0
 
     @model_validator(mode="after")
     def _one_grid(self) -> TurntableSection:
@@ -116,10 +118,13 @@ class TurntableSection(_Section):
             raise ValueError("expected exactly one of azimuths_deg (a list) or step_deg (a number)")
         if self.azimuths_deg is not None and len(self.azimuths_deg) == 0:
             raise ValueError("azimuths_deg: expected at least one azimuth, got an empty list")
+        if self.azimuths_deg is not None and len(set(self.azimuths_deg)) != len(self.azimuths_deg):
+            twice = sorted({a for a in self.azimuths_deg if self.azimuths_deg.count(a) > 1})
+            raise ValueError(f"azimuths_deg: expected each azimuth once, got {', '.join(f'{a:g}' for a in twice)} twice")
         return self
 
     def grid_deg(self) -> np.ndarray:
-        """Azimuths in degrees, wrapped to [-180, 180), in measurement order."""
+        """Azimuths in degrees within [-180, 180), in measurement order (an explicit list is validated, not wrapped)."""
         if self.azimuths_deg is not None:
             values = np.asarray(self.azimuths_deg, dtype=float)
         else:
@@ -141,26 +146,26 @@ class SweepSection(_Section):
     """``[sweep]``: excitation and capture quality limits."""
 
     band_hz: Band = (50.0, 16000.0)
-    duration_s: Annotated[float, Strict(), Field(gt=0, le=60)]
-    level_dbfs: Annotated[float, Strict(), Field(le=0)] = -12.0
-    fade_in_s: Annotated[float, Strict(), Field(ge=0)] = 0.02
-    fade_out_s: Annotated[float, Strict(), Field(ge=0)] = 0.01
+    duration_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=60)]
+    level_dbfs: Annotated[float, Strict(), AllowInfNan(False), Field(le=0)] = -12.0
+    fade_in_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.02
+    fade_out_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.01
     ir_length: Annotated[int, Strict(), Field(ge=64, le=262144)] = 4096
     schedule: Literal["sequential", "mesm"] = "mesm"
     n_harmonics: Annotated[int, Strict(), Field(ge=1, le=10)] = 5
     min_snr_db: Num = 20.0
     retries: Annotated[int, Strict(), Field(ge=0, le=10)] = 2
-    backoff_db: Annotated[float, Strict(), Field(gt=0)] = 6.0
+    backoff_db: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 6.0
 
 
 class FitSection(_Section):
     """``[fit]``: filter design settings."""
 
     taps: Annotated[int, Strict(), Field(ge=64, le=65536)] = 2048
-    modeling_delay_ms: Annotated[float, Strict(), Field(ge=0)] = 8.0
+    modeling_delay_ms: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 8.0
     effort_cap_db: Num = 15.0
     ctc_band_hz: Band
-    ctc_margin_db: Annotated[float, Strict(), Field(ge=0)] = 2.0
+    ctc_margin_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 2.0
     virtualization: Literal["delay", "stereo30"] = "delay"
     beam_band_hz: Band | None = None
     beam_wng_min_db: Num = -10.0
@@ -169,8 +174,8 @@ class FitSection(_Section):
 class CancellationTarget(_Section):
     """``[targets.cancellation]``: minimum cancellation gain curve at design positions."""
 
-    curve_hz_db: list[tuple[Annotated[float, Strict(), Field(gt=0)], Num]] = Field(min_length=1)
-    tolerance_db: Annotated[float, Strict(), Field(ge=0)] = 1.0
+    curve_hz_db: list[tuple[Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)], Num]] = Field(min_length=1)
+    tolerance_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 1.0
     holdout_median_min_db: Num | None = None
 
     @field_validator("curve_hz_db")
@@ -198,11 +203,11 @@ class BeamTarget(_Section):
     """``[targets.beam]``: the centre beam."""
 
     band_hz: Band
-    null_deg: Annotated[float, Strict(), Field(gt=0, le=180)] = 90.0
+    null_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 90.0
     null_depth_min_db: Num = 20.0
-    main_lobe_deg: Annotated[float, Strict(), Field(gt=0, le=180)] = 45.0
+    main_lobe_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 45.0
     main_lobe_min_db: Num = -6.0
-    tolerance_db: Annotated[float, Strict(), Field(ge=0)] = 1.0
+    tolerance_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 1.0
 
 
 class EffortTarget(_Section):
@@ -224,12 +229,12 @@ class SimDriver(_Section):
 
     position_m: Vec3
     axis_deg: tuple[Num, Num] = (0.0, 0.0)
-    radius_m: Annotated[float, Strict(), Field(gt=0, le=0.3)]
-    sensitivity_db_spl: Annotated[float, Strict(), Field(gt=40, le=140)] = 90.0
-    fc_hz: Annotated[float, Strict(), Field(gt=0)]
-    q: Annotated[float, Strict(), Field(gt=0, le=5)] = 0.707
-    lowpass_hz: Annotated[float, Strict(), Field(gt=0)] = 20000.0
-    rear_attenuation_db: Annotated[float, Strict(), Field(ge=0)] = 12.0
+    radius_m: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=0.3)]
+    sensitivity_db_spl: Annotated[float, Strict(), AllowInfNan(False), Field(gt=40, le=140)] = 90.0
+    fc_hz: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)]
+    q: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=5)] = 0.707
+    lowpass_hz: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 20000.0
+    rear_attenuation_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 12.0
     h2: Num = 0.0
     h3: Num = 0.0
 
@@ -237,10 +242,10 @@ class SimDriver(_Section):
 class SimVariation(_Section):
     """``[sim.variation]``: unit-to-unit standard deviations."""
 
-    sensitivity_db: Annotated[float, Strict(), Field(ge=0)] = 0.5
-    fc_pct: Annotated[float, Strict(), Field(ge=0)] = 5.0
-    q_pct: Annotated[float, Strict(), Field(ge=0)] = 5.0
-    position_mm: Annotated[float, Strict(), Field(ge=0)] = 0.5
+    sensitivity_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
+    fc_pct: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 5.0
+    q_pct: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 5.0
+    position_mm: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
 
 
 class SimNoise(_Section):
@@ -248,7 +253,7 @@ class SimNoise(_Section):
 
     background_spl_db: Num = 30.0
     self_noise_dbfs: Num = -110.0
-    input_fs_per_pa: Annotated[float, Strict(), Field(gt=0)] = 0.05
+    input_fs_per_pa: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 0.05
 
 
 class SimLatency(_Section):
@@ -272,7 +277,7 @@ class SimRoom(_Section):
 
     dimensions_m: Vec3
     device_position_m: Vec3
-    reflection_coefficient: Annotated[float, Strict(), Field(ge=0, le=1)] = 0.5
+    reflection_coefficient: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=1)] = 0.5
     max_order: Annotated[int, Strict(), Field(ge=0, le=6)] = 2
 
 
@@ -282,14 +287,14 @@ class SimFaults(_Section):
     dead_drivers: list[str] = []
     reversed_drivers: list[str] = []
     dropout_calls: list[Annotated[int, Strict(), Field(ge=0)]] = []
-    clip_gain_db: Annotated[float, Strict(), Field(ge=0)] = 0.0
+    clip_gain_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.0
     stall_at_deg: Num | None = None
 
 
 class SimSection(_Section):
     """``[sim]``: the product as the virtual lab builds it."""
 
-    speed_of_sound: Annotated[float, Strict(), Field(gt=300, lt=360)] = 343.0
+    speed_of_sound: Annotated[float, Strict(), AllowInfNan(False), Field(gt=300, lt=360)] = 343.0
     true_ir_length: Annotated[int, Strict(), Field(ge=256)] = 8192
     drivers: dict[str, SimDriver]
     variation: SimVariation = SimVariation()

@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PrivateAttr, Strict
 
 from calib.errors import ProcedureError
 from calib.procedure.checks import check_consistency
@@ -54,7 +54,7 @@ from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Proce
 from calib.signals.level import spl_to_pa
 
 Str = Annotated[str, Strict(), Field(min_length=1)]
-Positive = Annotated[float, Strict(), Field(gt=0)]
+Positive = Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)]
 
 TURNTABLE_DRIVERS = ("et250", "lt360", "manual", "sim")
 POSITIONER_KINDS = ("manual", "sim")
@@ -114,7 +114,7 @@ class StationTurntable(_Section):
     poll_s: Positive | None = None
     retries: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
     clockwise_positive: Annotated[bool, Strict()] | None = None
-    range_start_deg: Annotated[float, Strict(), Field(ge=-360, le=0)] | None = None
+    range_start_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=-360, le=0)] | None = None
 
     def driver_options(self) -> dict[str, object]:
         """The keys set for this driver, as keyword arguments of its constructor."""
@@ -138,7 +138,7 @@ class StationMic(_Section):
 
     name: Annotated[str, Strict(), Field(pattern=MIC_NAME_PATTERN)]
     sensitivity_fs_per_pa: Positive | None = None
-    sensitivity_dbfs_at_94db: Annotated[float, Strict(), Field(le=0)] | None = None
+    sensitivity_dbfs_at_94db: Annotated[float, Strict(), AllowInfNan(False), Field(le=0)] | None = None
     calibration_file: Str | None = None
 
     @property

@@ -1,7 +1,6 @@
 """Checks of command-line values made before anything is written.
 
-One serial pattern for every command (it names a folder, a PDF and a
-results row, so it must be a plain file-name component), and checks that
+The serial pattern of :mod:`calib.serial` as a click type, and checks that
 output folders and files are what a command will write to. Each problem is
 one :class:`~calib.errors.CalibError` line naming the option and what was
 expected.
@@ -9,27 +8,12 @@ expected.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 
 from calib.errors import CalibError
-
-SERIAL_MAX_LEN = 64
-SERIAL_PATTERN = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{SERIAL_MAX_LEN - 1}}}")
-"""Letters, digits, ``_``, ``.`` and ``-``, starting with a letter or digit (so never ``.``/``..``)."""
-
-
-def check_serial(serial: str, option: str = "--serial") -> str:
-    """``serial`` if it is a safe unit serial, else a one-line CalibError naming ``option``."""
-    if not isinstance(serial, str) or not SERIAL_PATTERN.fullmatch(serial):
-        shown = serial if len(str(serial)) <= 80 else f"{str(serial)[:77]}..."
-        raise CalibError(
-            f"{option}: expected 1-{SERIAL_MAX_LEN} letters, digits, '_', '.' or '-' starting with a letter "
-            f"or digit, got {shown!r}"
-        )
-    return serial
+from calib.serial import check_serial
 
 
 class SerialType(click.ParamType):
@@ -38,10 +22,8 @@ class SerialType(click.ParamType):
     name = "serial"
 
     def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
-        try:
-            return check_serial(value, param.opts[0] if param is not None else "--serial")
-        except CalibError as exc:
-            self.fail(str(exc).split(": ", 1)[1], param, ctx)
+        # A CalibError (not click's usage error) so the line reads like every other: "--serial: expected ..."
+        return check_serial(value, param.opts[0] if param is not None else "--serial")
 
 
 SERIAL = SerialType()

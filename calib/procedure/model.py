@@ -290,6 +290,15 @@ class SimFaults(_Section):
     clip_gain_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.0
     stall_at_deg: Num | None = None
 
+    def merged(self, extra: SimFaults) -> SimFaults:
+        """These faults plus ``extra`` (``--sim-fault``): lists are joined, ``extra``'s set scalars win."""
+        values = self.model_dump()
+        for key in ("dead_drivers", "reversed_drivers", "dropout_calls"):
+            values[key] = list(dict.fromkeys([*values[key], *getattr(extra, key)]))
+        for key in extra.model_fields_set & {"clip_gain_db", "stall_at_deg"}:
+            values[key] = getattr(extra, key)
+        return SimFaults(**values)
+
 
 class SimSection(_Section):
     """``[sim]``: the product as the virtual lab builds it."""

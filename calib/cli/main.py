@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -57,10 +58,13 @@ class _CalibGroup(click.Group):
 
 def describe_os_error(exc: OSError) -> str:
     """``<file>: <reason>`` for an operating-system error (disk full, permission, read-only, ...)."""
-    reason = exc.strerror or _one_line(exc) or type(exc).__name__
+    # h5py's messages span lines and bury the file name; the errno says what happened.
+    reason = os.strerror(exc.errno) if exc.errno else (_one_line(exc.strerror or exc)[:200] or type(exc).__name__)
+    named = re.search(r"filename = '([^']+)'", str(exc))
+    filename = exc.filename if exc.filename is not None else (named.group(1) if named else None)
     hint = {errno.ENOSPC: "; free space and continue with --resume", errno.EROFS: "; the folder is read-only",
             errno.EACCES: "; check the permissions", errno.EPERM: "; check the permissions"}.get(exc.errno or 0, "")
-    where = exc.filename if exc.filename is not None else "(no file named by the system)"
+    where = filename if filename is not None else "(no file named by the system)"
     return f"{where}: {reason}{hint}"
 
 

@@ -199,3 +199,37 @@ def test_sim_fault_option_adds_to_the_procedures_faults() -> None:
     merged = declared.merged(SimFaults(reversed_drivers=["right"], dead_drivers=["right"]))
     assert merged.dead_drivers == ["left", "right"] and merged.reversed_drivers == ["right"]
     assert merged.stall_at_deg == -90.0
+
+
+def test_results_lock_wait_times_out_with_one_line(archive, tmp_path, capsys, monkeypatch) -> None:
+    import fcntl
+
+    import calib.report.results as results
+
+    monkeypatch.setattr(results, "LOCK_TIMEOUT_S", 0.3)
+    table = tmp_path / "t.csv"
+    with open(tmp_path / ".t.csv.lock", "a") as held:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        ready, release = ctx.Event(), ctx.Event()
+
+        def hold() -> None:
+            with open(tmp_path / ".t.csv.lock", "a") as h:
+                fcntl.flock(h, fcntl.LOCK_EX)
+                ready.set()
+                release.wait(30)
+
+        p = ctx.Process(target=hold)
+        p.start()
+        assert ready.wait(30)
+        try:
+            args = ["report", str(archive["verification"]), "--reports", str(tmp_path / "r"), "--results", str(table)]
+            assert main(args) == 2
+            line = _one_error(capsys)
+            assert ".t.csv.lock" in line and "0.3 s" in line
+        finally:
+            release.set()
+            p.join(30)
+        assert not held.closed
+    assert not table.exists()

@@ -137,6 +137,10 @@ def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, repo
     from calib.store.calibration import read_calibration
 
     check_input_file(calibration, "calibration")
+    if faults:
+        parse_faults(faults)
+    if station is not None:
+        check_input_file(station, "station")
     check_folder(out_dir, "--out")
     _check_report_outputs(reports, results)
     serial = unit or check_serial(read_calibration(calibration).serial, f"{calibration}: serial")
@@ -168,6 +172,10 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
     load_procedure(procedure)  # a bad procedure stops here, before any folder is made
     if faults:
         parse_faults(faults)
+    if station is not None:
+        from calib.procedure.station import load_station
+
+        load_station(station)
     check_folder(out_dir, "--out")
     _check_report_outputs(reports, results)
     rows: list[tuple[str, str, float]] = []

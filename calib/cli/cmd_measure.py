@@ -99,6 +99,12 @@ def measure(procedure: str, serial: str, rig_spec: str, out_dir: str, resume: bo
     from calib.procedure import load_procedure
 
     load_procedure(procedure)  # a bad procedure stops here, before any folder is made
+    if faults:
+        parse_faults(faults)
+    if station is not None:
+        from calib.procedure.station import load_station
+
+        load_station(station)
     check_folder(out_dir, "--out")
     with unit_lock(out_dir, serial):
         if resume:

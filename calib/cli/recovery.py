@@ -23,6 +23,7 @@ from pathlib import Path
 import click
 
 from calib.errors import CalibError, FileFormatError
+from calib.store.atomic import remove_stale_temporaries_in
 
 _HELD: dict[Path, int] = {}
 """Lock files this process holds, with their descriptors (nested commands re-enter)."""
@@ -95,6 +96,7 @@ def screen_measurements(out_dir: str | Path, serial: str, stage: str) -> Found:
     """Read every ``<stage>-*.h5`` of the unit, newest first; set aside the ones that do not validate."""
     from calib.store.measurement import read_measurement
 
+    remove_stale_temporaries_in(Path(out_dir) / serial)
     found = Found([], [])
     for path in sorted((Path(out_dir) / serial).glob(f"{stage}-*.h5"), reverse=True):
         try:
@@ -122,9 +124,3 @@ def screen_calibrations(folder: Path, measurement_sha256: str):  # noqa: ANN201 
         if cal.measurement_sha256 == measurement_sha256:
             return cal
     return None
-
-
-def require_absent(path: Path, what: str) -> None:
-    """Refuse (one line) when an unexpected object is in the way of ``path``."""
-    if path.exists() and not path.is_file():
-        raise CalibError(f"{path}: expected a {what} file, got a folder")

@@ -53,7 +53,7 @@ def check_input_file(path: str | Path, what: str) -> Path:
     """An input file that must exist and be a file."""
     path = Path(path)
     if not path.exists():
-        raise CalibError(f"{path}: no such {what} file")
+        raise CalibError(f"{path}: no such file (expected a {what} file)")
     if not path.is_file():
         raise CalibError(f"{path}: expected a {what} file, got a folder")
     return path

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
-
 from calib.errors import FileFormatError
 from calib.procedure.load import parse_procedure
 from calib.report.model import UnitReport
 from calib.stages.checks import driver_checks, evaluate, verdict
 from calib.stages.fit import predicted_metrics
 from calib.stages.verify import verified_metrics
-from calib.stages.custody import check_custody, find_by_sha256  # noqa: F401 - find_by_sha256 re-exported
+from calib.stages.custody import check_custody
 from calib.store.calibration import file_sha256, read_calibration
 from calib.store.measurement import read_measurement
-
-
-def calibration_fitted_from(characterize: Path) -> Path | None:
-    """The newest calibration beside ``characterize`` that was fitted from it (its ``measurement_sha256``)."""
-    sha = file_sha256(characterize)
-    for path in sorted(characterize.parent.glob("calibration-*.h5"), reverse=True):
-        with h5py.File(path, "r") as f:
-            if str(f.attrs.get("measurement_sha256", "")) == sha:
-                return path
-    return None
-
-
-def calibration_path_of(verify_path: Path) -> Path:
-    """The calibration file a verify measurement was made with, its chain of custody checked."""
-    with h5py.File(verify_path, "r") as f:
-        attrs = dict(f.attrs)
-    return check_custody(verify_path, attrs).calibration
 
 
 def build_unit_report(verify_path: str | Path, station: str | None = None) -> UnitReport:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 
@@ -35,9 +35,18 @@ def _alive(pid: int) -> bool:
 
 def remove_stale_temporaries(path: Path) -> list[Path]:
     """Remove temporary files of ``path`` left by processes that no longer run; returns them."""
+    return _remove_stale(path.parent.glob(f".{path.name}.*.tmp"))
+
+
+def remove_stale_temporaries_in(folder: Path) -> list[Path]:
+    """Remove every temporary file in ``folder`` left by a process that no longer runs (a killed writer)."""
+    return _remove_stale(folder.glob(".*.tmp")) if folder.is_dir() else []
+
+
+def _remove_stale(candidates: Iterable[Path]) -> list[Path]:
     removed = []
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid_text = tmp.name[len(path.name) + 2:-len(".tmp")]
+    for tmp in candidates:
+        pid_text = tmp.name[:-len(".tmp")].rsplit(".", 1)[-1]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)

@@ -92,6 +92,9 @@ def _command(cmd: str, a: dict[str, Path], target: Path) -> list[str]:
         return ["fit", str(target), "--out", str(a["base"] / "new-cal.h5")]
     if cmd == "inspect":
         return ["inspect", str(target)]
+    if cmd == "export":
+        fmt = "raw" if target.name.startswith("calibration") else "sofa"
+        return ["export", str(target), "--format", fmt, "--out", str(a["base"] / "exported")]
     if cmd == "verify":
         return ["verify", str(a["calibration"]), "--out", str(a["out"]), "--reports", str(a["reports"]),
                 "--results", str(a["results"])]
@@ -302,7 +305,42 @@ FILES = [
     ("verify calibration version", _h5("calibration", _set("version", 2.5), "verify"), "version"),
 ]
 
-CASES: list[Case] = PROC + SERIALS + PATHS + FILES
+def _wav(a: dict[str, Path], data: np.ndarray, rate: int = 48000) -> Path:
+    from scipy.io import wavfile
+
+    path = a["base"] / "in.wav"
+    wavfile.write(path, rate, data)
+    return path
+
+
+OTHER_COMMANDS = [
+    ("export missing", _argv(lambda a: ["export", str(a["base"] / "none.h5"), "--format", "raw"]), "none.h5"),
+    ("export wrong format for kind", _argv(lambda a: ["export", str(a["calibration"]), "--format", "sofa",
+                                                      "--out", str(a["base"] / "x")]), "sofa"),
+    ("export unknown format", _argv(lambda a: ["export", str(a["calibration"]), "--format", "mp3"]), "mp3"),
+    ("export NaN IR", _h5("characterize", _nan_ir, "export"), "/directivity/ir"),
+    ("export fir nan", _h5("calibration", _fir_nan, "export"), "fir"),
+    ("export truncated calibration", _argv(lambda a: (a["calibration"].write_bytes(a["calibration"].read_bytes()[:500]),
+                                                      ["export", str(a["calibration"]), "--format", "raw", "--out",
+                                                       str(a["base"] / "x")])[1]), "calibration-"),
+    ("render missing calibration", _argv(lambda a: ["render", str(a["base"] / "none.h5"), str(a["proc"]),
+                                                    str(a["base"] / "o.wav")]), "none.h5"),
+    ("render mono wav", _argv(lambda a: ["render", str(a["calibration"]), str(_wav(a, np.zeros(480, np.float32))),
+                                         str(a["base"] / "o.wav")]), "in.wav"),
+    ("render wrong rate", _argv(lambda a: ["render", str(a["calibration"]),
+                                           str(_wav(a, np.zeros((480, 2), np.float32), 44100)),
+                                           str(a["base"] / "o.wav")]), "in.wav"),
+    ("render not a wav", _argv(lambda a: ["render", str(a["calibration"]), str(a["proc"]), str(a["base"] / "o.wav")]),
+     "duo.toml"),
+    ("calibrate-mic missing", _argv(lambda a: ["calibrate-mic", str(a["base"] / "none.wav")]), "none.wav"),
+    ("calibrate-mic not a wav", _argv(lambda a: ["calibrate-mic", str(a["proc"])]), "duo.toml"),
+    ("calibrate-mic spl range", _argv(lambda a: ["calibrate-mic", str(_wav(a, np.zeros(48000, np.float32))),
+                                                 "--spl", "500"]), "--spl"),
+    ("devices extra argument", _argv(lambda a: ["devices", "extra"]), "extra"),
+    ("unknown command", _argv(lambda a: ["calibrate-everything"]), "calibrate-everything"),
+]
+
+CASES: list[Case] = PROC + SERIALS + PATHS + FILES + OTHER_COMMANDS
 
 
 def test_the_table_has_at_least_80_distinct_cases() -> None:

@@ -233,3 +233,32 @@ def test_results_lock_wait_times_out_with_one_line(archive, tmp_path, capsys, mo
             p.join(30)
         assert not held.closed
     assert not table.exists()
+
+
+def test_resume_sets_aside_what_does_not_validate_and_does_not_verify_a_finished_unit(archive, capsys) -> None:
+    unit = archive["unit"]
+    junk = {
+        "characterize-29990101T000000Z.h5": b"",  # a 0-byte file newer than the real one
+        "calibration-29990101T000000Z.h5": archive["calibration"].read_bytes()[:96],  # killed while written
+        "verify-29990101T000000Z.h5": archive["verification"].read_bytes()[:4096],  # truncated by a full disk
+    }
+    for name, data in junk.items():
+        (unit / name).write_bytes(data)
+    before = {p.name: p.read_bytes() for p in unit.glob("*-*.h5")}
+    args = ["run", str(archive["proc"]), "--serial", "T1", "--out", str(archive["out"]), "--reports",
+            str(archive["reports"]), "--results", str(archive["results"]), "--resume"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    notes = [line for line in err.splitlines() if line.startswith("calib: note: set aside")]
+    assert len(notes) == 3 and all(any(name in line for line in notes) for name in junk), err
+    for name, data in junk.items():
+        (aside,) = unit.glob(f"{name}.set-aside-*")
+        assert aside.read_bytes() == data, "set aside, never deleted or changed"
+    assert {p.name: p.read_bytes() for p in unit.glob("*-*.h5")} == {k: v for k, v in before.items()
+                                                                       if k not in junk}
+    assert f"reusing {archive['verification']}" in out and "already records this verification" in out
+    assert len(pd.read_csv(archive["results"])) == 1
+    assert main(["verify", str(archive["calibration"]), "--out", str(archive["out"]), "--reports",
+                 str(archive["reports"]), "--results", str(archive["results"]), "--resume"]) == 0
+    assert f"reusing {archive['verification']}" in capsys.readouterr().out
+    assert sorted(p.name for p in unit.glob("verify-*.h5")) == [archive["verification"].name]

@@ -40,7 +40,8 @@ class _CalibGroup(click.Group):
             click.echo(f"calib: error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
         except FileExistsError as exc:
-            click.echo(f"calib: error: {exc.filename}: exists already; nothing was overwritten", err=True)
+            where = exc.filename if exc.filename is not None else _one_line(exc)
+            click.echo(f"calib: error: {where}: exists already; nothing was overwritten", err=True)
             ctx.exit(EXIT_ERROR)
         except OSError as exc:
             click.echo(f"calib: error: {describe_os_error(exc)}", err=True)
@@ -68,7 +69,7 @@ def describe_os_error(exc: OSError) -> str:
     return f"{where}: {reason}{hint}"
 
 
-def _one_line(exc: BaseException) -> str:
+def _one_line(exc: object) -> str:
     return " ".join(str(exc).split())[:300]
 
 
@@ -83,7 +84,7 @@ def crash_log_dir() -> Path:
 def log_crash(exc: BaseException, ctx: click.Context) -> Path:
     """Write the trace of an unexpected error to a new log file and return its path."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    text = f"calib {__version__}\nargv: {sys.argv!r}\ncommand: {ctx.command_path} {ctx.protected_args}\n\n"
+    text = f"calib {__version__}\nargv: {sys.argv!r}\ncommand: {ctx.command_path}\n\n"
     text += "".join(traceback.format_exception(exc))
     for folder in (crash_log_dir(), Path(tempfile.gettempdir())):
         try:

@@ -8,6 +8,9 @@ from pathlib import Path
 import click
 
 from calib.cli.cmd_measure import RIG_HELP, measure_unit, parse_faults
+from calib.cli.recovery import screen_calibrations, screen_measurements, unit_lock
+from calib.cli.validate import SERIAL, check_folder, check_input_file, check_output_file
+from calib.serial import check_serial
 
 EXIT_FAIL = 1
 
@@ -15,6 +18,9 @@ EXIT_FAIL = 1
 def _fit(measurement: str, out: str | None) -> Path:
     from calib.stages.fit import fit_file
 
+    check_input_file(measurement, "measurement")
+    if out is not None:
+        check_output_file(out, "--out", may_exist=False)
     result = fit_file(measurement, out)
     failing = [c for c in result.checks if not c.passed]
     for warning in result.warnings:
@@ -36,8 +42,22 @@ def fit(measurement: str, out: str | None) -> None:
 
 def _verify(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | None,
             faults: tuple[str, ...], station: str | None) -> Path:
+    """Verify through ``calibration``; with ``resume``, reuse or continue what validates (see recovery)."""
     from calib.stages.verify import verify_calibration
+    from calib.store.calibration import file_sha256, read_calibration
 
+    serial = unit or check_serial(read_calibration(calibration).serial, f"{calibration}: serial")
+    if resume:
+        cal_sha = file_sha256(calibration)
+        found = screen_measurements(out_dir, serial, "verify")
+        finished = [m for m in found.complete if str(m.attrs.get("calibration_sha256", "")) == cal_sha]
+        if finished:  # a finished unit is not verified again
+            click.echo(f"      reusing {finished[0].path}")
+            return finished[0].path
+        resume = any(str(m.attrs.get("calibration_sha256", "")) == cal_sha for m in found.incomplete)
+        if not resume:
+            click.echo(f"calib: note: no verification of {serial} through {calibration} to continue; starting one",
+                       err=True)
     station_obj = None
     if station is not None:
         from calib.procedure.station import load_station
@@ -49,18 +69,36 @@ def _verify(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | 
     return path
 
 
+def _check_report_outputs(reports: str, results: str) -> None:
+    """Everything ``_report`` writes to, checked before anything is written."""
+    from calib.report.results import read_results
+
+    check_folder(reports, "--reports")
+    check_output_file(results, "--results", may_exist=True)
+    if Path(results).exists():
+        read_results(results)  # an unreadable table stops the command before the PDF is written
+
+
 def _report(verify_path: Path, reports: str, results: str):  # noqa: ANN202 - (UnitReport, Path)
-    from calib.report.pdf import write_report
-    from calib.report.results import append_result
+    from calib.report.pdf import is_report_of, write_report
+    from calib.report.results import append_result, read_results
     from calib.stages.unit import build_unit_report
 
+    _check_report_outputs(reports, results)
     report = build_unit_report(verify_path)
+    pdf_path = check_output_file(Path(reports) / f"{report.serial}.pdf", "--reports", may_exist=True)
     for check in report.checks:
         click.echo(f"  {check.line()}")
-    pdf = write_report(report, Path(reports) / f"{report.serial}.pdf")
-    append_result(report, results)
-    click.echo(f"report: {pdf}")
-    click.echo(f"results: {results}")
+    sha = report.hashes["verification"]
+    recorded = Path(results).exists() and sha in set(read_results(results).get("verification_sha256", []))
+    if recorded:
+        click.echo(f"results: {results} (already records this verification)")
+    else:
+        append_result(report, results)
+        click.echo(f"results: {results}")
+    written = not is_report_of(pdf_path, report)
+    pdf = write_report(report, pdf_path)
+    click.echo(f"report: {pdf}" + ("" if written else " (already written for this verification)"))
     failing = [c.name for c in report.checks if not c.passed]
     click.secho(f"{report.serial}: {report.verdict}", bold=True, fg="green" if report.verdict == "PASS" else "red")
     if failing:
@@ -79,7 +117,8 @@ _common = [
     click.option("--results", default="measurements/results.csv", show_default=True, help="Results table."),
     click.option("--resume", is_flag=True, help="Continue an interrupted run of this unit."),
     click.option("--station", type=click.Path(dir_okay=False), help="Station file (channel maps, hardware)."),
-    click.option("--sim-fault", "faults", multiple=True, help="Simulated fault: dead=DRIVER or reversed=DRIVER."),
+    click.option("--sim-fault", "faults", multiple=True,
+                 help="Simulated fault: dead=DRIVER or reversed=DRIVER (added to the procedure's [sim.faults])."),
 ]
 
 
@@ -91,13 +130,25 @@ def _with_common(fn):  # noqa: ANN001, ANN202
 
 @click.command()
 @click.argument("calibration", type=click.Path(dir_okay=False))
-@click.option("--serial", "unit", help="Measure this unit instead of the calibration's own (cross-unit check).")
+@click.option("--serial", "unit", type=SERIAL,
+              help="Measure this unit instead of the calibration's own (cross-unit check).")
 @_with_common
 def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, reports: str, results: str,
            resume: bool, station: str | None, faults: tuple[str, ...]) -> int:
     """Re-measure through the filters of CALIBRATION and judge against the targets (exit 0 PASS, 1 FAIL)."""
-    verification = _verify(calibration, rig_spec, out_dir, resume, unit, faults, station)
-    return _exit_code(_report(verification, reports, results)[0])
+    from calib.store.calibration import read_calibration
+
+    check_input_file(calibration, "calibration")
+    if faults:
+        parse_faults(faults)
+    if station is not None:
+        check_input_file(station, "station")
+    check_folder(out_dir, "--out")
+    _check_report_outputs(reports, results)
+    serial = unit or check_serial(read_calibration(calibration).serial, f"{calibration}: serial")
+    with unit_lock(out_dir, serial):
+        verification = _verify(calibration, rig_spec, out_dir, resume, unit, faults, station)
+        return _exit_code(_report(verification, reports, results)[0])
 
 
 @click.command()
@@ -106,19 +157,29 @@ def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, repo
 @click.option("--results", default="measurements/results.csv", show_default=True, help="Results table.")
 def report(verification: str, reports: str, results: str) -> int:
     """Write the PDF report and the results row of a VERIFICATION measurement (exit 0 PASS, 1 FAIL)."""
+    check_input_file(verification, "verification")
     return _exit_code(_report(Path(verification), reports, results)[0])
 
 
 @click.command()
 @click.argument("procedure", type=click.Path(dir_okay=False))
-@click.option("--serial", required=True, help="Unit serial number.")
+@click.option("--serial", required=True, type=SERIAL, help="Unit serial number.")
 @_with_common
 def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, results: str, resume: bool,
         station: str | None, faults: tuple[str, ...]) -> int:
     """Measure, fit, verify and report one unit (exit 0 PASS, 1 FAIL)."""
-    from calib.capture.engine import find_measurements, latest_incomplete
-    from calib.stages.unit import calibration_fitted_from
+    from calib.procedure import load_procedure
+    from calib.store.calibration import file_sha256
 
+    load_procedure(procedure)  # a bad procedure stops here, before any folder is made
+    if faults:
+        parse_faults(faults)
+    if station is not None:
+        from calib.procedure.station import load_station
+
+        load_station(station)
+    check_folder(out_dir, "--out")
+    _check_report_outputs(reports, results)
     rows: list[tuple[str, str, float]] = []
     clock = time.perf_counter()
 
@@ -128,33 +189,34 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
         rows.append((stage, str(path), now - clock))
         clock = now
 
-    click.echo(f"[1/4] measure {serial}")
-    characterize = None
-    resume_measure = False
-    if resume:
-        incomplete = latest_incomplete(out_dir, serial, "characterize")
-        complete = find_measurements(out_dir, serial, "characterize")
-        if incomplete is None and complete:
-            characterize = complete[-1]
-            click.echo(f"      reusing {characterize}")
-        resume_measure = incomplete is not None
-    if characterize is None:
-        characterize = measure_unit(procedure, serial, rig_spec, out_dir, resume_measure, faults, station)
-    done("measure", characterize)
-    click.echo(f"[2/4] fit {characterize}")
-    calibration = calibration_fitted_from(characterize) if resume else None
-    if calibration is None:
-        calibration = _fit(str(characterize), None)
-    else:
-        click.echo(f"      reusing {calibration}")
-    done("fit", calibration)
-    click.echo(f"[3/4] verify {calibration}")
-    resume_verify = resume and latest_incomplete(out_dir, serial, "verify") is not None
-    verification = _verify(str(calibration), rig_spec, out_dir, resume_verify, None, faults, station)
-    done("verify", verification)
-    click.echo("[4/4] report")
-    report, pdf = _report(verification, reports, results)
-    done("report", pdf)
+    with unit_lock(out_dir, serial):
+        click.echo(f"[1/4] measure {serial}")
+        characterize = None
+        resume_measure = False
+        if resume:
+            found = screen_measurements(out_dir, serial, "characterize")
+            if found.incomplete:
+                resume_measure = True
+            elif found.complete:
+                characterize = found.complete[0].path
+                click.echo(f"      reusing {characterize}")
+        if characterize is None:
+            characterize = measure_unit(procedure, serial, rig_spec, out_dir, resume_measure, faults, station)
+        done("measure", characterize)
+        click.echo(f"[2/4] fit {characterize}")
+        cal = screen_calibrations(characterize.parent, file_sha256(characterize)) if resume else None
+        if cal is None:
+            calibration = _fit(str(characterize), None)
+        else:
+            calibration = cal.path
+            click.echo(f"      reusing {calibration}")
+        done("fit", calibration)
+        click.echo(f"[3/4] verify {calibration}")
+        verification = _verify(str(calibration), rig_spec, out_dir, resume, None, faults, station)
+        done("verify", verification)
+        click.echo("[4/4] report")
+        report, pdf = _report(verification, reports, results)
+        done("report", pdf)
     click.echo(summary_table(rows, report))
     return _exit_code(report)
 

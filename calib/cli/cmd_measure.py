@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
+from calib.cli.recovery import screen_measurements, unit_lock
+from calib.cli.validate import SERIAL, check_folder
 from calib.errors import CalibError
+from calib.serial import check_serial
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +48,9 @@ def measure_unit(
     from calib.rig.factory import open_rig
     from calib.stages.gating import annotate_reflections, check_room_supports_targets, room_for_rig
 
+    check_serial(serial)
     proc = load_procedure(procedure_path)
     proc, station_obj = _with_station(proc, station)
-    _check_serial(serial)
     fault_model = parse_faults(faults) if faults else None
     if proc.channels.loopback is None:
         click.echo("calib: warning: no loopback channel: IRs keep the interface latency and response", err=True)
@@ -84,25 +87,32 @@ def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202
     return apply_station(proc, st), st
 
 
-def _check_serial(serial: str) -> None:
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", serial):
-        raise CalibError(f"--serial: expected letters, digits, '_', '.' or '-' (1-64 characters), got {serial!r}")
-
-
 @click.command()
 @click.argument("procedure", type=click.Path(dir_okay=False))
-@click.option("--serial", required=True, help="Unit serial number (names the output folder).")
+@click.option("--serial", required=True, type=SERIAL, help="Unit serial number (names the output folder).")
 @click.option("--rig", "rig_spec", default="sim", show_default=True, help=RIG_HELP)
 @click.option("--out", "out_dir", default="measurements", show_default=True, help="Output folder.")
 @click.option("--resume", is_flag=True, help="Continue the newest incomplete measurement of this unit.")
 @click.option("--station", type=click.Path(dir_okay=False), help="Station file (channel maps, hardware).")
-@click.option("--sim-fault", "faults", multiple=True, help="Simulated fault: dead=DRIVER or reversed=DRIVER.")
+@click.option("--sim-fault", "faults", multiple=True,
+              help="Simulated fault: dead=DRIVER or reversed=DRIVER (added to the procedure's [sim.faults]).")
 def measure(procedure: str, serial: str, rig_spec: str, out_dir: str, resume: bool, station: str | None,
             faults: tuple[str, ...]) -> None:
     """Characterize one unit: sweeps through every driver at every azimuth and head position."""
-    path = measure_unit(procedure, serial, rig_spec, out_dir, resume, faults, station)
+    from calib.procedure import load_procedure
+
+    load_procedure(procedure)  # a bad procedure stops here, before any folder is made
+    if faults:
+        parse_faults(faults)
+    if station is not None:
+        from calib.procedure.station import load_station
+
+        load_station(station)
+    check_folder(out_dir, "--out")
+    with unit_lock(out_dir, serial):
+        if resume:
+            screen_measurements(out_dir, serial, "characterize")  # what does not validate is set aside
+        path = measure_unit(procedure, serial, rig_spec, out_dir, resume, faults, station)
     click.echo(f"measurement: {path}")
 
 
@@ -154,6 +164,13 @@ def describe_measurement(path: Path) -> str:
         lines += describe_reflections(m)
     missing = int((~m.directivity_done).sum() + (~m.binaural_done).sum())
     lines.append(f"  complete     {'yes' if m.complete else f'NO ({missing} steps missing; continue with --resume)'}")
+    lines.append("  data         finite in every measured step (checked)")
+    if m.stage == "verify":
+        from calib.stages.custody import check_custody
+
+        chain = check_custody(path, m.attrs)  # a broken or edited chain is refused in one line
+        lines.append(f"  custody      calibration {chain.calibration.name}, characterize {chain.characterize.name}: "
+                     "seal and SHA-256 intact")
     return "\n".join(lines)
 
 

@@ -2,13 +2,24 @@
 
 Every command turns a :class:`~calib.errors.CalibError` into one line on
 stderr and exit code 2, without a traceback. ``calib verify`` and
-``calib run`` exit 1 on a FAIL verdict.
+``calib run`` exit 1 on a FAIL verdict. An operating-system error (disk
+full, permission denied, read-only folder) is one line naming the file and
+exit code 2 as well: the station, not the unit, has a problem. Anything
+else is a bug: its trace goes to a log file (:func:`crash_log_dir`) and the
+user sees one line naming that file, again with exit code 2.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import errno
+import os
+import re
 import importlib
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -30,11 +41,61 @@ class _CalibGroup(click.Group):
             click.echo(f"calib: error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
         except FileExistsError as exc:
-            click.echo(f"calib: error: {exc.filename}: exists already; nothing was overwritten", err=True)
+            where = exc.filename if exc.filename is not None else _one_line(exc)
+            click.echo(f"calib: error: {where}: exists already; nothing was overwritten", err=True)
+            ctx.exit(EXIT_ERROR)
+        except OSError as exc:
+            click.echo(f"calib: error: {describe_os_error(exc)}", err=True)
             ctx.exit(EXIT_ERROR)
         except KeyboardInterrupt:
             click.echo("calib: interrupted; what was measured so far is on disk (continue with --resume)", err=True)
             ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback on the terminal
+            log = log_crash(exc, ctx)
+            click.echo(f"calib: internal error: {type(exc).__name__}: {_one_line(exc)} (trace in {log})", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``<file>: <reason>`` for an operating-system error (disk full, permission, read-only, ...)."""
+    # h5py's messages span lines and bury the file name; the errno says what happened.
+    reason = os.strerror(exc.errno) if exc.errno else (_one_line(exc.strerror or exc)[:200] or type(exc).__name__)
+    named = re.search(r"filename = '([^']+)'", str(exc))
+    filename = exc.filename if exc.filename is not None else (named.group(1) if named else None)
+    hint = {errno.ENOSPC: "; free space and continue with --resume", errno.EROFS: "; the folder is read-only",
+            errno.EACCES: "; check the permissions", errno.EPERM: "; check the permissions"}.get(exc.errno or 0, "")
+    where = filename if filename is not None else "(no file named by the system)"
+    return f"{where}: {reason}{hint}"
+
+
+def _one_line(exc: object) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def crash_log_dir() -> Path:
+    """Where internal-error traces go: ``$CALIB_LOG_DIR``, else ``$XDG_STATE_HOME/calib``, else ``~/.local/state/calib``."""
+    if os.environ.get("CALIB_LOG_DIR"):
+        return Path(os.environ["CALIB_LOG_DIR"])
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "calib"
+
+
+def log_crash(exc: BaseException, ctx: click.Context) -> Path:
+    """Write the trace of an unexpected error to a new log file and return its path."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    text = f"calib {__version__}\nargv: {sys.argv!r}\ncommand: {ctx.command_path}\n\n"
+    text += "".join(traceback.format_exception(exc))
+    for folder in (crash_log_dir(), Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"calib-crash-{stamp}-{os.getpid()}.log"
+            path.write_text(text)
+            return path
+        except OSError:
+            continue
+    return Path("(no writable log folder)")
 
 
 #: Subcommands, imported only when used (or listed by ``--help``), so that
@@ -122,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
+        # One line, like every other error (click's usage block would be several).
+        click.echo(f"calib: error: {_one_line(exc.format_message()) if hasattr(exc, 'format_message') else exc}",
+                   err=True)
+        return EXIT_ERROR if isinstance(exc, click.UsageError) else exc.exit_code
     except click.exceptions.Abort:
         click.echo("calib: aborted", err=True)
         return 130

@@ -24,6 +24,7 @@ from calib.procedure.model import Procedure
 _TYPE_WORDS = {
     "float_type": "a number",
     "float_parsing": "a number",
+    "finite_number": "a finite number (not nan or inf)",
     "int_type": "an integer",
     "int_parsing": "an integer",
     "int_from_float": "an integer",

@@ -3,7 +3,9 @@
 The models mirror the TOML sections one to one; pydantic validates types,
 ranges and unknown keys, and :mod:`calib.procedure.checks` checks what spans
 sections (channel maps against drivers, bands against Nyquist). Numbers are
-strict: TOML is typed, so ``"fast"`` for a duration is an error, not a parse.
+strict: TOML is typed, so ``"fast"`` for a duration is an error, not a parse;
+and finite: TOML's ``nan`` and ``inf`` are refused everywhere (a limit of
+"≥ nan" would fail every unit, "≥ -inf" pass every one).
 """
 
 from __future__ import annotations
@@ -12,17 +14,17 @@ import hashlib
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
 
-Num = Annotated[float, Strict()]
+Num = Annotated[float, Strict(), AllowInfNan(False)]
 Int = Annotated[int, Strict()]
 Str = Annotated[str, Strict(), Field(min_length=1)]
 Channel = Annotated[int, Strict(), Field(ge=1, le=256)]
 Vec3 = tuple[Num, Num, Num]
 #: ``[azimuth, elevation]`` of a driver axis, degrees.
-AxisDeg = tuple[Annotated[float, Strict(), Field(ge=-360, le=360)], Annotated[float, Strict(), Field(ge=-90, le=90)]]
-Band = tuple[Annotated[float, Strict(), Field(gt=0)], Annotated[float, Strict(), Field(gt=0)]]
-Angle = Annotated[float, Strict(), Field(gt=0, le=180)]
+AxisDeg = tuple[Annotated[float, Strict(), AllowInfNan(False), Field(ge=-360, le=360)], Annotated[float, Strict(), AllowInfNan(False), Field(ge=-90, le=90)]]
+Band = tuple[Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)], Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)]]
+Angle = Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)]
 Sector = tuple[Angle, Angle]  # |azimuth| from, to (degrees), both sides of the device
 
 SUPPORTED_SAMPLE_RATES = (44100, 48000, 88200, 96000)
@@ -89,7 +91,7 @@ class Mic(_Section):
     """``[[mics]]``: one microphone on the arc."""
 
     name: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
-    elevation_deg: Annotated[float, Strict(), Field(ge=-90, le=90)] = 0.0
+    elevation_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=-90, le=90)] = 0.0
 
 
 class Loopback(_Section):
@@ -119,7 +121,7 @@ class ChannelsSection(_Section):
 class ArcSection(_Section):
     """``[arc]``: the microphone arc around the turntable axis."""
 
-    distance_m: Annotated[float, Strict(), Field(gt=0.1, le=20)]
+    distance_m: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0.1, le=20)]
 
 
 class TurntableSection(_Section):
@@ -130,11 +132,11 @@ class TurntableSection(_Section):
     microphone ends up at that azimuth in the device frame.
     """
 
-    azimuths_deg: list[Num] | None = None
-    step_deg: Annotated[float, Strict(), Field(gt=0, le=180)] | None = None
-    speed_deg_s: Annotated[float, Strict(), Field(gt=0)] = 30.0
-    settle_s: Annotated[float, Strict(), Field(ge=0)] = 0.5
-    timeout_s: Annotated[float, Strict(), Field(gt=0)] = 60.0
+    azimuths_deg: list[Annotated[float, Strict(), AllowInfNan(False), Field(ge=-180, lt=180)]] | None = None
+    step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] | None = None
+    speed_deg_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 30.0
+    settle_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
+    timeout_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 60.0
 
     @model_validator(mode="after")
     def _one_grid(self) -> TurntableSection:
@@ -142,10 +144,13 @@ class TurntableSection(_Section):
             raise ValueError("expected exactly one of azimuths_deg (a list) or step_deg (a number)")
         if self.azimuths_deg is not None and len(self.azimuths_deg) == 0:
             raise ValueError("azimuths_deg: expected at least one azimuth, got an empty list")
+        if self.azimuths_deg is not None and len(set(self.azimuths_deg)) != len(self.azimuths_deg):
+            twice = sorted({a for a in self.azimuths_deg if self.azimuths_deg.count(a) > 1})
+            raise ValueError(f"azimuths_deg: expected each azimuth once, got {', '.join(f'{a:g}' for a in twice)} twice")
         return self
 
     def grid_deg(self) -> np.ndarray:
-        """Azimuths in degrees, wrapped to [-180, 180), in measurement order."""
+        """Azimuths in degrees within [-180, 180), in measurement order (an explicit list is validated, not wrapped)."""
         if self.azimuths_deg is not None:
             values = np.asarray(self.azimuths_deg, dtype=float)
         else:
@@ -167,26 +172,26 @@ class SweepSection(_Section):
     """``[sweep]``: excitation and capture quality limits."""
 
     band_hz: Band = (50.0, 16000.0)
-    duration_s: Annotated[float, Strict(), Field(gt=0, le=60)]
-    level_dbfs: Annotated[float, Strict(), Field(le=0)] = -12.0
-    fade_in_s: Annotated[float, Strict(), Field(ge=0)] = 0.02
-    fade_out_s: Annotated[float, Strict(), Field(ge=0)] = 0.01
+    duration_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=60)]
+    level_dbfs: Annotated[float, Strict(), AllowInfNan(False), Field(le=0)] = -12.0
+    fade_in_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.02
+    fade_out_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.01
     ir_length: Annotated[int, Strict(), Field(ge=64, le=262144)] = 4096
     schedule: Literal["sequential", "mesm"] = "mesm"
     n_harmonics: Annotated[int, Strict(), Field(ge=1, le=10)] = 5
     min_snr_db: Num = 20.0
     retries: Annotated[int, Strict(), Field(ge=0, le=10)] = 2
-    backoff_db: Annotated[float, Strict(), Field(gt=0)] = 6.0
+    backoff_db: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 6.0
 
 
 class FitSection(_Section):
     """``[fit]``: filter design settings."""
 
     taps: Annotated[int, Strict(), Field(ge=64, le=65536)] = 2048
-    modeling_delay_ms: Annotated[float, Strict(), Field(ge=0)] = 8.0
+    modeling_delay_ms: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 8.0
     effort_cap_db: Num = 15.0
     ctc_band_hz: Band
-    ctc_margin_db: Annotated[float, Strict(), Field(ge=0)] = 2.0
+    ctc_margin_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 2.0
     virtualization: Literal["delay", "stereo30"] = "delay"
     beam_band_hz: Band | None = None
     beam_wng_min_db: Num = -10.0
@@ -194,8 +199,8 @@ class FitSection(_Section):
     # sector (or +-10 deg around its point null). Wider than the checked sector
     # = robustness to a unit turned on its shelf.
     beam_null_sector_deg: Sector | None = None
-    beam_main_lobe_margin_db: Annotated[float, Strict(), Field(ge=0)] = 0.5  # design lobe >= target + margin
-    beam_elevation_weight: Annotated[float, Strict(), Field(ge=0)] = 0.0  # elevated ring's share of the sector energy
+    beam_main_lobe_margin_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5  # design lobe >= target + margin
+    beam_elevation_weight: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.0  # elevated ring's share of the sector energy
 
     _sector_ordered = field_validator("beam_null_sector_deg")(_ordered_sector)
 
@@ -203,8 +208,8 @@ class FitSection(_Section):
 class CancellationTarget(_Section):
     """``[targets.cancellation]``: minimum cancellation gain curve at design positions."""
 
-    curve_hz_db: list[tuple[Annotated[float, Strict(), Field(gt=0)], Num]] = Field(min_length=1)
-    tolerance_db: Annotated[float, Strict(), Field(ge=0)] = 1.0
+    curve_hz_db: list[tuple[Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)], Num]] = Field(min_length=1)
+    tolerance_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 1.0
     holdout_median_min_db: Num | None = None
 
     @field_validator("curve_hz_db")
@@ -238,15 +243,15 @@ class BeamTarget(_Section):
     """
 
     band_hz: Band
-    null_deg: Annotated[float, Strict(), Field(gt=0, le=180)] = 90.0
+    null_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 90.0
     null_depth_min_db: Num = 20.0
     null_sector_deg: Sector | None = None
     sector_rejection_min_db: Num = 20.0
-    main_lobe_deg: Annotated[float, Strict(), Field(gt=0, le=180)] = 45.0
+    main_lobe_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 45.0
     main_lobe_min_db: Num = -6.0
     di_min_db: Num | None = None
     wng_min_db: Num | None = None
-    tolerance_db: Annotated[float, Strict(), Field(ge=0)] = 1.0
+    tolerance_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 1.0
 
     _sector_ordered = field_validator("null_sector_deg")(_ordered_sector)
 
@@ -276,12 +281,12 @@ class TargetsSection(_Section):
 class SimDriver(_Section):
     """``[sim.drivers.<name>]``: nominal physics of one driver (its geometry is in ``[[drivers]]``)."""
 
-    radius_m: Annotated[float, Strict(), Field(gt=0, le=0.3)]
-    sensitivity_db_spl: Annotated[float, Strict(), Field(gt=40, le=140)] = 90.0
-    fc_hz: Annotated[float, Strict(), Field(gt=0)]
-    q: Annotated[float, Strict(), Field(gt=0, le=5)] = 0.707
-    lowpass_hz: Annotated[float, Strict(), Field(gt=0)] = 20000.0
-    rear_attenuation_db: Annotated[float, Strict(), Field(ge=0)] = 12.0
+    radius_m: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=0.3)]
+    sensitivity_db_spl: Annotated[float, Strict(), AllowInfNan(False), Field(gt=40, le=140)] = 90.0
+    fc_hz: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)]
+    q: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=5)] = 0.707
+    lowpass_hz: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 20000.0
+    rear_attenuation_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 12.0
     h2: Num = 0.0
     h3: Num = 0.0
 
@@ -289,10 +294,10 @@ class SimDriver(_Section):
 class SimVariation(_Section):
     """``[sim.variation]``: unit-to-unit standard deviations."""
 
-    sensitivity_db: Annotated[float, Strict(), Field(ge=0)] = 0.5
-    fc_pct: Annotated[float, Strict(), Field(ge=0)] = 5.0
-    q_pct: Annotated[float, Strict(), Field(ge=0)] = 5.0
-    position_mm: Annotated[float, Strict(), Field(ge=0)] = 0.5
+    sensitivity_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
+    fc_pct: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 5.0
+    q_pct: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 5.0
+    position_mm: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
 
 
 class SimNoise(_Section):
@@ -300,7 +305,7 @@ class SimNoise(_Section):
 
     background_spl_db: Num = 30.0
     self_noise_dbfs: Num = -110.0
-    input_fs_per_pa: Annotated[float, Strict(), Field(gt=0)] = 0.05
+    input_fs_per_pa: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 0.05
 
 
 class SimLatency(_Section):
@@ -341,7 +346,7 @@ class RoomGeometry(_Section):
     lab frame is the room frame shifted there): its z is the device height.
     """
 
-    dimensions_m: tuple[Annotated[float, Strict(), Field(gt=0.5, le=100)], ...] = Field(min_length=3, max_length=3)
+    dimensions_m: tuple[Annotated[float, Strict(), AllowInfNan(False), Field(gt=0.5, le=100)], ...] = Field(min_length=3, max_length=3)
     device_position_m: Vec3
 
     @model_validator(mode="after")
@@ -361,7 +366,7 @@ class SimRoom(RoomGeometry):
     """
 
     preset: Literal["treated_booth", "typical_lab", "bare_room"] | None = None
-    reflection_coefficient: Annotated[float, Strict(), Field(ge=0, lt=1)] = 0.5
+    reflection_coefficient: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, lt=1)] = 0.5
     max_order: Annotated[int, Strict(), Field(ge=0, le=6)] = 2
 
     @model_validator(mode="before")
@@ -384,11 +389,11 @@ class GateSection(_Section):
     """
 
     mode: Literal["auto", "off"] = "auto"
-    threshold_db: Annotated[float, Strict(), Field(ge=-80, le=-6)] = -40.0
-    fade_ms: Annotated[float, Strict(), Field(gt=0, le=10)] = 0.5
-    mic_min_delay_ms: Annotated[float, Strict(), Field(ge=0, le=20)] = 1.0
-    ear_min_delay_ms: Annotated[float, Strict(), Field(ge=0, le=20)] = 2.0
-    highpass_hz: Annotated[float, Strict(), Field(ge=100, le=8000)] = 1000.0
+    threshold_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=-80, le=-6)] = -40.0
+    fade_ms: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=10)] = 0.5
+    mic_min_delay_ms: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=20)] = 1.0
+    ear_min_delay_ms: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=20)] = 2.0
+    highpass_hz: Annotated[float, Strict(), AllowInfNan(False), Field(ge=100, le=8000)] = 1000.0
     verify: Literal["auto", "filters", "drivers"] = "auto"
 
 
@@ -398,8 +403,17 @@ class SimFaults(_Section):
     dead_drivers: list[str] = []
     reversed_drivers: list[str] = []
     dropout_calls: list[Annotated[int, Strict(), Field(ge=0)]] = []
-    clip_gain_db: Annotated[float, Strict(), Field(ge=0)] = 0.0
+    clip_gain_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.0
     stall_at_deg: Num | None = None
+
+    def merged(self, extra: SimFaults) -> SimFaults:
+        """These faults plus ``extra`` (``--sim-fault``): lists are joined, ``extra``'s set scalars win."""
+        values = self.model_dump()
+        for key in ("dead_drivers", "reversed_drivers", "dropout_calls"):
+            values[key] = list(dict.fromkeys([*values[key], *getattr(extra, key)]))
+        for key in extra.model_fields_set & {"clip_gain_db", "stall_at_deg"}:
+            values[key] = getattr(extra, key)
+        return SimFaults(**values)
 
 
 class SimSection(_Section):
@@ -409,7 +423,7 @@ class SimSection(_Section):
     measurement file as a real station records the air it measured in.
     """
 
-    speed_of_sound: Annotated[float, Strict(), Field(gt=300, lt=360)] = 343.0
+    speed_of_sound: Annotated[float, Strict(), AllowInfNan(False), Field(gt=300, lt=360)] = 343.0
     true_ir_length: Annotated[int, Strict(), Field(ge=256)] = 8192
     drivers: dict[str, SimDriver]
     variation: SimVariation = SimVariation()

@@ -56,7 +56,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict
+from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PrivateAttr, Strict
 
 from calib.errors import ProcedureError
 from calib.procedure import air
@@ -66,7 +66,7 @@ from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Proce
 from calib.signals.level import spl_to_pa
 
 Str = Annotated[str, Strict(), Field(min_length=1)]
-Positive = Annotated[float, Strict(), Field(gt=0)]
+Positive = Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)]
 
 TURNTABLE_DRIVERS = ("et250", "lt360", "manual", "sim")
 POSITIONER_KINDS = ("manual", "sim")
@@ -131,7 +131,7 @@ class StationTurntable(_Section):
     retries: Annotated[int, Strict(), Field(ge=0, le=20)] | None = None
     clockwise_positive: Annotated[bool, Strict()] | None = None
     forward_clockwise: Annotated[bool, Strict()] | None = None
-    range_start_deg: Annotated[float, Strict(), Field(ge=-360, le=0)] | None = None
+    range_start_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=-360, le=0)] | None = None
 
     def driver_options(self) -> dict[str, object]:
         """The keys set for this driver, as keyword arguments of its constructor."""
@@ -152,9 +152,9 @@ class StationAir(_Section):
     validity of Cramer's formula (:mod:`calib.procedure.air`).
     """
 
-    temperature_c: Annotated[float, Strict(), Field(ge=air.TEMPERATURE_RANGE_C[0], le=air.TEMPERATURE_RANGE_C[1])]
-    relative_humidity_pct: Annotated[float, Strict(), Field(ge=0, le=100)] | None = None
-    pressure_kpa: Annotated[float, Strict(), Field(ge=air.PRESSURE_RANGE_KPA[0], le=air.PRESSURE_RANGE_KPA[1])] = (
+    temperature_c: Annotated[float, Strict(), AllowInfNan(False), Field(ge=air.TEMPERATURE_RANGE_C[0], le=air.TEMPERATURE_RANGE_C[1])]
+    relative_humidity_pct: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=100)] | None = None
+    pressure_kpa: Annotated[float, Strict(), AllowInfNan(False), Field(ge=air.PRESSURE_RANGE_KPA[0], le=air.PRESSURE_RANGE_KPA[1])] = (
         air.STANDARD_PRESSURE_KPA
     )
 
@@ -179,8 +179,8 @@ class StationDummyHead(_Section):
     Without it SOFA uses the virtual lab's rigid sphere (8.75 cm, 100 deg).
     """
 
-    ear_radius_m: Annotated[float, Strict(), Field(gt=0.03, le=0.15)]
-    ear_azimuth_deg: Annotated[float, Strict(), Field(ge=45, le=135)] = 90.0
+    ear_radius_m: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0.03, le=0.15)]
+    ear_azimuth_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=45, le=135)] = 90.0
 
     def file_attrs(self) -> dict[str, object]:
         """Measurement-file attributes."""
@@ -198,7 +198,7 @@ class StationMic(_Section):
 
     name: Annotated[str, Strict(), Field(pattern=MIC_NAME_PATTERN)]
     sensitivity_fs_per_pa: Positive | None = None
-    sensitivity_dbfs_at_94db: Annotated[float, Strict(), Field(le=0)] | None = None
+    sensitivity_dbfs_at_94db: Annotated[float, Strict(), AllowInfNan(False), Field(le=0)] | None = None
     calibration_file: Str | None = None
 
     @property

@@ -5,16 +5,18 @@ and their SHA-256), the verdict in large type and the table of checks with
 the failing ones highlighted; a rig that moved no air is marked SIMULATED in
 red. The figures of :mod:`calib.report.figures` follow, one page each.
 
-Reports are derived data: an existing report is replaced, but atomically
-(written to a temporary file in the same folder, then ``os.replace``), so a
-crash never leaves half a PDF under the report's name.
+Reports are derived data: a report of another verification of the unit is
+replaced, but atomically (:func:`calib.store.atomic.write_atomic`: a hidden
+temporary file in the same folder, then ``os.replace``), so a crash never
+leaves half a PDF under the report's name, and a killed writer's temporary
+file is removed by the next write. The report of the *same* verification is
+written once: its Keywords carry the verification file's SHA-256, and
+:func:`write_report` leaves a PDF alone that already names it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +27,7 @@ from calib import __version__
 from calib.report.figures import A4_PORTRAIT_IN, FAIL_COLOR, FIGURE_PAGES, PASS_COLOR
 from calib.report.model import UnitReport
 from calib.stages.checks import Check
+from calib.store.atomic import write_atomic
 
 FIRST_PAGE_CHECKS = 30
 """Check rows on page 1; more continue on extra summary pages."""
@@ -177,8 +180,22 @@ def _footer(fig: Figure, report: UnitReport, page: int, total: int) -> None:
     fig.text(0.5, 0.012, text, ha="center", fontsize=7, color="0.4")
 
 
+def verification_tag(report: UnitReport) -> str:
+    """The Keywords token naming the verification a report was made from."""
+    return f"verification-sha256:{report.hashes.get('verification', '')}"
+
+
+def is_report_of(path: str | Path, report: UnitReport) -> bool:
+    """True if ``path`` is a complete PDF report of this very verification (same SHA-256)."""
+    path = Path(path)
+    if not report.hashes.get("verification") or not path.is_file():
+        return False
+    data = path.read_bytes()
+    return data.startswith(b"%PDF-") and b"%%EOF" in data[-1024:] and verification_tag(report).encode() in data
+
+
 def write_report(report: UnitReport, path: str | Path) -> Path:
-    """Write the unit's PDF report to ``path`` (replacing an older report atomically).
+    """Write the unit's PDF report to ``path``, once per verification.
 
     Parameters
     ----------
@@ -189,23 +206,25 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
     Returns
     -------
     Path
-        ``path``. The PDF's Title and Subject name the serial and the verdict.
+        ``path``. If it already was the report of this verification
+        (:func:`is_report_of`) it is left as it is. The PDF's Title and Subject
+        name the serial and the verdict, its Keywords the verification's SHA-256.
     """
     path = Path(path)
+    if is_report_of(path, report):
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     total = page_count(report)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
     metadata = {
         "Title": f"calib verification report {report.serial}: {report.verdict}",
         "Subject": f"{report.procedure.product.id} unit {report.serial} verdict {report.verdict}"
         + (" (simulated)" if report.simulated else ""),
         "Author": "calib",
         "Creator": f"calib {__version__}",
-        "Keywords": f"{report.serial} {report.verdict} {report.procedure.product.id}",
+        "Keywords": f"{report.serial} {report.verdict} {report.procedure.product.id} {verification_tag(report)}",
     }
-    try:
+
+    def write(tmp: Path) -> None:
         # Type 42 (TrueType) fonts keep the text searchable and extractable.
         with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(tmp, metadata=metadata) as pdf:
             page = 0
@@ -218,8 +237,6 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
                 fig = build(report)
                 _footer(fig, report, page, total)
                 pdf.savefig(fig)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write, replace=True)
     return path

@@ -16,13 +16,14 @@ import contextlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from calib.errors import FileFormatError
+from calib.errors import CalibError, FileFormatError
 from calib.report.model import UnitReport
 from calib.stages.checks import Check
 from calib.stages.metrics import Metrics
@@ -37,6 +38,8 @@ SUMMARY_COLUMNS = (
 )
 FILE_KEYS = ("characterize", "calibration", "verification")
 REQUIRED_COLUMNS = ("serial", "time_utc", "product_id", "verdict")
+LOCK_TIMEOUT_S = 30.0
+"""How long an append waits for another process's results lock before giving up with one line."""
 
 
 def metric_positions(metrics: Metrics, report: UnitReport) -> list[str]:
@@ -138,8 +141,18 @@ def _locked(path: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows
         yield
         return
-    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    lock = path.with_name(f".{path.name}.lock")
+    with open(lock, "a") as handle:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise CalibError(f"{lock}: another process held the results lock for {LOCK_TIMEOUT_S:g} s; "
+                                     "nothing was written (retry with --resume)") from None
+                time.sleep(0.05)
         try:
             yield
         finally:

@@ -27,7 +27,7 @@ def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None =
     spec : str
         ``"sim"``, ``"replay:<file.h5>"`` or ``"portaudio"``.
     faults : SimFaults, optional
-        Overrides ``[sim.faults]`` (simulated rigs only).
+        Added to ``[sim.faults]`` (simulated rigs only).
     station : Station, optional
         Audio device, turntable and positioner of a real station (PortAudio rig).
     """
@@ -91,7 +91,7 @@ def unit_device(proc: Procedure, serial: str) -> DeviceModel:
 def sim_models(proc: Procedure, faults: SimFaults | None) -> tuple[NoiseModel, LatencyModel, Faults, RoomModel | None]:
     """Noise, latency, fault and room models from ``[sim]``."""
     sim = _sim_section(proc)
-    f = faults if faults is not None else sim.faults
+    f = sim.faults.merged(faults) if faults is not None else sim.faults  # --sim-fault adds to [sim.faults]
     room = None
     if sim.room is not None:
         r = sim.room

@@ -32,6 +32,8 @@ from calib.rig.factory import open_rig
 from calib.stages.gating import annotate_reflections, room_for_rig
 from calib.stages.metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, read_calibration
+from calib.serial import check_serial
+from calib.stages.custody import custody_attrs, find_by_sha256
 from calib.store.measurement import Measurement
 
 
@@ -79,6 +81,18 @@ def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Me
     )
 
 
+def characterize_of(calibration_path: Path, sha256: str, unit_folder: Path) -> Path:
+    """The characterize measurement a calibration was fitted from (beside it, or in the unit's folder)."""
+    for folder in dict.fromkeys((calibration_path.parent, unit_folder)):
+        found = find_by_sha256(folder, "characterize-*.h5", sha256)
+        if found is not None:
+            return found
+    raise FileFormatError(
+        f"{calibration_path}: measurement_sha256: expected a characterize file with {sha256[:16]}... beside it "
+        f"or in {unit_folder}, found none (the chain of custody needs it)"
+    )
+
+
 def verify_calibration(
     calibration_path: str | Path,
     rig_spec: str = "sim",
@@ -98,14 +112,16 @@ def verify_calibration(
         :func:`calib.stages.unit.build_unit_report`.
     """
     cal = read_calibration(calibration_path)
+    check_serial(cal.serial, f"{calibration_path}: serial")
     proc = parse_procedure(cal.procedure_text, source=f"{calibration_path}:/procedure")
     if station is not None:
         from calib.procedure.station import apply_station
 
         proc = apply_station(proc, station)
-    serial = unit_serial or cal.serial
+    serial = check_serial(unit_serial, "--serial") if unit_serial is not None else cal.serial
     room = room_for_rig(proc, rig_spec.split(":", 1)[0], station)
     plan = plan_verify(proc, cal, verify_method(proc, room))
+    characterize = characterize_of(Path(calibration_path), cal.measurement_sha256, Path(out_dir) / cal.serial)
     if resume:
         path = latest_incomplete(out_dir, serial, "verify")
         if path is None:
@@ -113,7 +129,8 @@ def verify_calibration(
     else:
         path = new_measurement_path(out_dir, serial, "verify")
     cals, extra = station_calibrations(proc, station)
-    extra.update({"calibration_serial": cal.serial, "calibration_path": str(Path(calibration_path).resolve())})
+    extra.update(custody_attrs(serial=serial, procedure_sha256=proc.sha256, calibration=Path(calibration_path),
+                               calibration_serial=cal.serial, characterize=characterize, root=Path(out_dir)))
     with open_rig(rig_spec, proc, serial, faults, station=station) as rig:
         run_measurement(
             plan, rig, path, serial=serial, procedure_text=proc.source_text, procedure_sha256=proc.sha256,

@@ -20,13 +20,16 @@ it is a unit impulse at ``delay_samples`` on the diagonal and zero elsewhere.
 Because C bypasses the virtualizer, renderers delay C by ``delay_samples`` so
 that the three FIR inputs stay time aligned as the fit assumed.
 
-Files are written once (h5py mode ``"x"``) and never overwritten.
+Files are written once, whole or not at all (:func:`calib.store.atomic.write_atomic`),
+and never overwritten.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +38,13 @@ import numpy as np
 
 from calib import __version__
 from calib.errors import FileFormatError
+from calib.store.atomic import write_atomic
 from calib.store.measurement import open_checked
 
 FORMAT = "calib-calibration"
 VERSION = 1
 INPUTS = ("L", "R", "C")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _now_utc() -> str:
@@ -138,6 +143,11 @@ def _check(cal: Calibration) -> None:
             raise FileFormatError(f"{name}: expected finite values, got NaN or inf")
     if cal.sample_rate <= 0:
         raise FileFormatError(f"sample_rate: expected a positive rate in Hz, got {cal.sample_rate}")
+    for name in ("measurement_sha256", "procedure_sha256"):
+        if not _SHA256.fullmatch(str(getattr(cal, name))):
+            raise FileFormatError(f"{name}: expected 64 hex digits, got {str(getattr(cal, name))[:80]!r}")
+    if not np.isfinite(cal.modeling_delay_s) or cal.modeling_delay_s < 0:
+        raise FileFormatError(f"modeling_delay_s: expected a finite delay >= 0 s, got {cal.modeling_delay_s}")
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
@@ -161,32 +171,39 @@ def write_calibration(path: str | Path, cal: Calibration) -> Path:
     _check(cal)
     path.parent.mkdir(parents=True, exist_ok=True)
     string = h5py.string_dtype()
-    with h5py.File(path, "x") as f:
-        f.attrs.update(
-            {
-                "format": FORMAT,
-                "version": VERSION,
-                "serial": cal.serial,
-                "product_id": cal.product_id,
-                "sample_rate": cal.sample_rate,
-                "created_utc": cal.created_utc,
-                "software": cal.software,
-                "measurement_sha256": cal.measurement_sha256,
-                "procedure_sha256": cal.procedure_sha256,
-                "modeling_delay_s": float(cal.modeling_delay_s),
-            }
-        )
-        f.create_dataset("procedure", data=cal.procedure_text, dtype=string)
-        f.create_dataset("inputs", data=cal.inputs, dtype=string)
-        f.create_dataset("drivers", data=cal.drivers, dtype=string)
-        f.create_dataset("output_channels", data=np.asarray(cal.output_channels, np.int64))
-        f.create_dataset("fir", data=cal.fir)
-        v = f.create_dataset("virtualizer", data=cal.virtualizer)
-        v.attrs["delay_samples"] = cal.virtualizer_delay_samples
-        pred = f.create_group("predicted")
-        for name, arr in cal.predicted.items():
-            ds = pred.create_dataset(name, data=arr)
-            ds.attrs.update(cal.predicted_attrs.get(name, {}))
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(
+                {
+                    "format": FORMAT,
+                    "version": VERSION,
+                    "serial": cal.serial,
+                    "product_id": cal.product_id,
+                    "sample_rate": cal.sample_rate,
+                    "created_utc": cal.created_utc,
+                    "software": cal.software,
+                    "measurement_sha256": cal.measurement_sha256,
+                    "procedure_sha256": cal.procedure_sha256,
+                    "modeling_delay_s": float(cal.modeling_delay_s),
+                }
+            )
+            f.create_dataset("procedure", data=cal.procedure_text, dtype=string)
+            f.create_dataset("inputs", data=cal.inputs, dtype=string)
+            f.create_dataset("drivers", data=cal.drivers, dtype=string)
+            f.create_dataset("output_channels", data=np.asarray(cal.output_channels, np.int64))
+            f.create_dataset("fir", data=cal.fir)
+            v = f.create_dataset("virtualizer", data=cal.virtualizer)
+            v.attrs["delay_samples"] = cal.virtualizer_delay_samples
+            pred = f.create_group("predicted")
+            for name, arr in cal.predicted.items():
+                ds = pred.create_dataset(name, data=arr)
+                ds.attrs.update(cal.predicted_attrs.get(name, {}))
+
+    if path.exists():
+        raise FileExistsError(errno.EEXIST, "exists", str(path))
+    # Whole or nothing: a process killed while writing leaves no half file under the name.
+    write_atomic(path, write, replace=False)
     cal.path = path
     return path
 
@@ -250,3 +267,6 @@ def read_calibration(path: str | Path) -> Calibration:
             if str(exc).startswith(f"{path}: "):
                 raise
             raise FileFormatError(f"{path}: {exc}") from None
+        except (TypeError, ValueError, OSError, RuntimeError) as exc:
+            # An attribute of the wrong type (int("x")), a damaged chunk, a dataset of an unexpected kind.
+            raise FileFormatError(f"{path}: unreadable content ({' '.join(str(exc).split())[:160]})") from None

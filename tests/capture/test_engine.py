@@ -51,7 +51,7 @@ def test_product_sweep_keeps_every_azimuth_within_minus_40_db(new_run, cap):
     At 180 deg the forward drivers are 25-30 dB down, so their IRs are noise-limited: the 1 s,
     -6 dBFS sweep of the other tests reaches only about -37 dB there.
     """
-    run = cap.measure(new_run(cap.aurora_text("mesm", azimuths_deg=(180.0, 135.0), positions=("centre",),
+    run = cap.measure(new_run(cap.aurora_text("mesm", azimuths_deg=(-180.0, 135.0), positions=("centre",),
                                               sweep={"duration_s": 2.0, "level_dbfs": -3.0})))
     errors = cap.step_errors_db(run)
     print("\nproduct sweep, worst IR error (dB): " + ", ".join(f"{g} {e.max():.1f}" for g, e in errors.items()))

@@ -72,7 +72,7 @@ def _assert_same_measurement(a: Path, b: Path) -> None:
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, cap, capsys):
-    azimuths = tuple(float(a) for a in range(0, 360, 30))  # 12 azimuths + 2 positions, ~0.15 s per step
+    azimuths = tuple(float(a) for a in range(-180, 180, 30))  # 12 azimuths + 2 positions, ~0.15 s per step
     proc_file = tmp_path / "aurora_small.toml"
     proc_file.write_text(cap.aurora_text("mesm", azimuths_deg=azimuths))
     n_steps = len(azimuths) + 2

@@ -79,8 +79,8 @@ def test_failed_step_inspect_and_resume(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--serial", "bad serial!"), "--serial: expected letters, digits, '_', '.' or '-' (1-64 characters), "
-                                      "got 'bad serial!'"),
+        (("--serial", "bad serial!"), "--serial: expected 1-64 letters, digits, '_', '.' or '-' starting "
+                                      "with a letter or digit, got 'bad serial!'"),
         (("--serial", "SN1", "--resume"), "--resume: no incomplete characterize measurement of SN1 in "),
         (("--serial", "SN1", "--rig", "bogus"), "--rig: expected one of sim, replay:<measurement.h5>, portaudio, "
                                                 "got 'bogus'"),

@@ -176,6 +176,8 @@ def describe_measurement(path: Path) -> str:
 
 def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
     """Reflection-free time per receiver: detected (and from the room geometry), and the gate it gives."""
+    import numpy as np
+
     from calib.procedure.load import parse_procedure
     from calib.stages.gating import measurement_gates
 

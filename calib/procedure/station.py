@@ -127,6 +127,12 @@ class StationPositioner(_Section):
     kind: Literal["manual", "sim"] = "manual"
 
 
+class StationResults(_Section):
+    """``[results]``: the results database this station records into (``calib fleet`` reads it)."""
+
+    url: Str | None = None  # e.g. postgresql+psycopg://calib@db-host/line1; default: SQLite in measurements/
+
+
 class StationMic(_Section):
     """``[[mics]]``: the calibration of one input microphone.
 
@@ -159,6 +165,7 @@ class Station(_Section):
     turntable: StationTurntable = StationTurntable()
     positioner: StationPositioner = StationPositioner()
     mics: list[StationMic] = []
+    results: StationResults = StationResults()
 
     _source_path: str = PrivateAttr(default="")
     _source_text: str = PrivateAttr(default="")

@@ -56,11 +56,13 @@ def check(procedure: str) -> None:
 
 def _register() -> None:
     from calib.cli.cmd_chain import fit, report, run, verify
+    from calib.cli.cmd_fleet import fleet, limits, results
     from calib.cli.cmd_hardware import calibrate_mic
     from calib.cli.cmd_measure import devices, inspect, measure
     from calib.cli.cmd_render import export, render
 
-    for command in (run, measure, fit, verify, report, check, inspect, render, export, calibrate_mic, devices):
+    for command in (run, measure, fit, verify, report, check, inspect, render, export, calibrate_mic, devices,
+                    results, fleet, limits):
         cli.add_command(command)
 
 

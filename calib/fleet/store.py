@@ -129,11 +129,13 @@ class ResultsStore:
                 for run_id, sha in conn.execute(select(s.runs.c.id, s.runs.c.sha256)
                                                 .where(s.runs.c.sha256.in_(missing[start:start + 500]))):
                     run_ids[sha] = int(run_id)
-            self._children(conn, [(run_ids[run.sha256], run) for _, _, run in todo if run.sha256 in created])
+            fresh = {run.sha256: (run_ids[run.sha256], run) for _, _, run in todo if run.sha256 in created}
+            self._children(conn, list(fresh.values()))
         out = []
-        for r in records:
-            last = r.runs[-1]
-            out.append(Recorded(run_ids[last.sha256], last.sha256 in created))
+        for r in records:  # a verification listed twice in one call is created by its first listing only
+            sha = r.runs[-1].sha256
+            out.append(Recorded(run_ids[sha], sha in created))
+            created.discard(sha)
         return out
 
     def _children(self, conn: Connection, new_runs: list[tuple[int, StageRun]]) -> None:

@@ -70,7 +70,7 @@ BAD = [
     ("unknown key", '[turntable]\ndriver = "manual"\nspeed = 3.0\n',
      r"^{f}: turntable\.speed: unknown key; expected one of: driver, host, port, serial_port, "),
     ("unknown section", '[audo]\ndevice = "x"\n',
-     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, mics$"),
+     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, mics, results$"),
     ("et250 without host", '[turntable]\ndriver = "et250"\n',
      r'^{f}: turntable\.host: required for driver "et250", got none$'),
     ("serial key on a UDP table", '[turntable]\ndriver = "et250"\nhost = "h"\nbaudrate = 9600\n',

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from calib.fleet.db import resolve_url
 from calib.fleet.limits import golden_checks, load_limits
-from calib.fleet.record import add_report_file, default_root, unit_record
+from calib.fleet.record import add_report_file, archive_path, default_root, unit_record
 from calib.fleet.store import Recorded, ResultsStore
 from calib.report.model import UnitReport
 from calib.stages.checks import verdict
@@ -60,6 +60,7 @@ def report_and_record(verify_path: str | Path, reports: str | Path, results_csv:
     url = resolve_url(db, station.results.url if station is not None else None, csv_path.parent / "results.db")
     pdf_path = Path(reports) / f"{report.serial}.pdf"
     root = Path(archive_root) if archive_root else default_root([*report.files.values(), pdf_path])
+    archive_path(pdf_path, root)  # fail before anything is written
     with ResultsStore(url) as store:
         record = unit_record(report, root, station_name)
         limits = load_limits(store, report.procedure.product.id) if use_limits else None

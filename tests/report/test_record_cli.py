@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from calib.cli.main import main
@@ -41,3 +43,51 @@ def test_report_outside_the_archive_root_is_a_one_line_error(reports, tmp_path, 
                  "--results", str(tmp_path / "r.csv"), "--archive-root", str(tmp_path / "elsewhere")])
     err = capsys.readouterr().err
     assert code == 2 and "outside the archive root" in err and "Traceback" not in err
+
+
+def _golden_db(unit, root, db, shifts: tuple[float, ...]) -> None:  # noqa: ANN001
+    """A database holding three golden copies of ``unit`` with every value shifted, and limits derived from them."""
+    import copy
+    import dataclasses
+    import hashlib
+
+    from calib.fleet.limits import derive_limits
+    from calib.fleet.record import unit_record
+
+    base = unit_record(unit, root)
+    golden = []
+    for i, shift in enumerate(shifts):
+        record = copy.deepcopy(base)
+        record.serial = f"GOLD{i}"
+        for run in record.runs:
+            run.sha256 = hashlib.sha256(f"gold {i} {run.stage}".encode()).hexdigest()
+        verify = record.runs[-1]
+        verify.checks = [c if c.op == "==" else dataclasses.replace(c, value=c.value + shift) for c in verify.checks]
+        verify.bands = [(name, band, value + shift) for name, band, value in verify.bands]
+        golden.append(record)
+    with ResultsStore(str(db)) as store:
+        store.record_many(golden)
+        derive_limits(store, unit.procedure.product.id, [r.serial for r in golden], k=3.0)
+
+
+def test_golden_limits_enter_the_verdict_of_later_reports(reports, tmp_path, capsys) -> None:  # noqa: ANN001
+    unit = reports["pass"]
+    verification = unit.files["verification"]
+    root = verification.parents[2]
+    for name, shifts, code, verdict in (("near", (-1.0, 0.0, 1.0), 0, "PASS"), ("far", (9.0, 10.0, 11.0), 1, "FAIL")):
+        db = tmp_path / f"{name}.db"
+        _golden_db(unit, root, db, shifts)
+        assert main(["report", str(verification), "--reports", str(root / f"reports-{name}"), "--db", str(db),
+                     "--results", str(tmp_path / f"{name}.csv"), "--archive-root", str(root)]) == code
+        out = capsys.readouterr().out
+        golden_lines = [line for line in out.splitlines() if re.match(r"\s*(PASS|FAIL)\s+golden: ", line)]
+        assert len(golden_lines) >= 2 and f"{unit.serial}: {verdict}" in out
+        # shifted golden units: the unit sits 0 sigma (near) or 10 sigma (far) from their mean, in every quantity
+        assert all(line.lstrip().startswith("PASS" if code == 0 else "FAIL") for line in golden_lines)
+        with ResultsStore(str(db)) as store:
+            run = store.runs(serial=unit.serial).iloc[0]
+            assert run["verdict"] == verdict and run["limit_set_ref"] is not None
+            golden = store.checks(serial=unit.serial)
+            golden = golden[golden["check"].str.startswith("golden: ")]
+            expected = 0.0 if code == 0 else 10.0
+            assert ((golden["value"] - expected).abs() < 1e-6).all(), golden[["check", "value"]]

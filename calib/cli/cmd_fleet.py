@@ -21,10 +21,22 @@ def _filters(fn):  # noqa: ANN001, ANN202
     return fn
 
 
-def _store(db: str | None):  # noqa: ANN202
+def _store(db: str | None, create: bool = False):  # noqa: ANN202
+    """The results store; a missing SQLite file is an error unless ``create`` (reading never creates one)."""
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    from calib.errors import CalibError
+    from calib.fleet.db import resolve_url
     from calib.fleet.store import ResultsStore
 
-    return ResultsStore(db)
+    url = resolve_url(db)
+    parsed = make_url(url)
+    if not create and parsed.get_backend_name() == "sqlite" and parsed.database and \
+            not Path(parsed.database).exists():
+        raise CalibError(f"{parsed.database}: no results database (calib report creates it; or give --db)")
+    return ResultsStore(url)
 
 
 @click.group()
@@ -68,7 +80,7 @@ def results_import(csv: str, db: str | None, archive_root: str) -> None:
     """Import an existing results.csv (rows already recorded are left alone)."""
     from calib.fleet.exchange import import_results_csv
 
-    with _store(db) as store:
+    with _store(db, create=True) as store:
         new, already, skipped = import_results_csv(store, csv, archive_root)
     click.echo(f"{csv}: {new} run(s) imported, {already} already recorded, {skipped} without a verification hash")
 

@@ -213,6 +213,3 @@ def relative_or_none(path: str, root: str | Path) -> str | None:
     except ArchivePathError:
         return None
 
-
-__all__ = ["ArchivePathError", "CheckRow", "StageRun", "UnitRecord", "archive_path", "unit_record", "utc_text",
-           "relative_or_none", "add_report_file", "default_root"]

@@ -125,3 +125,6 @@ def test_cli_results_fleet_limits(tmp_path, capsys) -> None:  # noqa: ANN001
     assert "expected at least 3 known-good serials" in capsys.readouterr().err
     assert main(["results", "import", str(tmp_path / "missing.csv"), "--db", db]) == 2
     assert "no such results table" in capsys.readouterr().err
+    assert main(["fleet", "--db", str(tmp_path / "none.db")]) == 2
+    assert "none.db: no results database (calib report creates it" in capsys.readouterr().err
+    assert not (tmp_path / "none.db").exists()

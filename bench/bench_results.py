@@ -45,7 +45,8 @@ def unit(i: int, rng: np.random.Generator, tag: str = "") -> UnitRecord:
         value = float(mean + rng.normal(0, 1.5))
         rows.append(CheckRow(name, value, limit, "dB", op, value >= limit if op == ">=" else value <= limit))
     day, second = divmod(i, 2000)
-    t = f"2026-{1 + day // 28 % 12:02d}-{1 + day % 28:02d}T{second // 3600 + 6:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+    clock = f"{second // 3600 + 6:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+    t = f"2026-{1 + day // 28 % 12:02d}-{1 + day % 28:02d}T{clock}Z"
     serial = f"SN{i:07d}{tag}"
     figures = {f"driver {d} {q}": float(v) for d in ("left", "right")
                for q, v in (("sensitivity_db", -10 + rng.normal(0, 0.3)), ("latency_ms", 5 + rng.normal(0, 0.1)))}

@@ -135,5 +135,6 @@ def limits_show(product: str, version: int | None, db: str | None) -> None:
     if lset is None:
         raise CalibError(f"{product}: no golden limits{f' version {version}' if version else ''} "
                          "(derive them with calib limits derive)")
-    click.echo(f"{product}: limits v{lset.version} ({lset.created_utc}), k = {lset.k:g}, units {', '.join(lset.serials)}")
+    click.echo(f"{product}: limits v{lset.version} ({lset.created_utc}), k = {lset.k:g}, "
+               f"units {', '.join(lset.serials)}")
     click.echo(lset.values.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3f}"))

@@ -97,7 +97,8 @@ def import_results_csv(store: ResultsStore, csv_path: str | Path, root: str | Pa
             continue
         files = []
         for key in FILE_KEYS:
-            rel = relative_or_none(str(row.get(f"{key}_file", "") or ""), root) if pd.notna(row.get(f"{key}_file")) else None
+            cell = row.get(f"{key}_file")
+            rel = relative_or_none(str(cell), root) if isinstance(cell, str) else None
             file_sha = str(row.get(f"{key}_sha256", "") or "")
             if rel and len(file_sha) == 64:
                 files.append((key, rel, file_sha))

@@ -52,7 +52,8 @@ def summary_text(view: FleetView, top: int = 10) -> str:
     """The terminal summary: yields, the least capable checks, outliers and drift."""
     if view.runs.empty:
         return "no verification runs match"
-    lines = [f"{len(view.runs)} verifications of {view.runs[['product_id', 'serial']].drop_duplicates().shape[0]} units, "
+    n_units = view.runs[["product_id", "serial"]].drop_duplicates().shape[0]
+    lines = [f"{len(view.runs)} verifications of {n_units} units, "
              f"{view.runs['time_utc'].min()} .. {view.runs['time_utc'].max()}", "",
              "yield per product", _fmt(view.yield_product), "", "yield per station", _fmt(view.yield_station), "",
              "yield per day (last 7)", _fmt(view.yield_day.groupby("product_id").tail(7)), "",

@@ -58,6 +58,7 @@ class StageRun:
     files: list[tuple[str, str, str]] = field(default_factory=list)  # (role, path relative to root, sha256)
     metrics: dict[str, float] = field(default_factory=dict)
     bands: list[tuple[str, float, float]] = field(default_factory=list)  # (curve name, band Hz, value)
+    serial: str | None = None  # the unit, if not the record's (cross-unit checks: characterize/fit of another)
 
 
 @dataclass
@@ -126,7 +127,8 @@ def driver_figures(report: UnitReport) -> dict[str, float]:
         out[f"driver {driver} sensitivity_db"] = 10.0 * np.log10(best) if best > 0 else float("nan")
         lat = latency[:, s]
         lat = lat[lat >= 0]
-        out[f"driver {driver} latency_ms"] = float(np.median(lat) / meas.sample_rate * 1e3) if lat.size else float("nan")
+        latency_ms = np.median(lat) / meas.sample_rate * 1e3 if lat.size else np.nan
+        out[f"driver {driver} latency_ms"] = float(latency_ms)
         t = thd[:, mic, s]
         t = t[np.isfinite(t)]
         out[f"driver {driver} thd_pct"] = float(np.median(t)) if t.size else float("nan")
@@ -167,14 +169,14 @@ def unit_record(report: UnitReport, root: str | Path, station: str | None = None
     char_run = StageRun(
         "characterize", report.hashes["characterize"], utc_text(char.created_utc), char.procedure_sha256, char.rig,
         bool(char.simulated), files=[("characterize", paths["characterize"], report.hashes["characterize"])],
-        metrics=driver_figures(report),
+        metrics=driver_figures(report), serial=char.serial,
     )
     predicted_failed = [c for c in report.predicted_checks if not c.passed]
     fit_run = StageRun(
         "fit", report.hashes["calibration"], utc_text(cal.created_utc), cal.procedure_sha256, "", bool(char.simulated),
         verdict="FAIL" if predicted_failed or not report.predicted_checks else "PASS",
         checks=[CheckRow.of(c) for c in report.predicted_checks],
-        files=[("calibration", paths["calibration"], report.hashes["calibration"])],
+        files=[("calibration", paths["calibration"], report.hashes["calibration"])], serial=cal.serial,
     )
     files = [("verification", paths["verification"], report.hashes["verification"])]
     verify_run = StageRun(

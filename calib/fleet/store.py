@@ -102,8 +102,8 @@ class ResultsStore:
         product = self._ids(conn, s.products, [{"product_id": r.product_id, "name": r.product_name}
                                                 for r in records], ["product_id"])
         station = self._ids(conn, s.stations, [{"name": r.station} for r in records], ["name"])
-        unit = self._ids(conn, s.units, [{"product_ref": product[(r.product_id,)], "serial": r.serial}
-                                         for r in records], ["product_ref", "serial"])
+        unit = self._ids(conn, s.units, [{"product_ref": product[(r.product_id,)], "serial": run.serial or r.serial}
+                                         for r in records for run in r.runs], ["product_ref", "serial"])
         now = utc_now()
         run_ids: dict[str, int] = {}
         created: set[str] = set()
@@ -112,7 +112,8 @@ class ResultsStore:
             if not todo:
                 continue
             rows = [{
-                "unit_ref": unit[(product[(r.product_id,)], r.serial)], "station_ref": station[(r.station,)],
+                "unit_ref": unit[(product[(r.product_id,)], run.serial or r.serial)],
+                "station_ref": station[(r.station,)],
                 "stage": run.stage, "sha256": run.sha256, "time_utc": run.time_utc,
                 "source_run": run_ids.get(r.runs[i - 1].sha256) if i else None,
                 "procedure_sha256": run.procedure_sha256, "rig": run.rig, "simulated": run.simulated,

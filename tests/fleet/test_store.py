@@ -108,7 +108,8 @@ def test_cli_results_fleet_limits(tmp_path, capsys) -> None:  # noqa: ANN001
     db = str(tmp_path / "r.db")
     with ResultsStore(db) as store:
         for i in range(4):
-            store.record(synthetic_unit(f"S{i}", {"filter effort": (5.0 + i, 15.0, "<=")}, f"2026-12-0{i + 1}T09:00:00Z"))
+            effort = {"filter effort": (5.0 + i, 15.0, "<=")}
+            store.record(synthetic_unit(f"S{i}", effort, f"2026-12-0{i + 1}T09:00:00Z"))
     assert main(["results", "list", "--db", db, "--serial", "S1"]) == 0
     assert "S1" in capsys.readouterr().out
     assert main(["results", "export", str(tmp_path / "x.csv"), "--db", db]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pandas as pd
+import pytest
 
 from calib.cli.main import main
 from calib.fleet.store import ResultsStore
@@ -91,3 +92,69 @@ def test_golden_limits_enter_the_verdict_of_later_reports(reports, tmp_path, cap
             golden = golden[golden["check"].str.startswith("golden: ")]
             expected = 0.0 if code == 0 else 10.0
             assert ((golden["value"] - expected).abs() < 1e-6).all(), golden[["check", "value"]]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def report_db(request, tmp_path_factory):  # noqa: ANN001
+    """A fresh results database of each kind (PostgreSQL: a throwaway server; skipped, saying why, if none starts)."""
+    if request.param == "sqlite":
+        yield str(tmp_path_factory.mktemp("db") / "results.db")
+        return
+    from calib.fleet.pgserver import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server can be started here: {exc}")
+    yield server.create_database("reports")
+    server.stop()
+
+
+def test_eight_calib_report_processes_at_once_record_eight_runs(reports, report_db, tmp_path) -> None:  # noqa: ANN001
+    """Eight stations finish at once: eight ``calib report`` processes on eight units' verifications.
+
+    The eight verifications are copies of one real verification re-labelled
+    with other serials (so eight files, eight hashes, eight units) rather than
+    eight measured units, to keep the test affordable on two cores.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import h5py
+
+    source = reports["pass"].files["verification"]
+    root = source.parents[2]
+    serials = [f"SN-LINE-{i}" for i in range(8)]
+    copies = []
+    for serial in serials:
+        folder = root / "measurements" / serial
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / source.name
+        shutil.copyfile(source, copy)
+        with h5py.File(copy, "r+") as f:
+            f.attrs["serial"] = serial
+        copies.append(copy)
+    go = tmp_path / "go"
+    repo = Path(__file__).resolve().parents[2]
+    wait = f"import pathlib, time\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.005)\n"
+    code = wait + "import sys\nfrom calib.cli.main import main\nsys.exit(main(sys.argv[1:]))"
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, "report", str(copy), "--db", report_db, "--reports",
+                               str(root / "reports-line"), "--results", str(tmp_path / "line.csv"),
+                               "--archive-root", str(root)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for copy in copies]
+    time.sleep(1.0)
+    go.touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        assert "recorded in" in out and "already recorded" not in out
+    with ResultsStore(report_db) as store:
+        runs = store.runs(serial="SN-LINE-*")
+        assert sorted(runs["serial"]) == serials and runs["sha256"].nunique() == 8
+        assert len(store.runs(stage="fit")) == 1  # one calibration, verified for eight serials
+    assert sorted(pd.read_csv(tmp_path / "line.csv")["serial"]) == serials

@@ -76,34 +76,38 @@ def _check_report_outputs(reports: str, results: str) -> None:
     check_folder(reports, "--reports")
     check_output_file(results, "--results", may_exist=True)
     if Path(results).exists():
-        read_results(results)  # an unreadable table stops the command before the PDF is written
+        read_results(results)  # an unreadable export stops the command before the PDF is written
 
 
-def _report(verify_path: Path, reports: str, results: str):  # noqa: ANN202 - (UnitReport, Path)
-    from calib.report.pdf import is_report_of, write_report
-    from calib.report.results import append_result, read_results
-    from calib.stages.unit import build_unit_report
+def _report(verify_path: Path, reports: str, results: str, db: str | None = None, station: str | None = None,
+            archive_root: str | None = None):  # noqa: ANN202 - (UnitReport, Path)
+    from calib.fleet.recording import report_and_record
 
     _check_report_outputs(reports, results)
-    report = build_unit_report(verify_path)
-    pdf_path = check_output_file(Path(reports) / f"{report.serial}.pdf", "--reports", may_exist=True)
+    station_obj = None
+    if station is not None:
+        from calib.procedure.station import load_station
+
+        station_obj = load_station(station)
+    # The one place a run is recorded (idempotent: the same verification reported again adds nothing).
+    outcome = report_and_record(verify_path, reports, results, db, station_obj, archive_root)
+    report, pdf = outcome.report, outcome.pdf
     for check in report.checks:
         click.echo(f"  {check.line()}")
-    sha = report.hashes["verification"]
-    recorded = Path(results).exists() and sha in set(read_results(results).get("verification_sha256", []))
-    if recorded:
-        click.echo(f"results: {results} (already records this verification)")
-    else:
-        append_result(report, results)
-        click.echo(f"results: {results}")
-    written = not is_report_of(pdf_path, report)
-    pdf = write_report(report, pdf_path)
-    click.echo(f"report: {pdf}" + ("" if written else " (already written for this verification)"))
+    click.echo(f"report: {pdf}" + ("" if outcome.pdf_written else " (already written for this verification)"))
+    state = "recorded" if outcome.recorded.created else "already recorded"
+    click.echo(f"results: run {outcome.recorded.run_id} {state} in {_shown(outcome.db_url)}; export {results}")
     failing = [c.name for c in report.checks if not c.passed]
     click.secho(f"{report.serial}: {report.verdict}", bold=True, fg="green" if report.verdict == "PASS" else "red")
     if failing:
         click.echo("failing checks: " + "; ".join(failing))
     return report, pdf
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _exit_code(report) -> int:  # noqa: ANN001
@@ -114,7 +118,11 @@ _common = [
     click.option("--rig", "rig_spec", default="sim", show_default=True, help=RIG_HELP),
     click.option("--out", "out_dir", default="measurements", show_default=True, help="Measurement folder."),
     click.option("--reports", default="reports", show_default=True, help="Report folder."),
-    click.option("--results", default="measurements/results.csv", show_default=True, help="Results table."),
+    click.option("--results", default="measurements/results.csv", show_default=True, help="Results CSV export."),
+    click.option("--db", help="Results database URL or SQLite file (default: $CALIB_RESULTS_DB, the station's "
+                 "[results] url, else results.db beside --results)."),
+    click.option("--archive-root", type=click.Path(file_okay=False), help="Recorded file paths are relative to it "
+                 "(default: the current folder)."),
     click.option("--resume", is_flag=True, help="Continue an interrupted run of this unit."),
     click.option("--station", type=click.Path(dir_okay=False), help="Station file (channel maps, hardware)."),
     click.option("--sim-fault", "faults", multiple=True,
@@ -134,7 +142,8 @@ def _with_common(fn):  # noqa: ANN001, ANN202
               help="Measure this unit instead of the calibration's own (cross-unit check).")
 @_with_common
 def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, reports: str, results: str,
-           resume: bool, station: str | None, faults: tuple[str, ...]) -> int:
+           db: str | None, archive_root: str | None, resume: bool, station: str | None,
+           faults: tuple[str, ...]) -> int:
     """Re-measure through the filters of CALIBRATION and judge against the targets (exit 0 PASS, 1 FAIL)."""
     from calib.store.calibration import read_calibration
 
@@ -148,25 +157,29 @@ def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, repo
     serial = unit or check_serial(read_calibration(calibration).serial, f"{calibration}: serial")
     with unit_lock(out_dir, serial):
         verification = _verify(calibration, rig_spec, out_dir, resume, unit, faults, station)
-        return _exit_code(_report(verification, reports, results)[0])
+        return _exit_code(_report(verification, reports, results, db, station, archive_root)[0])
 
 
 @click.command()
 @click.argument("verification", type=click.Path(dir_okay=False))
 @click.option("--reports", default="reports", show_default=True, help="Report folder.")
-@click.option("--results", default="measurements/results.csv", show_default=True, help="Results table.")
-def report(verification: str, reports: str, results: str) -> int:
-    """Write the PDF report and the results row of a VERIFICATION measurement (exit 0 PASS, 1 FAIL)."""
+@click.option("--results", default="measurements/results.csv", show_default=True, help="Results CSV export.")
+@click.option("--db", help="Results database URL or SQLite file (default: results.db beside --results).")
+@click.option("--station", type=click.Path(dir_okay=False), help="Station file (its name and [results] url).")
+@click.option("--archive-root", type=click.Path(file_okay=False), help="Recorded paths are relative to it.")
+def report(verification: str, reports: str, results: str, db: str | None, station: str | None,
+           archive_root: str | None) -> int:
+    """Write the PDF report of a VERIFICATION measurement and record it (exit 0 PASS, 1 FAIL, 2 error)."""
     check_input_file(verification, "verification")
-    return _exit_code(_report(Path(verification), reports, results)[0])
+    return _exit_code(_report(Path(verification), reports, results, db, station, archive_root)[0])
 
 
 @click.command()
 @click.argument("procedure", type=click.Path(dir_okay=False))
 @click.option("--serial", required=True, type=SERIAL, help="Unit serial number.")
 @_with_common
-def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, results: str, resume: bool,
-        station: str | None, faults: tuple[str, ...]) -> int:
+def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, results: str, db: str | None,
+        archive_root: str | None, resume: bool, station: str | None, faults: tuple[str, ...]) -> int:
     """Measure, fit, verify and report one unit (exit 0 PASS, 1 FAIL)."""
     from calib.procedure import load_procedure
     from calib.store.calibration import file_sha256
@@ -215,7 +228,7 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
         verification = _verify(str(calibration), rig_spec, out_dir, resume, None, faults, station)
         done("verify", verification)
         click.echo("[4/4] report")
-        report, pdf = _report(verification, reports, results)
+        report, pdf = _report(verification, reports, results, db, station, archive_root)
         done("report", pdf)
     click.echo(summary_table(rows, report))
     return _exit_code(report)

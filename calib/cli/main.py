@@ -111,6 +111,9 @@ LAZY_COMMANDS = {
     "export": "calib.cli.cmd_render:export",
     "calibrate-mic": "calib.cli.cmd_hardware:calibrate_mic",
     "devices": "calib.cli.cmd_measure:devices",
+    "results": "calib.cli.cmd_fleet:results",
+    "fleet": "calib.cli.cmd_fleet:fleet",
+    "limits": "calib.cli.cmd_fleet:limits",
 }
 
 

@@ -187,6 +187,12 @@ class StationDummyHead(_Section):
         return {"ear_radius_m": self.ear_radius_m, "ear_azimuth_deg": self.ear_azimuth_deg}
 
 
+class StationResults(_Section):
+    """``[results]``: the results database this station records into (``calib fleet`` reads it)."""
+
+    url: Str | None = None  # e.g. postgresql+psycopg://calib@db-host/line1; default: SQLite in measurements/
+
+
 class StationMic(_Section):
     """``[[mics]]``: the calibration of one input microphone.
 
@@ -222,6 +228,7 @@ class Station(_Section):
     dummy_head: StationDummyHead | None = None
     mics: list[StationMic] = []
     room: RoomGeometry | None = None  # where the bench stands: sets the IR gates before anything is measured
+    results: StationResults = StationResults()
 
     _source_path: str = PrivateAttr(default="")
     _source_text: str = PrivateAttr(default="")

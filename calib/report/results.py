@@ -108,8 +108,8 @@ def summary_metrics(report: UnitReport) -> dict[str, float]:
     }
 
 
-def result_row(report: UnitReport) -> dict[str, object]:
-    """The results-table row of one verified unit."""
+def result_row(report: UnitReport, root: str | Path | None = None) -> dict[str, object]:
+    """The results-table row of one verified unit (file paths relative to ``root`` if given)."""
     row: dict[str, object] = {
         "serial": report.serial,
         "time_utc": report.verification.created_utc,
@@ -126,8 +126,12 @@ def result_row(report: UnitReport) -> dict[str, object]:
     }
     row.update(check_columns(report.checks))
     row.update(summary_metrics(report))
+    from calib.fleet.record import archive_path
+
     for key in FILE_KEYS:
         path = report.files.get(key)
+        if path is not None and root is not None:
+            path = archive_path(path, root)
         row[f"{key}_file"] = str(path) if path is not None else ""
         row[f"{key}_sha256"] = report.hashes.get(key, "")
     return row
@@ -170,8 +174,12 @@ def _write_atomic(df: pd.DataFrame, path: Path) -> None:
         raise
 
 
-def append_result(report: UnitReport, csv_path: str | Path = DEFAULT_RESULTS_CSV) -> dict[str, object]:
+def append_result(report: UnitReport, csv_path: str | Path = DEFAULT_RESULTS_CSV,
+                  root: str | Path | None = None) -> dict[str, object]:
     """Append the unit's row to the results CSV (created if missing) and return the row.
+
+    The CSV is an export of the results store: ``calib report`` appends a row
+    only when it recorded a new run, with file paths relative to the archive ``root``.
 
     Existing columns keep their order; new ones (another product's checks)
     are added at the end, empty for the older rows.
@@ -184,7 +192,7 @@ def append_result(report: UnitReport, csv_path: str | Path = DEFAULT_RESULTS_CSV
     """
     path = Path(csv_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    row = result_row(report)
+    row = result_row(report, root)
     with _locked(path):
         new = pd.DataFrame([row])
         if path.exists():

@@ -70,7 +70,7 @@ BAD = [
     ("unknown key", '[turntable]\ndriver = "manual"\nspeed = 3.0\n',
      r"^{f}: turntable\.speed: unknown key; expected one of: driver, host, port, serial_port, "),
     ("unknown section", '[audo]\ndevice = "x"\n',
-     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, air, dummy_head, mics, room$"),
+     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, air, dummy_head, mics, room, results$"),
     ("air outside Cramer's range", '[air]\ntemperature_c = 35.0\n',
      r"^{f}: air\.temperature_c: expected a number <= 30(\.0)?, got 35\.0$"),
     ("dummy head too small", '[dummy_head]\near_radius_m = 0.01\n',

@@ -7,20 +7,23 @@ The table listens on UDP port :data:`DEFAULT_PORT` (6668). Every request is
 
     | command (u8) | argument (u16 big-endian, 0.1 deg) | checksum = XOR of the 3 bytes |
 
-==================  =====  =====================================  ===========================
-command             byte   argument                               reply
-==================  =====  =====================================  ===========================
-:data:`CMD_FORWARD`   1    rotate forward by the argument         2 bytes: ``33 00`` accepted,
-:data:`CMD_BACKWARD`  2    rotate backward by the argument        ``66 ..`` refused
-:data:`CMD_STOP`      3    0                                      (same)
-:data:`CMD_STATUS`    4    0                                      7 bytes, below
-:data:`CMD_SET_ZERO`  5    0: the current position becomes 0      2 bytes, as 1
-==================  =====  =====================================  ===========================
+=====================  ====  ======================================  ============
+command                byte  argument                                reply
+=====================  ====  ======================================  ============
+:data:`CMD_FORWARD`    1     rotate forward by the argument          acknowledge
+:data:`CMD_BACKWARD`   2     rotate backward by the argument         acknowledge
+:data:`CMD_STOP`       3     0                                       acknowledge
+:data:`CMD_STATUS`     4     0                                       status
+:data:`CMD_SET_ZERO`   5     0 (the current position becomes 0)     acknowledge
+=====================  ====  ======================================  ============
 
-Status reply: ``| status (u8): 4 moving, 5 stopped | angle (u32 BE, 0.1 deg,
-0..3599) | direction (u8): 1 counter-clockwise, 2 clockwise | checksum =
-XOR of the 6 bytes |``. Moves are relative and the table moves in 0.5 deg
-steps (:data:`STEP_TENTHS`).
+Acknowledge: 2 bytes, ``33 00`` accepted or ``66 ..`` refused. Status: 7
+bytes::
+
+    | status (u8): 4 moving, 5 stopped | angle (u32 BE, 0.1 deg, 0..3599) |
+    | direction (u8): 1 counter-clockwise, 2 clockwise | checksum = XOR of the 6 bytes |
+
+Moves are relative and the table moves in 0.5 deg steps (:data:`STEP_TENTHS`).
 
 Direction and angles
 --------------------

@@ -21,7 +21,7 @@ from calib.capture.absolute import apply_input_calibration, ir_unit
 from calib.capture.plan import MeasurementPlan
 from calib.capture.schedule import StepCapture, capture_step
 from calib.errors import CaptureGlitchError, FileFormatError, MeasurementError
-from calib.procedure.air import SPEED_OF_SOUND_ATTR, SPEED_OF_SOUND_SOURCE_ATTR
+from calib.procedure.air import DEFAULT_SPEED_OF_SOUND_M_S, SPEED_OF_SOUND_ATTR, SPEED_OF_SOUND_SOURCE_ATTR
 from calib.rig.base import Rig
 from calib.store.measurement import (
     FORMAT,
@@ -122,7 +122,8 @@ def run_measurement(
     units = {group: ir_unit(inputs, cals) for group, inputs in groups.items()}
     attrs = dict(extra_attrs or {})
     attrs.update(rig.attrs)
-    attrs.update({SPEED_OF_SOUND_ATTR: rig.speed_of_sound_m_s, SPEED_OF_SOUND_SOURCE_ATTR: rig.air})
+    c = DEFAULT_SPEED_OF_SOUND_M_S if rig.speed_of_sound_m_s is None else rig.speed_of_sound_m_s
+    attrs.update({SPEED_OF_SOUND_ATTR: c, SPEED_OF_SOUND_SOURCE_ATTR: rig.air})
     attrs.update({f"ir_unit_{group}": unit for group, unit in units.items()})
     for index, cal in cals.items():
         attrs[f"sensitivity_fs_per_pa_input_{index + 1}"] = cal.sensitivity_fs_per_pa

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from calib.procedure.air import DEFAULT_SPEED_OF_SOUND_M_S
-
 
 @dataclass(frozen=True)
 class HeadPosition:
@@ -137,10 +135,12 @@ class Rig:
         measurement file.
     simulated : bool
         True where no real air was involved (sim, replay); reports say so.
-    speed_of_sound_m_s : float
+    speed_of_sound_m_s : float or None
         The speed of sound in the rig's air (a station's ``[air]``, the
         virtual lab's ``[sim] speed_of_sound``); recorded in every
-        measurement file, used by the fit and the SOFA export.
+        measurement file (None: calib's default,
+        :data:`calib.procedure.air.DEFAULT_SPEED_OF_SOUND_M_S`), used by
+        the fit and the SOFA export.
     air : str
         Where ``speed_of_sound_m_s`` comes from (recorded with it).
     attrs : dict
@@ -154,7 +154,7 @@ class Rig:
     positioner: Positioner
     simulated: bool = True
     info: dict[str, str] = field(default_factory=dict)
-    speed_of_sound_m_s: float = DEFAULT_SPEED_OF_SOUND_M_S
+    speed_of_sound_m_s: float | None = None  # no calib.procedure import here: calib.sim uses this module
     air: str = "default (the rig knows nothing of its air)"
     attrs: dict[str, object] = field(default_factory=dict)
 

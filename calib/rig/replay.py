@@ -298,7 +298,8 @@ def open_replay_rig(path: str | Path, proc: Procedure, serial: str, faults: SimF
     Returns
     -------
     Rig
-        ``name="replay:<path>"``, ``simulated=True``.
+        ``name="replay:<path>"``, ``simulated=True``; its speed of sound is
+        the one the replayed file recorded.
 
     Raises
     ------
@@ -319,6 +320,12 @@ def open_replay_rig(path: str | Path, proc: Procedure, serial: str, faults: SimF
         log.info("replaying %s (unit %s) as unit %s", path, lab.measurement.serial, serial)
     rig = assemble_sim_rig(f"replay:{path}", lab, proc, serial, noise, latency, fault_model)
     rig.info.update({"replay_file": str(path), "replay_serial": lab.measurement.serial})
+    # The replayed acoustics happened in the archived file's air, not in [sim] speed_of_sound.
+    from calib.procedure.air import SPEED_OF_SOUND_SOURCE_ATTR, recorded_speed_of_sound
+
+    attrs = lab.measurement.attrs
+    rig.speed_of_sound_m_s = recorded_speed_of_sound(attrs)
+    rig.air = f"replayed from {Path(path).name}: {attrs.get(SPEED_OF_SOUND_SOURCE_ATTR, 'not recorded (calib default)')}"
     return rig
 
 

@@ -126,6 +126,8 @@ def test_eight_calib_report_processes_at_once_record_eight_runs(reports, report_
 
     import h5py
 
+    from calib.stages.custody import seal
+
     source = reports["pass"].files["verification"]
     root = source.parents[2]
     serials = [f"SN-LINE-{i}" for i in range(8)]
@@ -135,8 +137,9 @@ def test_eight_calib_report_processes_at_once_record_eight_runs(reports, report_
         folder.mkdir(parents=True, exist_ok=True)
         copy = folder / source.name
         shutil.copyfile(source, copy)
-        with h5py.File(copy, "r+") as f:
+        with h5py.File(copy, "r+") as f:  # as a cross-unit verification of this serial would be: sealed anew
             f.attrs["serial"] = serial
+            f.attrs["custody_seal"] = seal(dict(f.attrs))
         copies.append(copy)
     go = tmp_path / "go"
     repo = Path(__file__).resolve().parents[2]

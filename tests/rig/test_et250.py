@@ -135,6 +135,16 @@ def test_wrong_direction_setting_is_caught_at_start_up(table):
         table(wrong_direction=True, forward_clockwise=False)
 
 
+def test_a_table_turning_the_wrong_way_is_stopped(table):
+    fake, drv = table(forward_clockwise=False)
+    fake.speed_tenths_s = 300.0  # 30 deg/s: still turning when polled
+    fake.wrong_direction = True  # e.g. the table's direction setting was changed after start-up
+    with pytest.raises(TurntableError, match=r"turns clockwise on a move to 40\.0 deg that should turn "
+                                             r"counter-clockwise \(stop sent\); check turntable\.forward_clockwise"):
+        drv.move_to(40.0, timeout_s=5.0)
+    assert fake.requests[-1] == _req(3) and not drv.status().moving
+
+
 def test_lost_request_and_lost_reply_are_retried_without_moving_twice(table):
     fake, drv = table(forward_clockwise=False)
     n = len(fake.requests)  # move_to: request n reads the status, n + 1 is the move: lose it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import h5py
@@ -155,6 +156,9 @@ def test_rig_identity_and_linear_drivers(sim_file: Path) -> None:
         assert lab.driver_names == tuple(proc.driver_names) and lab.n_ir == proc.sweep.ir_length
         assert all(d.h2 == 0.0 and d.h3 == 0.0 for d in lab.device.drivers)
         assert rig.audio.noise.input_fs_per_pa == 0.05 and rig.audio.latency.max_samples == 2048
+        # The replay records the air of the replayed file (the sim run's [sim] speed_of_sound).
+        assert rig.speed_of_sound_m_s == 343.0
+        assert rig.air == f"replayed from {sim_file.name}: simulated: [sim] speed_of_sound"
 
 
 # ---------------------------------------------------------------- the lab itself
@@ -254,6 +258,17 @@ def test_a_subset_of_the_file_is_replayable(plant) -> None:  # noqa: ANN001
     proc = parse_procedure(text[:start] + text[end:])
     with open_rig(f"replay:{plant[0]}", proc, SERIAL) as rig:
         assert rig.audio.lab.azimuth_index(proc.turntable.grid_deg()[0]) == 1
+        assert (rig.speed_of_sound_m_s, rig.air) == (343.0, "replayed from plant.h5: not recorded (calib default)")
+
+
+def test_replay_takes_the_speed_of_sound_the_file_recorded(plant, tmp_path: Path) -> None:  # noqa: ANN001
+    path = tmp_path / "warm.h5"
+    shutil.copy(plant[0], path)
+    with h5py.File(path, "r+") as f:
+        f.attrs["speed_of_sound_m_s"] = 346.1
+        f.attrs["speed_of_sound_source"] = "station [air]: 25 degC"
+    with open_rig(f"replay:{path}", parse_procedure(variant()), SERIAL) as rig:
+        assert (rig.speed_of_sound_m_s, rig.air) == (346.1, "replayed from warm.h5: station [air]: 25 degC")
 
 
 def _not_hdf5(tmp: Path) -> Path:

@@ -149,7 +149,8 @@ class Router(threading.Thread):
                     continue
                 self.dut.new_stream.clear()
                 while len(self._ports("out")) < 3 or len(self._ports("in")) < 4:  # the whole stream registered
-                    self.stop.wait(0.002)
+                    if self.stop.wait(0.002):
+                        return
                 self.stop.wait(0.05)  # PortAudio auto-connects on start; route after that
                 route(self.dut, 3, 4, drivers=[1, 2], mics=[1, 2, 3], loopback=(3, 4))
                 self.dut.routed_out = max(self._ports("out"))

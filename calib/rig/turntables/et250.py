@@ -7,20 +7,23 @@ The table listens on UDP port :data:`DEFAULT_PORT` (6668). Every request is
 
     | command (u8) | argument (u16 big-endian, 0.1 deg) | checksum = XOR of the 3 bytes |
 
-==================  =====  =====================================  ===========================
-command             byte   argument                               reply
-==================  =====  =====================================  ===========================
-:data:`CMD_FORWARD`   1    rotate forward by the argument         2 bytes: ``33 00`` accepted,
-:data:`CMD_BACKWARD`  2    rotate backward by the argument        ``66 ..`` refused
-:data:`CMD_STOP`      3    0                                      (same)
-:data:`CMD_STATUS`    4    0                                      7 bytes, below
-:data:`CMD_SET_ZERO`  5    0: the current position becomes 0      2 bytes, as 1
-==================  =====  =====================================  ===========================
+=====================  ====  ======================================  ============
+command                byte  argument                                reply
+=====================  ====  ======================================  ============
+:data:`CMD_FORWARD`    1     rotate forward by the argument          acknowledge
+:data:`CMD_BACKWARD`   2     rotate backward by the argument         acknowledge
+:data:`CMD_STOP`       3     0                                       acknowledge
+:data:`CMD_STATUS`     4     0                                       status
+:data:`CMD_SET_ZERO`   5     0 (the current position becomes 0)     acknowledge
+=====================  ====  ======================================  ============
 
-Status reply: ``| status (u8): 4 moving, 5 stopped | angle (u32 BE, 0.1 deg,
-0..3599) | direction (u8): 1 counter-clockwise, 2 clockwise | checksum =
-XOR of the 6 bytes |``. Moves are relative and the table moves in 0.5 deg
-steps (:data:`STEP_TENTHS`).
+Acknowledge: 2 bytes, ``33 00`` accepted or ``66 ..`` refused. Status: 7
+bytes::
+
+    | status (u8): 4 moving, 5 stopped | angle (u32 BE, 0.1 deg, 0..3599) |
+    | direction (u8): 1 counter-clockwise, 2 clockwise | checksum = XOR of the 6 bytes |
+
+Moves are relative and the table moves in 0.5 deg steps (:data:`STEP_TENTHS`).
 
 Direction and angles
 --------------------
@@ -38,7 +41,8 @@ Moves
 :meth:`Et250Turntable.move_to` reads the angle, commands the relative move
 to the target *inside* the table's range (so the cable wrap never winds
 past ``range_start_deg``), rounded to 0.5 deg steps, and polls the status
-until the table reports "stopped" within ``tolerance_deg`` of the target. A
+until the table reports "stopped" within ``tolerance_deg`` of the target
+(while it turns, its direction byte must be the commanded one). A
 table that stops elsewhere (a lost or duplicated datagram, a slipped move)
 gets a correcting move from the angle it reports, up to ``retries`` times.
 A table still moving at the timeout is sent "stop" and reported.
@@ -83,6 +87,7 @@ STATUS_MOVING = 4
 STATUS_STOPPED = 5
 DIRECTION_CCW = 1
 DIRECTION_CW = 2
+_DIRECTION_NAMES = {DIRECTION_CCW: "counter-clockwise", DIRECTION_CW: "clockwise"}
 ACK_SIZE = 2
 STATUS_SIZE = 7
 #: The table moves in 0.5 deg steps (tenths of a degree).
@@ -294,16 +299,20 @@ class Et250Turntable(PolledTurntable):
     def _is_moving(self) -> bool:
         return self.status().moving
 
-    def _start_move(self, target_deg: float) -> None:
-        """Command the relative move from the angle read now to ``target_deg``, in 0.5 deg steps."""
+    def _start_move(self, target_deg: float) -> int | None:
+        """Command the relative move from the angle read now to ``target_deg``, in 0.5 deg steps.
+
+        Returns the direction byte the table must report while it turns (None: no move needed).
+        """
         before = self.status()
         delta = target_deg - self._to_calib_deg(before.angle_tenths)  # both in range: never across the cut
         steps = round(delta * 10.0 / STEP_TENTHS)
         if steps == 0:
-            return
+            return None
         ccw = steps > 0
         forward = ccw != self.forward_clockwise
         self._command(CMD_FORWARD if forward else CMD_BACKWARD, abs(steps) * STEP_TENTHS, before=before)
+        return DIRECTION_CCW if ccw else DIRECTION_CW
 
     def move_to(self, angle_deg: float, timeout_s: float = 60.0) -> float:
         """Rotate to ``angle_deg`` and return the angle read back once the table stopped there.
@@ -311,7 +320,8 @@ class Et250Turntable(PolledTurntable):
         Raises
         ------
         TurntableError
-            A refused move, no reply, a table still moving at ``timeout_s``
+            A refused move, no reply, a table turning the other way than
+            commanded (it is sent "stop"), a table still moving at ``timeout_s``
             (it is sent "stop"; the message names the target and the last
             angle) or one that stopped off target after ``retries``
             correcting moves.
@@ -319,11 +329,17 @@ class Et250Turntable(PolledTurntable):
         target = self.normalise(angle_deg)
         deadline = time.monotonic() + timeout_s
         for _ in range(1 + self.retries):
-            self._start_move(target)
+            direction = self._start_move(target)
             start = time.monotonic()
             while True:
                 status = self.status()
                 reached = self._to_calib_deg(status.angle_tenths)
+                if status.moving and direction is not None and status.direction != direction:
+                    self._command(CMD_STOP)
+                    raise TurntableError(
+                        f"{self.name} turns {_DIRECTION_NAMES[status.direction]} on a move to {target:.1f} deg that "
+                        f"should turn {_DIRECTION_NAMES[direction]} (stop sent); check turntable.forward_clockwise"
+                    )
                 error = angle_error_deg(reached, target)
                 if not status.moving and (abs(error) <= self.tolerance_deg or time.monotonic() - start >= self.settle_s):
                     break
@@ -358,11 +374,10 @@ class Et250Turntable(PolledTurntable):
         self._command(CMD_FORWARD, STEP_TENTHS, before=before)
         after = self._wait_stopped()
         expected = DIRECTION_CW if self.forward_clockwise else DIRECTION_CCW
-        names = {DIRECTION_CCW: "counter-clockwise", DIRECTION_CW: "clockwise"}
         if after.direction != expected:
             raise TurntableError(
                 f"{self.name}: turntable.forward_clockwise = {str(self.forward_clockwise).lower()} in the station, "
-                f"but a forward move turned {names[after.direction]}; set forward_clockwise = "
+                f"but a forward move turned {_DIRECTION_NAMES[after.direction]}; set forward_clockwise = "
                 f"{str(not self.forward_clockwise).lower()}"
             )
         advanced = (after.angle_tenths - before.angle_tenths) % FULL_TURN_TENTHS

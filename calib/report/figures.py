@@ -269,7 +269,7 @@ def centre_wng_db(report: UnitReport) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _shade_sector(ax, sector_deg: tuple[float, float] | None, polar: bool) -> None:  # noqa: ANN001 - Axes
-    """Grey band over the null sector on both sides (azimuths on a polar plot, the y axis of a map)."""
+    """The null sector on both sides: grey on a polar plot (azimuth), hatched on a map (y axis)."""
     if sector_deg is None:
         return
     lo, hi = sector_deg
@@ -279,7 +279,8 @@ def _shade_sector(ax, sector_deg: tuple[float, float] | None, polar: bool) -> No
             theta = np.deg2rad(side * np.linspace(lo, hi, 31))
             ax.fill_between(theta, -40.0, 6.0, color="0.5", alpha=0.25, lw=0, label=label)
         else:
-            ax.axhspan(side * lo, side * hi, facecolor="white", alpha=0.3, edgecolor="white", ls="--", lw=1.0,
+            # hatched, not filled: the map's colours inside the sector stay readable
+            ax.axhspan(side * lo, side * hi, facecolor="none", edgecolor="white", hatch="///", ls="--", lw=0.8,
                        label=label)
 
 

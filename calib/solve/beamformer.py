@@ -55,8 +55,9 @@ on-axis response fix the pattern to
 ``(cos(k d sin theta) - cos kd) / (1 - cos kd)``, at most ``cos^2 theta``
 (-6.02 dB at 45 deg): a -6 dB main lobe over +-45 deg needs four or more
 drivers (or non-collinear ones). With two drivers on a line through +-90 deg,
-nulls on both sides with a non-zero on-axis response exist only where
-``k d / 2`` is a multiple of ``pi / 2``: two drivers have no sector beam.
+nulls on both sides with a non-zero on-axis response exist only where ``k d``
+is an odd multiple of ``pi`` (``f = c / 2d, 3c / 2d, ...``): isolated
+frequencies, so two drivers have no sector beam (procedures/duo2.toml).
 
 References
 ----------

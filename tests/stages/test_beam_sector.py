@@ -18,11 +18,12 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.metrics.bands import third_octave_bands
-from calib.metrics.beam import main_lobe_db, sector_level_db
+from calib.metrics.bands import band_power_average, third_octave_bands
+from calib.metrics.beam import main_lobe_db, sector_level_db, sector_mask
 from calib.rig.factory import sim_models, unit_device
 from calib.sim.lab import MicReceiver, VirtualLab
 from calib.stages.checks import verdict
+from calib.stages.fit import fit_measurement
 from calib.stages.verify import verified_metrics, verify_calibration
 from calib.store.calibration import read_calibration
 from calib.store.measurement import read_measurement
@@ -111,3 +112,34 @@ def test_turned_unit_keeps_the_sector(aurora5, units, serial):
     assert_allclose(worst[0.0], fit.metrics["beam/sector_rejection_db"], atol=AGREEMENT_DB)
     for turned in (-ROTATION_DEG, ROTATION_DEG):
         assert np.all(worst[turned] >= ROTATED_MIN_DB), (turned, worst[turned])
+
+
+def test_elevated_ring_option_trades_horizontal_for_elevated_rejection(aurora5, aurora5_unit_a):
+    """``[fit] beam_elevation_weight = 1``: the 30 deg ring's sector joins the design. Its worst band
+    rises from a few dB to >= 15 dB; the horizontal sector pays for it (5 drivers, one main lobe)."""
+    meas = read_measurement(aurora5_unit_a.measurement)
+    text = meas.procedure_text.replace("\nbeam_main_lobe_margin_db", "\nbeam_elevation_weight = 1.0\nbeam_main_lobe_margin_db")
+    assert text != meas.procedure_text
+    plain = aurora5_unit_a.fit
+    meas.procedure_text = text  # the fit reads the procedure stored in the measurement
+    elevated = fit_measurement(meas)
+    bands = third_octave_bands(*aurora5.targets.beam.band_hz)
+    n_fft = 2 ** int(np.ceil(np.log2(meas.ir_length + aurora5.fit.taps)))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / meas.sample_rate)
+    ring = np.fft.rfft(meas.directivity_ir[:, 1], n_fft)  # [A, S, F], the 30 deg microphone
+    horizontal = np.fft.rfft(meas.directivity_ir[:, 0], n_fft)
+    in_sector = sector_mask(meas.azimuth_deg, SECTOR_DEG)
+    i0 = int(np.argmin(np.abs(meas.azimuth_deg)))
+
+    def worst(fit, arc):
+        """Worst band of the sector's loudest azimuth on ``arc``, dB below the horizontal on-axis level."""
+        h = np.fft.rfft(fit.calibration.fir[2].astype(float), n_fft)
+        power = band_power_average(freqs, np.abs(np.einsum("asf,sf->af", arc, h)) ** 2, bands)  # [A, B]
+        on_axis = band_power_average(freqs, np.abs(np.einsum("sf,sf->f", horizontal[i0], h)) ** 2, bands)
+        return float(np.min(-10 * np.log10(np.max(power[in_sector], axis=0) / on_axis)))
+
+    print(f"30 deg ring: {worst(plain, ring):.1f} -> {worst(elevated, ring):.1f} dB; "
+          f"horizontal: {worst(plain, horizontal):.1f} -> {worst(elevated, horizontal):.1f} dB")
+    assert worst(plain, ring) < 10.0
+    assert worst(elevated, ring) >= 15.0
+    assert worst(elevated, horizontal) < worst(plain, horizontal)

@@ -85,13 +85,23 @@ def bench(url: str, n_runs: int) -> dict[str, float]:
             "fleet_query_s": query_s}
 
 
+def _line(name: str, r: dict[str, float] | str) -> str:
+    if isinstance(r, str):
+        return f"{name:<11} {r}"
+    return (f"{name:<11} {r['load_s']:9.1f}s {r['record_ms']:12.1f}ms {r['record_again_ms']:11.1f}ms "
+            f"{r['fleet_query_s']:11.2f}s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100_000)
     args = parser.parse_args()
+    print(f"results store, {args.runs} verifications (+ their characterize and fit runs)")
+    print(f"{'backend':<11} {'bulk load':>10} {'record 1 unit':>14} {'record again':>13} {'fleet query':>12}", flush=True)
     results: dict[str, dict[str, float] | str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = bench(str(Path(tmp) / "bench.db"), args.runs)
+    print(_line("sqlite", results["sqlite"]), flush=True)
     try:
         server = start_postgres(durable=True)
     except PostgresUnavailable as exc:
@@ -101,16 +111,8 @@ def main() -> None:
             results["postgresql"] = bench(server.create_database("bench"), args.runs)
         finally:
             server.stop()
-    print(f"results store, {args.runs} verifications (+ their characterize and fit runs)")
-    print(f"{'backend':<11} {'bulk load':>10} {'record 1 unit':>14} {'record again':>13} {'fleet query':>12}")
-    for name, r in results.items():
-        if isinstance(r, str):
-            print(f"{name:<11} {r}")
-        else:
-            print(f"{name:<11} {r['load_s']:9.1f}s {r['record_ms']:12.1f}ms {r['record_again_ms']:11.1f}ms "
-                  f"{r['fleet_query_s']:11.2f}s")
-    base = results["sqlite"]
-    pg = results.get("postgresql")
+    print(_line("postgresql", results["postgresql"]))
+    base, pg = results["sqlite"], results["postgresql"]
     if isinstance(pg, dict) and isinstance(base, dict):
         print(f"postgresql / sqlite: record {pg['record_ms'] / base['record_ms']:.2f}x, "
               f"fleet query {pg['fleet_query_s'] / base['fleet_query_s']:.2f}x")

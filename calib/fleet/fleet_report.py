@@ -33,7 +33,7 @@ def fleet_view(store: ResultsStore, **filters: str | None) -> FleetView:
     """Query the store once and compute every table of the fleet report."""
     runs = store.runs(**filters)
     checks = store.checks(**filters)
-    series = stats.drift_series(store, **filters)
+    series = stats.drift_series(store, checks, **filters)
     return FleetView(
         runs, checks,
         stats.group_yield(runs, ["product_id"]), stats.group_yield(runs, ["product_id", "station"]),

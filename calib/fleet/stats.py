@@ -142,13 +142,15 @@ def drift(series: pd.DataFrame, name_column: str) -> pd.DataFrame:
 DRIFT_PATTERNS = ("sensitivity_db", "latency_ms", "thd_pct")
 
 
-def drift_series(store, **filters: str | None) -> pd.DataFrame:  # noqa: ANN001 - ResultsStore
+def drift_series(store, checks: pd.DataFrame | None = None,  # noqa: ANN001 - ResultsStore
+                 **filters: str | None) -> pd.DataFrame:
     """The drift-chart quantities per verify run: driver sensitivity, latency and THD (from the
-    characterize run) and cancellation at the centre (the verified checks), in a long table
-    (``run_id``, ``product_id``, ``serial``, ``station``, ``time_utc``, ``quantity``, ``value``)."""
+    characterize run) and cancellation at the centre (the verified checks; ``checks`` if already
+    queried), in a long table (``run_id``, ``product_id``, ``serial``, ``station``, ``time_utc``,
+    ``quantity``, ``value``)."""
     figures = store.drift_figures(**filters).rename(columns={"metric": "quantity"})
     figures = figures[figures["quantity"].str.endswith(DRIFT_PATTERNS)]
-    checks = store.checks(**filters)
+    checks = store.checks(**filters) if checks is None else checks
     centre = checks[checks["check"].str.contains("@ centre", regex=False)].rename(columns={"check": "quantity"})
     cols = ["run_id", "product_id", "serial", "station", "time_utc", "quantity", "value"]
     return pd.concat([figures[cols], centre[cols]], ignore_index=True)

@@ -141,11 +141,16 @@ def cli() -> None:
 @click.option("--station", type=click.Path(dir_okay=False), help="Station file (its [room] sets the IR gates).")
 def check(procedure: str, station: str | None) -> None:
     """Validate PROCEDURE (with a STATION's room) and print a summary with the estimated time per unit."""
+    from calib.errors import ProcedureError
     from calib.procedure import load_procedure
+    from calib.procedure.checks import beam_grid_problem
     from calib.procedure.summary import summarize
     from calib.stages.gating import check_room_supports_targets, room_of
 
     proc = load_procedure(procedure)
+    beam_problem = beam_grid_problem(proc)
+    if beam_problem is not None:
+        raise ProcedureError(f"{procedure}: {beam_problem}")
     station_obj = None
     if station is not None:
         from calib.procedure.station import apply_station, load_station

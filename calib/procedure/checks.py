@@ -98,7 +98,6 @@ def _beam_sectors(proc: Procedure) -> Iterator[str]:
     """Null sectors beyond the main lobe and sampled by the turntable grid on both sides."""
     beam = proc.targets.beam
     assert beam is not None
-    grid = np.abs(proc.turntable.grid_deg())
     sectors = [("targets.beam.null_sector_deg", beam.null_sector_deg)]
     sectors.append(("fit.beam_null_sector_deg", beam.design_sector_deg(proc.fit)))
     for path, sector in sectors:
@@ -107,8 +106,24 @@ def _beam_sectors(proc: Procedure) -> Iterator[str]:
         lo, hi = sector
         if lo <= beam.main_lobe_deg:
             yield f"{path}: expected a sector beyond the main lobe (from > {beam.main_lobe_deg:g} deg), got [{lo:g}, {hi:g}]"
-        elif not np.any((grid >= lo - 1e-9) & (grid <= hi + 1e-9)):
-            yield f"{path}: no turntable azimuth within [{lo:g}, {hi:g}] deg; add azimuths or widen the sector"
+
+
+def beam_grid_problem(proc: Procedure) -> str | None:
+    """Why the turntable grid cannot design or check the beam's sectors (None if it can).
+
+    Not part of :func:`check_consistency`: a grid that only measures (a
+    capture test, a quick look at one azimuth) is a valid procedure; ``calib
+    check`` and ``calib fit`` ask this.
+    """
+    beam = proc.targets.beam
+    if beam is None:
+        return None
+    grid = np.abs(proc.turntable.grid_deg())
+    for path, sector in (("targets.beam.null_sector_deg", beam.null_sector_deg),
+                         ("fit.beam_null_sector_deg", beam.design_sector_deg(proc.fit))):
+        if sector is not None and not np.any((grid >= sector[0] - 1e-9) & (grid <= sector[1] + 1e-9)):
+            return f"{path}: no turntable azimuth within [{sector[0]:g}, {sector[1]:g}] deg; add azimuths or widen the sector"
+    return None
 
 
 def _unique(path: str, names: list[str]) -> Iterator[str]:

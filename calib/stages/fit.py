@@ -27,6 +27,7 @@ import numpy as np
 
 from calib.errors import FitError
 from calib.procedure.air import recorded_speed_of_sound
+from calib.procedure.checks import beam_grid_problem
 from calib.procedure.load import parse_procedure
 from calib.procedure.model import Procedure
 from calib.solve.beamformer import design_beamformer
@@ -93,6 +94,9 @@ def fit_measurement(meas: Measurement) -> FitResult:
     if not meas.complete:
         raise FitError(f"{meas.path}: incomplete measurement (continue it with calib measure --resume)")
     proc = procedure_of(meas)
+    beam_problem = beam_grid_problem(proc)
+    if beam_problem is not None:
+        raise FitError(f"{meas.path}: {beam_problem}")
     fs = meas.sample_rate
     taps = proc.fit.taps
     n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length, taps) * 2)))

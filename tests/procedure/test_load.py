@@ -99,9 +99,30 @@ BAD = [
      r"targets\.beam\.null_sector_deg: expected \[from, to\] with from < to \(degrees\), got \[100\.0, 80\.0\]"),
     ("design sector in the main lobe", _set_line("beam_null_sector_deg", "beam_null_sector_deg = [40.0, 105.0]"),
      r"fit\.beam_null_sector_deg: expected a sector beyond the main lobe \(from > 45 deg\), got \[40, 105\]"),
-    ("sector between grid azimuths", _set_line("beam_null_sector_deg", "beam_null_sector_deg = [86.0, 89.0]"),
-     r"fit\.beam_null_sector_deg: no turntable azimuth within \[86, 89\] deg; add azimuths or widen the sector"),
 ]
+
+
+def test_a_grid_without_the_beam_sector_is_refused_by_check_and_fit(tmp_path, capsys):
+    """Valid for measuring (capture tests use such grids); ``calib check`` and the fit refuse it."""
+    from calib.errors import FitError
+    from calib.stages.fit import fit_measurement
+
+    text = _set_line("beam_null_sector_deg", "beam_null_sector_deg = [86.0, 89.0]")
+    proc = parse_procedure(text, source="grid.toml")
+    path = tmp_path / "grid.toml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(
+        r"grid\.toml: fit\.beam_null_sector_deg: no turntable azimuth within \[86, 89\] deg; add azimuths or widen "
+        r"the sector$", err[0])
+
+    class Meas:  # the fit asks the grid before it reads any IR
+        stage, complete, path, procedure_text = "characterize", True, tmp_path / "m.h5", text
+
+    with pytest.raises(FitError, match=r"m\.h5: fit\.beam_null_sector_deg: no turntable azimuth within \[86, 89\]"):
+        fit_measurement(Meas())
+    assert proc.targets.beam is not None
 
 
 @pytest.mark.parametrize("text,pattern", [b[1:] for b in BAD], ids=[b[0] for b in BAD])

@@ -75,7 +75,10 @@ def _one_line(exc: object) -> str:
 
 
 def crash_log_dir() -> Path:
-    """Where internal-error traces go: ``$CALIB_LOG_DIR``, else ``$XDG_STATE_HOME/calib``, else ``~/.local/state/calib``."""
+    """Where internal-error traces go.
+
+    ``$CALIB_LOG_DIR``, else ``$XDG_STATE_HOME/calib``, else ``~/.local/state/calib``.
+    """
     if os.environ.get("CALIB_LOG_DIR"):
         return Path(os.environ["CALIB_LOG_DIR"])
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")

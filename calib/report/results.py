@@ -13,9 +13,7 @@ truncated table.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +25,7 @@ from calib.errors import CalibError, FileFormatError
 from calib.report.model import UnitReport
 from calib.stages.checks import Check
 from calib.stages.metrics import Metrics
+from calib.store.atomic import write_atomic
 
 DEFAULT_RESULTS_CSV = "measurements/results.csv"
 IDENTITY_COLUMNS = (
@@ -164,14 +163,8 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _write_atomic(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_csv(tmp_name, index=False)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    # Whole or nothing, with the user's umask permissions (mkstemp's 0600 would survive the rename).
+    write_atomic(path, lambda tmp: df.to_csv(tmp, index=False), replace=True)
 
 
 def append_result(report: UnitReport, csv_path: str | Path = DEFAULT_RESULTS_CSV,

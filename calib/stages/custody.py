@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calib.errors import FileFormatError
+from calib.serial import EXPECTED, is_serial
 from calib.store.calibration import file_sha256
 
 SEALED = ("serial", "stage", "procedure_sha256", "calibration_serial", "calibration_path", "calibration_sha256",
@@ -117,7 +118,11 @@ def check_custody(verify_path: str | Path, attrs: dict[str, object]) -> Chain:
     serial = _text(attrs["serial"])
     folder = verify_path.resolve().parent.name
     if folder != serial:
-        raise FileFormatError(f"{verify_path}: serial: expected {folder!r} (the folder it is archived in), got {serial!r}")
+        raise FileFormatError(
+            f"{verify_path}: serial: expected {folder!r} (the folder it is archived in), got {serial!r}"
+        )
+    if not is_serial(serial):  # it names the PDF
+        raise FileFormatError(f"{verify_path}: serial: expected {EXPECTED}, got {serial!r}")
     root = archive_root(verify_path)
     found = {}
     for link in LINKS:

@@ -300,7 +300,9 @@ def _read_checked(path: Path, f: h5py.File, lazy: bool = False, dtype: type = np
     attrs = dict(f.attrs)
     for name in ("serial", "stage", "sample_rate", "rig", "created_utc", "software", "procedure_sha256", "complete"):
         if name not in attrs:
-            raise FileFormatError(f"{path}: {name}: expected the attribute, got none (not a complete calib measurement file)")
+            raise FileFormatError(
+                f"{path}: {name}: expected the attribute, got none (not a complete calib measurement file)"
+            )
     text = {name: _attr_str(path, attrs, name) for name in
             ("serial", "stage", "rig", "created_utc", "software", "procedure_sha256")}
     if text["stage"] not in STAGES:
@@ -420,7 +422,9 @@ def _strings(path: Path, f: h5py.File, name: str) -> list[str]:
     return [str(v) for v in ds.asstr()[()]]
 
 
-def _numbers(path: Path, f: h5py.File, name: str, shape: tuple[int | None, ...], allow_bool: bool = False) -> np.ndarray:
+def _numbers(
+    path: Path, f: h5py.File, name: str, shape: tuple[int | None, ...], allow_bool: bool = False
+) -> np.ndarray:
     """A numeric dataset of ``shape`` (None: any length) as float64 (int64/bool kept where stored so)."""
     ds = _dataset(path, f, name)
     kinds = "fiu" + ("b" if allow_bool else "")
@@ -428,7 +432,8 @@ def _numbers(path: Path, f: h5py.File, name: str, shape: tuple[int | None, ...],
         raise FileFormatError(f"{path}: /{name}: expected numbers, got dtype {ds.dtype}")
     if len(ds.shape) != len(shape) or any(want is not None and got != want for got, want in zip(ds.shape, shape)):
         want = "x".join("N" if w is None else str(w) for w in shape) or "a scalar"
-        raise FileFormatError(f"{path}: /{name}: expected shape {want}, got {'x'.join(map(str, ds.shape)) or 'a scalar'}")
+        got = "x".join(map(str, ds.shape)) or "a scalar"
+        raise FileFormatError(f"{path}: /{name}: expected shape {want}, got {got}")
     data = ds[()]
     return data.astype(np.float64) if ds.dtype.kind == "f" else data
 

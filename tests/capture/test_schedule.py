@@ -39,9 +39,9 @@ def test_capture_seconds_is_the_time_played(new_run, cap, schedule):
 
 
 def test_turntable_travel_is_the_path_the_engine_drives(new_run, cap):
-    # Device turned to minus each azimuth in measurement order, no wrap (180 is -180: turntable +180),
+    # Device turned to minus each azimuth in measurement order, no wrap (-180: turntable +180),
     # then home for the head positions: 0 -> 0 -> -90 -> +90 -> +180 -> 0 = 540 degrees.
-    run = cap.measure(new_run(cap.aurora_text("mesm", azimuths_deg=(0.0, 90.0, -90.0, 180.0), positions=("centre",))))
+    run = cap.measure(new_run(cap.aurora_text("mesm", azimuths_deg=(0.0, 90.0, -90.0, -180.0), positions=("centre",))))
     table = run.rig.turntable
     assert turntable_travel_deg(run.plan.azimuths_deg) == 540.0
     np.testing.assert_allclose(table.elapsed_s * table.speed_deg_s, 540.0, rtol=1e-12)

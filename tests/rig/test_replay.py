@@ -252,8 +252,8 @@ def test_grid_mismatch_is_one_clear_error(plant, subs: dict[str, str], match: st
 
 
 def test_a_subset_of_the_file_is_replayable(plant) -> None:  # noqa: ANN001
-    """Fewer azimuths (as -270 = 90), one mic and one position: all in the file."""
-    text = variant(**{"azimuths_deg = [0.0, 90.0, -90.0]": "azimuths_deg = [-270.0]"})
+    """Fewer azimuths (90 only; procedures no longer wrap -270), one mic and one position: all in the file."""
+    text = variant(**{"azimuths_deg = [0.0, 90.0, -90.0]": "azimuths_deg = [90.0]"})
     start, end = text.index('[[positions]]\nname = "holdout_far"'), text.index("[sweep]")
     proc = parse_procedure(text[:start] + text[end:])
     with open_rig(f"replay:{plant[0]}", proc, SERIAL) as rig:
@@ -305,7 +305,7 @@ def _nan_but_complete(tmp: Path) -> Path:
         (_calibration_like, r"cal\.h5: format: expected 'calib-measurement', got 'calib-calibration'"),
         (_incomplete, r"part\.h5: incomplete measurement \(2 steps missing\)"),
         (_verify_stage, r"verify\.h5: stage: expected 'characterize' \(driver IRs\) for a replay, got 'verify'"),
-        (_nan_but_complete, r"nan\.h5: /binaural/ir holds NaN or infinite samples"),
+        (_nan_but_complete, r"nan\.h5: /binaural/ir: expected finite samples"),
     ],
 )
 def test_not_a_replayable_measurement(tmp_path: Path, make, match: str) -> None:  # noqa: ANN001

@@ -273,7 +273,9 @@ def test_cli_fit_never_overwrites(capsys, aurora5_unit_a):
     before = file_sha256(existing)
     code, stdout, stderr = run_cli(capsys, "fit", aurora5_unit_a.measurement, "--out", existing)
     assert code == 2
-    assert stderr.strip().splitlines() == [f"calib: error: {existing}: exists already; nothing was overwritten"]
+    assert stderr.strip().splitlines() == [
+        f"calib: error: --out: {existing}: exists already; nothing was overwritten (choose a new name)"
+    ]
     assert file_sha256(existing) == before
 
 

@@ -262,3 +262,15 @@ def test_resume_sets_aside_what_does_not_validate_and_does_not_verify_a_finished
                  str(archive["reports"]), "--results", str(archive["results"]), "--resume"]) == 0
     assert f"reusing {archive['verification']}" in capsys.readouterr().out
     assert sorted(p.name for p in unit.glob("verify-*.h5")) == [archive["verification"].name]
+
+
+def test_results_table_gets_umask_permissions(archive, tmp_path) -> None:
+    old = os.umask(0o027)
+    try:
+        table = tmp_path / "t.csv"
+        args = ["report", str(archive["verification"]), "--reports", str(tmp_path / "r"), "--results", str(table)]
+        assert main(args) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(table.stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "r" / "T1.pdf").stat().st_mode) == 0o640

@@ -84,7 +84,8 @@ def test_sigkill_at_random_points_of_every_stage_then_resume(tmp_path: Path) -> 
         serials.append(serial)
         for stage in STAGES:  # a chain: kill in each stage at least once, then once or twice more at random
             for _ in range(rng.choice((1, 2, 3))):
-                killed, out, err = _run_and_kill(_argv(proc, tmp_path, serial), env, stage, rng.uniform(0.0, MAX_DELAY_S[stage]))
+                delay = rng.uniform(0.0, MAX_DELAY_S[stage])
+                killed, out, err = _run_and_kill(_argv(proc, tmp_path, serial), env, stage, delay)
                 n += 1
                 assert "Traceback" not in out + err and "internal error" not in err, err
                 if killed is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from calib.cli.cmd_measure import RIG_HELP, measure_unit, parse_faults
+from calib.cli.cmd_measure import RIG_HELP, check_measure_inputs, measure_unit, parse_faults
 from calib.cli.recovery import screen_calibrations, screen_measurements, unit_lock
 from calib.cli.validate import SERIAL, check_folder, check_input_file, check_output_file
 from calib.serial import check_serial
@@ -180,18 +180,10 @@ def report(verification: str, reports: str, results: str, db: str | None, statio
 @_with_common
 def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, results: str, db: str | None,
         archive_root: str | None, resume: bool, station: str | None, faults: tuple[str, ...]) -> int:
-    """Measure, fit, verify and report one unit (exit 0 PASS, 1 FAIL)."""
-    from calib.procedure import load_procedure
+    """Measure, fit, verify and report one unit (exit 0 PASS, 1 FAIL, 2 error)."""
     from calib.store.calibration import file_sha256
 
-    load_procedure(procedure)  # a bad procedure stops here, before any folder is made
-    if faults:
-        parse_faults(faults)
-    if station is not None:
-        from calib.procedure.station import load_station
-
-        load_station(station)
-    check_folder(out_dir, "--out")
+    check_measure_inputs(procedure, faults, station, out_dir, rig_spec)
     _check_report_outputs(reports, results)
     rows: list[tuple[str, str, float]] = []
     clock = time.perf_counter()

@@ -78,6 +78,25 @@ def measure_unit(
 
 
 
+def check_measure_inputs(procedure: str, faults: tuple[str, ...], station: str | None, out_dir: str,
+                         rig_spec: str) -> None:
+    """Everything a measurement depends on, checked before any folder is made (one line, exit 2).
+
+    The procedure, the faults, the station, the output folder, and whether the
+    room the rig measures in can support the product's target bands.
+    """
+    from calib.procedure import load_procedure
+    from calib.stages.gating import check_room_supports_targets, room_for_rig
+
+    proc, station_obj = _with_station(load_procedure(procedure), station)
+    if faults:
+        parse_faults(faults)
+    kind = rig_spec.split(":", 1)[0]
+    check_room_supports_targets(proc, room_for_rig(proc, kind, station_obj), procedure,
+                                station_obj if kind == "portaudio" else None)
+    check_folder(out_dir, "--out")
+
+
 def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202
     if station is None:
         return proc, None
@@ -99,16 +118,7 @@ def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202
 def measure(procedure: str, serial: str, rig_spec: str, out_dir: str, resume: bool, station: str | None,
             faults: tuple[str, ...]) -> None:
     """Characterize one unit: sweeps through every driver at every azimuth and head position."""
-    from calib.procedure import load_procedure
-
-    load_procedure(procedure)  # a bad procedure stops here, before any folder is made
-    if faults:
-        parse_faults(faults)
-    if station is not None:
-        from calib.procedure.station import load_station
-
-        load_station(station)
-    check_folder(out_dir, "--out")
+    check_measure_inputs(procedure, faults, station, out_dir, rig_spec)
     with unit_lock(out_dir, serial):
         if resume:
             screen_measurements(out_dir, serial, "characterize")  # what does not validate is set aside

@@ -8,7 +8,7 @@ virtual lab's true IRs of the unit (``VirtualLab.true_irs``, the system the
 simulated rig convolves with), so the fit solves a realistic plant.
 
 Each fit runs ``calib fit`` in a fresh process under ``/usr/bin/time`` (its
-peak resident set, ``%M``, and wall time), once with this checkout and,
+peak resident set, ``%M``, and CPU time, user + system), once with this checkout and,
 for the big file, once with the reference checkout given by ``--before``
 (e.g. ``/work/main``), both in the same run.
 
@@ -86,49 +86,58 @@ def synthesize(path: Path, product: str, n_az: int, n_mics: int, ir_length: int)
 
 
 def timed_fit(path: Path, checkout: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of ``calib fit`` on ``path`` with ``checkout`` first on the path."""
+    """CPU (user + system) seconds and peak RSS (MB) of ``calib fit`` on ``path`` with ``checkout``
+    first on the path (CPU, not wall time: the figures hold on a shared machine)."""
     out = path.with_name(f"{path.stem}-{abs(hash(str(checkout))) % 10**6}.cal.h5")
     code = "import sys; from calib.stages.fit import fit_file; fit_file(sys.argv[1], sys.argv[2])"
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     res = subprocess.run(
-        ["/usr/bin/time", "-f", "TIME %e %M", sys.executable, "-c", code, str(path), str(out)],
+        ["/usr/bin/time", "-f", "TIME %U %S %M", sys.executable, "-c", code, str(path), str(out)],
         capture_output=True, text=True, env=env, cwd=checkout,
     )
     out.unlink(missing_ok=True)
-    stats = re.search(r"TIME ([0-9.]+) (\d+)", res.stderr)
+    stats = re.search(r"TIME ([0-9.]+) ([0-9.]+) (\d+)", res.stderr)
     if res.returncode != 0 or stats is None:
         raise RuntimeError(f"fit of {path.name} with {checkout} failed:\n{res.stderr[-2000:]}")
-    return float(stats.group(1)), int(stats.group(2)) / 1024.0
+    return float(stats.group(1)) + float(stats.group(2)), int(stats.group(3)) / 1024.0
 
 
 def main(before: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench_fit_scale-") as tmp:
-        folder = Path(tmp)
-        big = synthesize(folder / "big.h5", "aurora5", 360, 8, 16384)
-        print(f"file 360 az x 8 mics x 5 drivers x 16384 samples: {big.stat().st_size / 2**20:.0f} MiB")
-        t_big, rss_big = timed_fit(big, ROOT)
-        verdict = "PASS" if rss_big <= RSS_LIMIT_MB else "FAIL"
-        print(f"  fit now:    {t_big:7.1f} s, peak RSS {rss_big:7.0f} MB  (limit {RSS_LIMIT_MB:.0f} MB: {verdict})")
-        if before is not None:
-            t_old, rss_old = timed_fit(big, before)
-            print(f"  fit before: {t_old:7.1f} s, peak RSS {rss_old:7.0f} MB  ({before}; ratio {rss_old / rss_big:.1f}x)")
-        big.unlink()
+        big_file(Path(tmp), before)
+        growth(Path(tmp))
 
-        # Growth: each size doubled (or more) from a base, the others fixed; time ratios against the base.
-        base = {"n_az": 72, "ir_length": 4096, "product": "aurora5"}
-        cases = [
-            ("base 72 az, 4096 samples, 5 drivers", base),
-            ("bins x2 (ir_length 8192)", {**base, "ir_length": 8192}),
-            ("bins x4 (ir_length 16384)", {**base, "ir_length": 16384}),
-            ("azimuths x2 (144)", {**base, "n_az": 144}),
-            ("azimuths x5 (360)", {**base, "n_az": 360}),
-            ("drivers 5 -> 2 (duo2)", {**base, "product": "duo2"}),
-        ]
-        t_base = None
-        print("fit time growth (one fit each, 2 mics; ratios to the base):")
-        for label, case in cases:
-            path = synthesize(folder / "case.h5", case["product"], case["n_az"], 2, case["ir_length"])
-            t, rss = timed_fit(path, ROOT)
-            path.unlink()
-            t_base = t if t_base is None else t_base
-            print(f"  {label:<38} {t:7.1f} s  x{t / t_base:5.2f}   peak RSS {rss:6.0f} MB")
+
+def big_file(folder: Path, before: Path | None) -> None:
+    """Peak RSS and time of the fit of the 360 x 8 x 5 x 16384 file, now (and before)."""
+    big = synthesize(folder / "big.h5", "aurora5", 360, 8, 16384)
+    print(f"file 360 az x 8 mics x 5 drivers x 16384 samples: {big.stat().st_size / 2**20:.0f} MiB")
+    t_big, rss_big = timed_fit(big, ROOT)
+    verdict = "PASS" if rss_big <= RSS_LIMIT_MB else "FAIL"
+    print(f"  fit now:    {t_big:7.1f} s CPU, peak RSS {rss_big:7.0f} MB  (limit {RSS_LIMIT_MB:.0f} MB: {verdict})")
+    if before is not None:
+        t_old, rss_old = timed_fit(big, before)
+        print(f"  fit before: {t_old:7.1f} s CPU, peak RSS {rss_old:7.0f} MB  ({before}; ratio {rss_old / rss_big:.1f}x)")
+    big.unlink()
+
+
+def growth(folder: Path) -> None:
+    """Fit time as bins, azimuths and drivers grow, as ratios to a base size."""
+    # Growth: each size doubled (or more) from a base, the others fixed; time ratios against the base.
+    base = {"n_az": 72, "ir_length": 4096, "product": "aurora5"}
+    cases = [
+        ("base 72 az, 4096 samples, 5 drivers", base),
+        ("bins x2 (ir_length 8192)", {**base, "ir_length": 8192}),
+        ("bins x4 (ir_length 16384)", {**base, "ir_length": 16384}),
+        ("azimuths x2 (144)", {**base, "n_az": 144}),
+        ("azimuths x5 (360)", {**base, "n_az": 360}),
+        ("drivers 5 -> 2 (duo2)", {**base, "product": "duo2"}),
+    ]
+    t_base = None
+    print("fit CPU time growth (one fit each, 2 mics; ratios to the base):")
+    for label, case in cases:
+        path = synthesize(folder / "case.h5", case["product"], case["n_az"], 2, case["ir_length"])
+        t, rss = timed_fit(path, ROOT)
+        path.unlink()
+        t_base = t if t_base is None else t_base
+        print(f"  {label:<38} {t:7.1f} s  x{t / t_base:5.2f}   peak RSS {rss:6.0f} MB")

@@ -2,8 +2,8 @@
 
 Measuring one unit (72 azimuths x 2 arc microphones + 9 head positions, MESM)
 takes about 15 s, so every measurement and fit here is session-scoped and
-shared by all tests of the folder. Unit "SN-B" is only measured when a test
-asks for it.
+comes from the run-wide ``sim_units`` (tests/conftest.py). Unit "SN-B" is
+only measured when a test asks for it.
 """
 
 from __future__ import annotations
@@ -35,16 +35,6 @@ class FittedUnit:
         return self.fit.path
 
 
-def _measure_and_fit(tmp_path_factory: pytest.TempPathFactory, serial: str) -> FittedUnit:
-    from calib.cli.cmd_measure import measure_unit
-    from calib.stages.fit import fit_file
-
-    root = tmp_path_factory.mktemp(f"aurora5-{serial}")
-    measurement = measure_unit(str(AURORA5), serial, "sim", str(root / "measurements"), resume=False)
-    fit = fit_file(measurement, root / "calibration.h5")
-    return FittedUnit(serial, measurement, fit)
-
-
 @pytest.fixture(scope="session")
 def aurora5() -> Procedure:
     """The Aurora 5 procedure (5 drivers, CTC + centre beam)."""
@@ -52,12 +42,28 @@ def aurora5() -> Procedure:
 
 
 @pytest.fixture(scope="session")
-def aurora5_unit_a(tmp_path_factory: pytest.TempPathFactory) -> FittedUnit:
+def aurora5_unit_a(sim_units) -> FittedUnit:  # noqa: ANN001
     """Unit "SN-A" characterized on the sim and fitted (``fit_file``)."""
-    return _measure_and_fit(tmp_path_factory, "SN-A")
+    unit = sim_units.unit("aurora5", "SN-A")
+    return FittedUnit(unit.serial, unit.measurement, unit.fit)
 
 
 @pytest.fixture(scope="session")
-def aurora5_unit_b(tmp_path_factory: pytest.TempPathFactory) -> FittedUnit:
+def aurora5_unit_b(sim_units) -> FittedUnit:  # noqa: ANN001
     """Unit "SN-B" characterized on the sim and fitted (``fit_file``)."""
-    return _measure_and_fit(tmp_path_factory, "SN-B")
+    unit = sim_units.unit("aurora5", "SN-B")
+    return FittedUnit(unit.serial, unit.measurement, unit.fit)
+
+
+@pytest.fixture(scope="session")
+def lab(sim_units, tmp_path_factory: pytest.TempPathFactory) -> dict:  # noqa: ANN001
+    """Aurora 5 on a 15-degree grid (24 azimuths incl. 0 and +-90): unit A measured and fitted."""
+    unit = sim_units.unit("aurora5", "SN-A", step_deg=15.0)
+    return {"proc": unit.procedure, "out": unit.out, "calibration": unit.calibration, "unit": unit,
+            "base": tmp_path_factory.mktemp("verify")}
+
+
+@pytest.fixture(scope="session")
+def own(lab: dict):  # noqa: ANN201 - UnitReport
+    """Unit A (15-degree grid) verified with its own calibration."""
+    return lab["unit"].verified()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -17,25 +15,7 @@ from calib.stages.fit import fit_file
 from calib.stages.unit import build_unit_report
 from calib.stages.verify import verify_calibration
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """Aurora 5 on a 15-degree grid (24 azimuths incl. 0 and +-90): unit A measured and fitted."""
-    base = tmp_path_factory.mktemp("verify")
-    text = (ROOT / "procedures" / "aurora5.toml").read_text().replace("step_deg = 5.0", "step_deg = 15.0")
-    proc = base / "aurora5-15deg.toml"
-    proc.write_text(text)
-    out = base / "measurements"
-    char = measure_unit(str(proc), "SN-A", "sim", str(out), resume=False)
-    fit = fit_file(char)
-    return {"proc": proc, "out": out, "calibration": fit.path, "base": base}
-
-
-@pytest.fixture(scope="module")
-def own(lab):
-    return build_unit_report(verify_calibration(lab["calibration"], "sim", lab["out"], progress=False))
+# Fixtures ``lab`` (unit A on a 15-degree grid, fitted) and ``own`` (its verification): tests/stages/conftest.py.
 
 
 def test_healthy_unit_passes_every_check(own):

@@ -1,0 +1,130 @@
+"""Test-run-wide setup: simulated units built once and shared, ``slow`` marks, xdist groups.
+
+- :class:`SimUnits` (session fixture ``sim_units``): measure (characterize) and
+  fit a simulated unit of a shipped product on a given grid, once per
+  configuration and test run; verify it once per fault set. The stage and
+  report tests take their units from here, so a unit several folders need is
+  measured once.
+- Tests that use one of the expensive fixtures in :data:`SHARED_FIXTURES` are
+  marked ``slow`` (``pytest -m "not slow"`` skips them) and put into one
+  pytest-xdist group per fixture, so that with ``pytest -n 2 --dist loadgroup``
+  (pyproject's default options) each shared unit is built on one worker only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+PROCEDURES = Path(__file__).resolve().parents[1] / "procedures"
+
+#: Expensive fixtures -> xdist group: tests sharing one run on the same worker.
+SHARED_FIXTURES = {
+    "aurora5_unit_a": "aurora5-5deg",
+    "aurora5_unit_b": "aurora5-5deg",
+    "lab": "aurora5-15deg",
+    "own": "aurora5-15deg",
+    "reports": "reports",
+    "pdfs": "reports",
+    "baseline": "capture-baseline",
+    "runs": "rooms",  # tests/stages/test_rooms.py: one unit in free field and in three rooms
+}
+#: Test modules that run whole measurement chains themselves (no shared fixture fits them).
+SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        groups = sorted({SHARED_FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in SHARED_FIXTURES})
+        module = SLOW_MODULES.get(item.path.name)
+        if module is not None:
+            groups = groups or [module]
+        if item.get_closest_marker("jack") is not None:  # one JACK server at a time
+            item.add_marker(pytest.mark.xdist_group("jack"))
+            continue
+        if groups:
+            item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(groups[0]))
+
+
+def procedure_text(product: str, *, step_deg: float | None = None, duration_s: float | None = None) -> str:
+    """``procedures/<product>.toml`` with another turntable step and/or sweep duration."""
+    text = (PROCEDURES / f"{product}.toml").read_text()
+    if step_deg is not None:
+        text, n = re.subn(r"(?m)^step_deg = .*$", f"step_deg = {step_deg!r}", text, count=1)
+        assert n == 1, "turntable.step_deg not found"
+    if duration_s is not None:
+        text, n = re.subn(r"(?m)^duration_s = .*$", f"duration_s = {duration_s!r}", text, count=1)
+        assert n == 1, "sweep.duration_s not found"
+    return text
+
+
+@dataclass
+class SimUnit:
+    """A simulated unit measured (characterize) and fitted; its verifications are memoized."""
+
+    procedure: Path
+    serial: str
+    out: Path  # the measurements folder (verifications go there too)
+    measurement: Path
+    fit: object  # calib.stages.fit.FitResult
+    _verified: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def calibration(self) -> Path:
+        """The calibration file written by ``fit_file``."""
+        assert self.fit.path is not None
+        return self.fit.path
+
+    def verified(self, faults: object = None):  # noqa: ANN201 - calib.report.model.UnitReport
+        """The unit's verification report (``faults``: a SimFaults present during verification only)."""
+        from calib.stages.unit import build_unit_report
+        from calib.stages.verify import verify_calibration
+
+        key = repr(faults)
+        if key not in self._verified:
+            path = verify_calibration(self.calibration, "sim", self.out, faults=faults, progress=False)
+            self._verified[key] = build_unit_report(path)
+        return self._verified[key]
+
+
+class SimUnits:
+    """Simulated units of the shipped products, built on first request and kept for the test run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._units: dict[tuple, SimUnit] = {}
+
+    def procedure(self, product: str, *, step_deg: float | None = None, duration_s: float | None = None) -> Path:
+        """The (edited) procedure file, written once."""
+        name = f"{product}-step{step_deg}-sweep{duration_s}.toml"
+        path = self.root / name
+        if not path.exists():
+            path.write_text(procedure_text(product, step_deg=step_deg, duration_s=duration_s))
+        return path
+
+    def unit(
+        self, product: str, serial: str, *, step_deg: float | None = None, duration_s: float | None = None,
+        faults: tuple[str, ...] = (),
+    ) -> SimUnit:
+        """Unit ``serial`` of ``product`` characterized on the sim (``faults`` present) and fitted."""
+        from calib.cli.cmd_measure import measure_unit
+        from calib.stages.fit import fit_file
+
+        key = (product, serial, step_deg, duration_s, faults)
+        if key not in self._units:
+            proc = self.procedure(product, step_deg=step_deg, duration_s=duration_s)
+            out = self.root / f"{product}-step{step_deg}-sweep{duration_s}" / "measurements"
+            measurement = measure_unit(str(proc), serial, "sim", str(out), resume=False, faults=faults)
+            fit = fit_file(measurement)  # beside the measurement, as calib fit does
+            self._units[key] = SimUnit(proc, serial, out, measurement, fit)
+        return self._units[key]
+
+
+@pytest.fixture(scope="session")
+def sim_units(tmp_path_factory: pytest.TempPathFactory) -> SimUnits:
+    """The run's :class:`SimUnits` (one per xdist worker)."""
+    return SimUnits(tmp_path_factory.mktemp("sim-units"))

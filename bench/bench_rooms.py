@@ -6,7 +6,7 @@ arc microphones: the simulator builds the image sources and the
 directivity of every image) and per binaural step (a new head position: the
 rigid-sphere series for every image source), each on a fresh lab so that no
 cached IR is reused, plus the detection of the reflections over the steps
-measured and the ratio to free field. The baseline row "typical_lab, exact
+measured and the ratio to free field, in CPU seconds (the machine may be shared). The baseline row "typical_lab, exact
 series" evaluates the sphere series on every bin instead of the coarse grid
 the lab interpolates (``calib.sim.lab.SPHERE_GRID_HZ``). Also prints each room's gates (the
 reflection-free time and the lowest frequency it supports) from the geometry.
@@ -40,23 +40,24 @@ def time_steps(room: str | None) -> tuple[float, float, float, str]:
     text = PROCEDURE.read_text() + ("" if room is None else f'\n[sim.room]\npreset = "{room}"\n')
     proc = parse_procedure(text, source=f"aurora5+{room}")
     plan = plan_characterize(proc)
+    calib.sim.lab._SHARED_IRS.clear()  # time the physics: no IR computed by an earlier row
     rig = open_sim_rig(proc, SERIAL)
     irs = {"directivity": [], "binaural": []}
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for az in AZIMUTHS_DEG:
         rig.turntable.move_to(-az)
         irs["directivity"].append(capture_step(plan, rig.audio, plan.mic_inputs, plan.level_dbfs).ir)
-    t_dir = (time.perf_counter() - t0) / len(AZIMUTHS_DEG)
+    t_dir = (time.process_time() - t0) / len(AZIMUTHS_DEG)
     rig.turntable.move_to(0.0)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for position in plan.positions[:N_POSITIONS]:
         rig.positioner.place(position)
         irs["binaural"].append(capture_step(plan, rig.audio, list(plan.ear_inputs), plan.level_dbfs).ir)
-    t_bin = (time.perf_counter() - t0) / N_POSITIONS
-    t0 = time.perf_counter()
+    t_bin = (time.process_time() - t0) / N_POSITIONS
+    t0 = time.process_time()
     for group, steps in irs.items():
         detect_group(np.stack(steps), plan.sample_rate, group, proc.gate)
-    t_detect = (time.perf_counter() - t0) / (len(AZIMUTHS_DEG) + N_POSITIONS)
+    t_detect = (time.process_time() - t0) / (len(AZIMUTHS_DEG) + N_POSITIONS)
     gates = predicted_gates(proc, proc.sim.room if proc.sim else None)
     summary = "free field: ungated" if gates is None else (
         f"arc_0 {gates.directivity[0].describe()}; ears {gates.binaural.describe()}")

@@ -107,7 +107,8 @@ def migrate_driver_geometry(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(drivers, list) or not isinstance(sim_drivers, dict):
         return data
     for driver in drivers:
-        old = sim_drivers.get(driver.get("name")) if isinstance(driver, dict) else None
+        name = driver.get("name") if isinstance(driver, dict) else None
+        old = sim_drivers.get(name) if isinstance(name, str) else None  # anything else: validation says so
         if isinstance(old, dict) and "position_m" not in driver and "position_m" in old:
             driver["position_m"] = old.pop("position_m")
             if "axis_deg" in old:

@@ -71,7 +71,7 @@ def test_moved_archive_still_reports_the_same_verdict_once(archive, tmp_path, ca
     args = ["report", str(verification), "--reports", str(moved / "r"), "--results", str(moved / "results.csv")]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "already records this verification" in out and "already written for this verification" in out
+    assert "already recorded" in out and "already written for this verification" in out
     assert len(pd.read_csv(moved / "results.csv")) == rows_before == 1
     assert (moved / "r" / "T1.pdf").read_bytes() == pdf_before
     assert main(["inspect", str(verification)]) == 0
@@ -166,7 +166,7 @@ class _other_process_lock:  # noqa: N801 - a context manager used once
 def test_unexpected_error_is_one_line_with_a_logged_trace(archive, tmp_path, capsys, monkeypatch) -> None:
     import calib.stages.unit as unit
 
-    def broken(_path):  # noqa: ANN001, ANN202
+    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(unit, "build_unit_report", broken)
@@ -256,7 +256,7 @@ def test_resume_sets_aside_what_does_not_validate_and_does_not_verify_a_finished
         assert aside.read_bytes() == data, "set aside, never deleted or changed"
     assert {p.name: p.read_bytes() for p in unit.glob("*-*.h5")} == {k: v for k, v in before.items()
                                                                        if k not in junk}
-    assert f"reusing {archive['verification']}" in out and "already records this verification" in out
+    assert f"reusing {archive['verification']}" in out and "already recorded" in out
     assert len(pd.read_csv(archive["results"])) == 1
     assert main(["verify", str(archive["calibration"]), "--out", str(archive["out"]), "--reports",
                  str(archive["reports"]), "--results", str(archive["results"]), "--resume"]) == 0

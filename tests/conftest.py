@@ -30,6 +30,7 @@ SHARED_FIXTURES = {
     "reports": "reports",
     "pdfs": "reports",
     "baseline": "capture-baseline",
+    "units": "aurora5-5deg",  # tests/stages/test_beam_sector.py: units A and B verified
     "runs": "rooms",  # tests/stages/test_rooms.py: one unit in free field and in three rooms
 }
 #: Test modules that run whole measurement chains themselves (no shared fixture fits them).

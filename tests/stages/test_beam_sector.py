@@ -36,7 +36,7 @@ ROTATION_DEG = 5.0
 ROTATED_MIN_DB = 15.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: pytest-xdist may interleave other modules, which tears a module fixture down
 def units(aurora5, aurora5_unit_a, aurora5_unit_b, tmp_path_factory):
     """Per serial: the fit result and the verified metrics (its own filters re-measured on the sim)."""
     out = {}

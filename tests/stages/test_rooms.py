@@ -56,7 +56,7 @@ def _run(base: Path, room: str | None) -> dict:
             "report": build_unit_report(verification)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: pytest-xdist may interleave other modules, which tears a module fixture down
 def runs(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("rooms")
     return {room: _run(base, room) for room in (None, *ROOMS)}

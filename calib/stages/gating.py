@@ -31,15 +31,15 @@ import numpy as np
 from calib.errors import ProcedureError
 from calib.procedure.air import DEFAULT_SPEED_OF_SOUND_M_S, recorded_speed_of_sound
 from calib.procedure.model import GateSection, Procedure, RoomGeometry
+from calib.rig.base import HeadPosition
 from calib.signals.gate import Arrivals, detect_arrivals, gate_window, lowest_supported_hz
 from calib.sim.lab import rotation_z
 from calib.sim.room import reflection_paths_m
 from calib.sim.sphere import DEFAULT_HEAD_RADIUS_M, ear_directions
+from calib.store.measurement import GROUPS
 
 GUARD_S = 50e-6
 """The gate closes this long before the first reflection's onset."""
-
-GROUPS = ("directivity", "binaural")
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def annotate_reflections(path: str | Path, proc: Procedure, room: RoomGeometry |
         if room is not None:
             top.attrs["room_dimensions_m"] = np.asarray(room.dimensions_m, float)
             top.attrs["room_device_position_m"] = np.asarray(room.device_position_m, float)
-            positions = [_Head(n, xyz, y) for n, xyz, y in zip(
+            positions = [HeadPosition(n, tuple(xyz), float(y)) for n, xyz, y in zip(
                 f["binaural/positions/name"].asstr()[()], f["binaural/positions/xyz_m"][()],
                 f["binaural/positions/yaw_deg"][()], strict=True)]
             geo = geometric_arrivals(proc, room, f["directivity/azimuth_deg"][()], positions,
@@ -226,13 +226,6 @@ def annotate_reflections(path: str | Path, proc: Procedure, room: RoomGeometry |
                 g.create_dataset("geometric_direct_s", data=geo[group][0])
                 g.create_dataset("geometric_first_s", data=geo[group][1])
         f.flush()
-
-
-@dataclass(frozen=True)
-class _Head:
-    name: str
-    xyz_m: tuple[float, float, float]
-    yaw_deg: float
 
 
 def reflections_of(meas, proc: Procedure) -> dict[str, dict[str, np.ndarray]]:  # noqa: ANN001 - Measurement

@@ -17,7 +17,9 @@ Printed, all in this run, one thread (BLAS/FFT threads pinned to 1):
    (16-bit WAV): wall time, RTF and peak RSS (``/usr/bin/time %M``), the 60 s
    also with the checkout given by ``--before`` (e.g. ``/work/main``).
 
-Targets: RTF >= 300 for the whole render; peak RSS <= 300 MB at both lengths.
+Targets: RTF >= 300 for the whole render; peak RSS <= 300 MB at both lengths. The
+FFT-bound limit printed with the figures (the same FFTs timed alone) shows how far
+any float64 implementation of this algorithm could go on the machine at hand.
 
 Run: ``python bench/bench_render.py [--before /work/main] [--long-s 3600]`` (some minutes).
 """
@@ -39,6 +41,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import scipy.fft  # noqa: E402
 import soundfile  # noqa: E402
 from scipy.signal import oaconvolve  # noqa: E402
 
@@ -100,6 +103,25 @@ def flop_limit_rtf(cal: Calibration, conv: OverlapSave, gflops: float) -> tuple[
     return upmix, filters, gflops * 1e9 / (upmix + filters)
 
 
+def fft_bound_rtf(conv: OverlapSave) -> float:
+    """RTF if the render did nothing but its FFTs: measured here, on this core, at the render's sizes.
+
+    Per audio second the upmix needs 2 forward and 1 inverse FFT of m samples per hop,
+    the overlap-save 3 forward and S inverse FFTs of ``nfft`` per step; no FFT
+    algorithm change preserves the output, so this bounds any float64 implementation.
+    """
+    sft = _stft(FS, 0.04)
+    m, hop = sft.m_num, sft.hop
+    rng = np.random.default_rng(0)
+    frames, blocks = rng.standard_normal((128, m)), rng.standard_normal((16, conv.nfft))
+    t_m = min(cpu(lambda: scipy.fft.irfft(scipy.fft.rfft(frames, axis=-1), m, axis=-1))[0] for _ in range(5)) / 128 / 2
+    t_n = min(cpu(lambda: scipy.fft.irfft(scipy.fft.rfft(blocks, axis=-1), conv.nfft, axis=-1))[0]
+              for _ in range(3)) / 16 / 2
+    n_s = conv.spectra.shape[1]
+    per_second = 3 * t_m * FS / hop + (3 + n_s) * t_n * FS / conv.step
+    return 1.0 / per_second
+
+
 def matmul_gflops() -> float:
     a = np.random.default_rng(0).standard_normal((1024, 1024))
     a @ a
@@ -139,6 +161,9 @@ def in_memory(cal: Calibration, seconds: float) -> None:
           f"filters {f_filt / 1e6:.0f} MFLOP per audio second -> RTF {limit:.0f} "
           f"(filters alone {gflops * 1e9 / f_filt:.0f}, upmix alone {gflops * 1e9 / f_up:.0f}); "
           f"achieved {seconds / t_render / limit:.0%} of it")
+    fft_rtf = fft_bound_rtf(conv)
+    print(f"  FFT-bound limit (the render's FFTs alone, pocketfft float64, timed here): RTF {fft_rtf:.0f}; "
+          f"achieved {seconds / t_render / fft_rtf:.0%} of it")
 
 
 def write_input(path: Path, seconds: float) -> None:

@@ -37,6 +37,7 @@ SHARED_FIXTURES = {
 SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         groups = sorted({SHARED_FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in SHARED_FIXTURES})

@@ -40,6 +40,8 @@ from calib.store.calibration import Calibration
 
 #: Input samples per block (1.4 s at 48 kHz): large enough for batched FFTs, small in memory.
 BLOCK = 1 << 16
+#: STFT frames per chunk of the upmix's spectral work (32 frames x 1025 bins: 260 kB per array).
+CHUNK = 32
 
 
 class _Framer:
@@ -149,7 +151,7 @@ class StreamingUpmix:
             raise ValueError("frame_s: the frame must be a whole number of hops")
         self.floor = floor
         self.a = np.exp(-sft.hop / (time_constant_s * sample_rate))
-        self.state = np.zeros((3, self.framer.m // 2 + 1))  # smoothing state across frames
+        self.state = np.zeros((3, self.framer.m // 2 + 1))  # [3, F]  # smoothing state across frames
         self.tail = np.zeros(self.framer.m - self.framer.hop)  # overlap-add still pending
         self.out_start = self.framer.start(sft.p_min)  # absolute index of the next centre sample
         self.stereo = np.zeros((2, 0))  # input not yet emitted, from absolute index `emitted`
@@ -168,20 +170,12 @@ class StreamingUpmix:
     def _centre(self, frames: np.ndarray) -> np.ndarray:
         """Centre samples made final by these frames (absolute start ``out_start``)."""
         fr = self.framer
-        if frames.shape[1] == 0:
+        n_p, hop, r = frames.shape[1], fr.hop, fr.m // fr.hop
+        if n_p == 0:
             return np.zeros(0)
-        spec = scipy.fft.rfft(frames * fr.sft.win, axis=-1)  # [2, P, F]
-        xl, xr = spec[0], spec[1]
-        l_v, r_v = xl.view(np.float64), xr.view(np.float64)  # interleaved (re, im)
-        raw = np.empty((3, *xl.shape))
-        np.add(l_v[..., 0::2] ** 2, l_v[..., 1::2] ** 2, out=raw[0])
-        np.add(r_v[..., 0::2] ** 2, r_v[..., 1::2] ** 2, out=raw[1])
-        np.add(l_v[..., 0::2] * r_v[..., 0::2], l_v[..., 1::2] * r_v[..., 1::2], out=raw[2])  # Re L R*
-        p_ll, p_rr, p_lr = self._smooth(raw)
-        y = scipy.fft.irfft(centre_spectrum(xl, xr, p_ll, p_rr, p_lr, self.floor), fr.m, axis=-1)
-        y *= fr.sft.dual_win
+        # Spectral work in chunks of CHUNK frames: every per-bin temporary stays in cache.
+        y = np.concatenate([self._centre_frames(frames[:, i : i + CHUNK]) for i in range(0, n_p, CHUNK)])
         # Overlap-add: frame i starts i hops after the first; r = m / hop segments per frame.
-        n_p, hop, r = y.shape[0], fr.hop, fr.m // fr.hop
         ola = np.zeros((n_p + r - 1, hop))
         for j in range(r):
             ola[j : j + n_p] += y[:, j * hop : (j + 1) * hop]
@@ -192,20 +186,35 @@ class StreamingUpmix:
         self.out_start += final.size
         return final[max(-start, 0) :] if start < 0 else final
 
-    def _smooth(self, raw: np.ndarray) -> np.ndarray:
-        """E[.][p] = a E[.][p-1] + (1 - a) raw[p] over the frames (axis 1), from the carried state.
+    def _centre_frames(self, frames: np.ndarray) -> np.ndarray:
+        """[2, P, m] frames -> [P, m] windowed centre frames, ready for the overlap-add."""
+        fr = self.framer
+        spec = scipy.fft.rfft(frames * fr.sft.win, axis=-1)  # [2, P, F]
+        xl, xr = spec[0], spec[1]
+        l_v, r_v = xl.view(np.float64), xr.view(np.float64)  # interleaved (re, im)
+        raw = np.empty((xl.shape[0], 3, xl.shape[1]))  # [P, 3, F]: one row per frame for the smoothing
+        np.add(l_v[..., 0::2] ** 2, l_v[..., 1::2] ** 2, out=raw[:, 0])
+        np.add(r_v[..., 0::2] ** 2, r_v[..., 1::2] ** 2, out=raw[:, 1])
+        np.add(l_v[..., 0::2] * r_v[..., 0::2], l_v[..., 1::2] * r_v[..., 1::2], out=raw[:, 2])  # Re L R*
+        smooth = self._smooth(raw)
+        y = scipy.fft.irfft(centre_spectrum(xl, xr, smooth[:, 0], smooth[:, 1], smooth[:, 2], self.floor), fr.m)
+        y *= fr.sft.dual_win
+        return y
 
-        The same operations as :func:`scipy.signal.lfilter` with ``b = [1 - a]``,
-        ``a = [1, -a]``, which the whole-file upmix uses; a loop over frames on
-        [3, F] rows beats lfilter along a strided axis.
+    def _smooth(self, raw: np.ndarray) -> np.ndarray:
+        """E[.][p] = a E[.][p-1] + (1 - a) raw[p] over the frames (axis 0), from the carried state.
+
+        The recursion unrolled over the P frames of a chunk is one matrix product,
+        E[p] = sum_q (1 - a) a^(p - q) raw[q] (q <= p) + a^(p + 1) E[-1], the same
+        sums as :func:`scipy.signal.lfilter` with ``b = [1 - a]``, ``a = [1, -a]``
+        (which the whole-file upmix uses) in another order: equal to rounding.
         """
-        out = np.empty_like(raw)
-        prev = self.state
-        for p in range(raw.shape[1]):
-            cur = np.multiply(raw[:, p], 1.0 - self.a, out=out[:, p])
-            cur += self.a * prev
-            prev = cur
-        self.state = prev.copy()
+        n_p = raw.shape[0]
+        lag = np.subtract.outer(np.arange(n_p), np.arange(n_p))
+        weights = np.where(lag >= 0, (1.0 - self.a) * self.a ** np.maximum(lag, 0), 0.0)  # [P, P] lower
+        out = (weights @ raw.reshape(n_p, -1)).reshape(raw.shape)
+        out += self.a ** np.arange(1, n_p + 1)[:, None, None] * self.state
+        self.state = out[-1].copy()
         return out
 
     def _emit(self, centre: np.ndarray, n_total: int) -> np.ndarray:

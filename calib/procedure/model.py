@@ -178,6 +178,11 @@ class SweepSection(_Section):
     fade_out_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.01
     ir_length: Annotated[int, Strict(), Field(ge=64, le=262144)] = 4096
     schedule: Literal["sequential", "mesm"] = "mesm"
+    # MESM offsets: "all" keeps every harmonic IR clear of every other driver's IRs (THD per
+    # step); "linear" keeps only the linear IRs clear (shorter captures; THD then needs thd_sweep_s).
+    mesm_clear: Literal["all", "linear"] = "all"
+    # A dedicated short sweep per driver, at the stage's on-axis step, for THD (None: THD from the steps).
+    thd_sweep_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=60)] | None = None
     n_harmonics: Annotated[int, Strict(), Field(ge=1, le=10)] = 5
     min_snr_db: Num = 20.0
     retries: Annotated[int, Strict(), Field(ge=0, le=10)] = 2

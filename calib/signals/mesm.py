@@ -56,9 +56,11 @@ with ``q = e_2 / e_1`` (capped at 0.9). Noise in the last eighths only raises
 ``q``, so the estimate stays an upper bound. The bound relative to source j's
 linear energy at the same receiver,
 
-    c_j = sum_{k != j} sum_n E_kn rho_k / E_j1,
+    c_j = sum_{k != j} sum_{n >= 1} E_kn rho_k / E_j1,
 
-is what :func:`contamination_bound_db` returns (dB). Orders above N are
+is what :func:`contamination_bound_db` returns (dB). The sum includes n = 1:
+a neighbour's own linear tail beyond its window enters the next window the
+same way (the offsets keep only the windows apart). Orders above N are
 taken as zero (the same assumption as above).
 
 Reference: P. Majdak, P. Balazs, B. Laback, "Multiple exponential sweep
@@ -191,7 +193,7 @@ def _least_span_offsets(lo: np.ndarray, hi: np.ndarray, n_sources: int) -> NDArr
 
 
 def contamination_bound_db(linear: ArrayLike, harmonics: ArrayLike) -> NDArray[np.float64]:
-    """Upper bound of the energy other sources' harmonics leak into each linear IR, dB re its energy.
+    """Upper bound of the energy other sources' harmonic and linear tails leak into each linear IR, dB re its energy.
 
     Parameters
     ----------
@@ -214,7 +216,7 @@ def contamination_bound_db(linear: ArrayLike, harmonics: ArrayLike) -> NDArray[n
     q = np.minimum(e2 / np.maximum(e1, 1e-300), TAIL_Q_MAX)
     energy = np.maximum(np.sum(lin**2, axis=-1), 1e-300)
     rho = e2 * q / (1.0 - q) / energy  # [..., S]
-    leak = np.sum(harm**2, axis=(-2, -1)) * rho  # what each source can leak, [..., S]
+    leak = (np.sum(harm**2, axis=(-2, -1)) + energy) * rho  # what each source can leak, [..., S]
     others = np.sum(leak, axis=-1, keepdims=True) - leak
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(others / energy)

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from calib.procedure import load_procedure
+from calib.stages.checks import verdict
 from calib.stages.grid_study import MAX_DELTA_DB, characterize, compare_grids
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5.toml"
@@ -48,7 +49,7 @@ def main() -> None:
     for r in results:
         total = sum(r.station_s.values())
         error = r.production_estimate_s / total - 1
-        verdicts = f"{r.lab_checks and _v(r.lab_checks)}/{_v(r.production_checks)}/{r.production_verdict}"
+        verdicts = f"{verdict(r.lab_checks)}/{verdict(r.production_checks)}/{r.production_verdict}"
         print(f"{r.serial:<16}{r.max_delta_db:>15.2f}{verdicts:>28}{total:>11.1f}{r.production_estimate_s:>12.1f}"
               f"{error:>+11.1%}{r.lab_estimate_s:>11.1f}")
         ok &= r.max_delta_db <= MAX_DELTA_DB and total <= MAX_STATION_S and abs(error) <= MAX_ESTIMATE_ERROR
@@ -56,12 +57,6 @@ def main() -> None:
     print(f"\n{'PASS' if ok else 'FAIL'}: production <= {MAX_STATION_S:g} s per unit, every check within "
           f"{MAX_DELTA_DB:g} dB of the lab calibration, estimate within {MAX_ESTIMATE_ERROR:.0%} of the recorded time")
     print(f"CPU {time.process_time() - t0:.0f} s; files in {out}")
-
-
-def _v(checks) -> str:  # noqa: ANN001 - list of Check
-    from calib.stages.checks import verdict
-
-    return verdict(checks)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ class StepCapture:
     clipped, dropout : bool
         Any input clipped; samples lost inside a sweep.
     contamination_db : ndarray, shape (R, S)
-        Bound of other sources' harmonics in each linear IR, dB re its energy (-inf: sequential).
+        Bound of the other sources' harmonic and linear tails in each linear IR, dB re its energy
+        (:func:`calib.signals.mesm.contamination_bound_db`; -inf: one source per capture).
     playback_s : float
         Physical length of the captures played, seconds (station time).
     """

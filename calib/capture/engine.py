@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -149,6 +150,8 @@ def run_measurement(
         done = {"directivity": np.zeros(len(plan.azimuths_deg), bool), "binaural": np.zeros(len(plan.positions), bool)}
     steps = plan.steps
     n_done = sum(int(d.sum()) for d in done.values())
+    clock = StationClock(rig)
+    worst_contamination = np.full(len(plan.sources), -np.inf)
     bar = tqdm(
         total=len(steps), initial=n_done, unit="step", desc=f"{plan.stage} {serial}",
         disable=(None if progress is None else not progress), dynamic_ncols=True, leave=True,
@@ -157,9 +160,12 @@ def run_measurement(
         for group, index in steps:
             if done[group][index]:
                 continue
-            _place(rig, plan, group, index)
+            with clock.turning():
+                _place(rig, plan, group, index)
             inputs = groups[group]
-            capture, quality = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index))
+            capture, quality = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index),
+                                                     thd_sweep=(group, index) == plan.thd_step, clock=clock)
+            worst_contamination = np.maximum(worst_contamination, np.max(capture.contamination_db, axis=0))
             if units[group] == "Pa/FS":
                 capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)
             _when_unlocked(path, write_step, path, group, index, capture.ir, quality)
@@ -169,10 +175,54 @@ def run_measurement(
                 on_step(group, index)
     finally:
         bar.close()
+    _when_unlocked(path, _record_station_time, path, clock, worst_contamination)
     if finalize is not None:
         _when_unlocked(path, finalize, path)
     _when_unlocked(path, mark_complete, path)
     return path
+
+
+class StationClock:
+    """Station time a run used: turntable moves (with settling) and playback, seconds.
+
+    A simulated turntable counts its own time (``elapsed_s``: travel at its
+    speed plus its settle time); any other is timed by the wall clock. Playback
+    is the physical length of every capture played, retries included.
+    """
+
+    def __init__(self, rig: Rig) -> None:
+        self.rig = rig
+        self.turntable_s = 0.0
+        self.playback_s = 0.0
+        self.simulated = hasattr(rig.turntable, "elapsed_s")
+
+    @contextmanager
+    def turning(self) -> Iterator[None]:
+        """Account the time of the moves made inside the block."""
+        start_sim = getattr(self.rig.turntable, "elapsed_s", 0.0)
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            if self.simulated:
+                self.turntable_s += float(self.rig.turntable.elapsed_s) - start_sim
+            else:
+                self.turntable_s += time.monotonic() - start
+
+    @property
+    def total_s(self) -> float:
+        return self.turntable_s + self.playback_s
+
+
+def _record_station_time(path: Path, clock: StationClock, contamination_db: np.ndarray) -> None:
+    """Add this session's station time (a resumed file sums its sessions) and the MESM contamination bound."""
+    with h5py.File(path, "r+") as f:
+        for key, value in (("station_time_s", clock.total_s), ("station_time_turntable_s", clock.turntable_s),
+                           ("station_time_playback_s", clock.playback_s)):
+            f.attrs[key] = float(f.attrs.get(key, 0.0)) + value
+        f.attrs["station_time_clock"] = "simulated" if clock.simulated else "wall clock (turntable), physical (playback)"
+        old = np.asarray(f.attrs.get("mesm_contamination_bound_db", contamination_db), float)
+        f.attrs["mesm_contamination_bound_db"] = np.maximum(old, contamination_db)
 
 
 def _when_unlocked(path: Path, write: Callable[..., None], *args: object) -> None:
@@ -207,7 +257,8 @@ def _place(rig: Rig, plan: MeasurementPlan, group: str, index: int) -> None:
 
 
 def _capture_with_retries(
-    plan: MeasurementPlan, rig: Rig, inputs: list[int], label: str
+    plan: MeasurementPlan, rig: Rig, inputs: list[int], label: str, thd_sweep: bool = False,
+    clock: StationClock | None = None,
 ) -> tuple[StepCapture, StepQuality]:
     """Capture one step; back off the level on clipping, retry on xruns, dropouts, low SNR.
 
@@ -218,10 +269,12 @@ def _capture_with_retries(
     reasons: list[str] = []
     for attempt in range(plan.retries + 1):
         try:
-            capture = capture_step(plan, rig.audio, inputs, level)
+            capture = capture_step(plan, rig.audio, inputs, level, thd_sweep=thd_sweep)
         except CaptureGlitchError as exc:
             reasons.append(str(exc))
             continue
+        if clock is not None:
+            clock.playback_s += capture.playback_s
         if capture.clipped:
             reasons.append(f"clipped at {level:g} dBFS")
             level -= plan.backoff_db

@@ -39,6 +39,10 @@ class MeasurementPlan:
         (output, input), 0-based.
     ir_length : int
         Samples kept per impulse response (time origin at the output instant).
+    mesm_clear, thd_sweep_s : str, float or None
+        ``[sweep]``'s MESM clearance and dedicated THD sweep (:mod:`calib.capture.schedule`).
+    turntable_speed_deg_s, settle_s : float
+        ``[turntable]``'s speed and settle time (the station-time estimate).
     """
 
     stage: str
@@ -65,6 +69,17 @@ class MeasurementPlan:
     retries: int
     backoff_db: float
     turntable_timeout_s: float
+    mesm_clear: str = "all"
+    thd_sweep_s: float | None = None
+    turntable_speed_deg_s: float = 30.0
+    settle_s: float = 0.0
+
+    @property
+    def thd_step(self) -> tuple[str, int]:
+        """The step that plays the dedicated THD sweeps: the azimuth nearest the front, else the first position."""
+        if len(self.azimuths_deg):
+            return ("directivity", int(np.argmin(np.abs(self.azimuths_deg))))
+        return ("binaural", 0)
 
     @property
     def steps(self) -> list[tuple[str, int]]:
@@ -94,8 +109,8 @@ def channel_counts(proc: Procedure) -> tuple[int, int]:
 
 
 def plan_for(proc: Procedure, stage: str, sources: list[str], feeds: np.ndarray,
-             positions: list[HeadPosition], ir_length: int) -> MeasurementPlan:
-    """A plan with the procedure's channels, grid and sweep settings."""
+             positions: list[HeadPosition], ir_length: int, azimuths_deg: np.ndarray | None = None) -> MeasurementPlan:
+    """A plan with the procedure's channels, grid (or ``azimuths_deg``) and sweep settings."""
     ch = proc.channels
     n_out, n_in = channel_counts(proc)
     sw = proc.sweep
@@ -103,7 +118,7 @@ def plan_for(proc: Procedure, stage: str, sources: list[str], feeds: np.ndarray,
         stage=stage,
         sources=sources,
         feeds=feeds,
-        azimuths_deg=proc.turntable.grid_deg(),
+        azimuths_deg=proc.turntable.grid_deg() if azimuths_deg is None else np.asarray(azimuths_deg, float),
         mic_names=proc.mic_names,
         mic_inputs=[ch.mics[m] - 1 for m in proc.mic_names],
         positions=positions,
@@ -124,14 +139,18 @@ def plan_for(proc: Procedure, stage: str, sources: list[str], feeds: np.ndarray,
         retries=sw.retries,
         backoff_db=sw.backoff_db,
         turntable_timeout_s=proc.turntable.timeout_s,
+        mesm_clear=sw.mesm_clear,
+        thd_sweep_s=sw.thd_sweep_s,
+        turntable_speed_deg_s=proc.turntable.speed_deg_s,
+        settle_s=proc.turntable.settle_s,
     )
 
 
 def plan_characterize(proc: Procedure) -> MeasurementPlan:
-    """Every driver alone, at every azimuth and every head position."""
+    """Every driver alone, at every azimuth and every head position it characterizes (``characterize = true``)."""
     n_out, _ = channel_counts(proc)
     feeds = np.zeros((len(proc.drivers), n_out, 1))
     for s, name in enumerate(proc.driver_names):
         feeds[s, proc.channels.outputs[name] - 1, 0] = 1.0
-    positions = [head_position(p) for p in proc.positions]
+    positions = [head_position(p) for p in proc.positions if p.characterize]
     return plan_for(proc, "characterize", proc.driver_names, feeds, positions, proc.sweep.ir_length)

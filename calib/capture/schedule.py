@@ -5,8 +5,13 @@ returns loopback-referenced linear IRs, THD, SNR, peak level and latency.
 Schedules:
 
 - ``sequential``: one synchronized sweep per source, one capture each.
-- ``mesm``: all sources in one capture, source k's sweep delayed by
-  ``k Delta`` (Majdak et al. 2007; offsets from :func:`calib.signals.mesm.mesm_offsets`).
+- ``mesm``: all sources in one capture, source k's sweep delayed by its
+  offset (Majdak et al. 2007; offsets from :func:`calib.signals.mesm.mesm_offsets`):
+  ``[sweep] mesm_clear = "all"`` keeps every harmonic IR clear (THD at every
+  step), ``"linear"`` only the linear IRs (shorter; the harmonic slots may
+  mix drivers, so a step's THD is NaN and ``[sweep] thd_sweep_s`` measures it
+  with one short sweep per driver at :attr:`MeasurementPlan.thd_step`). Every
+  MESM step reports the bound of :func:`calib.signals.mesm.contamination_bound_db`.
 
 The loopback output plays the reference sweep (source 0's, undelayed) at the
 same scale as the drivers, so the IR does not depend on the level and the
@@ -25,7 +30,7 @@ from calib.capture.plan import MeasurementPlan
 from calib.rig.base import AudioInterface
 from calib.signals.deconvolve import deconvolve
 from calib.signals.harmonics import separate, thd_percent
-from calib.signals.mesm import excitation_block, mesm_excitation, mesm_offsets, mesm_split
+from calib.signals.mesm import contamination_bound_db, excitation_block, mesm_excitation, mesm_offsets, mesm_split
 from calib.signals.quality import estimate_latency_samples, is_clipped, noise_window, peak_dbfs, snr_db
 from calib.signals.sweep import Sweep, extended_range, synchronized_sweep
 
@@ -48,6 +53,11 @@ class StepCapture:
         Interface latency of the capture that measured each source (-1 without loopback).
     clipped, dropout : bool
         Any input clipped; samples lost inside a sweep.
+    contamination_db : ndarray, shape (R, S)
+        Bound of the other sources' harmonic and linear tails in each linear IR, dB re its energy
+        (:func:`calib.signals.mesm.contamination_bound_db`; -inf: one source per capture).
+    playback_s : float
+        Physical length of the captures played, seconds (station time).
     """
 
     ir: np.ndarray
@@ -57,6 +67,8 @@ class StepCapture:
     latency_samples: np.ndarray
     clipped: bool
     dropout: bool
+    contamination_db: np.ndarray | None = None
+    playback_s: float = 0.0
 
 
 @lru_cache(maxsize=8)
@@ -74,19 +86,39 @@ def sweep_for(plan: MeasurementPlan) -> Sweep:
 def source_offsets(plan: MeasurementPlan, sweep: Sweep) -> np.ndarray:
     """Start offsets (samples) of the sources within one MESM capture."""
     n_sources = len(plan.sources)
-    return mesm_offsets(sweep.rate_s, plan.ir_length / plan.sample_rate, plan.n_harmonics, n_sources, plan.sample_rate)
+    return _offsets(sweep.rate_s, plan.ir_length, plan.n_harmonics, n_sources, plan.sample_rate, plan.mesm_clear)
 
 
-def capture_seconds(plan: MeasurementPlan) -> float:
-    """Physical playback time of one step (all sources), seconds."""
+@lru_cache(maxsize=32)
+def _offsets(rate_s: float, ir_length: int, n_harmonics: int, n_sources: int, fs: int, clear: str) -> np.ndarray:
+    """:func:`mesm_offsets` once per setting (the least-span search is a small tree search)."""
+    return mesm_offsets(rate_s, ir_length / fs, n_harmonics, n_sources, fs, clear=clear)
+
+
+def thd_sweep_for(plan: MeasurementPlan) -> Sweep | None:
+    """The dedicated THD sweep of ``plan`` (None: THD comes from the steps)."""
+    if plan.thd_sweep_s is None:
+        return None
+    return plan_sweep(*plan.band_hz, plan.thd_sweep_s, plan.sample_rate, plan.fade_in_s, plan.fade_out_s)
+
+
+def capture_seconds(plan: MeasurementPlan, with_thd: bool = False) -> float:
+    """Physical playback time of one step (all sources), seconds; ``with_thd``: plus the dedicated THD sweeps."""
     sweep = sweep_for(plan)
     tail = plan.feeds.shape[-1] + plan.ir_length + LATENCY_MARGIN_S * plan.sample_rate
     if plan.schedule == "mesm":
-        return (sweep.n_samples + int(source_offsets(plan, sweep)[-1]) + tail) / plan.sample_rate
-    return len(plan.sources) * (sweep.n_samples + tail) / plan.sample_rate
+        seconds = (sweep.n_samples + int(source_offsets(plan, sweep)[-1]) + tail) / plan.sample_rate
+    else:
+        seconds = len(plan.sources) * (sweep.n_samples + tail) / plan.sample_rate
+    thd_sweep = thd_sweep_for(plan)
+    if with_thd and thd_sweep is not None:
+        seconds += len(plan.sources) * (thd_sweep.n_samples + tail) / plan.sample_rate
+    return seconds
 
 
-def capture_step(plan: MeasurementPlan, audio: AudioInterface, inputs: list[int], level_dbfs: float) -> StepCapture:
+def capture_step(
+    plan: MeasurementPlan, audio: AudioInterface, inputs: list[int], level_dbfs: float, thd_sweep: bool = False
+) -> StepCapture:
     """Play every source of ``plan`` once and return the step's IRs and quality.
 
     Parameters
@@ -95,14 +127,36 @@ def capture_step(plan: MeasurementPlan, audio: AudioInterface, inputs: list[int]
         0-based input channels to keep (microphones or ears).
     level_dbfs : float
         Peak level of the loudest output channel.
+    thd_sweep : bool
+        Also play the plan's dedicated THD sweeps (one per source, sequential)
+        and report their THD instead of the step's.
     """
     sweep = sweep_for(plan)
     if plan.schedule == "mesm":
         offsets = source_offsets(plan, sweep)
         parts = [_capture(plan, audio, inputs, level_dbfs, sweep, np.arange(len(plan.sources)), offsets)]
     else:
-        zero = np.zeros(1, dtype=np.int64)
-        parts = [_capture(plan, audio, inputs, level_dbfs, sweep, np.array([k]), zero) for k in range(len(plan.sources))]
+        parts = _sequential(plan, audio, inputs, level_dbfs, sweep)
+    step = _join(parts)
+    short = thd_sweep_for(plan)
+    if thd_sweep and short is not None:
+        thd_parts = _sequential(plan, audio, inputs, level_dbfs, short)
+        joined = _join(thd_parts)
+        step.thd_percent = joined.thd_percent
+        step.playback_s += joined.playback_s
+        step.clipped |= joined.clipped
+        step.dropout |= joined.dropout
+    return step
+
+
+def _sequential(plan: MeasurementPlan, audio: AudioInterface, inputs: list[int], level_dbfs: float,
+                sweep: Sweep) -> list[StepCapture]:
+    zero = np.zeros(1, dtype=np.int64)
+    return [_capture(plan, audio, inputs, level_dbfs, sweep, np.array([k]), zero) for k in range(len(plan.sources))]
+
+
+def _join(parts: list[StepCapture]) -> StepCapture:
+    """One step from the captures of its sources (in source order)."""
     return StepCapture(
         ir=np.concatenate([p.ir for p in parts], axis=1),
         snr_db=np.concatenate([p.snr_db for p in parts], axis=1),
@@ -111,6 +165,8 @@ def capture_step(plan: MeasurementPlan, audio: AudioInterface, inputs: list[int]
         latency_samples=np.concatenate([p.latency_samples for p in parts]),
         clipped=any(p.clipped for p in parts),
         dropout=any(p.dropout for p in parts),
+        contamination_db=np.concatenate([p.contamination_db for p in parts], axis=1),
+        playback_s=sum(p.playback_s for p in parts),
     )
 
 
@@ -156,14 +212,18 @@ def _capture(
         parts = mesm_split(ir_full, offsets, plan.ir_length, sweep, n_harm)
         linear, harmonics = parts.linear, parts.harmonics  # [R, S, N], [R, S, H, L]
         starts = offsets
+        contamination = contamination_bound_db(linear, harmonics)
     else:
         parts = separate(ir_full, sweep, plan.ir_length, n_harm)
         linear, harmonics = parts.linear[:, None], parts.harmonics[:, None]
         starts = np.zeros(1, dtype=np.int64)
+        contamination = np.full(linear.shape[:2], -np.inf)
     window = noise_window(n_fft, int(offsets[-1]) + plan.ir_length + feeds.shape[-1], sweep.rate_s, fs, n_harm)
     snr = snr_db(ir_full, plan.ir_length, window, signal_start=starts)
     # Harmonic n of input f sits at n f, measurable only up to the band's top.
     thd = thd_percent(linear, harmonics, lo, hi / n_harm, fs, f_max_hz=hi) if n_harm > 1 else np.zeros(snr.shape)
+    if len(sources) > 1 and plan.mesm_clear == "linear":
+        thd = np.full(np.shape(snr), np.nan)  # the harmonic slots may hold several drivers' harmonics
     # Lost samples: zeros in the loopback's sweep (the reference: source 0's, even in MESM), or
     # zeros between non-zero samples of an input (the response tail included).
     dropout = _has_dropout(recorded[:, max(latency, 0) :], interior=True)
@@ -177,6 +237,8 @@ def _capture(
         latency_samples=np.full(len(sources), latency, dtype=np.int64),
         clipped=bool(np.any(is_clipped(rec[inputs])) or np.any(is_clipped(watched))),
         dropout=dropout,
+        contamination_db=contamination,
+        playback_s=block.shape[-1] / fs,
     )
 
 
@@ -210,22 +272,35 @@ def turntable_travel_deg(azimuths_deg: np.ndarray) -> float:
     return float(np.sum(np.abs(np.diff(path))))
 
 
-def estimate_unit_time_s(proc) -> float:  # noqa: ANN001 - Procedure
-    """Physical station time per unit for characterize + verify, seconds.
+def estimate_plan_time_s(plan: MeasurementPlan) -> float:
+    """Station time of one stage, seconds: turntable moves with settling, every step's capture, the THD sweeps.
 
-    Sweeps and tails of every step, turntable moves at ``speed_deg_s`` plus
-    ``settle_s`` per azimuth; dummy-head placement time is not included (it
-    depends on the positioner).
+    The moves follow the engine: from home (0) through minus each azimuth in
+    order, back home for the head positions (if any); every move that turns
+    settles ``settle_s``. Dummy-head placement is not included (it depends
+    on the positioner).
+    """
+    path = np.concatenate([[0.0], -np.asarray(plan.azimuths_deg, float), [0.0] if plan.positions else []])
+    moves = np.abs(np.diff(path))
+    turntable = float(np.sum(moves)) / plan.turntable_speed_deg_s + int(np.count_nonzero(moves)) * plan.settle_s
+    captures = len(plan.steps) * capture_seconds(plan) + (capture_seconds(plan, True) - capture_seconds(plan))
+    return turntable + captures
+
+
+def estimate_unit_time_s(proc) -> float:  # noqa: ANN001 - Procedure
+    """Physical station time per unit for characterize + verify, seconds (:func:`estimate_plan_time_s`).
+
+    The verification is estimated as the free-field one (inputs L, R, C
+    through filters of ``fit.taps`` taps) at the azimuths the checks read.
     """
     from calib.capture.plan import head_position, plan_characterize, plan_for
+    from calib.stages.verify import check_azimuths
 
     char = plan_characterize(proc)
     n_out = char.feeds.shape[1]
     verify = plan_for(
         proc, "verify", ["L", "R", "C"], np.zeros((3, n_out, proc.fit.taps)),
         [head_position(p) for p in proc.verify_positions()], proc.sweep.ir_length + proc.fit.taps,
+        check_azimuths(proc),
     )
-    grid = proc.turntable.grid_deg()
-    moves = 2 * (turntable_travel_deg(grid) / proc.turntable.speed_deg_s + len(grid) * proc.turntable.settle_s)
-    captures = sum(len(p.steps) * capture_seconds(p) for p in (char, verify))
-    return moves + captures
+    return estimate_plan_time_s(char) + estimate_plan_time_s(verify)

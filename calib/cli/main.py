@@ -117,6 +117,7 @@ LAZY_COMMANDS = {
     "results": "calib.cli.cmd_fleet:results",
     "fleet": "calib.cli.cmd_fleet:fleet",
     "limits": "calib.cli.cmd_fleet:limits",
+    "grid-study": "calib.cli.cmd_station:grid_study",
 }
 
 
@@ -162,7 +163,8 @@ def check(procedure: str, station: str | None) -> None:
         proc = apply_station(proc, station_obj)
     room = room_of(proc, station_obj)
     gates = check_room_supports_targets(proc, room, station or procedure, station_obj)
-    click.echo(summarize(proc, estimated_s=_estimate(proc), room_lines=_room_lines(proc, room, gates)))
+    click.echo(summarize(proc, estimated_s=_estimate(proc), room_lines=_room_lines(proc, room, gates),
+                         production=_production_estimate(proc)))
     click.echo("OK")
 
 
@@ -182,6 +184,16 @@ def _estimate(proc: Any) -> float:
     from calib.capture.schedule import estimate_unit_time_s
 
     return estimate_unit_time_s(proc)
+
+
+def _production_estimate(proc: Any) -> tuple[Any, float] | None:
+    """The production variant (``[production]``) and its estimated time per unit, if the procedure has one."""
+    if proc.production is None:
+        return None
+    from calib.procedure.production import production_procedure
+
+    variant = production_procedure(proc)
+    return variant, _estimate(variant)
 
 
 cli.add_command(check)

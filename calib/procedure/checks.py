@@ -69,6 +69,8 @@ def _problems(proc: Procedure) -> Iterator[str]:
     if not proc.verify_positions():
         yield "positions: expected at least one position with verify = true"
     for i, pos in enumerate(proc.positions):
+        if pos.design and not pos.characterize:
+            yield f"positions[{i}].characterize: expected true for a design position (the fit reads it), got false"
         distance = sum(v * v for v in pos.xyz_m) ** 0.5
         if distance < 0.3:
             yield f"positions[{i}].xyz_m: expected a head at least 0.3 m from the device, got {distance:.3f} m"

@@ -166,6 +166,7 @@ class Position(_Section):
     yaw_deg: Num = 180.0
     design: bool = True
     verify: bool = True
+    characterize: bool = True  # false: only the verification measures it (a production holdout)
 
 
 class SweepSection(_Section):
@@ -178,6 +179,11 @@ class SweepSection(_Section):
     fade_out_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.01
     ir_length: Annotated[int, Strict(), Field(ge=64, le=262144)] = 4096
     schedule: Literal["sequential", "mesm"] = "mesm"
+    # MESM offsets: "all" keeps every harmonic IR clear of every other driver's IRs (THD per
+    # step); "linear" keeps only the linear IRs clear (shorter captures; THD then needs thd_sweep_s).
+    mesm_clear: Literal["all", "linear"] = "all"
+    # A dedicated short sweep per driver, at the stage's on-axis step, for THD (None: THD from the steps).
+    thd_sweep_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=60)] | None = None
     n_harmonics: Annotated[int, Strict(), Field(ge=1, le=10)] = 5
     min_snr_db: Num = 20.0
     retries: Annotated[int, Strict(), Field(ge=0, le=10)] = 2
@@ -377,6 +383,23 @@ class SimRoom(RoomGeometry):
         return data
 
 
+class ProductionSection(_Section):
+    """``[production]``: how the production variant is derived from this (lab) procedure.
+
+    See :mod:`calib.procedure.production`: the azimuths the fit and the
+    checks need (main lobe at ``main_lobe_step_deg``, the beam's sectors at
+    the lab grid's resolution, the rest of the circle at ``rest_step_deg``),
+    the head positions the fit reads (holdouts only verified), and the sweep.
+    """
+
+    main_lobe_step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=90)] = 15.0
+    rest_step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 45.0
+    duration_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=60)]
+    ir_length: Annotated[int, Strict(), Field(ge=64, le=262144)]
+    mesm_clear: Literal["all", "linear"] = "linear"
+    thd_sweep_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=60)] | None = None
+
+
 class GateSection(_Section):
     """``[gate]``: time gating of the IRs before fitting and judging (quasi-anechoic responses).
 
@@ -448,6 +471,7 @@ class Procedure(_Section):
     fit: FitSection
     targets: TargetsSection
     gate: GateSection = GateSection()
+    production: ProductionSection | None = None
     sim: SimSection | None = None
 
     # Set by the loader: where the procedure came from and its exact text.

@@ -10,8 +10,12 @@ def _fmt_duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def summarize(proc: Procedure, estimated_s: float | None = None, room_lines: list[str] | None = None) -> str:
-    """Drivers, channel maps, grid, positions, targets and the estimated time per unit."""
+def summarize(proc: Procedure, estimated_s: float | None = None, room_lines: list[str] | None = None,
+              production: tuple[Procedure, float] | None = None) -> str:
+    """Drivers, channel maps, grid, positions, targets and the estimated station time per unit.
+
+    ``production``: the production variant (:mod:`calib.procedure.production`) and its estimate.
+    """
     ch = proc.channels
     grid = proc.turntable.grid_deg()
     lines = [
@@ -53,5 +57,15 @@ def summarize(proc: Procedure, estimated_s: float | None = None, room_lines: lis
         lines.append(f"  target effort   <= {proc.targets.effort.max_db:g} dB")
     lines += room_lines or []
     if estimated_s is not None:
-        lines.append(f"  estimated time  {_fmt_duration(estimated_s)} per unit (measure + verify)")
+        lines.append(f"  estimated time  {_fmt_duration(estimated_s)} per unit (measure + verify, turntable included)")
+    if production is not None:
+        variant, seconds = production
+        sw = variant.sweep
+        characterized = sum(p.characterize for p in variant.positions)
+        lines.append(
+            f"  production      {_fmt_duration(seconds)} per unit: {len(variant.turntable.grid_deg())} azimuths, "
+            f"{characterized} of {len(variant.positions)} positions characterized, {sw.duration_s:g} s sweep, "
+            f"IR {sw.ir_length} samples, MESM {sw.mesm_clear} clear"
+            + (f", THD sweep {sw.thd_sweep_s:g} s" if sw.thd_sweep_s is not None else "")
+        )
     return "\n".join(lines)

@@ -118,13 +118,15 @@ def centre_patterns(report: UnitReport) -> tuple[np.ndarray, np.ndarray, np.ndar
     matrix, ``B(θ, f) = Σ_s C_s(θ, f) H_{C,s}(f)``.
 
     Returns ``(freqs_hz [F], verified [A, F], predicted [A, F])`` on the
-    verification's azimuth grid (the characterize grid is the same procedure's).
+    verification's azimuth grid (a subset of the characterize grid: the
+    azimuths the checks read, :func:`calib.stages.verify.check_azimuths`).
     """
     mic = horizontal_mic_index(report.procedure)
     ver = report.verification
     fs = ver.sample_rate
     fir = report.calibration.fir[report.calibration.inputs.index("C")].astype(float)  # [S, T]
-    char_ir = report.characterize.directivity_ir[:, mic]  # [A, S, N]
+    on_grid = [nearest_azimuth(report.characterize.azimuth_deg, a) for a in ver.azimuth_deg]
+    char_ir = np.asarray(report.characterize.directivity_ir[:, mic])[on_grid]  # [A, S, N]
     n_fft = int(2 ** np.ceil(np.log2(max(ver.ir_length, char_ir.shape[-1] + fir.shape[-1]))))
     freqs, verified = spectrum(ver.directivity_ir[:, mic, ver.sources.index("C")], fs, n_fft)
     _, plant = spectrum(char_ir, fs, n_fft)

@@ -163,7 +163,7 @@ def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latenc
     return Rig(
         name=name,
         audio=audio,
-        turntable=SimTurntable(state, fault_model, proc.turntable.speed_deg_s),
+        turntable=SimTurntable(state, fault_model, proc.turntable.speed_deg_s, proc.turntable.settle_s),
         positioner=SimPositioner(state),
         simulated=True,
         info={"unit": serial, "product": proc.product.id},

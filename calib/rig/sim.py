@@ -57,16 +57,21 @@ class SimTurntable(Turntable):
     seen from 0) ends at the stall angle and raises :class:`TurntableError`
     after the (simulated) timeout. A move that needs longer than the timeout
     at ``speed_deg_s`` stops where the timeout leaves it and raises too.
+    Every move that turns the table also waits ``settle_s`` (simulated).
     """
 
-    def __init__(self, state: LabState, faults: Faults = NO_FAULTS, speed_deg_s: float = 10.0) -> None:
+    def __init__(self, state: LabState, faults: Faults = NO_FAULTS, speed_deg_s: float = 10.0,
+                 settle_s: float = 0.0) -> None:
         if not speed_deg_s > 0:
             raise RigError(f"turntable speed_deg_s must be > 0, got {speed_deg_s!r}")
+        if not settle_s >= 0:
+            raise RigError(f"turntable settle_s must be >= 0, got {settle_s!r}")
+        self.settle_s = float(settle_s)
         self.state = state
         self.faults = faults
         self.speed_deg_s = float(speed_deg_s)
         self.elapsed_s = 0.0
-        """Simulated time spent moving, seconds."""
+        """Simulated time spent moving and settling, seconds."""
 
     def move_to(self, angle_deg: float, timeout_s: float = 60.0) -> float:
         target = float(angle_deg)
@@ -90,7 +95,7 @@ class SimTurntable(Turntable):
                 f"turntable did not reach {target:g} deg within {timeout_s:g} s (needs {travel_s:.1f} s at "
                 f"{self.speed_deg_s:g} deg/s); it stopped at {self.state.turntable_deg:g} deg"
             )
-        self.elapsed_s += travel_s
+        self.elapsed_s += travel_s + (self.settle_s if target != start else 0.0)
         self.state.turntable_deg = target
         return self.angle_deg()
 

@@ -29,6 +29,40 @@ taken when the gaps between harmonics allow it. The total duration is
 ``T + (S - 1) Delta + tail`` against ``S (T + tail)`` for sequential sweeps.
 Harmonics above order N are assumed to be below the noise floor.
 
+Clearing the linear IRs only (``clear="linear"``, :func:`mesm_offsets`). The
+product needs clean *linear* IRs; harmonic IRs of different sources may share
+samples (THD then comes from a dedicated short sweep per source). Only the
+pairs (n, m) with n = 1 or m = 1 constrain: a source's linear IR
+``I_1 + o_k`` must miss every footprint ``I_m + o_j`` of every other source
+j, for any offsets ``o`` (no longer ``k Delta``). The allowed differences
+``o_k - o_j`` then form a union of intervals, which for long sweeps has a
+gap between ``l + g`` and ``L ln 2 fs - l - g``: several sources fit between
+one source's linear IR and its 2nd harmonic. :func:`mesm_offsets` finds the
+offsets of least span by a depth-first search over left ends of allowed
+intervals (an optimal set can be pushed left until every offset touches one).
+
+Contamination bound (:func:`contamination_bound_db`). With the footprints
+clear, what of source k's harmonic n still enters source j's linear window is
+the part of that harmonic IR beyond its footprint ``[-g, l)``. In the
+Hammerstein model harmonic n is ``G_n`` applied to a power of the input and
+propagates through the same acoustic path as the linear IR, so its envelope
+decays like source k's linear IR. Writing ``E_kn`` for its energy and
+``rho_k`` for the fraction of source k's linear-IR energy beyond ``l``, the
+leaked energy is at most ``E_kn rho_k`` (the window of j sees at most the
+whole tail). ``rho_k`` is extrapolated from the window's last two eighths,
+energies ``e_1`` (earlier) and ``e_2`` (last), assuming an exponential decay:
+the tail beyond ``l`` is the geometric series ``e_2 (q + q^2 + ...) = e_2 q / (1 - q)``
+with ``q = e_2 / e_1`` (capped at 0.9). Noise in the last eighths only raises
+``q``, so the estimate stays an upper bound. The bound relative to source j's
+linear energy at the same receiver,
+
+    c_j = sum_{k != j} sum_{n >= 1} E_kn rho_k / E_j1,
+
+is what :func:`contamination_bound_db` returns (dB). The sum includes n = 1:
+a neighbour's own linear tail beyond its window enters the next window the
+same way (the offsets keep only the windows apart). Orders above N are
+taken as zero (the same assumption as above).
+
 Reference: P. Majdak, P. Balazs, B. Laback, "Multiple exponential sweep
 method for fast measurement of head-related transfer functions", J. Audio
 Eng. Soc. 55(7/8), 623-637 (2007).
@@ -43,7 +77,10 @@ from numpy.typing import ArrayLike, NDArray
 from calib.signals.harmonics import HarmonicIRs, extract, harmonic_delays_s, harmonic_length_samples
 from calib.signals.sweep import Sweep
 
-__all__ = ["mesm_offsets", "mesm_excitation", "excitation_block", "mesm_split"]
+__all__ = ["mesm_offsets", "mesm_excitation", "excitation_block", "mesm_split", "contamination_bound_db"]
+
+CLEAR_MODES = ("all", "linear")
+TAIL_Q_MAX = 0.9  # decay ratio cap per eighth of the window in the tail extrapolation
 
 
 def _footprint(rate_s: float, ir_length: int, n_harmonics: int, sample_rate: float, guard: int):
@@ -59,8 +96,9 @@ def mesm_offsets(
     n_sources: int,
     sample_rate: float,
     guard_samples: int | None = None,
+    clear: str = "all",
 ) -> NDArray[np.int64]:
-    """Sweep start offsets (samples) of the sources, ``[0, Delta, 2 Delta, ...]``.
+    """Sweep start offsets (samples) of the sources, ``[0, Delta, 2 Delta, ...]`` or optimized.
 
     Parameters
     ----------
@@ -78,13 +116,20 @@ def mesm_offsets(
     guard_samples : int, optional
         Guard g before every IR (pre-ringing); default the ``pre_samples``
         default of :func:`calib.signals.harmonics.extract`.
+    clear : {"all", "linear"}
+        ``"all"``: every footprint clear of every other source's (uniform
+        ``k Delta``); ``"linear"``: only the linear IRs clear of everything
+        else (offsets of least span, not uniform; module docstring).
 
     Returns
     -------
     numpy.ndarray
-        ``k * Delta`` for k = 0 .. S-1 (int64), Delta the smallest offset that
-        satisfies the inequalities in the module docstring.
+        Ascending offsets (int64), the first 0: ``k * Delta`` for ``"all"``,
+        Delta the smallest offset that satisfies the inequalities in the module
+        docstring; the least-span set for ``"linear"``.
     """
+    if clear not in CLEAR_MODES:
+        raise ValueError(f"clear must be one of {CLEAR_MODES}, got {clear!r}")
     if n_sources < 1:
         raise ValueError(f"n_sources must be >= 1, got {n_sources!r}")
     if not ir_length_s > 0:
@@ -101,6 +146,9 @@ def mesm_offsets(
     hi = (b[None, :] - a[:, None]).ravel()
     if n_sources == 1:
         return np.zeros(1, dtype=np.int64)
+    if clear == "linear":
+        linear_pair = ((np.arange(a.size)[None, :] == 0) | (np.arange(a.size)[:, None] == 0)).ravel()
+        return _least_span_offsets(lo[linear_pair], hi[linear_pair], n_sources)
     d = np.arange(1, n_sources)
     cand = np.unique(np.ceil(hi[hi > 0][:, None] / d[None, :]))
     cand = cand[cand >= 1]
@@ -109,6 +157,69 @@ def mesm_offsets(
     ok = ~clash.any(axis=(1, 2))
     delta = int(cand[np.argmax(ok)])  # the largest hi is always feasible
     return delta * np.arange(n_sources, dtype=np.int64)
+
+
+def _least_span_offsets(lo: np.ndarray, hi: np.ndarray, n_sources: int) -> NDArray[np.int64]:
+    """Ascending offsets from 0 of least span whose pairwise differences miss every ``(lo, hi)``.
+
+    A difference ``x = o_k - o_j > 0`` is forbidden if ``lo < x < hi`` or
+    ``lo < -x < hi`` (the pair seen from either source).
+    """
+    lo_s = np.concatenate([lo, -hi])  # fold the negative side onto x > 0
+    hi_s = np.concatenate([hi, -lo])
+    keep = hi_s > 0
+    lo_s, hi_s = lo_s[keep], hi_s[keep]
+    starts = np.unique(np.ceil(hi_s)).astype(np.int64)  # left ends of the allowed intervals
+
+    def allowed(x: np.ndarray) -> np.ndarray:
+        return ~np.any((x[:, None] > lo_s) & (x[:, None] < hi_s), axis=1) & (x > 0)
+
+    uniform = int(starts.max())  # every difference a multiple of the largest forbidden end: always allowed
+    best = [uniform * (n_sources - 1), uniform * np.arange(n_sources, dtype=np.int64)]
+
+    def search(placed: list[int]) -> None:
+        if len(placed) == n_sources:
+            if placed[-1] < best[0]:
+                best[0], best[1] = placed[-1], np.array(placed, dtype=np.int64)
+            return
+        cand = np.unique((np.asarray(placed)[:, None] + starts[None, :]).ravel())
+        cand = cand[(cand > placed[-1]) & (cand < best[0])]
+        for c in cand:
+            if allowed(c - np.asarray(placed)).all():
+                search(placed + [int(c)])
+
+    search([0])
+    return best[1]
+
+
+def contamination_bound_db(linear: ArrayLike, harmonics: ArrayLike) -> NDArray[np.float64]:
+    """Upper bound of the energy other sources' harmonic and linear tails leak into each linear IR, dB re its energy.
+
+    Parameters
+    ----------
+    linear : array_like
+        Linear IRs ``[..., S, l]`` of one MESM capture (one receiver per leading index).
+    harmonics : array_like
+        Harmonic IRs ``[..., S, N-1, h]`` cut at every source's harmonic slots.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``c_j`` of the module docstring in dB, ``[..., S]`` (``-inf`` for one source).
+    """
+    lin = np.asarray(linear, dtype=np.float64)
+    harm = np.asarray(harmonics, dtype=np.float64)
+    n = lin.shape[-1]
+    eighth = max(n // 8, 1)
+    e1 = np.sum(lin[..., n - 2 * eighth : n - eighth] ** 2, axis=-1)
+    e2 = np.sum(lin[..., n - eighth :] ** 2, axis=-1)
+    q = np.minimum(e2 / np.maximum(e1, 1e-300), TAIL_Q_MAX)
+    energy = np.maximum(np.sum(lin**2, axis=-1), 1e-300)
+    rho = e2 * q / (1.0 - q) / energy  # [..., S]
+    leak = (np.sum(harm**2, axis=(-2, -1)) + energy) * rho  # what each source can leak, [..., S]
+    others = np.sum(leak, axis=-1, keepdims=True) - leak
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(others / energy)
 
 
 def _offsets_array(n_sources: int, offset_samples: int | ArrayLike) -> NDArray[np.int64]:

@@ -11,6 +11,11 @@ Two methods (``[gate] verify``):
   response through the filters cannot be gated: the filters spread the
   direct sound over their length (tens of ms), far past the first reflection.
 
+Only what the checks read is re-measured: every verification position
+(design and holdout) and the azimuths :func:`check_azimuths` derives from
+the beam target (the front, the point nulls, the null sector and the main
+lobe; the whole grid only when the directivity index is judged).
+
 The re-measurement is a measurement file of stage ``verify``;
 :func:`calib.stages.unit.build_unit_report` computes its metrics exactly like
 the fit's predictions and judges them against the procedure's targets.
@@ -44,20 +49,56 @@ def verify_method(proc: Procedure, room: RoomGeometry | None) -> str:
     return "drivers" if room is not None and proc.gate.mode == "auto" else "filters"
 
 
+def check_azimuths(proc: Procedure) -> np.ndarray:
+    """The turntable azimuths the checks of :func:`calib.stages.checks.evaluate` read, in grid order.
+
+    Every beam metric is relative to the front (0); the null depth reads
+    ``+-null_deg``, the sector rejection every grid azimuth with ``|theta|`` in
+    the checked sector, the main lobe every one with ``|theta| <= main_lobe_deg``
+    (:mod:`calib.metrics.beam`). The directivity index integrates the whole
+    circle: judged (``di_min_db``), it needs the whole grid. Without a beam
+    target only the front is kept (the CTC checks read the head positions).
+    """
+    from calib.metrics.beam import sector_mask, wrap_deg
+
+    grid = proc.turntable.grid_deg()
+    az = np.abs(wrap_deg(grid))
+    beam = proc.targets.beam
+    needed = az < 1e-9
+    if beam is not None:
+        if beam.di_min_db is not None:
+            return grid
+        needed |= np.abs(az - beam.null_deg) < 1e-9
+        needed |= az <= beam.main_lobe_deg + 1e-9
+        if beam.null_sector_deg is not None:
+            needed |= sector_mask(grid, beam.null_sector_deg)
+    if not np.any(az < 1e-9):
+        raise CalibError(f"{proc.source_path}: turntable: expected an azimuth at 0 deg (the beam checks' reference)")
+    return grid[needed]
+
+
 def plan_verify(proc: Procedure, cal: Calibration, method: str = "filters") -> MeasurementPlan:
-    """At every azimuth and every verification position: inputs L, R, C through the FIRs, or each driver alone."""
+    """At the checks' azimuths and every verification position: inputs L, R, C through the FIRs, or each driver alone."""
     n_out, _ = channel_counts(proc)
     positions = [head_position(p) for p in proc.verify_positions()]
+    azimuths = check_azimuths(proc)
     if method == "drivers":
         feeds = np.zeros((len(cal.drivers), n_out, 1))
         for j, channel in enumerate(cal.output_channels):
             feeds[j, channel - 1, 0] = 1.0
-        return plan_for(proc, "verify", list(cal.drivers), feeds, positions, proc.sweep.ir_length)
-    k, s, taps = cal.fir.shape
+        return plan_for(proc, "verify", list(cal.drivers), feeds, positions, proc.sweep.ir_length, azimuths)
+    return plan_for(proc, "verify", list(cal.inputs), filter_feeds(proc, cal.fir, cal.output_channels), positions,
+                    proc.sweep.ir_length + cal.fir.shape[-1], azimuths)
+
+
+def filter_feeds(proc: Procedure, fir: np.ndarray, output_channels: list[int]) -> np.ndarray:
+    """Feeds ``[K, n_outputs, T]`` of the filter inputs: each input through its FIR row to the drivers' outputs."""
+    n_out, _ = channel_counts(proc)
+    k, _, taps = fir.shape
     feeds = np.zeros((k, n_out, taps))
-    for j, channel in enumerate(cal.output_channels):
-        feeds[:, channel - 1] = cal.fir[:, j]
-    return plan_for(proc, "verify", list(cal.inputs), feeds, positions, proc.sweep.ir_length + taps)
+    for j, channel in enumerate(output_channels):
+        feeds[:, channel - 1] = fir[:, j]
+    return feeds
 
 
 def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Metrics:

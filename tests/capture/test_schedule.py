@@ -40,18 +40,20 @@ def test_capture_seconds_is_the_time_played(new_run, cap, schedule):
 
 def test_turntable_travel_is_the_path_the_engine_drives(new_run, cap):
     # Device turned to minus each azimuth in measurement order, no wrap (-180: turntable +180),
-    # then home for the head positions: 0 -> 0 -> -90 -> +90 -> +180 -> 0 = 540 degrees.
+    # then home for the head positions: 0 -> 0 -> -90 -> +90 -> +180 -> 0 = 540 degrees in 4 moves
+    # that turn (each settles; the first, 0 -> 0, does not).
     run = cap.measure(new_run(cap.aurora_text("mesm", azimuths_deg=(0.0, 90.0, -90.0, -180.0), positions=("centre",))))
     table = run.rig.turntable
     assert turntable_travel_deg(run.plan.azimuths_deg) == 540.0
-    np.testing.assert_allclose(table.elapsed_s * table.speed_deg_s, 540.0, rtol=1e-12)
-    # Aurora 5's full circle (0, 5, .., 175, -180, .., -5): 175 + 355 + 180 degrees per stage; the
-    # estimate drives it twice (characterize and verify): doubling the speed saves 710 / 30 s.
+    np.testing.assert_allclose(table.elapsed_s, 540.0 / table.speed_deg_s + 4 * run.proc.turntable.settle_s, rtol=1e-12)
+    # Aurora 5's full circle (0, 5, .., 175, -180, .., -5): 175 + 355 + 180 degrees to characterize; the
+    # verification drives the checks' azimuths (0..45, 80..100, -100..-80, -45..-5: 100 + 200 + 95 + 5 =
+    # 400 degrees): doubling the speed saves (710 + 400) / 60 s.
     full = run.proc.turntable.model_copy(update={"azimuths_deg": None, "step_deg": 5.0, "speed_deg_s": 30.0})
     proc = run.proc.model_copy(update={"turntable": full})
     fast = run.proc.model_copy(update={"turntable": full.model_copy(update={"speed_deg_s": 60.0})})
     assert turntable_travel_deg(proc.turntable.grid_deg()) == 710.0
-    np.testing.assert_allclose(estimate_unit_time_s(proc) - estimate_unit_time_s(fast), 710.0 / 30.0, rtol=1e-9)
+    np.testing.assert_allclose(estimate_unit_time_s(proc) - estimate_unit_time_s(fast), 1110.0 / 60.0, rtol=1e-9)
 
 
 class _LoseSamples:

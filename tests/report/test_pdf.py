@@ -247,7 +247,8 @@ def test_centre_pattern_reproduces_the_verified_beam_metrics(reports) -> None:  
     # -35 dB re on axis; on the coarse report grid the capture noise makes deeper levels differ)
     pre_db = pattern_bands_db(predicted, freqs, az, bands)
     off_null = (np.abs(np.abs(wrap_deg(az)) - 90.0) > 1.0)[:, None] & (pre_db > -35.0)
-    assert off_null.mean() >= 0.75  # 10 of the 12 azimuths are off +-90 deg
+    # verified on the checks' azimuths of the 30-degree grid (0, +-30, +-90): 3 of the 5 are off +-90 deg
+    assert off_null.mean() >= 0.6
     np.testing.assert_allclose(pre_db[off_null], ver_db[off_null], atol=1.0)
 
 

@@ -6,7 +6,7 @@ import scipy.signal
 from numpy.testing import assert_allclose, assert_array_equal
 
 from calib.signals.deconvolve import deconvolve, regularized_inverse
-from calib.signals.mesm import mesm_excitation, mesm_offsets, mesm_split
+from calib.signals.mesm import contamination_bound_db, mesm_excitation, mesm_offsets, mesm_split
 from calib.signals.sweep import synchronized_sweep
 from calib.signals.windows import window_ir
 
@@ -162,3 +162,86 @@ def test_excitation_block_shape_error():
 
     with pytest.raises(ValueError, match=r"must share K, got \(2, 10\) and \(3, 4, 1\)"):
         excitation_block(np.zeros((2, 10)), np.zeros((3, 4, 1)))
+
+
+def brute_force_linear_span(rate_s, ir_length, n_harmonics, n_sources, fs, guard, bound):
+    """Least span of offsets whose linear IRs share no sample with any other source's footprint (sample sets)."""
+    d = rate_s * np.log(np.arange(1, n_harmonics + 1)) * fs
+    footprints = [set(range(-int(np.ceil(dn)) - guard, -int(np.floor(dn)) + ir_length)) for dn in d]
+    everything = set().union(*footprints)
+
+    def clear(x):  # sources at 0 and x > 0
+        shifted = {s + x for s in everything}
+        lin_shifted = {s + x for s in footprints[0]}
+        return not (footprints[0] & shifted) and not (lin_shifted & everything)
+
+    ok = np.array([False] + [clear(x) for x in range(1, bound)])
+    best = None
+    for offs in _increasing(n_sources - 1, bound):
+        o = (0,) + offs
+        if all(ok[b - a] for i, a in enumerate(o) for b in o[i + 1 :]):
+            if best is None or o[-1] < best[-1]:
+                best = o
+    return best
+
+
+def _increasing(k, bound, start=1):
+    if k == 0:
+        yield ()
+        return
+    for first in range(start, bound):
+        for rest in _increasing(k - 1, bound, first + 1):
+            yield (first,) + rest
+
+
+@pytest.mark.parametrize(
+    "rate_s, ir_length_s, n_harmonics, n_sources, guard, bound",
+    [
+        (0.05, 0.01, 3, 3, 2, 120),  # gap between linear and 2nd harmonic holds a second source
+        (0.03, 0.006, 4, 4, 1, 80),
+        (0.01, 0.008, 3, 3, 0, 60),  # short L: nothing fits between, plain spacing
+    ],
+)
+def test_linear_clear_offsets_have_the_least_span(rate_s, ir_length_s, n_harmonics, n_sources, guard, bound):
+    fs = 1000
+    off = mesm_offsets(rate_s, ir_length_s, n_harmonics, n_sources, fs, guard_samples=guard, clear="linear")
+    best = brute_force_linear_span(rate_s, int(np.ceil(ir_length_s * fs)), n_harmonics, n_sources, fs, guard, bound)
+    assert best is not None
+    assert off[0] == 0 and off[-1] == best[-1]
+    # the returned set itself is clear (checked by the same sample sets)
+    again = brute_force_linear_span(rate_s, int(np.ceil(ir_length_s * fs)), n_harmonics, n_sources, fs, guard,
+                                    int(off[-1]) + 1)
+    assert again[-1] == off[-1]
+
+
+def test_linear_clear_is_never_longer_and_shorter_for_the_product():
+    # Aurora 5's 2 s sweep (L = 0.28 s), 2048-sample IRs, 5 drivers: three sources fit between a
+    # source's linear IR and its 2nd harmonic (L ln 2 fs = 9316 samples vs l + g = 2304).
+    all_clear = mesm_offsets(0.28, 2048 / FS, 4, 5, FS)
+    linear = mesm_offsets(0.28, 2048 / FS, 4, 5, FS, clear="linear")
+    assert linear[-1] < 0.6 * all_clear[-1]
+    assert_array_equal(linear[:4], 2304 * np.arange(4))
+
+
+def test_offsets_reject_unknown_clearance():
+    with pytest.raises(ValueError, match="clear must be one of"):
+        mesm_offsets(0.28, 0.05, 3, 5, FS, clear="harmonics")
+
+
+def test_contamination_bound_of_an_exponential_tail_is_exact():
+    # Exponential energy decay: the tail beyond l is the geometric series of the last eighth.
+    n, tau = 800, 150.0
+    t = np.arange(n)
+    lin = np.stack([np.exp(-t / tau), 0.1 * np.exp(-t / tau)])  # [S=2, n]
+    harm = np.zeros((2, 2, 64))
+    harm[0, 0, :] = 0.01  # source 0 has a harmonic; source 1 none
+    e = np.exp(-2 * t / tau)
+    q = np.exp(-2 * 100 / tau)
+    rho = np.sum(e[700:]) * q / (1 - q) / np.sum(e)  # both sources decay alike
+    # into source 1: source 0's harmonic and linear tails; into source 0: source 1's linear tail
+    assert_allclose(contamination_bound_db(lin, harm), 10 * np.log10(
+        [0.01 * np.sum(e) * rho / np.sum(e), (64e-4 + np.sum(e)) * rho / (0.01 * np.sum(e))]), atol=1e-9)
+    # and the bound holds: the true tails (same decay) beyond l
+    tail = np.sum(np.exp(-2 * np.arange(n, 50 * n) / tau))
+    true_leak = 64e-4 * tail / np.sum(e) + tail
+    assert 10 * np.log10(true_leak / (0.01 * np.sum(e))) <= contamination_bound_db(lin, harm)[1] + 1e-9

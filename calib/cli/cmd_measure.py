@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from calib.cli.output import progress_bars, say
 from calib.cli.recovery import screen_measurements, unit_lock
 from calib.cli.validate import SERIAL, check_folder
 from calib.errors import CalibError
@@ -71,7 +72,7 @@ def measure_unit(
     with open_rig(rig_spec, proc, serial, fault_model, station=station_obj) as rig:
         run_measurement(
             plan, rig, path, serial=serial, procedure_text=proc.source_text,
-            procedure_sha256=proc.sha256, resume=resume, input_cals=cals, extra_attrs=attrs,
+            procedure_sha256=proc.sha256, resume=resume, input_cals=cals, extra_attrs=attrs, progress=progress_bars(),
             finalize=lambda p: annotate_reflections(p, proc, room),
         )
     return path
@@ -123,7 +124,7 @@ def measure(procedure: str, serial: str, rig_spec: str, out_dir: str, resume: bo
         if resume:
             screen_measurements(out_dir, serial, "characterize")  # what does not validate is set aside
         path = measure_unit(procedure, serial, rig_spec, out_dir, resume, faults, station)
-    click.echo(f"measurement: {path}")
+    say(f"measurement: {path}")
 
 
 @click.command()

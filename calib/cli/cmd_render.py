@@ -1,8 +1,8 @@
 """``calib render`` and ``calib export``.
 
 ``calib render CALIBRATION IN.wav OUT.wav`` renders a stereo WAV to the
-unit's driver feeds (a float32 WAV, one channel per driver in calibration
-order). ``calib export FILE --format ...`` writes a calibration's filters as
+unit's driver feeds (one channel per driver in calibration order; 32-bit
+float, 24- or 16-bit PCM), with the output peak kept below full scale. ``calib export FILE --format ...`` writes a calibration's filters as
 raw, WAV or a CamillaDSP configuration, or a measurement as SOFA. Errors are
 :class:`~calib.errors.CalibError` one-liners (the ``calib`` group turns them
 into exit code 2).
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from calib.cli.output import say
 from calib.errors import CalibError, FileFormatError
 
 #: Export formats valid for each file kind (root attribute ``format``).
@@ -41,19 +42,29 @@ def read_wav(path: Path):  # noqa: ANN201 - (int, numpy.ndarray); numpy is impor
     return int(rate), x.T if x.ndim == 2 else x[None, :]
 
 
+HEADROOM_DBFS = -1.0
+"""Output peak ``calib render`` keeps without ``--gain``: 1 dB below full scale."""
+
+
 @click.command()
 @click.argument("calibration", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("in_wav", metavar="IN.wav", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("out_wav", metavar="OUT.wav", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--gain", "gain_db", type=float, default=0.0, show_default=True,
-              help="Gain applied to the driver feeds, dB (negative for headroom, e.g. -6).")
-def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float) -> None:
-    """Render stereo IN.wav through CALIBRATION to OUT.wav (one float channel per driver).
+@click.option("--gain", "gain_db", type=float, default=None,
+              help="Gain applied to the driver feeds, dB. Default: 0 dB, lowered just enough to keep the output "
+                   f"peak at {HEADROOM_DBFS:g} dBFS (never raised). An explicit gain that puts the peak above "
+                   "0 dBFS is refused and nothing is written.")
+@click.option("--subtype", type=click.Choice(["FLOAT", "PCM_24", "PCM_16"]), default="FLOAT", show_default=True,
+              help="Sample format of OUT.wav: 32-bit float, 24-bit or 16-bit integer PCM.")
+def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float | None, subtype: str) -> None:
+    """Render stereo IN.wav through CALIBRATION to OUT.wav (one channel per driver).
 
     Streams in blocks: memory stays bounded whatever the length of IN.wav.
+    The filters can amplify (a CTC boosts where the ears are hard to
+    separate), so the render never clips silently: it renders once to a
+    hidden float file, measures the peak, then writes OUT.wav scaled (see
+    --gain) and prints the output peak in dBFS.
     """
-    import numpy as np
-
     from calib.render.stream import BLOCK, render_blocks
     from calib.render.wav_io import open_wav, write_float_wav
     from calib.store.calibration import read_calibration
@@ -62,22 +73,48 @@ def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float) -> No
     wav = open_wav(in_wav, channels=2, sample_rate=cal.sample_rate, meaning="stereo L, R")
     if out_wav.exists():
         raise FileExistsError(17, "exists already", str(out_wav))
-    feeds = render_blocks(cal, lambda: wav.blocks(BLOCK))
-    out = write_float_wav(out_wav, cal.sample_rate, len(cal.drivers), feeds, gain=10.0 ** (gain_db / 20.0))
-    loudest = int(np.argmax(out.peak))
-    peak = float(out.peak[loudest])
-    peak_dbfs = 20 * np.log10(peak) if peak > 0 else -np.inf
-    click.echo(
-        f"wrote {out_wav}: {len(cal.drivers)} channels ({', '.join(cal.drivers)}), {out.frames} samples, "
-        f"gain {gain_db:+.1f} dB, peak {peak_dbfs:.1f} dBFS ({cal.drivers[loudest]} at "
-        f"{out.peak_frame[loudest] / cal.sample_rate:.3f} s)"
-    )
-    if peak > 1.0:
-        click.echo(
-            f"calib: warning: {out_wav}: peak {peak_dbfs:+.1f} dBFS is above full scale; render again with "
-            f"--gain {gain_db - peak_dbfs - 1.0:.1f} for 1 dB of headroom",
-            err=True,
+    n = len(cal.drivers)
+    unscaled = out_wav.with_name(f".{out_wav.name}.unscaled.wav")
+    unscaled.unlink(missing_ok=True)  # left by a killed render
+    try:
+        first = write_float_wav(unscaled, cal.sample_rate, n, render_blocks(cal, lambda: wav.blocks(BLOCK)))
+        raw_db = _dbfs(float(first.peak.max()))
+        gain = choose_gain(raw_db, gain_db, out_wav, cal.drivers[int(first.peak.argmax())],
+                           first.peak_frame[int(first.peak.argmax())] / cal.sample_rate)
+        scaled = open_wav(unscaled, channels=n, sample_rate=cal.sample_rate, meaning="driver feeds")
+        out = write_float_wav(out_wav, cal.sample_rate, n, scaled.blocks(BLOCK), gain=10.0 ** (gain / 20.0),
+                              subtype=subtype)
+    finally:
+        unscaled.unlink(missing_ok=True)
+    loudest = int(out.peak.argmax())
+    how = "" if gain_db is not None else (" (lowered for headroom)" if gain < 0 else " (headroom kept)")
+    say(f"wrote {out_wav}: {n} channels ({', '.join(cal.drivers)}), {subtype}, {out.frames} samples, "
+        f"gain {gain:+.1f} dB{how}, peak {_dbfs(float(out.peak[loudest])):.1f} dBFS ({cal.drivers[loudest]} at "
+        f"{out.peak_frame[loudest] / cal.sample_rate:.3f} s)")
+
+
+def _dbfs(peak: float) -> float:
+    import numpy as np
+
+    return float(20 * np.log10(peak)) if peak > 0 else float("-inf")
+
+
+def choose_gain(peak_dbfs: float, gain_db: float | None, out_wav: Path, driver: str, at_s: float) -> float:
+    """The render's gain in dB for an unscaled output peak of ``peak_dbfs``.
+
+    Without ``gain_db``: 0 dB, or less so that the peak is :data:`HEADROOM_DBFS`.
+    With it: ``gain_db``, refused (:class:`CalibError`) if the peak would exceed 0 dBFS.
+    """
+    fits = HEADROOM_DBFS - peak_dbfs
+    if gain_db is None:
+        return min(0.0, fits)
+    if peak_dbfs + gain_db > 0.0:
+        raise CalibError(
+            f"{out_wav}: --gain {gain_db:+.1f} dB puts the peak at {peak_dbfs + gain_db:+.1f} dBFS ({driver} at "
+            f"{at_s:.3f} s), above full scale; nothing written; use --gain {fits:.1f} (peak {HEADROOM_DBFS:g} dBFS) "
+            "or leave --gain out"
         )
+    return gain_db
 
 
 def file_kind(path: Path) -> str:

@@ -210,6 +210,18 @@ def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
     return lines
 
 
+def exported_taps_line(cal) -> str:  # noqa: ANN001 - Calibration
+    """Why ``calib export`` and ``calib render`` use longer filters than the design's taps."""
+    from calib.render.engine import effective_fir
+
+    tv = int(cal.virtualizer.shape[-1])
+    n = int(effective_fir(cal).shape[-1])
+    if tv == 1:
+        return f"  exported     {n} taps per filter (one-tap virtualizer: as designed)"
+    return (f"  exported     {n} taps per filter = {cal.taps} + {tv} - 1: the {tv}-tap virtualizer of L, R is "
+            "folded into the FIRs (calib export, calib render)")
+
+
 def describe_calibration(path: Path) -> str:
     """What a calibration file holds."""
     import numpy as np
@@ -224,6 +236,7 @@ def describe_calibration(path: Path) -> str:
         f"  serial       {cal.serial}    sample rate {cal.sample_rate} Hz",
         f"  inputs       {', '.join(cal.inputs)}    drivers {', '.join(cal.drivers)}",
         f"  filters      {k} x {s} FIRs of {t} taps",
+        exported_taps_line(cal),
         f"  measurement  sha256 {cal.measurement_sha256[:16]}...",
     ]
     for name, value in sorted(cal.predicted.items()):

@@ -18,7 +18,7 @@ from calib.cli.output import say
 from calib.errors import CalibError, FileFormatError
 
 #: Export formats valid for each file kind (root attribute ``format``).
-EXPORTS = {"calib-calibration": ("raw", "wav", "camilladsp"), "calib-measurement": ("sofa",)}
+EXPORTS = {"calib-calibration": ("raw", "wav", "camilladsp"), "calib-measurement": ("sofa", "ir-wav", "frd")}
 _KIND = {"calib-calibration": "a calibration file", "calib-measurement": "a measurement file"}
 
 
@@ -133,8 +133,8 @@ def file_kind(path: Path) -> str:
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["raw", "wav", "camilladsp", "sofa"]),
-    help="raw, wav, camilladsp (calibration files) or sofa (measurement files).",
+    type=click.Choice(["raw", "wav", "camilladsp", "sofa", "ir-wav", "frd"]),
+    help="raw, wav, camilladsp (calibration files); sofa, ir-wav, frd (measurement files).",
 )
 @click.option(
     "--out",
@@ -150,8 +150,32 @@ def file_kind(path: Path) -> str:
     show_default=True,
     help="CamillaDSP major version the config is for (sample format FLOAT32LE in 3, F32_LE in 4).",
 )
-def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str) -> None:
-    """Export FILE: a calibration's filters, or a measurement as SOFA."""
+@click.option("--gated", is_flag=True,
+              help="ir-wav, frd: apply the room gate (each IR windowed before its first reflection, as the fit "
+                   "does); without it the raw IRs are written and the gate is named in the manifest.")
+def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str, gated: bool) -> None:
+    """Export FILE: a calibration's filters, or a measurement's IRs.
+
+    \b
+    Calibration files (the effective filters: the virtualizer is folded in,
+    so they have T + Tv - 1 taps, see calib inspect):
+      raw         one float32 file per filter + manifest.json
+      wav         one multichannel float WAV + manifest
+      camilladsp  raw filters + camilladsp.yml taking L', R', C (see below)
+    Measurement files:
+      sofa        SOFA GeneralFIR-E
+      ir-wav      one float32 WAV IR per driver, mic and azimuth, and per
+                  driver, ear and head position (REW, ARTA) + manifest.csv
+      frd         the same as FRD text: Hz, dB, degrees (REW, VituixCAD);
+                  dB SPL at 0 dBFS where the station calibrates the mics
+
+    CamillaDSP and plain stereo: the configuration takes calib's upmix
+    (L', R', C), not stereo. The upmix is time-varying (per-bin gains from
+    100 ms running averages of the signal), which CamillaDSP's constant-gain
+    mixers and linear time-invariant filters cannot express. For files, run
+    `calib render` (stereo in, driver feeds out); for CamillaDSP, run calib's
+    upmix (calib.render.upmix) and feed its 3 channels to the capture.
+    """
     kind = file_kind(file)
     if fmt not in EXPORTS[kind]:
         raise CalibError(
@@ -165,7 +189,15 @@ def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str) 
             raise CalibError("SOFA export is unavailable in this installation (calib.store.sofa is missing)") from None
         target = (out_dir or file.parent) / f"{stem}.sofa"
         export_sofa(file, target)
-        click.echo(f"wrote {target}")
+        say(f"wrote {target}")
+        return
+    if fmt in ("ir-wav", "frd"):
+        from calib.export.measurements import export_measurement
+
+        written = export_measurement(file, out_dir or file.parent / f"{stem}-{fmt}", fmt.removeprefix("ir-"),
+                                     gated=gated)
+        say(f"exported {len(written) - 1} {fmt} files{' (gated)' if gated else ''} to {written[-1].parent}, "
+            f"listed in {written[-1].name}")
         return
 
     from calib.render import export as ex
@@ -180,6 +212,6 @@ def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str) 
         written = ex.export_camilladsp(
             cal, out_dir or file.parent / f"{stem}-camilladsp", version=int(camilladsp_version)
         )
-    click.echo(f"exported {fmt} for unit {cal.serial} to {written[0].parent} ({len(written)} files):")
+    say(f"exported {fmt} for unit {cal.serial} to {written[0].parent} ({len(written)} files):")
     for path in written:
-        click.echo(f"  {path.name}")
+        say(f"  {path.name}")

@@ -104,7 +104,7 @@ def test_export_wrong_combinations(cal_file, meas_file, tmp_path, capsys):
     assert main(["export", str(cal_file), "--format", "sofa"]) == 2
     assert "--format sofa is not valid for a calibration file; valid: raw, wav, camilladsp" in _error_line(capsys)
     assert main(["export", str(meas_file), "--format", "raw"]) == 2
-    assert "--format raw is not valid for a measurement file; valid: sofa" in _error_line(capsys)
+    assert "--format raw is not valid for a measurement file; valid: sofa, ir-wav, frd" in _error_line(capsys)
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f.attrs["format"] = "something-else"
     assert main(["export", str(tmp_path / "other.h5"), "--format", "raw"]) == 2
@@ -222,3 +222,28 @@ def test_partial_output_is_removed_when_the_blocks_fail(tmp_path):
     with pytest.raises(FileFormatError, match="in.wav: broken"):
         write_float_wav(tmp_path / "o.wav", 48000, 2, blocks())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_inspect_says_why_exported_filters_are_longer(make_cal, tmp_path, capsys):
+    cal = make_cal(virtualizer_taps=240)
+    path = write_calibration(tmp_path / "calibration-V.h5", cal)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 x 3 FIRs of 64 taps" in out
+    assert "exported     303 taps per filter = 64 + 240 - 1: the 240-tap virtualizer of L, R is folded into" in out
+    assert main(["export", str(path), "--format", "wav", "--out", str(tmp_path / "w")]) == 0
+    assert wavfile.read(tmp_path / "w" / "calibration-V-filters.wav")[1].shape[0] == 303
+
+
+def test_camilladsp_config_and_help_say_why_the_input_is_the_upmix(cal_file, tmp_path, capsys):
+    import yaml
+
+    assert main(["export", str(cal_file), "--format", "camilladsp"]) == 0
+    text = (tmp_path / "calibration-SN-camilladsp" / "camilladsp.yml").read_text()
+    comments = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+    assert "not linear time-invariant" in comments and "calib render CALIBRATION in.wav out.wav" in comments
+    assert yaml.safe_load(text)["devices"]["capture"]["channels"] == 3  # the comments leave the YAML valid
+    capsys.readouterr()
+    assert main(["export", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "The upmix is time-varying" in help_text and "run `calib render`" in help_text

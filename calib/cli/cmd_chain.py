@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from calib.cli.cmd_measure import RIG_HELP, check_measure_inputs, measure_unit, parse_faults
+from calib.cli.output import check_table, progress_bars, say, table, verdict_line, warn
 from calib.cli.recovery import screen_calibrations, screen_measurements, unit_lock
 from calib.cli.validate import SERIAL, check_folder, check_input_file, check_output_file
 from calib.serial import check_serial
@@ -24,12 +25,22 @@ def _fit(measurement: str, out: str | None) -> Path:
     result = fit_file(measurement, out)
     failing = [c for c in result.checks if not c.passed]
     for warning in result.warnings:
-        click.echo(f"calib: warning: {warning}", err=True)
-    click.echo(f"calibration: {result.path}")
-    click.echo(f"predicted: {len(result.checks) - len(failing)} of {len(result.checks)} checks pass")
-    for check in failing:
-        click.echo(f"  predicted {check.line()}")
+        warn(warning)
+    say(f"calibration: {result.path}")
+    # The prediction covers the acoustic checks only: the driver checks (presence, polarity) judge
+    # the re-measured drivers, so the verification has more checks than the prediction.
+    say(f"predicted: {len(result.checks) - len(failing)} of {len(result.checks)} acoustic checks pass "
+        "(driver presence and polarity are judged on the verification only)")
+    for line in check_table(result.checks if level_is_verbose() else failing, prefix="predicted "):
+        say(line)
     return result.path
+
+
+def level_is_verbose() -> bool:
+    """True under ``calib --verbose``."""
+    from calib.cli.output import VERBOSE, level
+
+    return level() >= VERBOSE
 
 
 @click.command()
@@ -52,7 +63,7 @@ def _verify(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | 
         found = screen_measurements(out_dir, serial, "verify")
         finished = [m for m in found.complete if str(m.attrs.get("calibration_sha256", "")) == cal_sha]
         if finished:  # a finished unit is not verified again
-            click.echo(f"      reusing {finished[0].path}")
+            say(f"      reusing {finished[0].path}")
             return finished[0].path
         resume = any(str(m.attrs.get("calibration_sha256", "")) == cal_sha for m in found.incomplete)
         if not resume:
@@ -64,8 +75,8 @@ def _verify(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | 
 
         station_obj = load_station(station)
     path = verify_calibration(calibration, rig, out_dir, resume, unit, parse_faults(faults) if faults else None,
-                              station=station_obj)
-    click.echo(f"verification: {path}")
+                              progress=progress_bars(), station=station_obj)
+    say(f"verification: {path}")
     return path
 
 
@@ -92,16 +103,19 @@ def _report(verify_path: Path, reports: str, results: str, db: str | None = None
     # The one place a run is recorded (idempotent: the same verification reported again adds nothing).
     outcome = report_and_record(verify_path, reports, results, db, station_obj, archive_root)
     report, pdf = outcome.report, outcome.pdf
-    for check in report.checks:
-        click.echo(f"  {check.line()}")
-    click.echo(f"report: {pdf}" + ("" if outcome.pdf_written else " (already written for this verification)"))
+    # Every check with --verbose, the failing ones by default, none with --quiet.
+    for line in check_table(report.checks if level_is_verbose() else [c for c in report.checks if not c.passed]):
+        say(line)
+    say(f"report: {pdf}" + ("" if outcome.pdf_written else " (already written for this verification)"))
     state = "recorded" if outcome.recorded.created else "already recorded"
-    click.echo(f"results: run {outcome.recorded.run_id} {state} in {_shown(outcome.db_url)}; export {results}")
-    failing = [c.name for c in report.checks if not c.passed]
-    click.secho(f"{report.serial}: {report.verdict}", bold=True, fg="green" if report.verdict == "PASS" else "red")
-    if failing:
-        click.echo("failing checks: " + "; ".join(failing))
+    say(f"results: run {outcome.recorded.run_id} {state} in {_shown(outcome.db_url)}; export {results}")
     return report, pdf
+
+
+def _verdict(report) -> int:  # noqa: ANN001 - UnitReport
+    """Print the unit's one verdict line and return the exit code (0 PASS, 1 FAIL)."""
+    verdict_line(report.serial, report.verdict, len(report.checks), sum(not c.passed for c in report.checks))
+    return _exit_code(report)
 
 
 def _shown(url: str) -> str:
@@ -157,7 +171,7 @@ def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, repo
     serial = unit or check_serial(read_calibration(calibration).serial, f"{calibration}: serial")
     with unit_lock(out_dir, serial):
         verification = _verify(calibration, rig_spec, out_dir, resume, unit, faults, station)
-        return _exit_code(_report(verification, reports, results, db, station, archive_root)[0])
+        return _verdict(_report(verification, reports, results, db, station, archive_root)[0])
 
 
 @click.command()
@@ -171,7 +185,7 @@ def report(verification: str, reports: str, results: str, db: str | None, statio
            archive_root: str | None) -> int:
     """Write the PDF report of a VERIFICATION measurement and record it (exit 0 PASS, 1 FAIL, 2 error)."""
     check_input_file(verification, "verification")
-    return _exit_code(_report(Path(verification), reports, results, db, station, archive_root)[0])
+    return _verdict(_report(Path(verification), reports, results, db, station, archive_root)[0])
 
 
 @click.command()
@@ -195,7 +209,7 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
         clock = now
 
     with unit_lock(out_dir, serial):
-        click.echo(f"[1/4] measure {serial}")
+        say(f"[1/4] measure {serial}")
         characterize = None
         resume_measure = False
         if resume:
@@ -204,35 +218,30 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
                 resume_measure = True
             elif found.complete:
                 characterize = found.complete[0].path
-                click.echo(f"      reusing {characterize}")
+                say(f"      reusing {characterize}")
         if characterize is None:
             characterize = measure_unit(procedure, serial, rig_spec, out_dir, resume_measure, faults, station)
         done("measure", characterize)
-        click.echo(f"[2/4] fit {characterize}")
+        say(f"[2/4] fit {characterize}")
         cal = screen_calibrations(characterize.parent, file_sha256(characterize)) if resume else None
         if cal is None:
             calibration = _fit(str(characterize), None)
         else:
             calibration = cal.path
-            click.echo(f"      reusing {calibration}")
+            say(f"      reusing {calibration}")
         done("fit", calibration)
-        click.echo(f"[3/4] verify {calibration}")
+        say(f"[3/4] verify {calibration}")
         verification = _verify(str(calibration), rig_spec, out_dir, resume, None, faults, station)
         done("verify", verification)
-        click.echo("[4/4] report")
+        say("[4/4] report")
         report, pdf = _report(verification, reports, results, db, station, archive_root)
         done("report", pdf)
-    click.echo(summary_table(rows, report))
-    return _exit_code(report)
+    say(summary_table(rows))
+    return _verdict(report)
 
 
-def summary_table(rows: list[tuple[str, str, float]], report) -> str:  # noqa: ANN001 - UnitReport
-    """The closing table of ``calib run``: stage, output, wall time, then the verdict."""
-    width = max(len(path) for _, path, _ in rows)
-    lines = [f"{'stage':<8} {'output':<{width}} {'time':>8}"]
-    lines += [f"{stage:<8} {path:<{width}} {seconds:7.1f}s" for stage, path, seconds in rows]
-    failed = sum(not c.passed for c in report.checks)
+def summary_table(rows: list[tuple[str, str, float]]) -> str:
+    """The closing table of ``calib run``: stage, output, wall time (the verdict line follows it)."""
     total = sum(seconds for _, _, seconds in rows)
-    lines.append(f"{'total':<8} {'':<{width}} {total:7.1f}s")
-    lines.append(f"{report.serial}: {report.verdict} ({len(report.checks)} checks, {failed} failed)")
-    return "\n".join(lines)
+    cells = [["stage", "output", "time"]] + [[stage, path, f"{seconds:.1f}s"] for stage, path, seconds in rows]
+    return "\n".join(table([*cells, ["total", "", f"{total:.1f}s"]], right=(2,), indent=""))

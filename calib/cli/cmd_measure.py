@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from calib.cli.output import progress_bars, say
 from calib.cli.recovery import screen_measurements, unit_lock
 from calib.cli.validate import SERIAL, check_folder
 from calib.errors import CalibError
@@ -71,7 +72,7 @@ def measure_unit(
     with open_rig(rig_spec, proc, serial, fault_model, station=station_obj) as rig:
         run_measurement(
             plan, rig, path, serial=serial, procedure_text=proc.source_text,
-            procedure_sha256=proc.sha256, resume=resume, input_cals=cals, extra_attrs=attrs,
+            procedure_sha256=proc.sha256, resume=resume, input_cals=cals, extra_attrs=attrs, progress=progress_bars(),
             finalize=lambda p: annotate_reflections(p, proc, room),
         )
     return path
@@ -123,7 +124,7 @@ def measure(procedure: str, serial: str, rig_spec: str, out_dir: str, resume: bo
         if resume:
             screen_measurements(out_dir, serial, "characterize")  # what does not validate is set aside
         path = measure_unit(procedure, serial, rig_spec, out_dir, resume, faults, station)
-    click.echo(f"measurement: {path}")
+    say(f"measurement: {path}")
 
 
 @click.command()
@@ -209,6 +210,18 @@ def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
     return lines
 
 
+def exported_taps_line(cal) -> str:  # noqa: ANN001 - Calibration
+    """Why ``calib export`` and ``calib render`` use longer filters than the design's taps."""
+    from calib.render.engine import effective_fir
+
+    tv = int(cal.virtualizer.shape[-1])
+    n = int(effective_fir(cal).shape[-1])
+    if tv == 1:
+        return f"  exported     {n} taps per filter (one-tap virtualizer: as designed)"
+    return (f"  exported     {n} taps per filter = {cal.taps} + {tv} - 1: the {tv}-tap virtualizer of L, R is "
+            "folded into the FIRs (calib export, calib render)")
+
+
 def describe_calibration(path: Path) -> str:
     """What a calibration file holds."""
     import numpy as np
@@ -223,6 +236,7 @@ def describe_calibration(path: Path) -> str:
         f"  serial       {cal.serial}    sample rate {cal.sample_rate} Hz",
         f"  inputs       {', '.join(cal.inputs)}    drivers {', '.join(cal.drivers)}",
         f"  filters      {k} x {s} FIRs of {t} taps",
+        exported_taps_line(cal),
         f"  measurement  sha256 {cal.measurement_sha256[:16]}...",
     ]
     for name, value in sorted(cal.predicted.items()):

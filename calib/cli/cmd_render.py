@@ -1,8 +1,8 @@
 """``calib render`` and ``calib export``.
 
 ``calib render CALIBRATION IN.wav OUT.wav`` renders a stereo WAV to the
-unit's driver feeds (a float32 WAV, one channel per driver in calibration
-order). ``calib export FILE --format ...`` writes a calibration's filters as
+unit's driver feeds (one channel per driver in calibration order; 32-bit
+float, 24- or 16-bit PCM), with the output peak kept below full scale. ``calib export FILE --format ...`` writes a calibration's filters as
 raw, WAV or a CamillaDSP configuration, or a measurement as SOFA. Errors are
 :class:`~calib.errors.CalibError` one-liners (the ``calib`` group turns them
 into exit code 2).
@@ -14,10 +14,11 @@ from pathlib import Path
 
 import click
 
+from calib.cli.output import say
 from calib.errors import CalibError, FileFormatError
 
 #: Export formats valid for each file kind (root attribute ``format``).
-EXPORTS = {"calib-calibration": ("raw", "wav", "camilladsp"), "calib-measurement": ("sofa",)}
+EXPORTS = {"calib-calibration": ("raw", "wav", "camilladsp"), "calib-measurement": ("sofa", "ir-wav", "frd")}
 _KIND = {"calib-calibration": "a calibration file", "calib-measurement": "a measurement file"}
 
 
@@ -41,19 +42,29 @@ def read_wav(path: Path):  # noqa: ANN201 - (int, numpy.ndarray); numpy is impor
     return int(rate), x.T if x.ndim == 2 else x[None, :]
 
 
+HEADROOM_DBFS = -1.0
+"""Output peak ``calib render`` keeps without ``--gain``: 1 dB below full scale."""
+
+
 @click.command()
 @click.argument("calibration", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("in_wav", metavar="IN.wav", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("out_wav", metavar="OUT.wav", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--gain", "gain_db", type=float, default=0.0, show_default=True,
-              help="Gain applied to the driver feeds, dB (negative for headroom, e.g. -6).")
-def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float) -> None:
-    """Render stereo IN.wav through CALIBRATION to OUT.wav (one float channel per driver).
+@click.option("--gain", "gain_db", type=float, default=None,
+              help="Gain applied to the driver feeds, dB. Default: 0 dB, lowered just enough to keep the output "
+                   f"peak at {HEADROOM_DBFS:g} dBFS (never raised). An explicit gain that puts the peak above "
+                   "0 dBFS is refused and nothing is written.")
+@click.option("--subtype", type=click.Choice(["FLOAT", "PCM_24", "PCM_16"]), default="FLOAT", show_default=True,
+              help="Sample format of OUT.wav: 32-bit float, 24-bit or 16-bit integer PCM.")
+def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float | None, subtype: str) -> None:
+    """Render stereo IN.wav through CALIBRATION to OUT.wav (one channel per driver).
 
     Streams in blocks: memory stays bounded whatever the length of IN.wav.
+    The filters can amplify (a CTC boosts where the ears are hard to
+    separate), so the render never clips silently: it renders once to a
+    hidden float file, measures the peak, then writes OUT.wav scaled (see
+    --gain) and prints the output peak in dBFS.
     """
-    import numpy as np
-
     from calib.render.stream import BLOCK, render_blocks
     from calib.render.wav_io import open_wav, write_float_wav
     from calib.store.calibration import read_calibration
@@ -62,22 +73,48 @@ def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float) -> No
     wav = open_wav(in_wav, channels=2, sample_rate=cal.sample_rate, meaning="stereo L, R")
     if out_wav.exists():
         raise FileExistsError(17, "exists already", str(out_wav))
-    feeds = render_blocks(cal, lambda: wav.blocks(BLOCK))
-    out = write_float_wav(out_wav, cal.sample_rate, len(cal.drivers), feeds, gain=10.0 ** (gain_db / 20.0))
-    loudest = int(np.argmax(out.peak))
-    peak = float(out.peak[loudest])
-    peak_dbfs = 20 * np.log10(peak) if peak > 0 else -np.inf
-    click.echo(
-        f"wrote {out_wav}: {len(cal.drivers)} channels ({', '.join(cal.drivers)}), {out.frames} samples, "
-        f"gain {gain_db:+.1f} dB, peak {peak_dbfs:.1f} dBFS ({cal.drivers[loudest]} at "
-        f"{out.peak_frame[loudest] / cal.sample_rate:.3f} s)"
-    )
-    if peak > 1.0:
-        click.echo(
-            f"calib: warning: {out_wav}: peak {peak_dbfs:+.1f} dBFS is above full scale; render again with "
-            f"--gain {gain_db - peak_dbfs - 1.0:.1f} for 1 dB of headroom",
-            err=True,
+    n = len(cal.drivers)
+    unscaled = out_wav.with_name(f".{out_wav.name}.unscaled.wav")
+    unscaled.unlink(missing_ok=True)  # left by a killed render
+    try:
+        first = write_float_wav(unscaled, cal.sample_rate, n, render_blocks(cal, lambda: wav.blocks(BLOCK)))
+        raw_db = _dbfs(float(first.peak.max()))
+        gain = choose_gain(raw_db, gain_db, out_wav, cal.drivers[int(first.peak.argmax())],
+                           first.peak_frame[int(first.peak.argmax())] / cal.sample_rate)
+        scaled = open_wav(unscaled, channels=n, sample_rate=cal.sample_rate, meaning="driver feeds")
+        out = write_float_wav(out_wav, cal.sample_rate, n, scaled.blocks(BLOCK), gain=10.0 ** (gain / 20.0),
+                              subtype=subtype)
+    finally:
+        unscaled.unlink(missing_ok=True)
+    loudest = int(out.peak.argmax())
+    how = "" if gain_db is not None else (" (lowered for headroom)" if gain < 0 else " (headroom kept)")
+    say(f"wrote {out_wav}: {n} channels ({', '.join(cal.drivers)}), {subtype}, {out.frames} samples, "
+        f"gain {gain:+.1f} dB{how}, peak {_dbfs(float(out.peak[loudest])):.1f} dBFS ({cal.drivers[loudest]} at "
+        f"{out.peak_frame[loudest] / cal.sample_rate:.3f} s)")
+
+
+def _dbfs(peak: float) -> float:
+    import numpy as np
+
+    return float(20 * np.log10(peak)) if peak > 0 else float("-inf")
+
+
+def choose_gain(peak_dbfs: float, gain_db: float | None, out_wav: Path, driver: str, at_s: float) -> float:
+    """The render's gain in dB for an unscaled output peak of ``peak_dbfs``.
+
+    Without ``gain_db``: 0 dB, or less so that the peak is :data:`HEADROOM_DBFS`.
+    With it: ``gain_db``, refused (:class:`CalibError`) if the peak would exceed 0 dBFS.
+    """
+    fits = HEADROOM_DBFS - peak_dbfs
+    if gain_db is None:
+        return min(0.0, fits)
+    if peak_dbfs + gain_db > 0.0:
+        raise CalibError(
+            f"{out_wav}: --gain {gain_db:+.1f} dB puts the peak at {peak_dbfs + gain_db:+.1f} dBFS ({driver} at "
+            f"{at_s:.3f} s), above full scale; nothing written; use --gain {fits:.1f} (peak {HEADROOM_DBFS:g} dBFS) "
+            "or leave --gain out"
         )
+    return gain_db
 
 
 def file_kind(path: Path) -> str:
@@ -96,8 +133,8 @@ def file_kind(path: Path) -> str:
     "--format",
     "fmt",
     required=True,
-    type=click.Choice(["raw", "wav", "camilladsp", "sofa"]),
-    help="raw, wav, camilladsp (calibration files) or sofa (measurement files).",
+    type=click.Choice(["raw", "wav", "camilladsp", "sofa", "ir-wav", "frd"]),
+    help="raw, wav, camilladsp (calibration files); sofa, ir-wav, frd (measurement files).",
 )
 @click.option(
     "--out",
@@ -113,8 +150,32 @@ def file_kind(path: Path) -> str:
     show_default=True,
     help="CamillaDSP major version the config is for (sample format FLOAT32LE in 3, F32_LE in 4).",
 )
-def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str) -> None:
-    """Export FILE: a calibration's filters, or a measurement as SOFA."""
+@click.option("--gated", is_flag=True,
+              help="ir-wav, frd: apply the room gate (each IR windowed before its first reflection, as the fit "
+                   "does); without it the raw IRs are written and the gate is named in the manifest.")
+def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str, gated: bool) -> None:
+    """Export FILE: a calibration's filters, or a measurement's IRs.
+
+    \b
+    Calibration files (the effective filters: the virtualizer is folded in,
+    so they have T + Tv - 1 taps, see calib inspect):
+      raw         one float32 file per filter + manifest.json
+      wav         one multichannel float WAV + manifest
+      camilladsp  raw filters + camilladsp.yml taking L', R', C (see below)
+    Measurement files:
+      sofa        SOFA GeneralFIR-E
+      ir-wav      one float32 WAV IR per driver, mic and azimuth, and per
+                  driver, ear and head position (REW, ARTA) + manifest.csv
+      frd         the same as FRD text: Hz, dB, degrees (REW, VituixCAD);
+                  dB SPL at 0 dBFS where the station calibrates the mics
+
+    CamillaDSP and plain stereo: the configuration takes calib's upmix
+    (L', R', C), not stereo. The upmix is time-varying (per-bin gains from
+    100 ms running averages of the signal), which CamillaDSP's constant-gain
+    mixers and linear time-invariant filters cannot express. For files, run
+    `calib render` (stereo in, driver feeds out); for CamillaDSP, run calib's
+    upmix (calib.render.upmix) and feed its 3 channels to the capture.
+    """
     kind = file_kind(file)
     if fmt not in EXPORTS[kind]:
         raise CalibError(
@@ -128,7 +189,15 @@ def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str) 
             raise CalibError("SOFA export is unavailable in this installation (calib.store.sofa is missing)") from None
         target = (out_dir or file.parent) / f"{stem}.sofa"
         export_sofa(file, target)
-        click.echo(f"wrote {target}")
+        say(f"wrote {target}")
+        return
+    if fmt in ("ir-wav", "frd"):
+        from calib.export.measurements import export_measurement
+
+        written = export_measurement(file, out_dir or file.parent / f"{stem}-{fmt}", fmt.removeprefix("ir-"),
+                                     gated=gated)
+        say(f"exported {len(written) - 1} {fmt} files{' (gated)' if gated else ''} to {written[-1].parent}, "
+            f"listed in {written[-1].name}")
         return
 
     from calib.render import export as ex
@@ -143,6 +212,6 @@ def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str) 
         written = ex.export_camilladsp(
             cal, out_dir or file.parent / f"{stem}-camilladsp", version=int(camilladsp_version)
         )
-    click.echo(f"exported {fmt} for unit {cal.serial} to {written[0].parent} ({len(written)} files):")
+    say(f"exported {fmt} for unit {cal.serial} to {written[0].parent} ({len(written)} files):")
     for path in written:
-        click.echo(f"  {path.name}")
+        say(f"  {path.name}")

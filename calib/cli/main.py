@@ -134,10 +134,27 @@ class _LazyCalibGroup(_CalibGroup):
         return self.commands.get(cmd_name)
 
 
-@click.group(cls=_LazyCalibGroup, context_settings={"help_option_names": ["-h", "--help"]})
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    PASS (or the command did what it was asked)
+  1    FAIL: a verdict about the unit (verify, report, run)
+  2    bad input or usage (one line naming the file or option), an
+       operating-system error (disk full, permission denied, read-only
+       folder) or an internal error (trace in $CALIB_LOG_DIR)
+  130  interrupted (Ctrl-C); what was measured is on disk (--resume)"""
+
+
+@click.group(cls=_LazyCalibGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="calib")
-def cli() -> None:
+@click.option("-q", "--quiet", is_flag=True, help="Print only the verdict line per unit (and errors, warnings).")
+@click.option("-v", "--verbose", is_flag=True, help="Print every check, passing or not, and the predicted ones.")
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """Measure, fit, verify and report multi-driver loudspeakers (CTC and beamforming)."""
+    from calib.cli.output import set_level
+
+    set_level(ctx, quiet, verbose)
 
 
 @click.command()
@@ -209,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         # One line, like every other error (click's usage block would be several).
         click.echo(f"calib: error: {_one_line(exc.format_message()) if hasattr(exc, 'format_message') else exc}",
                    err=True)
-        return EXIT_ERROR if isinstance(exc, click.UsageError) else exc.exit_code
+        # Every click error is bad input (exit 2): its own code 1 (click.FileError) would read as FAIL.
+        return EXIT_ERROR
     except click.exceptions.Abort:
         click.echo("calib: aborted", err=True)
         return 130

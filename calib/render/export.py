@@ -36,31 +36,47 @@ from calib.render.engine import effective_fir
 from calib.store.calibration import Calibration, file_sha256
 
 MANIFEST = "manifest.json"
+UPMIX_NOTE = (
+    "Why the input is calib's 3-channel upmix and not plain stereo: the upmix (calib.render.upmix) is not "
+    "linear time-invariant. Per STFT bin (40 ms Hann frames, 75 % overlap) it takes the centre as "
+    "C = g (M - a S), with M, S the mid and side and the gains a, g computed from 100 ms running averages of "
+    "|L|^2, |R|^2 and Re(L R*), i.e. from the signal itself; its power floor is a mean over the whole input. "
+    "CamillaDSP's mixers have constant gains and its filters (Conv, Biquad, Delay, ...) are linear "
+    "time-invariant, so no CamillaDSP pipeline computes it, and a fixed matrix (C = (L + R) / 2) would put "
+    "hard-panned sources into the beam. What to run instead: for files, `calib render CALIBRATION in.wav "
+    "out.wav` renders plain stereo to the driver feeds (the same upmix and filters; play the result as is); "
+    "for CamillaDSP, run calib's upmix (calib.render.upmix.upmix, or calib.render.stream.StreamingUpmix in "
+    "blocks) on the stereo and feed its L', R', C as the 3 capture channels of this configuration."
+)
+"""Why :func:`export_camilladsp` takes (L', R', C) and what to run for plain stereo (YAML comment, --help, docs)."""
 CAMILLA_CONFIG = "camilladsp.yml"
 #: Name of the float32 little-endian sample format, per CamillaDSP major version.
 CAMILLA_F32 = {3: "FLOAT32LE", 4: "F32_LE"}
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """``name`` with every character but letters, digits, ``.``, ``_`` and ``-`` replaced by ``_`` (a file stem)."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def filter_names(cal: Calibration) -> list[list[str]]:
     """``names[k][s]``: the file stem of the filter from input k to driver s."""
-    names = [[f"{_safe(k)}_to_{_safe(d)}" for d in cal.drivers] for k in cal.inputs]
+    names = [[f"{safe_name(k)}_to_{safe_name(d)}" for d in cal.drivers] for k in cal.inputs]
     flat = [n for row in names for n in row]
     if len(set(flat)) != len(flat):
         raise ValueError(f"drivers: names collide once made file-safe: {cal.drivers}")
     return names
 
 
-def _refuse_existing(paths: list[Path]) -> None:
+def refuse_existing(paths: list[Path]) -> None:
+    """FileExistsError for the first of ``paths`` that exists (checked before anything is written)."""
     for p in paths:
         if p.exists():
             raise FileExistsError(17, "exists already", str(p))
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def write_new(path: Path, data: bytes) -> None:
+    """Write ``data`` to a new file (an existing one raises FileExistsError)."""
     with open(path, "xb") as fh:  # "x": never overwrite
         fh.write(data)
 
@@ -92,17 +108,17 @@ def _manifest(cal: Calibration, kind: str, files: list[Path], taps: int, extra: 
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
-    _write_bytes(path, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_new(path, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def _write_raw_files(cal: Calibration, out_dir: Path, reserved: list[Path]) -> tuple[list[Path], int]:
     fir = effective_fir(cal).astype("<f4")
     names = filter_names(cal)
     paths = [out_dir / f"{n}.raw" for row in names for n in row]
-    _refuse_existing(paths + reserved)
+    refuse_existing(paths + reserved)
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, h in zip(paths, fir.reshape(-1, fir.shape[-1]), strict=True):
-        _write_bytes(path, h.tobytes())
+        write_new(path, h.tobytes())
     return paths, int(fir.shape[-1])
 
 
@@ -131,7 +147,7 @@ def export_wav(cal: Calibration, path: str | Path) -> list[Path]:
     """
     path = Path(path)
     manifest = path.with_name(f"{path.stem}.manifest.json")
-    _refuse_existing([path, manifest])
+    refuse_existing([path, manifest])
     fir = effective_fir(cal).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "xb") as fh:
@@ -147,7 +163,7 @@ def camilladsp_config(
     """The CamillaDSP configuration (as a dict) for the raw filter files ``<name>.raw``.
 
     Capture is a 3-channel interleaved float32 stream on stdin holding the
-    upmixed L', R', C (CamillaDSP cannot run calib's adaptive upmix); playback
+    upmixed L', R', C (CamillaDSP cannot run calib's upmix: :data:`UPMIX_NOTE`); playback
     is the S driver feeds, in ``cal.drivers`` order, on stdout. The pipeline
     splits the 3 inputs to 3 * S channels (channel k * S + s), convolves each
     with its filter and sums per driver.
@@ -226,11 +242,12 @@ def export_camilladsp(
     config_path, manifest = out_dir / CAMILLA_CONFIG, out_dir / MANIFEST
     config = camilladsp_config(cal, filter_names(cal), version=version, chunksize=chunksize)
     paths, taps = _write_raw_files(cal, out_dir, [config_path, manifest])
-    header = (
-        "# CamillaDSP configuration written by calib. Input: 3 channels L', R', C from calib's\n"
-        "# upmix (CamillaDSP cannot run the adaptive upmix); output: the driver feeds.\n"
-    )
-    _write_bytes(config_path, (header + yaml.safe_dump(config, sort_keys=False)).encode())
+    import textwrap
+
+    header = "# CamillaDSP configuration written by calib. Input: 3 channels L', R', C from calib's\n" \
+             "# upmix; output: the driver feeds.\n#\n"
+    header += "".join(f"# {line}\n" for line in textwrap.wrap(UPMIX_NOTE, 100))
+    write_new(config_path, (header + yaml.safe_dump(config, sort_keys=False)).encode())
     extra = {"camilladsp_version": version}
     _write_manifest(manifest, _manifest(cal, "camilladsp", [*paths, config_path], taps, extra))
     return [*paths, config_path, manifest]

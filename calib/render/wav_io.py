@@ -85,22 +85,31 @@ class WrittenWav:
     peak_frame: np.ndarray
 
 
+#: WAV sample formats ``write_float_wav`` writes (python-soundfile subtypes).
+SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")
+
+
 def write_float_wav(
-    path: Path, sample_rate: int, channels: int, blocks: Iterable[np.ndarray], *, gain: float = 1.0
+    path: Path, sample_rate: int, channels: int, blocks: Iterable[np.ndarray], *, gain: float = 1.0,
+    subtype: str = "FLOAT",
 ) -> WrittenWav:
-    """Write [channels, b] blocks times ``gain`` to a 32-bit float WAV; never overwrites.
+    """Write [channels, b] blocks times ``gain`` to a WAV (32-bit float, or ``subtype``); never overwrites.
 
     The file appears only when complete: blocks go to ``.<name>.partial``
     beside it, which is removed if anything fails (also an error raised by
-    the block iterator, e.g. a NaN found in the input).
+    the block iterator, e.g. a NaN found in the input). ``subtype`` is one of
+    :data:`SUBTYPES`; integer formats clip at full scale, so a caller checks
+    the peak first (``calib render`` does).
     """
+    if subtype not in SUBTYPES:
+        raise ValueError(f"subtype: expected one of {', '.join(SUBTYPES)}, got {subtype!r}")
     if path.exists():
         raise FileExistsError(17, "exists already", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
     peak, peak_frame, frames = np.zeros(channels), np.zeros(channels, dtype=np.int64), 0
     try:
-        with soundfile.SoundFile(tmp, "w", sample_rate, channels, subtype="FLOAT", format="WAV") as f:
+        with soundfile.SoundFile(tmp, "w", sample_rate, channels, subtype=subtype, format="WAV") as f:
             for block in blocks:
                 y = (block * gain).astype(np.float32)
                 if y.shape[-1]:

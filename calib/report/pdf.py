@@ -20,6 +20,7 @@ import datetime as _dt
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
@@ -29,24 +30,60 @@ from calib.report.model import UnitReport
 from calib.stages.checks import Check
 from calib.store.atomic import write_atomic
 
-FIRST_PAGE_CHECKS = 30
-"""Check rows on page 1; more continue on extra summary pages."""
-MORE_PAGE_CHECKS = 44
 ROW_HEIGHT = 0.019
-"""Table row height as a fraction of the A4 page height."""
+"""Table row height as a fraction of the A4 page height (16 pt)."""
+MIN_ROW_HEIGHT = 0.0145
+"""Rows shrink down to this (12.2 pt, 7.5 pt text) before a table continues on another page."""
+TABLE_BOTTOM = 0.09
+"""Figure height where a table ends: room for its notes and the footer."""
+MORE_PAGE_TOP = 0.93
+"""Where the table starts on a continuation page."""
+MIN_ROWS_ON_A_PAGE = 8
+"""A continuation page holds at least this many rows (or all of a shorter table): no row alone on a page."""
 FAIL_ROW_COLOR = "#ffd7d5"
 SIMULATED_TEXT = "SIMULATED"
+TABLE_NOTES = (
+    "Limit: the value judged, the procedure's target less its tolerance (a 15 dB target with 1 dB tolerance "
+    "is judged ≥ 14 dB); exact checks compare equality.",
+    "Predicted: the same metric from the characterize IRs through the fitted filters (calib fit); the driver "
+    "checks (presence, polarity) judge the re-measured drivers and have no prediction (—).",
+)
 
 
-def summary_page_count(n_checks: int) -> int:
-    """Pages the summary (header and checks table) takes for ``n_checks`` checks."""
-    extra = max(0, n_checks - FIRST_PAGE_CHECKS)
-    return 1 + -(-extra // MORE_PAGE_CHECKS)
+def rows_per_page(n_checks: int, first_height: float, more_height: float = MORE_PAGE_TOP - TABLE_BOTTOM,
+                  row_height: float = ROW_HEIGHT, min_row_height: float = MIN_ROW_HEIGHT,
+                  min_rows: int = MIN_ROWS_ON_A_PAGE) -> tuple[list[int], float]:
+    """How a checks table of ``n_checks`` rows is split over pages, and its row height.
 
+    Parameters
+    ----------
+    n_checks
+        Rows (a header row is added on every page).
+    first_height, more_height
+        Height free for the table on page 1 and on a continuation page (fractions of the page).
 
-def page_count(report: UnitReport) -> int:
-    """Pages of the PDF :func:`write_report` writes for ``report``."""
-    return summary_page_count(len(report.checks)) + len(FIGURE_PAGES)
+    Returns
+    -------
+    (list of int, float)
+        Rows on each page, and the row height: ``row_height``, or less (down
+        to ``min_row_height``) if that keeps the table on page 1. A last page
+        that would hold fewer than ``min_rows`` takes rows from the page before.
+    """
+    if n_checks + 1 <= first_height / row_height:
+        return [n_checks], row_height
+    if n_checks + 1 <= first_height / min_row_height:
+        return [n_checks], first_height / (n_checks + 1)
+    first, more = int(first_height / row_height) - 1, int(more_height / row_height) - 1
+    sizes, rest = [first], n_checks - first
+    while rest > more:
+        sizes.append(more)
+        rest -= more
+    sizes.append(rest)
+    short = min_rows - sizes[-1]
+    if short > 0:
+        sizes[-2] -= short
+        sizes[-1] += short
+    return sizes, row_height
 
 
 def _short(sha256: str | None) -> str:
@@ -111,12 +148,12 @@ def _verdict(fig: Figure, report: UnitReport) -> None:
         fig.text(0.84, 0.800, SIMULATED_TEXT, fontsize=14, color=FAIL_COLOR, fontweight="bold", ha="center", va="top")
 
 
-def _table(fig: Figure, checks: list[Check], predicted: dict[str, Check], top: float, continued: bool) -> None:
-    """Checks as a table from figure height ``top`` down; failing rows tinted and bold."""
+def _table(fig: Figure, checks: list[Check], predicted: dict[str, Check], top: float, continued: bool,
+           row_h: float = ROW_HEIGHT) -> None:
+    """Checks as a table from figure height ``top`` down; failing rows tinted and bold, then the notes."""
     if not checks:
         fig.text(0.06, top, "No checks defined by the procedure's targets (verdict FAIL).", fontsize=10, va="top")
         return
-    row_h = ROW_HEIGHT
     height = row_h * (len(checks) + 1)
     ax = fig.add_axes((0.04, top - height, 0.92, height))
     ax.set_axis_off()
@@ -128,7 +165,7 @@ def _table(fig: Figure, checks: list[Check], predicted: dict[str, Check], top: f
             c.name,
             f"{c.value:.1f} {c.unit}".strip() if not c.exact else f"{c.value:+.0f}",
             f"{op} {c.limit:g} {c.unit}".strip() if not c.exact else f"{op} {c.limit:+.0f}",
-            f"{pred.value:.1f}" if pred is not None else "—",
+            (f"{pred.value:.1f} {c.unit}".strip() if not c.exact else f"{pred.value:+.0f}") if pred is not None else "—",
             "PASS" if c.passed else "FAIL",
             c.detail,
         ])
@@ -147,8 +184,13 @@ def _table(fig: Figure, checks: list[Check], predicted: dict[str, Check], top: f
             cell.set_text_props(fontweight="bold", color=FAIL_COLOR if col == 4 else "black")
         elif col == 4:
             cell.set_text_props(color=PASS_COLOR)
+    below = top - height - 0.008
     if continued:
-        fig.text(0.06, top - height - 0.01, "(continued on the next page)", fontsize=8, va="top", color="0.35")
+        fig.text(0.06, below, "(continued on the next page)", fontsize=8, va="top", color="0.35")
+    else:
+        for note in TABLE_NOTES:
+            fig.text(0.06, below, note, fontsize=6.5, va="top", color="0.3", wrap=True)
+            below -= 0.022
 
 
 def summary_pages(report: UnitReport) -> list[Figure]:
@@ -160,16 +202,17 @@ def summary_pages(report: UnitReport) -> list[Figure]:
     _verdict(first, report)
     first.text(0.06, y, "Checks (verified metrics are binding; predicted from the characterize IRs)",
                fontsize=10, fontweight="bold", va="top")
-    chunks = [checks[:FIRST_PAGE_CHECKS]] + [
-        checks[i:i + MORE_PAGE_CHECKS] for i in range(FIRST_PAGE_CHECKS, len(checks), MORE_PAGE_CHECKS)
-    ]
-    _table(first, chunks[0], predicted, y - 0.022, continued=len(chunks) > 1)
+    top = y - 0.022
+    sizes, row_h = rows_per_page(len(checks), top - TABLE_BOTTOM)
+    starts = np.cumsum([0, *sizes])
+    chunks = [checks[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
+    _table(first, chunks[0], predicted, top, continued=len(chunks) > 1, row_h=row_h)
     pages = [first]
     for i, chunk in enumerate(chunks[1:], start=1):
         fig = Figure(figsize=A4_PORTRAIT_IN)
         fig.text(0.06, 0.965, f"Checks, continued — unit {report.serial}: {report.verdict}", fontsize=12,
                  fontweight="bold", va="top")
-        _table(fig, chunk, predicted, 0.93, continued=i < len(chunks) - 1)
+        _table(fig, chunk, predicted, MORE_PAGE_TOP, continued=i < len(chunks) - 1, row_h=row_h)
         pages.append(fig)
     return pages
 
@@ -214,7 +257,8 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
     if is_report_of(path, report):
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    total = page_count(report)
+    summary = summary_pages(report)
+    total = len(summary) + len(FIGURE_PAGES)
     metadata = {
         "Title": f"calib verification report {report.serial}: {report.verdict}",
         "Subject": f"{report.procedure.product.id} unit {report.serial} verdict {report.verdict}"
@@ -228,7 +272,7 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
         # Type 42 (TrueType) fonts keep the text searchable and extractable.
         with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(tmp, metadata=metadata) as pdf:
             page = 0
-            for fig in summary_pages(report):
+            for fig in summary:
                 page += 1
                 _footer(fig, report, page, total)
                 pdf.savefig(fig)

@@ -44,7 +44,7 @@ def _error_line(capsys) -> str:
 
 
 def test_render_writes_driver_feeds(cal, cal_file, tmp_path, capsys):
-    x = (np.random.default_rng(5).standard_normal((3000, 2)) * 3000).astype(np.int16)
+    x = (np.random.default_rng(5).standard_normal((3000, 2)) * 300).astype(np.int16)  # output below -1 dBFS
     wavfile.write(tmp_path / "in.wav", 48000, x)
     out = tmp_path / "out.wav"
     assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(out)]) == 0
@@ -104,7 +104,7 @@ def test_export_wrong_combinations(cal_file, meas_file, tmp_path, capsys):
     assert main(["export", str(cal_file), "--format", "sofa"]) == 2
     assert "--format sofa is not valid for a calibration file; valid: raw, wav, camilladsp" in _error_line(capsys)
     assert main(["export", str(meas_file), "--format", "raw"]) == 2
-    assert "--format raw is not valid for a measurement file; valid: sofa" in _error_line(capsys)
+    assert "--format raw is not valid for a measurement file; valid: sofa, ir-wav, frd" in _error_line(capsys)
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f.attrs["format"] = "something-else"
     assert main(["export", str(tmp_path / "other.h5"), "--format", "raw"]) == 2
@@ -147,14 +147,47 @@ def test_render_streams_in_blocks_with_gain(cal, cal_file, tmp_path, capsys, mon
     assert not list(tmp_path.glob(".*partial"))
 
 
-def test_render_warns_above_full_scale_with_the_gain_that_fits(cal, cal_file, tmp_path, capsys):
+def test_render_keeps_headroom_or_refuses_a_clipping_gain(cal, cal_file, tmp_path, capsys):
     x = np.random.default_rng(9).standard_normal((2, 4000)).astype(np.float32)
     wavfile.write(tmp_path / "in.wav", 48000, x.T)
-    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(tmp_path / "o.wav")]) == 0
-    captured = capsys.readouterr()
-    peak_db = 20 * np.log10(np.abs(render_stereo(cal, x.astype(np.float64))).max())
+    ref = render_stereo(cal, x.astype(np.float64))
+    peak_db = 20 * np.log10(np.abs(ref).max())
     assert peak_db > 0  # the random FIRs amplify
-    assert f"peak {peak_db:+.1f} dBFS is above full scale; render again with --gain {-peak_db - 1:.1f}" in captured.err
+    # An explicit gain that clips is refused, naming the gain that fits; nothing is written.
+    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(tmp_path / "o.wav"), "--gain", "0"]) == 2
+    err = _error_line(capsys)
+    assert f"o.wav: --gain +0.0 dB puts the peak at {peak_db:+.1f} dBFS" in err
+    assert f"above full scale; nothing written; use --gain {-1 - peak_db:.1f} (peak -1 dBFS)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibration-SN.h5", "in.wav"]
+    # By default the gain is lowered so the peak is -1 dBFS, and said so.
+    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(tmp_path / "o.wav")]) == 0
+    line = capsys.readouterr().out
+    assert f"gain {-1 - peak_db:+.1f} dB (lowered for headroom), peak -1.0 dBFS" in line
+    rate, y = wavfile.read(tmp_path / "o.wav")
+    np.testing.assert_allclose(np.abs(y).max(), 10 ** (-1 / 20), rtol=1e-6)
+    np.testing.assert_allclose(y.T, ref * 10 ** ((-1 - peak_db) / 20), rtol=0, atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["calibration-SN.h5", "in.wav", "o.wav"]  # none hidden
+
+
+def test_render_pcm24_is_the_float_render_quantized(cal, cal_file, tmp_path, capsys):
+    import soundfile
+
+    x = np.random.default_rng(4).standard_normal((2, 3000)).astype(np.float32) * 0.01
+    wavfile.write(tmp_path / "in.wav", 48000, x.T)
+    out = tmp_path / "o24.wav"
+    assert main(["render", str(cal_file), str(tmp_path / "in.wav"), str(out), "--subtype", "PCM_24"]) == 0
+    line = capsys.readouterr().out
+    assert "3 channels (drv0, drv1, drv2), PCM_24, 3063 samples, gain +0.0 dB (headroom kept)" in line
+    info = soundfile.info(str(out))
+    assert (info.subtype, info.channels, info.samplerate) == ("PCM_24", 3, 48000)
+    y, _ = soundfile.read(str(out), dtype="float64")
+    ref = render_stereo(cal, x.astype(np.float64))
+    assert np.abs(ref).max() < 10 ** (-1 / 20)  # no scaling needed: gain 0 dB
+    np.testing.assert_allclose(y.T, ref, rtol=0, atol=2.0**-23 + 1e-7)  # one 24-bit step (+ float32 rounding)
+    with pytest.raises(ValueError, match="subtype: expected one of FLOAT, PCM_24, PCM_16, got 'PCM_8'"):
+        from calib.render.wav_io import write_float_wav
+
+        write_float_wav(tmp_path / "x.wav", 48000, 1, [], subtype="PCM_8")
 
 
 @pytest.mark.parametrize(("value", "shown"), [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
@@ -189,3 +222,28 @@ def test_partial_output_is_removed_when_the_blocks_fail(tmp_path):
     with pytest.raises(FileFormatError, match="in.wav: broken"):
         write_float_wav(tmp_path / "o.wav", 48000, 2, blocks())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_inspect_says_why_exported_filters_are_longer(make_cal, tmp_path, capsys):
+    cal = make_cal(virtualizer_taps=240)
+    path = write_calibration(tmp_path / "calibration-V.h5", cal)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "3 x 3 FIRs of 64 taps" in out
+    assert "exported     303 taps per filter = 64 + 240 - 1: the 240-tap virtualizer of L, R is folded into" in out
+    assert main(["export", str(path), "--format", "wav", "--out", str(tmp_path / "w")]) == 0
+    assert wavfile.read(tmp_path / "w" / "calibration-V-filters.wav")[1].shape[0] == 303
+
+
+def test_camilladsp_config_and_help_say_why_the_input_is_the_upmix(cal_file, tmp_path, capsys):
+    import yaml
+
+    assert main(["export", str(cal_file), "--format", "camilladsp"]) == 0
+    text = (tmp_path / "calibration-SN-camilladsp" / "camilladsp.yml").read_text()
+    comments = " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+    assert "not linear time-invariant" in comments and "calib render CALIBRATION in.wav out.wav" in comments
+    assert yaml.safe_load(text)["devices"]["capture"]["channels"] == 3  # the comments leave the YAML valid
+    capsys.readouterr()
+    assert main(["export", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "The upmix is time-varying" in help_text and "run `calib render`" in help_text

@@ -34,7 +34,7 @@ from calib.report.figures import (
     pattern_bands_db,
     smooth_fractional_octave,
 )
-from calib.report.pdf import FIRST_PAGE_CHECKS, MORE_PAGE_CHECKS, summary_page_count, summary_pages, write_report
+from calib.report.pdf import MIN_ROWS_ON_A_PAGE, ROW_HEIGHT, rows_per_page, summary_pages, write_report
 
 POPPLER = all(shutil.which(t) for t in ("pdftoppm", "pdftotext", "pdfinfo"))
 needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils (pdftoppm, pdftotext, pdfinfo) not installed")
@@ -89,12 +89,17 @@ def test_page_count_summary_plus_one_page_per_figure(pdfs, reports, tmp_path) ->
             assert rendered_pages(pdfs[key], tmp_path / key) == 7
 
 
-def test_summary_page_count_boundaries() -> None:
-    assert summary_page_count(0) == 1
-    assert summary_page_count(FIRST_PAGE_CHECKS) == 1
-    assert summary_page_count(FIRST_PAGE_CHECKS + 1) == 2
-    assert summary_page_count(FIRST_PAGE_CHECKS + MORE_PAGE_CHECKS) == 2
-    assert summary_page_count(FIRST_PAGE_CHECKS + MORE_PAGE_CHECKS + 1) == 3
+def test_rows_per_page_never_leaves_a_row_alone() -> None:
+    # page 1 has room for 0.6 / 0.019 = 31 lines (30 rows and the header) at the normal height
+    assert rows_per_page(0, 0.6) == ([0], ROW_HEIGHT)
+    assert rows_per_page(30, 0.6) == ([30], ROW_HEIGHT)
+    sizes, h = rows_per_page(34, 0.6)  # 4 more rows: shrunk onto page 1, not spilled onto a page of their own
+    assert sizes == [34] and h == pytest.approx(0.6 / 35)
+    assert rows_per_page(43, 0.6) == ([30, 13], ROW_HEIGHT)  # 44 lines do not fit even at 0.0145: continued
+    assert rows_per_page(75, 0.6) == ([30, 37, 8], ROW_HEIGHT)  # not [30, 43, 2]: the last page takes 8 rows
+    for n in range(0, 200):
+        sizes, _ = rows_per_page(n, 0.6)
+        assert sum(sizes) == n and all(k >= min(MIN_ROWS_ON_A_PAGE, n) for k in sizes), (n, sizes)
 
 
 @needs_poppler
@@ -169,7 +174,7 @@ def test_real_rig_is_not_marked_simulated_and_long_check_lists_continue(reports,
     def rows(text: str) -> int:
         return sum(any(name in line for name in names) for line in text.splitlines())
 
-    assert (rows(first), rows(second)) == (FIRST_PAGE_CHECKS, 60 - FIRST_PAGE_CHECKS)
+    assert rows(first) + rows(second) == 60 and rows(second) >= MIN_ROWS_ON_A_PAGE
 
 
 def test_replacing_a_report_is_atomic(reports, tmp_path, monkeypatch) -> None:  # noqa: ANN001
@@ -265,11 +270,12 @@ def test_figures_survive_a_silent_driver_and_infinite_gains(reports) -> None:  #
     )
     fig = fig_driver_responses(broken)
     top = fig.axes[0]
-    _, level = driver_onaxis_db(broken)
+    freqs, level = driver_onaxis_db(broken)
     assert np.all(np.isneginf(level[0, 1:]))
-    np.testing.assert_allclose(top.get_ylim()[1], np.max(level[1, 1:]) + 5.0, atol=1e-9)
+    lo, hi = report.procedure.sweep.band_hz
+    np.testing.assert_allclose(top.get_ylim()[1], np.max(level[1, (freqs >= lo) & (freqs <= hi)]) + 5.0, atol=1e-9)
     fig = fig_cancellation(broken)
-    for k, ax in enumerate(fig.axes[:2]):  # input L (with the non-finite bands), input R
+    for k, ax in enumerate(fig.axes[0:4:2]):  # input L design positions (with the non-finite bands), input R
         finite = cg[k][np.isfinite(cg[k])]
         np.testing.assert_allclose(ax.get_ylim(), (min(-5.0, finite.min() - 2), max(30.0, finite.max() + 3)))
     fig.savefig(io.BytesIO(), format="pdf")  # draws without error
@@ -306,8 +312,8 @@ def test_beam_product_pages(reports) -> None:  # noqa: ANN001
     spans = [p for p in fig.axes[1].patches if p.get_label() == "null sector 80-100°"]
     assert len(spans) == 1 and len(fig.axes[1].patches) == 2  # both sides shaded, one legend entry
     fig.savefig(io.BytesIO(), format="pdf")
-    # Aurora 5's 34 checks (10 driver checks, 24 acoustic) continue on a second summary page.
-    assert len(report.checks) == 34 and len(summary_pages(report)) == 2
+    # Aurora 5's 34 checks (10 driver checks, 24 acoustic) fit page 1 (rows a little lower than 16 pt)
+    assert len(report.checks) == 34 and len(summary_pages(report)) == 1
 
 
 def test_ir_unit_follows_the_file_attributes(reports) -> None:  # noqa: ANN001
@@ -316,4 +322,8 @@ def test_ir_unit_follows_the_file_attributes(reports) -> None:  # noqa: ANN001
     absolute = dataclasses.replace(meas, attrs={**meas.attrs, "ir_unit_directivity": "Pa/FS"})
     assert (ir_unit(absolute), ir_unit(absolute, "binaural")) == ("Pa/FS", "FS/FS")
     fig = fig_driver_responses(dataclasses.replace(reports["pass"], characterize=absolute))
-    assert fig.axes[0].get_ylabel() == "level (dB re 1 Pa/FS)"
+    assert fig.axes[0].get_ylabel() == "SPL at 0 dBFS (dB re 20 µPa)"
+    # the same IRs in pascal per FS: the level is 20 log10(|H| / (sqrt(2) 20 uPa)), |H| in FS/FS numbers
+    freqs, relative = driver_onaxis_db(reports["pass"])
+    _, spl = driver_onaxis_db(dataclasses.replace(reports["pass"], characterize=absolute))
+    np.testing.assert_allclose(spl[:, 1:] - relative[:, 1:], -20 * np.log10(np.sqrt(2) * 20e-6), rtol=1e-12)

@@ -18,10 +18,16 @@ def test_the_same_verification_reported_twice_is_one_run(reports, tmp_path, caps
     db, csv = tmp_path / "results.db", tmp_path / "results.csv"
     args = ["report", str(verification), "--reports", str(root / "reports"), "--results", str(csv), "--db", str(db),
             "--archive-root", str(root)]
+    verdict = f"{unit.serial}: PASS ({len(unit.checks)} checks, 0 failed)"
+    assert main(["--quiet", *args]) == 0
+    assert capsys.readouterr().out.splitlines() == [verdict]  # --quiet: the verdict line alone
     assert main(args) == 0
-    assert "recorded in sqlite" in capsys.readouterr().out
-    assert main(args) == 0
-    assert "already recorded" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "already recorded" in out and out.count(f"{unit.serial}: PASS") == 1 and out.splitlines()[-1] == verdict
+    assert main(["--verbose", *args]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  PASS  ")]
+    assert len(rows) == len(unit.checks)  # --verbose: every check, in aligned columns
+    assert len({line.rindex("(") for line in rows}) == 1  # the limits start in one column
     with ResultsStore(str(db)) as store:
         runs = store.runs()
         assert runs["serial"].tolist() == [unit.serial] and runs.loc[0, "sha256"] == unit.hashes["verification"]

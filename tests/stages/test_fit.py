@@ -284,7 +284,11 @@ def test_cli_fit_writes_and_reports(capsys, aurora5_unit_a, tmp_path):
     code, stdout, stderr = run_cli(capsys, "fit", aurora5_unit_a.measurement, "--out", out)
     assert code == 0, stderr
     n_checks = len(aurora5_unit_a.fit.checks)
-    assert stdout.splitlines() == [f"calibration: {out}", f"predicted: {n_checks} of {n_checks} checks pass"]
+    assert stdout.splitlines() == [
+        f"calibration: {out}",
+        f"predicted: {n_checks} of {n_checks} acoustic checks pass (driver presence and polarity are judged on the "
+        "verification only)",
+    ]
     assert_array_equal(read_calibration(out).fir, aurora5_unit_a.fit.calibration.fir)
 
 

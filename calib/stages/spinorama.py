@@ -1,0 +1,183 @@
+"""CTA-2034-A spinoramas of a unit: per driver, and for the inputs L, R, C through its filters.
+
+A procedure measures the sphere when its arc microphones span the
+elevations -90 .. +90 deg and its turntable the azimuths at 10 deg steps
+(``procedures/aurora5_sphere.toml``): every direction of the horizontal and
+the vertical orbit is then a grid point (:func:`calib.metrics.spinorama.orbits_from_sphere`).
+
+- Predicted: the characterize IRs (gated like the fit's) of every driver,
+  and their sums through the calibration's FIRs for L, R and C.
+- Verified: the verify measurement; with the ``filters`` method its sources
+  are L, R and C themselves, with ``drivers`` (rooms) the drivers, filtered
+  in software exactly as predicted.
+
+A driver's spinorama is taken about its own axis (``[[drivers]] axis_deg``)
+when that axis lies on the grid, else about the device front; L, R and C
+about the device front. Levels are band powers on 1/12-octave bands
+(power averaging, then the standard's spatial rms averages), in dB re
+20 uPa when the IRs are in pascals per full scale (dB re 1 otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from calib.metrics.bands import Bands
+from calib.metrics.spinorama import ORBIT_DEG, orbits_from_sphere, spinorama
+from calib.procedure.model import Procedure
+from calib.stages.gating import Gates, measurement_gates
+from calib.stages.metrics import fir_response, rfft_grid
+from calib.store.calibration import Calibration
+from calib.store.measurement import Measurement
+
+FRONT = (0.0, 0.0)
+REFERENCE_PA = 20e-6
+BANDS_PER_OCTAVE = 12
+
+
+@dataclass
+class Spinorama:
+    """Spinorama curves of several sources on common bands.
+
+    Attributes
+    ----------
+    bands_hz : ndarray [B]
+        Band centres (1/12 octave).
+    curves : dict
+        ``source -> curve name -> [B]`` dB (the curves of :func:`calib.metrics.spinorama.spinorama`).
+    axes : dict
+        ``source -> (azimuth, elevation)`` of the reference axis used, degrees.
+    sphere_db : dict
+        ``driver -> [A, E, B]`` band level on the whole grid (the balloon), dB.
+    azimuth_deg, elevation_deg : ndarray
+        The grid.
+    """
+
+    bands_hz: np.ndarray
+    curves: dict[str, dict[str, np.ndarray]]
+    axes: dict[str, tuple[float, float]]
+    azimuth_deg: np.ndarray
+    elevation_deg: np.ndarray
+    sphere_db: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def sphere_problem(proc: Procedure) -> str | None:
+    """Why the procedure's grid does not hold the two orbits (``None`` if it does)."""
+    el = np.array([m.elevation_deg for m in proc.mics])
+    need_el = np.arange(-90.0, 91.0, 10.0)
+    missing_el = [e for e in need_el if not np.any(np.abs(el - e) <= 0.5)]
+    az = proc.turntable.grid_deg()
+    missing_az = [a for a in ORBIT_DEG if not np.any(np.abs((az - a + 180.0) % 360.0 - 180.0) <= 0.5)]
+    if missing_el:
+        return (f"mics: the spinorama needs arc microphones at every 10 deg from -90 to 90 deg elevation, "
+                f"missing {', '.join(f'{e:g}' for e in missing_el)}")
+    if missing_az:
+        return (f"turntable: the spinorama needs every 10 deg of azimuth, missing "
+                f"{', '.join(f'{a:g}' for a in missing_az)}")
+    return None
+
+
+def log_bands(f_lo: float, f_hi: float, per_octave: int = BANDS_PER_OCTAVE) -> Bands:
+    """Fractional-octave bands (base 2, centred on 1 kHz) with centres in ``[f_lo, f_hi]``."""
+    k = np.arange(np.ceil(per_octave * np.log2(f_lo / 1000.0)), np.floor(per_octave * np.log2(f_hi / 1000.0)) + 1)
+    centre = 1000.0 * 2.0 ** (k / per_octave)
+    half = 2.0 ** (0.5 / per_octave)
+    return Bands(k.astype(int), centre, centre / half, centre * half, np.round(centre, 1))
+
+
+def band_mean(freqs_hz: np.ndarray, power: np.ndarray, bands: Bands) -> np.ndarray:
+    """Mean of ``power`` [..., F] over the bins ``lower <= f < upper`` of each band, [..., B] (NaN: no bin).
+
+    Bands are contiguous runs of an ascending grid, so a cumulative sum does in
+    O(F) what a membership matrix product does in O(F B).
+    """
+    lo = np.searchsorted(freqs_hz, bands.lower_hz, side="left")
+    hi = np.searchsorted(freqs_hz, bands.upper_hz, side="left")
+    total = np.concatenate([np.zeros(power.shape[:-1] + (1,)), np.cumsum(power, axis=-1)], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(hi > lo, (total[..., hi] - total[..., lo]) / (hi - lo), np.nan)
+
+
+def _elevations(proc: Procedure, meas: Measurement) -> np.ndarray:
+    by_name = {m.name: m.elevation_deg for m in proc.mics}
+    return np.array([by_name[name] for name in meas.receivers], dtype=float)
+
+
+def _sphere_band_power(meas: Measurement, gates: Gates | None, n_fft: int, bands: Bands,
+                       combine: np.ndarray | None) -> np.ndarray:
+    """Band power ``[A, E, K, B]`` of the sources (``combine`` [F, S, K]: through filters; None: as measured)."""
+    from calib.stages.fit import arc_spectra  # the fit's gated spectra, read one microphone at a time
+
+    freqs = rfft_grid(n_fft, meas.sample_rate)
+    out = []
+    for mic in range(len(meas.receivers)):
+        windows = None if gates is None else gates.directivity[mic].windows(meas.ir_length, meas.sample_rate)
+        spectra = arc_spectra(meas.directivity_ir, mic, n_fft, windows)  # [F, A, S]
+        if combine is not None:
+            spectra = np.einsum("fas,fsk->fak", spectra, combine)
+        power = np.abs(np.moveaxis(spectra, 0, -1)) ** 2  # [A, K, F]
+        out.append(band_mean(freqs, power, bands))
+    return np.stack(out, axis=1)
+
+
+def _curves(power: np.ndarray, az: np.ndarray, el: np.ndarray, axis: tuple[float, float],
+            reference: float) -> dict[str, np.ndarray]:
+    """Spinorama of one source's band power ``[A, E, B]`` about ``axis``."""
+    h, v = orbits_from_sphere(np.sqrt(power), az, el, axis)
+    return spinorama(h, v, reference=reference)
+
+
+def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None = None,
+                   gates: Gates | None = None, reference: float = REFERENCE_PA) -> Spinorama:
+    """Spinoramas of a characterize or verify measurement (see the module docstring).
+
+    Parameters
+    ----------
+    proc : Procedure
+        Its grid must hold the orbits (:func:`sphere_problem`).
+    meas : Measurement
+        ``characterize`` (sources: drivers) or ``verify`` (drivers, or inputs L, R, C).
+    cal : Calibration, optional
+        With it and driver sources, L, R and C are formed through its FIRs.
+    gates : Gates, optional
+        The measurement's IR gates (default: :func:`calib.stages.gating.measurement_gates`).
+    reference : float
+        Pressure reading 0 dB.
+    """
+    problem = sphere_problem(proc)
+    if problem is not None:
+        raise ValueError(problem)
+    sources = list(meas.sources)
+    drivers = [d for d in sources if d in proc.driver_names]
+    if drivers == sources:  # driver IRs are gated as the fit gates them
+        gates = gates or measurement_gates(meas, proc)
+    else:  # responses through the filters cannot be gated (as calib.stages.verify.verified_metrics)
+        gates = None
+    fs = meas.sample_rate
+    taps = 0 if cal is None else cal.fir.shape[-1]
+    n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length + taps, 16384))))  # >= 2.9 Hz bins at 48 kHz
+    gated = [] if gates is None else [g.lowest_hz for g in gates.directivity]
+    bands = log_bands(max([*gated, proc.sweep.band_hz[0], 100.0]), min(proc.sweep.band_hz[1], 20000.0, fs / 2))
+    combine = None
+    if cal is not None and drivers == sources == list(cal.drivers):
+        _, filters = fir_response(cal.fir, fs, n_fft)  # [F, S, K]
+        combine = np.concatenate([np.eye(len(sources))[None].repeat(filters.shape[0], 0), filters], axis=-1)
+        sources = sources + list(cal.inputs)
+    power = _sphere_band_power(meas, gates, n_fft, bands, combine)  # [A, E, K, B]
+    az, el = np.asarray(meas.azimuth_deg, float), _elevations(proc, meas)
+    axis_of = {d.name: tuple(d.axis_deg) for d in proc.drivers}
+    curves, axes, sphere = {}, {}, {}
+    for k, source in enumerate(sources):
+        axis = axis_of.get(source, FRONT)
+        try:
+            curves[source] = _curves(power[:, :, k], az, el, axis, reference)
+        except ValueError:  # a driver axis between grid points: about the device front
+            axis = FRONT
+            curves[source] = _curves(power[:, :, k], az, el, axis, reference)
+        axes[source] = axis
+        if source in drivers:
+            with np.errstate(divide="ignore"):
+                sphere[source] = 10.0 * np.log10(power[:, :, k] / reference**2)
+    return Spinorama(bands.centre_hz, curves, axes, az, el, sphere)

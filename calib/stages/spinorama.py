@@ -49,6 +49,9 @@ class Spinorama:
         ``source -> curve name -> [B]`` dB (the curves of :func:`calib.metrics.spinorama.spinorama`).
     axes : dict
         ``source -> (azimuth, elevation)`` of the reference axis used, degrees.
+    orbits_db : dict
+        ``source -> (horizontal [36, B], vertical [36, B])`` band levels on
+        :data:`calib.metrics.spinorama.ORBIT_DEG` about the source's axis, dB.
     sphere_db : dict
         ``driver -> [A, E, B]`` band level on the whole grid (the balloon), dB.
     azimuth_deg, elevation_deg : ndarray
@@ -60,6 +63,7 @@ class Spinorama:
     axes: dict[str, tuple[float, float]]
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
+    orbits_db: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     sphere_db: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -116,17 +120,15 @@ def _sphere_band_power(meas: Measurement, gates: Gates | None, n_fft: int, bands
         windows = None if gates is None else gates.directivity[mic].windows(meas.ir_length, meas.sample_rate)
         spectra = arc_spectra(meas.directivity_ir, mic, n_fft, windows)  # [F, A, S]
         if combine is not None:
-            spectra = np.einsum("fas,fsk->fak", spectra, combine)
+            spectra = spectra @ combine  # [F, A, S] @ [F, S, K]: batched over bins
         power = np.abs(np.moveaxis(spectra, 0, -1)) ** 2  # [A, K, F]
         out.append(band_mean(freqs, power, bands))
     return np.stack(out, axis=1)
 
 
-def _curves(power: np.ndarray, az: np.ndarray, el: np.ndarray, axis: tuple[float, float],
-            reference: float) -> dict[str, np.ndarray]:
-    """Spinorama of one source's band power ``[A, E, B]`` about ``axis``."""
-    h, v = orbits_from_sphere(np.sqrt(power), az, el, axis)
-    return spinorama(h, v, reference=reference)
+def _db(power: np.ndarray, reference: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(power / reference**2)
 
 
 def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None = None,
@@ -163,21 +165,23 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
     combine = None
     if cal is not None and drivers == sources == list(cal.drivers):
         _, filters = fir_response(cal.fir, fs, n_fft)  # [F, S, K]
-        combine = np.concatenate([np.eye(len(sources))[None].repeat(filters.shape[0], 0), filters], axis=-1)
+        identity = np.broadcast_to(np.eye(len(sources)), (filters.shape[0], len(sources), len(sources)))
+        combine = np.concatenate([identity, filters], axis=-1).astype(np.complex64)  # the drivers, then L, R, C
         sources = sources + list(cal.inputs)
     power = _sphere_band_power(meas, gates, n_fft, bands, combine)  # [A, E, K, B]
     az, el = np.asarray(meas.azimuth_deg, float), _elevations(proc, meas)
     axis_of = {d.name: tuple(d.axis_deg) for d in proc.drivers}
-    curves, axes, sphere = {}, {}, {}
+    result = Spinorama(bands.centre_hz, {}, {}, az, el)
     for k, source in enumerate(sources):
         axis = axis_of.get(source, FRONT)
         try:
-            curves[source] = _curves(power[:, :, k], az, el, axis, reference)
+            h, v = orbits_from_sphere(power[:, :, k], az, el, axis)
         except ValueError:  # a driver axis between grid points: about the device front
             axis = FRONT
-            curves[source] = _curves(power[:, :, k], az, el, axis, reference)
-        axes[source] = axis
+            h, v = orbits_from_sphere(power[:, :, k], az, el, axis)
+        result.curves[source] = spinorama(np.sqrt(h), np.sqrt(v), reference=reference)
+        result.axes[source] = axis
+        result.orbits_db[source] = (_db(h, reference), _db(v, reference))
         if source in drivers:
-            with np.errstate(divide="ignore"):
-                sphere[source] = 10.0 * np.log10(power[:, :, k] / reference**2)
-    return Spinorama(bands.centre_hz, curves, axes, az, el, sphere)
+            result.sphere_db[source] = _db(power[:, :, k], reference)
+    return result

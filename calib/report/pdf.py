@@ -17,6 +17,7 @@ written once: its Keywords carry the verification file's SHA-256, and
 from __future__ import annotations
 
 import datetime as _dt
+from itertools import chain
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +27,7 @@ from matplotlib.figure import Figure
 from calib import __version__
 from calib.report.figures import A4_PORTRAIT_IN, FAIL_COLOR, FIGURE_PAGES, PASS_COLOR
 from calib.report.model import UnitReport
+from calib.report.spinorama_page import spinorama_page_count, spinorama_pages
 from calib.stages.checks import Check
 from calib.store.atomic import write_atomic
 
@@ -46,7 +48,7 @@ def summary_page_count(n_checks: int) -> int:
 
 def page_count(report: UnitReport) -> int:
     """Pages of the PDF :func:`write_report` writes for ``report``."""
-    return summary_page_count(len(report.checks)) + len(FIGURE_PAGES)
+    return summary_page_count(len(report.checks)) + len(FIGURE_PAGES) + spinorama_page_count(report)
 
 
 def _short(sha256: str | None) -> str:
@@ -232,9 +234,8 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
                 page += 1
                 _footer(fig, report, page, total)
                 pdf.savefig(fig)
-            for build in FIGURE_PAGES:
+            for fig in chain((build(report) for build in FIGURE_PAGES), spinorama_pages(report)):
                 page += 1
-                fig = build(report)
                 _footer(fig, report, page, total)
                 pdf.savefig(fig)
 

@@ -43,8 +43,8 @@ class Spinorama:
 
     Attributes
     ----------
-    bands_hz : ndarray [B]
-        Band centres (1/12 octave).
+    bands : Bands
+        The 1/12-octave bands (``bands.centre_hz`` is ``bands_hz``).
     curves : dict
         ``source -> curve name -> [B]`` dB (the curves of :func:`calib.metrics.spinorama.spinorama`).
     axes : dict
@@ -58,13 +58,18 @@ class Spinorama:
         The grid.
     """
 
-    bands_hz: np.ndarray
+    bands: Bands
     curves: dict[str, dict[str, np.ndarray]]
     axes: dict[str, tuple[float, float]]
     azimuth_deg: np.ndarray
     elevation_deg: np.ndarray
     orbits_db: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     sphere_db: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def bands_hz(self) -> np.ndarray:
+        """Band centres, Hz [B]."""
+        return self.bands.centre_hz
 
 
 def sphere_problem(proc: Procedure) -> str | None:
@@ -94,14 +99,17 @@ def log_bands(f_lo: float, f_hi: float, per_octave: int = BANDS_PER_OCTAVE) -> B
 def band_mean(freqs_hz: np.ndarray, power: np.ndarray, bands: Bands) -> np.ndarray:
     """Mean of ``power`` [..., F] over the bins ``lower <= f < upper`` of each band, [..., B] (NaN: no bin).
 
-    Bands are contiguous runs of an ascending grid, so a cumulative sum does in
-    O(F) what a membership matrix product does in O(F B).
+    Bands are contiguous runs of an ascending grid: each is summed as a slice,
+    in float64 (a membership-matrix product costs O(F B); a cumulative sum
+    would lose a quiet band's power in the rounding of the loud ones below it).
     """
     lo = np.searchsorted(freqs_hz, bands.lower_hz, side="left")
     hi = np.searchsorted(freqs_hz, bands.upper_hz, side="left")
-    total = np.concatenate([np.zeros(power.shape[:-1] + (1,)), np.cumsum(power, axis=-1)], axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(hi > lo, (total[..., hi] - total[..., lo]) / (hi - lo), np.nan)
+    out = np.full(power.shape[:-1] + (len(lo),), np.nan)
+    for b, (i, j) in enumerate(zip(lo, hi, strict=True)):
+        if j > i:
+            out[..., b] = np.mean(power[..., i:j], axis=-1, dtype=np.float64)
+    return out
 
 
 def _elevations(proc: Procedure, meas: Measurement) -> np.ndarray:
@@ -132,7 +140,8 @@ def _db(power: np.ndarray, reference: float) -> np.ndarray:
 
 
 def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None = None,
-                   gates: Gates | None = None, reference: float = REFERENCE_PA) -> Spinorama:
+                   gates: Gates | None = None, reference: float = REFERENCE_PA,
+                   bands: Bands | None = None) -> Spinorama:
     """Spinoramas of a characterize or verify measurement (see the module docstring).
 
     Parameters
@@ -147,6 +156,10 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
         The measurement's IR gates (default: :func:`calib.stages.gating.measurement_gates`).
     reference : float
         Pressure reading 0 dB.
+    bands : Bands, optional
+        Default: 1/12 octave from the sweep's (and the gates') lowest frequency,
+        100 Hz at least, to the sweep's highest (20 kHz at most). A verification
+        takes its prediction's bands, so the two compare band by band.
     """
     problem = sphere_problem(proc)
     if problem is not None:
@@ -160,8 +173,9 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
     fs = meas.sample_rate
     taps = 0 if cal is None else cal.fir.shape[-1]
     n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length + taps, 16384))))  # >= 2.9 Hz bins at 48 kHz
-    gated = [] if gates is None else [g.lowest_hz for g in gates.directivity]
-    bands = log_bands(max([*gated, proc.sweep.band_hz[0], 100.0]), min(proc.sweep.band_hz[1], 20000.0, fs / 2))
+    if bands is None:
+        gated = [] if gates is None else [g.lowest_hz for g in gates.directivity]
+        bands = log_bands(max([*gated, proc.sweep.band_hz[0], 100.0]), min(proc.sweep.band_hz[1], 20000.0, fs / 2))
     combine = None
     if cal is not None and drivers == sources == list(cal.drivers):
         _, filters = fir_response(cal.fir, fs, n_fft)  # [F, S, K]
@@ -171,7 +185,7 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
     power = _sphere_band_power(meas, gates, n_fft, bands, combine)  # [A, E, K, B]
     az, el = np.asarray(meas.azimuth_deg, float), _elevations(proc, meas)
     axis_of = {d.name: tuple(d.axis_deg) for d in proc.drivers}
-    result = Spinorama(bands.centre_hz, {}, {}, az, el)
+    result = Spinorama(bands, {}, {}, az, el)
     for k, source in enumerate(sources):
         axis = axis_of.get(source, FRONT)
         try:

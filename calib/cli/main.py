@@ -117,6 +117,7 @@ LAZY_COMMANDS = {
     "results": "calib.cli.cmd_fleet:results",
     "fleet": "calib.cli.cmd_fleet:fleet",
     "limits": "calib.cli.cmd_fleet:limits",
+    "spinorama": "calib.cli.cmd_spinorama:spinorama",
 }
 
 

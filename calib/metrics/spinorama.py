@@ -46,6 +46,7 @@ __all__ = [
     "orbit_sound_power_weights",
     "orbits_from_sphere",
     "reference_rotation",
+    "sphere_mean_power",
     "sound_power_weights",
     "spinorama",
     "square_solid_angle",
@@ -112,7 +113,8 @@ def sound_power_weights(angles_deg: np.ndarray) -> np.ndarray:
     a = np.abs((np.asarray(angles_deg, dtype=float) + 180.0) % 360.0 - 180.0)
     t = np.minimum(a, 180.0 - a)  # angle from the nearer of the front and rear axes
     if not np.allclose(t, np.round(t / 10.0) * 10.0, atol=1e-6):
-        raise ValueError(f"sound power weights exist for multiples of 10 deg only, got {np.asarray(angles_deg).tolist()}")
+        raise ValueError(f"sound power weights exist for multiples of 10 deg only, "
+                         f"got {np.asarray(angles_deg).tolist()}")
     lo = square_solid_angle(np.maximum(t - 5.0, 0.0)) * (t > 0)
     hi = np.where(t >= 90.0, 2.0 * np.pi, square_solid_angle(np.minimum(t + 5.0, 90.0)))
     ring = np.where(t >= 90.0, 2.0 * (hi - lo), hi - lo)
@@ -120,7 +122,7 @@ def sound_power_weights(angles_deg: np.ndarray) -> np.ndarray:
 
 
 def orbit_sound_power_weights(h_deg: np.ndarray, v_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weights of the two orbits' angles for the 70-point sound power (0 and 180 deg counted once, on the horizontal)."""
+    """Weights of the orbits' angles for the 70-point sound power (0 and 180 deg counted once, on the horizontal)."""
     wv = sound_power_weights(v_deg)
     shared = np.isclose(np.abs((np.asarray(v_deg, float) + 180.0) % 360.0 - 180.0) % 180.0, 0.0)
     return sound_power_weights(h_deg), np.where(shared, 0.0, wv)
@@ -249,3 +251,34 @@ def orbits_from_sphere(pattern: np.ndarray, azimuth_deg: np.ndarray, elevation_d
         return pattern[i, j]
 
     return tuple(np.stack([at(rot @ u) for u in orbit_directions(ORBIT_DEG, o)]) for o in "hv")  # type: ignore[return-value]
+
+
+def sphere_mean_power(power: np.ndarray, azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:
+    """Mean of ``power`` over the whole sphere from an azimuth x elevation grid (the true sound power, up to 4 pi r^2).
+
+    Each elevation row stands for the band between the midpoints to its
+    neighbours (the poles for the outermost rows), of solid angle
+    ``2 pi (sin e_hi - sin e_lo)``, shared evenly by its azimuths (a uniform
+    full circle). A reference for the 70-point :func:`spinorama` sound power.
+
+    Parameters
+    ----------
+    power : array_like [A, E, ..., F]
+        ``|p|^2`` on the grid.
+    azimuth_deg : array_like [A]
+        A full circle at a uniform step.
+    elevation_deg : array_like [E]
+        Ascending, within [-90, 90].
+    """
+    power = np.asarray(power, dtype=float)
+    az, el = np.asarray(azimuth_deg, float), np.asarray(elevation_deg, float)
+    if power.shape[:2] != (az.size, el.size):
+        raise ValueError(f"power must have shape [A, E, ..., F] with A={az.size}, E={el.size}, got {power.shape}")
+    steps = np.diff(np.sort(np.mod(az, 360.0)))
+    if az.size < 2 or not np.allclose(np.r_[steps, 360.0 - np.ptp(np.mod(az, 360.0))], 360.0 / az.size, atol=1e-6):
+        raise ValueError(f"azimuth_deg must be a full circle at a uniform step, got {az.tolist()}")
+    if np.any(np.diff(el) <= 0) or el[0] < -90.0 or el[-1] > 90.0:
+        raise ValueError(f"elevation_deg must ascend within [-90, 90], got {el.tolist()}")
+    edges = np.deg2rad(np.r_[-90.0, 0.5 * (el[1:] + el[:-1]), 90.0])
+    band = np.diff(np.sin(edges)) / 2.0  # fraction of the sphere per elevation row (sums to 1)
+    return np.tensordot(band, power.mean(axis=0), axes=1)

@@ -49,6 +49,9 @@ def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, ti
     top = 5.0 * np.ceil((top + 3.0) / 5.0)
     for name in CURVES:
         ax.plot(f, curves[name], color=COLORS[name], lw=1.2, label=name)
+    if source in spin.sphere_power_db:  # what the 70 points estimate: the power through the whole measured sphere
+        ax.plot(f, spin.sphere_power_db[source], color=COLORS["Sound Power"], lw=1.0, ls=":",
+                label="Sound Power (whole sphere)")
     ax.set_ylim(top - DI_SPAN_DB, top)
     ax.set_ylabel("level (dB re 20 µPa)")
     _freq_axis(ax, (f[0], f[-1]))
@@ -76,8 +79,8 @@ def fig_spinorama_inputs(report: UnitReport) -> Figure:
     axes = fig.subplots(3, 1)
     for i, (ax, source, what) in enumerate(zip(axes, "CLR", ("beamformed centre", "CTC left", "CTC right"),
                                                 strict=True)):
-        _spin_axes(ax, spin["verified"], source, spin["predicted"], f"{source}: {what} (verified; DIs predicted dashed)",
-                   legend=i == 0)
+        title = f"{source}: {what} (verified; DIs predicted dashed)"
+        _spin_axes(ax, spin["verified"], source, spin["predicted"], title, legend=i == 0)
     return fig
 
 

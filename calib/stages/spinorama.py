@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calib.metrics.bands import Bands
-from calib.metrics.spinorama import ORBIT_DEG, orbits_from_sphere, spinorama
+from calib.metrics.spinorama import ORBIT_DEG, orbits_from_sphere, sphere_mean_power, spinorama
 from calib.procedure.model import Procedure
 from calib.stages.gating import Gates, measurement_gates
 from calib.stages.metrics import fir_response, rfft_grid
@@ -54,6 +54,9 @@ class Spinorama:
         :data:`calib.metrics.spinorama.ORBIT_DEG` about the source's axis, dB.
     sphere_db : dict
         ``driver -> [A, E, B]`` band level on the whole grid (the balloon), dB.
+    sphere_power_db : dict
+        ``source -> [B]``: the mean level over the whole sphere (the sound power
+        the grid integrates, :func:`calib.metrics.spinorama.sphere_mean_power`), dB.
     azimuth_deg, elevation_deg : ndarray
         The grid.
     """
@@ -65,6 +68,7 @@ class Spinorama:
     elevation_deg: np.ndarray
     orbits_db: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     sphere_db: dict[str, np.ndarray] = field(default_factory=dict)
+    sphere_power_db: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def bands_hz(self) -> np.ndarray:
@@ -196,6 +200,7 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
         result.curves[source] = spinorama(np.sqrt(h), np.sqrt(v), reference=reference)
         result.axes[source] = axis
         result.orbits_db[source] = (_db(h, reference), _db(v, reference))
+        result.sphere_power_db[source] = _db(sphere_mean_power(power[:, :, k], az, el), reference)
         if source in drivers:
             result.sphere_db[source] = _db(power[:, :, k], reference)
     return result

@@ -127,3 +127,38 @@ def _balloon(spin: Spinorama, driver: str) -> np.ndarray:
     if driver not in spin.sphere_db:
         raise CalibError(f"driver {driver!r}: expected one of {', '.join(spin.sphere_db) or '(no driver balloons)'}")
     return spin.sphere_db[driver]
+
+
+def export_unit_directivity(report, folder: str | Path) -> list[Path]:  # noqa: ANN001 - UnitReport
+    """Write every directivity export of a verified unit measured on the sphere into a new ``folder``.
+
+    ``spin-<source>-<verified|predicted>.csv`` for C, L, R (both) and the
+    drivers (predicted), ``orbits-<source>-<...>/`` alike, and per driver
+    ``balloon-<driver>.csv`` and ``balloon-<driver>.sofa``.
+
+    Raises
+    ------
+    CalibError
+        If the unit's procedure did not measure the sphere, or ``folder`` exists.
+    """
+    from calib.stages.spinorama import sphere_problem
+
+    if not report.spinorama:
+        raise CalibError(f"{report.files.get('verification', 'verification')}: no spinorama: "
+                         f"{sphere_problem(report.procedure)}")
+    folder = Path(folder)
+    if folder.exists():
+        raise CalibError(f"{folder}: exists; not overwritten (choose another output)")
+    written = []
+    for which, spin in report.spinorama.items():
+        for source in spin.curves:  # verified: L, R, C; predicted: the drivers and L, R, C
+            written.append(write_spinorama_csv(spin, source, folder / f"spin-{source}-{which}.csv"))
+            written.append(write_orbit_txt(spin, source, folder / f"orbits-{source}-{which}"))
+    predicted = report.spinorama["predicted"]
+    position = {d.name: d.position_m for d in report.procedure.drivers}
+    for driver in predicted.sphere_db:
+        written.append(write_balloon_csv(predicted, driver, folder / f"balloon-{driver}.csv"))
+        written.append(write_balloon_sofa(predicted, driver, folder / f"balloon-{driver}.sofa",
+                                          report.procedure.arc.distance_m, position[driver],
+                                          f"{report.procedure.product.name} unit {report.serial}: {driver}"))
+    return written

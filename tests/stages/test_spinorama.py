@@ -78,6 +78,11 @@ def test_measured_driver_indices_match_the_labs_pistons(sphere_unit):
         for name in DI_CURVES:
             err = spin.curves[drv.name][name][band] - want[name][band]
             assert np.max(np.abs(err)) < 0.5, (drv.name, name, float(np.max(np.abs(err))))
+        # The 70-point sound power against the whole measured sphere: 0.5 dB up to ka 3.4, as for the model.
+        ka = 2 * np.pi * f * model.radius_m / report.procedure.sim.speed_of_sound
+        err = spin.curves[drv.name]["Sound Power"] - spin.sphere_power_db[drv.name]
+        assert np.max(np.abs(err[band & (ka <= 3.4)])) < 0.5, drv.name
+        assert np.max(np.abs(err[band])) < 0.7, drv.name
 
 
 def test_spinorama_pages_are_in_the_report(sphere_unit):
@@ -142,3 +147,40 @@ def test_default_procedures_do_not_measure_the_sphere():
     assert sphere_problem(sphere) is None
     coarse = sphere.model_copy(update={"turntable": sphere.turntable.model_copy(update={"step_deg": 20.0})})
     assert sphere_problem(coarse).startswith("turntable: the spinorama needs every 10 deg of azimuth, missing -170")
+
+
+def test_cli_exports_everything(sphere_unit, tmp_path, monkeypatch):
+    # The report is the module's (building it again is the unit report's business, tested above).
+    from click.testing import CliRunner
+
+    import calib.stages.unit
+    from calib.cli.main import cli
+
+    verification = sphere_unit.files["verification"]
+    monkeypatch.setattr(calib.stages.unit, "build_unit_report", lambda path: sphere_unit)
+    out = tmp_path / "spin"
+    result = CliRunner().invoke(cli, ["spinorama", str(verification), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir())
+    drivers = [d.name for d in sphere_unit.procedure.drivers]
+    assert "spin-C-verified.csv" in names and "spin-C-predicted.csv" in names and "orbits-L-verified" in names
+    assert all(f"balloon-{d}.sofa" in names and f"balloon-{d}.csv" in names and f"spin-{d}-predicted.csv" in names
+               for d in drivers)
+    assert "C Sound Power DI, beam band mean: predicted" in result.output
+
+    again = CliRunner().invoke(cli, ["spinorama", str(verification), "--out", str(out)])
+    assert again.exit_code == 2
+    assert f"--out: {out}: exists already; nothing was overwritten" in again.output
+    missing = CliRunner().invoke(cli, ["spinorama", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "nope.h5: no such file (expected a verification file)" in missing.output
+
+
+def test_export_refuses_a_unit_without_the_sphere(sphere_unit, tmp_path):
+    from dataclasses import replace
+
+    from calib.store.directivity import export_unit_directivity
+
+    flat = replace(sphere_unit, spinorama=None, procedure=load_procedure(PROCEDURES / "aurora5.toml"))
+    with pytest.raises(CalibError, match="no spinorama: mics: the spinorama needs arc microphones"):
+        export_unit_directivity(flat, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

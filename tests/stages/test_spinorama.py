@@ -1,9 +1,10 @@
 """Spinoramas of one simulated aurora5 unit measured on the sphere: predicted vs verified, the lab's physics, exports.
 
 One unit (``procedures/aurora5_sphere.toml`` at 10 deg, 0.15 s sweeps, IRs of
-2048 samples from a 4096-sample truth, harmonics up to the 3rd, the model's highest) is characterized,
-fitted and verified once for the whole module (``sphere_unit``, its own xdist
-group); the report pages are drawn, not printed to PDF.
+2048 samples from a 4096-sample truth, harmonics up to the 3rd (the model's
+highest), 1024-tap filters) is characterized, fitted and verified once for the
+whole module (``sphere_unit``, its own xdist group); the report pages are
+drawn, not printed to PDF.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ PROCEDURES = Path(__file__).resolve().parents[2] / "procedures"
 @pytest.fixture(scope="module")
 def sphere_unit(sim_units):  # noqa: ANN001, ANN201 - the UnitReport of one verified sphere unit
     unit = sim_units.unit("aurora5_sphere", "SPH0001", step_deg=10.0, duration_s=0.15,
-                          settings=(("true_ir_length", 4096), ("ir_length", 2048), ("n_harmonics", 3)))
+                          settings=(("true_ir_length", 4096), ("ir_length", 2048), ("n_harmonics", 3),
+                                    ("taps", 1024)))
     return unit.verified()
 
 

@@ -32,7 +32,7 @@ SHARED_FIXTURES = {
     "baseline": "capture-baseline",
     "units": "aurora5-5deg",  # tests/stages/test_beam_sector.py: units A and B verified
     "runs": "rooms",  # tests/stages/test_rooms.py: one unit in free field and in three rooms
-    "sphere_unit": "aurora5-sphere",  # tests/stages/test_spinorama.py: one unit measured on the sphere
+    "sphere_unit": "aurora5-sphere",  # tests/stages/test_unit_spinorama.py: one unit measured on the sphere
 }
 #: Test modules that run whole measurement chains themselves (no shared fixture fits them).
 SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume"}

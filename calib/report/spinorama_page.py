@@ -53,7 +53,7 @@ def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, ti
         ax.plot(f, spin.sphere_power_db[source], color=COLORS["Sound Power"], lw=1.0, ls=":",
                 label="Sound Power (whole sphere)")
     ax.set_ylim(top - DI_SPAN_DB, top)
-    ax.set_ylabel("level (dB re 20 µPa)")
+    ax.set_ylabel(f"level ({spin.level_label})")
     _freq_axis(ax, (f[0], f[-1]))
     right = ax.twinx()
     for name in DI_CURVES:

@@ -15,7 +15,8 @@ A driver's spinorama is taken about its own axis (``[[drivers]] axis_deg``)
 when that axis lies on the grid, else about the device front; L, R and C
 about the device front. Levels are band powers on 1/12-octave bands
 (power averaging, then the standard's spatial rms averages), in dB re
-20 uPa when the IRs are in pascals per full scale (dB re 1 otherwise).
+20 uPa when the IRs are in pascals per full scale (a calibrated or simulated
+station: the file's ``ir_unit`` is ``Pa/FS``), else in dB re 1 (full scale).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from calib.capture.absolute import IR_UNIT_PASCAL
 from calib.metrics.bands import Bands
 from calib.metrics.spinorama import ORBIT_DEG, orbits_from_sphere, sphere_mean_power, spinorama
 from calib.procedure.model import Procedure
@@ -69,6 +71,12 @@ class Spinorama:
     orbits_db: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     sphere_db: dict[str, np.ndarray] = field(default_factory=dict)
     sphere_power_db: dict[str, np.ndarray] = field(default_factory=dict)
+    reference: float = REFERENCE_PA
+
+    @property
+    def level_label(self) -> str:
+        """What the levels are relative to: ``dB re 20 µPa`` or ``dB re 1 FS``."""
+        return "dB re 20 µPa" if self.reference == REFERENCE_PA else f"dB re {self.reference:g} FS"
 
     @property
     def bands_hz(self) -> np.ndarray:
@@ -144,7 +152,7 @@ def _db(power: np.ndarray, reference: float) -> np.ndarray:
 
 
 def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None = None,
-                   gates: Gates | None = None, reference: float = REFERENCE_PA,
+                   gates: Gates | None = None, reference: float | None = None,
                    bands: Bands | None = None) -> Spinorama:
     """Spinoramas of a characterize or verify measurement (see the module docstring).
 
@@ -158,8 +166,8 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
         With it and driver sources, L, R and C are formed through its FIRs.
     gates : Gates, optional
         The measurement's IR gates (default: :func:`calib.stages.gating.measurement_gates`).
-    reference : float
-        Pressure reading 0 dB.
+    reference : float, optional
+        What reads 0 dB; default 20 uPa for IRs in Pa/FS, else 1 (full scale).
     bands : Bands, optional
         Default: 1/12 octave from the sweep's (and the gates') lowest frequency,
         100 Hz at least, to the sweep's highest (20 kHz at most). A verification
@@ -174,6 +182,9 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
         gates = gates or measurement_gates(meas, proc)
     else:  # responses through the filters cannot be gated (as calib.stages.verify.verified_metrics)
         gates = None
+    if reference is None:
+        unit = meas.attrs.get("ir_unit_directivity", meas.attrs.get("ir_unit", "FS/FS"))
+        reference = REFERENCE_PA if str(unit) == IR_UNIT_PASCAL else 1.0
     fs = meas.sample_rate
     taps = 0 if cal is None else cal.fir.shape[-1]
     n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length + taps, 16384))))  # >= 2.9 Hz bins at 48 kHz
@@ -188,8 +199,10 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
         sources = sources + list(cal.inputs)
     power = _sphere_band_power(meas, gates, n_fft, bands, combine)  # [A, E, K, B]
     az, el = np.asarray(meas.azimuth_deg, float), _elevations(proc, meas)
+    rows = np.argsort(el)  # elevations ascending, whatever the arc's order
+    power, el = power[:, rows], el[rows]
     axis_of = {d.name: tuple(d.axis_deg) for d in proc.drivers}
-    result = Spinorama(bands, {}, {}, az, el)
+    result = Spinorama(bands, {}, {}, az, el, reference=reference)
     for k, source in enumerate(sources):
         axis = axis_of.get(source, FRONT)
         try:

@@ -17,8 +17,8 @@ band levels on the measured azimuth x elevation grid (device frame, AES69
 angles). The SOFA file follows the AES69 convention FreeFieldDirectivityTF
 (1.1): the source is the device at the origin, the grid directions are the
 ``ReceiverPosition`` (spherical, at the arc radius), ``N`` the band centres,
-``Data.Real`` the band rms pressure (Pa per full-scale input, or the IRs'
-unit), ``Data.Imag`` zero: band power averages keep no phase.
+``Data.Real`` the band rms pressure (Pa per full-scale input, or full
+scale per full scale for an uncalibrated station), ``Data.Imag`` zero: band power averages keep no phase.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 
 from calib.errors import CalibError
 from calib.metrics.spinorama import CURVES, DI_CURVES, ORBIT_DEG, REFLECTION_CURVES
-from calib.stages.spinorama import REFERENCE_PA, Spinorama
+from calib.stages.spinorama import Spinorama
 from calib.store.sofa import _sofar, _spherical
 
 SPINORAMA_COLUMNS = ("Freq", *CURVES, *DI_CURVES, *REFLECTION_CURVES)
@@ -110,7 +110,7 @@ def write_balloon_sofa(spin: Spinorama, driver: str, path: str | Path, distance_
     sofa.ReceiverPosition_Units = "degree, degree, metre"
     sofa.EmitterPosition = np.asarray([position_m], dtype=float)
     sofa.N = np.asarray(spin.bands_hz, dtype=float)
-    pressure = REFERENCE_PA * 10.0 ** (levels.reshape(-1, levels.shape[-1]) / 20.0)  # [R, N]
+    pressure = spin.reference * 10.0 ** (levels.reshape(-1, levels.shape[-1]) / 20.0)  # [R, N]
     sofa.Data_Real = np.nan_to_num(pressure)[None]  # [M = 1, R, N]
     sofa.Data_Imag = np.zeros_like(sofa.Data_Real)
     sofar.write_sofa(str(path), sofa, compression=4)

@@ -126,7 +126,8 @@ def test_exports(sphere_unit, tmp_path):
     assert sofa.GLOBAL_SOFAConventions == "FreeFieldDirectivityTF"
     assert sofa.Data_Real.shape == (1, 36 * 19, pred.bands_hz.size)
     assert_allclose(sofa.N, pred.bands_hz)
-    assert_allclose(sofa.Data_Real[0], 20e-6 * 10 ** (pred.sphere_db["woofer"].reshape(36 * 19, -1) / 20), rtol=1e-9)
+    assert pred.reference == 1.0 and pred.level_label == "dB re 1 FS"  # the sim's inputs are not calibrated to Pa
+    assert_allclose(sofa.Data_Real[0], 10 ** (pred.sphere_db["woofer"].reshape(36 * 19, -1) / 20), rtol=1e-9)
 
     with pytest.raises(CalibError, match="C.csv: exists; not overwritten"):
         write_spinorama_csv(spin, "C", tmp_path / "C.csv")

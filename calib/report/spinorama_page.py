@@ -72,10 +72,9 @@ def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, ti
 def fig_spinorama_inputs(report: UnitReport) -> Figure:
     """C, L and R as verified, with the predicted DIs and the DI table of C."""
     spin = report.spinorama
-    rows = di_band_table(report)
-    table = ";  ".join(f"{n}: predicted {p:+.2f} dB, verified {v:+.2f} dB" for n, p, v in rows)
-    fig = _page("Spinorama (CTA-2034-A) of the inputs", report,
-                f"beam band mean, C — {table}")
+    short = {"Early Reflections DI": "ERDI", "Sound Power DI": "SPDI"}
+    table = ";  ".join(f"{short[n]} predicted {p:+.2f} / verified {v:+.2f} dB" for n, p, v in di_band_table(report))
+    fig = _page("Spinorama (CTA-2034-A) of the inputs", report, f"C, beam band mean: {table}")
     axes = fig.subplots(3, 1)
     for i, (ax, source, what) in enumerate(zip(axes, "CLR", ("beamformed centre", "CTC left", "CTC right"),
                                                 strict=True)):

@@ -32,6 +32,7 @@ SHARED_FIXTURES = {
     "baseline": "capture-baseline",
     "units": "aurora5-5deg",  # tests/stages/test_beam_sector.py: units A and B verified
     "runs": "rooms",  # tests/stages/test_rooms.py: one unit in free field and in three rooms
+    "sphere_unit": "aurora5-sphere",  # tests/stages/test_unit_spinorama.py: one unit measured on the sphere
 }
 #: Test modules that run whole measurement chains themselves (no shared fixture fits them).
 SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume"}
@@ -52,9 +53,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group(groups[0]))
 
 
-def procedure_text(product: str, *, step_deg: float | None = None, duration_s: float | None = None) -> str:
-    """``procedures/<product>.toml`` with another turntable step and/or sweep duration."""
+def procedure_text(product: str, *, step_deg: float | None = None, duration_s: float | None = None,
+                   settings: tuple[tuple[str, object], ...] = ()) -> str:
+    """``procedures/<product>.toml`` with another turntable step and/or sweep duration (and other ``key = value`` lines)."""
     text = (PROCEDURES / f"{product}.toml").read_text()
+    for key, value in settings:  # the first line setting ``key`` (e.g. ("ir_length", 2048))
+        text, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {value!r}", text, count=1)
+        assert n == 1, f"{key} not found"
     if step_deg is not None:
         text, n = re.subn(r"(?m)^step_deg = .*$", f"step_deg = {step_deg!r}", text, count=1)
         assert n == 1, "turntable.step_deg not found"
@@ -100,26 +105,28 @@ class SimUnits:
         self.root = root
         self._units: dict[tuple, SimUnit] = {}
 
-    def procedure(self, product: str, *, step_deg: float | None = None, duration_s: float | None = None) -> Path:
+    def procedure(self, product: str, *, step_deg: float | None = None, duration_s: float | None = None,
+                  settings: tuple[tuple[str, object], ...] = ()) -> Path:
         """The (edited) procedure file, written once."""
-        name = f"{product}-step{step_deg}-sweep{duration_s}.toml"
+        edits = "".join(f"-{k}{v}" for k, v in settings)
+        name = f"{product}-step{step_deg}-sweep{duration_s}{edits}.toml"
         path = self.root / name
         if not path.exists():
-            path.write_text(procedure_text(product, step_deg=step_deg, duration_s=duration_s))
+            path.write_text(procedure_text(product, step_deg=step_deg, duration_s=duration_s, settings=settings))
         return path
 
     def unit(
         self, product: str, serial: str, *, step_deg: float | None = None, duration_s: float | None = None,
-        faults: tuple[str, ...] = (),
+        faults: tuple[str, ...] = (), settings: tuple[tuple[str, object], ...] = (),
     ) -> SimUnit:
         """Unit ``serial`` of ``product`` characterized on the sim (``faults`` present) and fitted."""
         from calib.cli.cmd_measure import measure_unit
         from calib.stages.fit import fit_file
 
-        key = (product, serial, step_deg, duration_s, faults)
+        key = (product, serial, step_deg, duration_s, faults, settings)
         if key not in self._units:
-            proc = self.procedure(product, step_deg=step_deg, duration_s=duration_s)
-            out = self.root / f"{product}-step{step_deg}-sweep{duration_s}" / "measurements"
+            proc = self.procedure(product, step_deg=step_deg, duration_s=duration_s, settings=settings)
+            out = self.root / proc.stem / "measurements"
             measurement = measure_unit(str(proc), serial, "sim", str(out), resume=False, faults=faults)
             fit = fit_file(measurement)  # beside the measurement, as calib fit does
             self._units[key] = SimUnit(proc, serial, out, measurement, fit)

@@ -118,6 +118,7 @@ LAZY_COMMANDS = {
     "fleet": "calib.cli.cmd_fleet:fleet",
     "limits": "calib.cli.cmd_fleet:limits",
     "grid-study": "calib.cli.cmd_station:grid_study",
+    "spinorama": "calib.cli.cmd_spinorama:spinorama",
 }
 
 

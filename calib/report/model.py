@@ -39,6 +39,9 @@ class UnitReport:
         Where it was measured (the rig name, e.g. ``sim``).
     gates : Gates or None
         The characterize measurement's IR gates (:mod:`calib.stages.gating`).
+    spinorama : dict or None
+        ``"predicted"`` and ``"verified"`` :class:`calib.stages.spinorama.Spinorama`
+        when the procedure measured the sphere, else None.
     """
 
     procedure: Procedure
@@ -54,6 +57,7 @@ class UnitReport:
     hashes: dict[str, str] = field(default_factory=dict)
     station: str = "sim"
     gates: Gates | None = None
+    spinorama: dict | None = None
 
     @property
     def serial(self) -> str:

@@ -17,6 +17,7 @@ written once: its Keywords carry the verification file's SHA-256, and
 from __future__ import annotations
 
 import datetime as _dt
+from itertools import chain
 from pathlib import Path
 
 import matplotlib
@@ -27,6 +28,7 @@ from matplotlib.figure import Figure
 from calib import __version__
 from calib.report.figures import A4_PORTRAIT_IN, FAIL_COLOR, FIGURE_PAGES, PASS_COLOR
 from calib.report.model import UnitReport
+from calib.report.spinorama_page import spinorama_page_count, spinorama_pages
 from calib.stages.checks import Check
 from calib.store.atomic import write_atomic
 
@@ -84,6 +86,11 @@ def rows_per_page(n_checks: int, first_height: float, more_height: float = MORE_
         sizes[-2] -= short
         sizes[-1] += short
     return sizes, row_height
+
+
+def page_count(report: UnitReport) -> int:
+    """Pages of the PDF :func:`write_report` writes for ``report``."""
+    return len(summary_pages(report)) + len(FIGURE_PAGES) + spinorama_page_count(report)
 
 
 def _short(sha256: str | None) -> str:
@@ -258,7 +265,7 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = summary_pages(report)
-    total = len(summary) + len(FIGURE_PAGES)
+    total = len(summary) + len(FIGURE_PAGES) + spinorama_page_count(report)
     metadata = {
         "Title": f"calib verification report {report.serial}: {report.verdict}",
         "Subject": f"{report.procedure.product.id} unit {report.serial} verdict {report.verdict}"
@@ -276,9 +283,8 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
                 page += 1
                 _footer(fig, report, page, total)
                 pdf.savefig(fig)
-            for build in FIGURE_PAGES:
+            for fig in chain((build(report) for build in FIGURE_PAGES), spinorama_pages(report)):
                 page += 1
-                fig = build(report)
                 _footer(fig, report, page, total)
                 pdf.savefig(fig)
 

@@ -10,6 +10,7 @@ from calib.report.model import UnitReport
 from calib.stages.checks import driver_checks, evaluate, verdict
 from calib.stages.fit import predicted_metrics
 from calib.stages.gating import measurement_gates
+from calib.stages.spinorama import sphere_problem, unit_spinorama
 from calib.stages.verify import verified_metrics
 from calib.stages.custody import check_custody
 from calib.store.calibration import file_sha256, read_calibration
@@ -38,6 +39,11 @@ def build_unit_report(verify_path: str | Path, station: str | None = None) -> Un
     predicted = predicted_metrics(proc, characterize, cal, gates)
     verified = verified_metrics(proc, verification, cal)
     checks = driver_checks(proc, characterize) + evaluate(proc, verified)
+    spinorama = None
+    if sphere_problem(proc) is None:  # the procedure measured the sphere: CTA-2034 curves, predicted and verified
+        predicted_spin = unit_spinorama(proc, characterize, cal, gates)
+        spinorama = {"predicted": predicted_spin,
+                     "verified": unit_spinorama(proc, verification, cal, bands=predicted_spin.bands)}
     files = {"characterize": char_path, "calibration": cal_path, "verification": verify_path}
     return UnitReport(
         procedure=proc,
@@ -53,4 +59,5 @@ def build_unit_report(verify_path: str | Path, station: str | None = None) -> Un
         hashes={k: file_sha256(v) for k, v in files.items()},
         station=station or verification.rig,
         gates=gates,
+        spinorama=spinorama,
     )

@@ -38,11 +38,19 @@ yaw ``psi``) changes the path-length difference between two drivers
 at the highest frequency of the target curve. A crosstalk null whose two
 halves are off by ``Delta phi`` leaves ``|1 - e^{j Delta phi}| = 2 sin(Delta phi / 2)``
 of one half: the cancellation is ``-20 log10(2 sin(Delta phi / 2))`` dB, so
-a cell keeps the target ``G`` dB at ``f_max`` if its worst corner has
+a head displaced by ``delta`` from a position the filters were designed
+for keeps the target ``G`` dB at ``f_max`` if
 ``Delta phi <= 2 arcsin(10^{-G/20} / 2)`` (:func:`allowed_phase_error_rad`;
-0.178 rad for 15 dB). For drivers spanning ``d`` laterally at distance ``D``
-a lateral shift ``delta`` gives ``Delta phi ~ 2 pi f delta d / (c D)``: at
-6 kHz, ``d = 13 cm``, ``D = 1 m`` the cell half-width is 12.5 mm.
+0.178 rad for 15 dB). A cell's filters are designed over its centre and its
+corners (robust over all of them), so no point of the cell is farther than
+half its half-size, per axis, from a design position: the cell is narrow
+enough when a displacement of ``+-half_size / 2`` from its centre keeps
+``Delta phi`` within the limit (:func:`cell_phase_error_rad` with
+``offset = half_size / 2``). For drivers spanning ``d`` laterally at
+distance ``D`` a lateral shift ``delta`` gives
+``Delta phi ~ 2 pi f delta d / (c D)``: at 6 kHz, ``d = 13 cm``, ``D = 1 m``,
+``delta <= 12.5 mm``, cells up to 5 cm wide; off axis a depth shift turns
+the drivers' span as seen from the head and counts as well.
 """
 
 from __future__ import annotations
@@ -250,9 +258,9 @@ def allowed_phase_error_rad(cancellation_db: float) -> float:
 
 
 def cell_phase_error_rad(f_max_hz: float, sources_m: np.ndarray, centre_m: np.ndarray, yaw_deg: float,
-                         half_size: tuple[float, float, float], speed_of_sound: float,
+                         offset: tuple[float, float, float], speed_of_sound: float,
                          radius_m: float = HEAD_RADIUS_M, ear_azimuth_deg: float = EAR_AZIMUTH_DEG) -> float:
-    """Worst inter-driver phase error at ``f_max_hz`` over a cell's corners (module docstring).
+    """Worst inter-driver phase error at ``f_max_hz`` of a head displaced by up to ``offset`` (module docstring).
 
     Parameters
     ----------
@@ -260,23 +268,23 @@ def cell_phase_error_rad(f_max_hz: float, sources_m: np.ndarray, centre_m: np.nd
         Highest frequency of the cancellation target.
     sources_m : array_like [S, 3]
     centre_m : array_like [3]
-        The cell's centre (where its filters are exact).
+        A design position (where the filters are exact).
     yaw_deg : float
-        The cell's centre yaw.
-    half_size : (depth_m, lateral_m, yaw_deg)
-        Half the cell's extent along x, y and yaw.
+        Its yaw.
+    offset : (depth_m, lateral_m, yaw_deg)
+        Largest displacement along x, y and yaw (the corners of the box ``+-offset`` are evaluated).
     speed_of_sound : float
 
     Returns
     -------
     float
-        Radians: ``2 pi f_max / c * max |Delta(L_es - L_es')|`` over corners, ears and driver pairs.
+        Radians: ``2 pi f_max / c * max |Delta(L_es - L_es')|`` over the box's corners, ears and driver pairs.
     """
     centre = np.asarray(centre_m, dtype=float)
     signs = np.array(list(cartesian((-1.0, 1.0), repeat=3)))  # [8, 3]
-    corners = centre[None, :2] + signs[:, :2] * np.asarray(half_size[:2], dtype=float)[None, :]
+    corners = centre[None, :2] + signs[:, :2] * np.asarray(offset[:2], dtype=float)[None, :]
     corners = np.column_stack([corners, np.full(8, centre[2])])
-    yaws = yaw_deg + signs[:, 2] * half_size[2]
+    yaws = yaw_deg + signs[:, 2] * offset[2]
     heads = np.vstack([centre[None, :], corners])
     lengths = ear_path_length_m(sources_m, heads, np.r_[yaw_deg, yaws], radius_m, ear_azimuth_deg)  # [9, 2, S]
     diff = lengths[:, :, :, None] - lengths[:, :, None, :]  # [9, 2, S, S]

@@ -63,6 +63,8 @@ import numpy as np
 __all__ = [
     "HeadGrid",
     "allowed_phase_error_rad",
+    "cell_design_points",
+    "cell_index",
     "cell_phase_error_rad",
     "ear_path_length_m",
     "ear_positions_m",
@@ -289,3 +291,50 @@ def cell_phase_error_rad(f_max_hz: float, sources_m: np.ndarray, centre_m: np.nd
     lengths = ear_path_length_m(sources_m, heads, np.r_[yaw_deg, yaws], radius_m, ear_azimuth_deg)  # [9, 2, S]
     diff = lengths[:, :, :, None] - lengths[:, :, None, :]  # [9, 2, S, S]
     return float(2 * np.pi * f_max_hz / speed_of_sound * np.max(np.abs(diff[1:] - diff[:1])))
+
+
+def cell_design_points(centre_m: np.ndarray, yaw_deg: float,
+                       half_size: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A cell's design positions: its centre, then the corners along every axis with an extent.
+
+    Returns head centres ``[K, 3]`` and yaws ``[K]``, ``K = 1 + 2^n`` for ``n``
+    axes with a non-zero half size.
+    """
+    centre = np.asarray(centre_m, dtype=float)
+    axes = [k for k in range(3) if half_size[k] > 0]
+    xyz, yaws = [centre], [float(yaw_deg)]
+    for signs in cartesian((-1.0, 1.0), repeat=len(axes)):
+        step = np.zeros(3)
+        for k, sign in zip(axes, signs):
+            step[k] = sign * half_size[k]
+        xyz.append(centre + np.array([step[0], step[1], 0.0]))
+        yaws.append(float(yaw_deg) + step[2])
+    return np.array(xyz), np.array(yaws)
+
+
+def cell_index(centres_m: np.ndarray, yaws_deg: np.ndarray, half_size: tuple[float, float, float],
+               xyz_m: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
+    """The cell each head is in: nearest centre in units of the half size (Chebyshev distance).
+
+    Cells on a regular grid tile the area, so a head inside is in the cell
+    whose normalized distance is at most 1; outside, the nearest edge cell
+    is taken (the tracker may wander off the area). Axes with zero extent
+    are ignored.
+
+    Parameters
+    ----------
+    centres_m : [C, 3], yaws_deg : [C]
+    half_size : (depth m, lateral m, yaw deg)
+    xyz_m : [..., 3], yaw_deg : [...]
+
+    Returns
+    -------
+    numpy.ndarray of int, shape ``[...]``
+    """
+    centres = np.asarray(centres_m, dtype=float)
+    point = np.asarray(xyz_m, dtype=float)
+    yaw = np.asarray(yaw_deg, dtype=float)
+    scale = np.array([1.0 / h if h > 0 else 0.0 for h in half_size])
+    delta = np.stack([point[..., None, 0] - centres[:, 0], point[..., None, 1] - centres[:, 1],
+                      (yaw[..., None] - yaws_deg + 180.0) % 360.0 - 180.0], axis=-1)  # [..., C, 3]
+    return np.argmin(np.max(np.abs(delta) * scale, axis=-1), axis=-1)

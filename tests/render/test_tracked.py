@@ -1,0 +1,198 @@
+"""Tracked rendering: a head crossing the area at 0.5 m/s, cells switched with a one-block crossfade.
+
+The bank is fitted from the virtual lab's true ear responses on a coarse grid
+(a 10 cm wide area of 4 cells, measured at its two edges), which keeps this
+cheap; the measured path is tests/stages/test_tracked.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.signal import fftconvolve
+
+from calib.metrics.bands import band_power_average, third_octave_bands
+from calib.procedure.load import parse_procedure
+from calib.rig.base import HeadPosition
+from calib.rig.factory import unit_device
+from calib.sim.lab import EarReceiver, VirtualLab
+from calib.render.stream import render_blocks
+from calib.render.tracked import HeadTrack, TrackedConvolver, TrackError, read_track, render_tracked
+from calib.stages.fit import design_target_db, virtualizer_fir
+from calib.stages.tracked import area_grid, fit_bank
+from calib.solve.ctc import design_ctc
+from calib.solve.fir import synthesize_fir
+from calib.store.calibration import AreaBank, Calibration
+
+ROOT = Path(__file__).resolve().parents[2]
+FS = 48000
+N_FFT = 4096  # the lab's IR length: spectra exact, half the bins of a fit
+BLOCK = 1024
+SPEED_M_S = 0.5
+
+
+def _small_area_procedure():
+    text = (ROOT / "procedures" / "aurora5_area.toml").read_text()
+    for key, value in (("lateral_m", 0.05), ("depth_m", 0.0), ("yaw_range_deg", 0.0)):
+        text = re.sub(rf"(?m)^{key} = [^ \n]*", f"{key} = {value!r}", text, count=1)
+    return parse_procedure(text, "small_area.toml")
+
+
+@pytest.fixture(scope="module")
+def world():
+    """The procedure, the unit's lab (truth), and a calibration with a fixed set and a 4-cell bank."""
+    proc = _small_area_procedure()
+    lab = VirtualLab(unit_device(proc, "SN-RT"), FS, n_ir=4096)
+
+    def irs(xyz, yaws):
+        heads = [HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w)) for i, (p, w) in enumerate(zip(xyz, yaws))]
+        out = lab.true_irs([EarReceiver(h, e) for h in heads for e in (0, 1)])
+        return out.reshape(len(heads), 2, *out.shape[1:])
+
+    freqs = np.fft.rfftfreq(N_FFT, 1 / FS)
+    target = design_target_db(proc, freqs)
+    grid = area_grid(proc)
+    grid_tfs = np.moveaxis(np.fft.rfft(irs(*grid.points()), N_FFT), -1, 1).reshape(*grid.shape, freqs.size, 2, 5)
+    bank = fit_bank(proc, freqs, grid_tfs, target, 343.0, FS, N_FFT).bank
+    design = proc.design_positions()
+    plant = np.moveaxis(np.fft.rfft(irs([p.xyz_m for p in design], [p.yaw_deg for p in design]), N_FFT), -1, 0)
+    fixed = design_ctc(plant, freqs, target, proc.fit.effort_cap_db, proc.fit.modeling_delay_ms * 1e-3 + 1 / 343.0)
+    fir_lr = np.transpose(synthesize_fir(fixed.H, N_FFT, proc.fit.taps, FS), (1, 0, 2))
+    fir = np.concatenate([fir_lr, 0.5 * (fir_lr[:1] + fir_lr[1:])])  # centre: any fixed set (C is silent here)
+    cal = Calibration(serial="SN-RT", product_id="aurora5", sample_rate=FS, drivers=proc.driver_names,
+                      output_channels=[1, 2, 3, 4, 5], fir=fir, virtualizer=virtualizer_fir(proc, FS),
+                      virtualizer_delay_samples=32, modeling_delay_s=0.008, measurement_sha256="0" * 64,
+                      procedure_sha256="0" * 64, procedure_text="", area=bank)
+    return proc, irs, cal
+
+
+#: Blocks the head holds still at the start: the chain (filters, 43 ms, and plant, 85 ms) fills with signal.
+SETTLE_BLOCKS = 7
+
+
+def _moving_head(n_blocks: int) -> HeadTrack:
+    """A head holding at y = -4.5 cm, then crossing to +4.5 cm at 0.5 m/s, then holding (a 100 Hz tracker)."""
+    t = np.arange(0, n_blocks * BLOCK / FS, 0.01)
+    y = np.clip(-0.045 + SPEED_M_S * (t - SETTLE_BLOCKS * BLOCK / FS), -0.045, 0.045)
+    return HeadTrack(t, np.column_stack([np.ones_like(t), y, np.zeros_like(t)]), np.full(t.size, 180.0))
+
+
+def _run(cal, inputs, track, crossfade=True, fixed_cell=None):
+    conv = TrackedConvolver(cal, BLOCK, crossfade=crossfade)
+    out = []
+    for i in range(inputs.shape[-1] // BLOCK):
+        xyz, yaw = track.at(i * BLOCK / FS)
+        if fixed_cell is not None:
+            xyz, yaw = cal.area.centres_m[fixed_cell], cal.area.yaw_deg[fixed_cell]
+        out.append(conv.push(inputs[:, i * BLOCK:(i + 1) * BLOCK], xyz, yaw))
+    return np.concatenate(out, axis=-1), conv.cells
+
+
+def test_crossfade_bounds_the_output_slope_where_a_hard_switch_steps(world):
+    _, _, cal = world
+    n_blocks = SETTLE_BLOCKS + 11
+    t = np.arange(n_blocks * BLOCK) / FS
+    inputs = np.zeros((3, t.size))
+    inputs[0] = 0.5 * np.sin(2 * np.pi * 300.0 * t)  # low: its own slope is small, a step would show
+    track = _moving_head(n_blocks)
+    y, cells = _run(cal, inputs, track)
+    assert sorted(set(cells)) == [0, 1, 2, 3]  # the head crossed every cell
+    pure = np.array([_run(cal, inputs, track, fixed_cell=c)[0] for c in range(4)])  # [C, S, N]
+    # Exact: each block is its cell's output, and a switching block the raised-cosine mix of both cells.
+    fade = np.sin(0.5 * np.pi * (np.arange(BLOCK) + 0.5) / BLOCK) ** 2
+    previous = cells[0]
+    for i, cell in enumerate(cells):
+        seg = slice(i * BLOCK, (i + 1) * BLOCK)
+        expected = pure[cell, :, seg] if cell == previous else (1 - fade) * pure[previous, :, seg] + fade * pure[cell, :, seg]
+        assert_allclose(y[:, seg], expected, atol=1e-9 * np.max(np.abs(pure)))
+        previous = cell
+    # On the output: the slope never exceeds what the two cells and the fade allow (module docstring)...
+    own = np.max(np.abs(np.diff(pure, axis=-1)))
+    bound = own + np.sin(0.5 * np.pi / BLOCK) * np.max(np.abs(pure[1:] - pure[:-1]))
+    assert np.max(np.abs(np.diff(y, axis=-1))) <= bound
+    # ... while switching hard does step by more than that.
+    hard, _ = _run(cal, inputs, track, crossfade=False)
+    assert np.max(np.abs(np.diff(hard, axis=-1))) > 1.5 * bound
+
+
+def test_cancellation_follows_the_moving_head(world):
+    proc, irs, cal = world
+    n_blocks = SETTLE_BLOCKS + 11  # 9 cm at 0.5 m/s: 8.4 blocks of 21 ms
+    rng = np.random.default_rng(3)
+    inputs = np.zeros((3, n_blocks * BLOCK))
+    inputs[0] = 0.1 * rng.standard_normal(inputs.shape[-1])  # L' only: the left ear should hear, the right not
+    track = _moving_head(n_blocks)
+    tracked, _ = _run(cal, inputs, track)
+    fixed_cal = Calibration(**{**cal.__dict__, "area": None, "path": None})
+    from calib.render.engine import effective_fir, render_inputs
+
+    fixed = render_inputs(fixed_cal, inputs, fir=effective_fir(fixed_cal))[:, :tracked.shape[-1]]
+    # The head during output block i (the middle of the block); ears piecewise per block.
+    mid = (np.arange(n_blocks) + 0.5) * BLOCK / FS
+    heads = np.array([track.at(t)[0] for t in mid])
+    plant = irs(heads, np.full(n_blocks, 180.0))  # [B, 2, S, N]
+    bands = third_octave_bands(*proc.targets.cancellation.band_hz())
+    freqs = np.fft.rfftfreq(BLOCK, 1 / FS)
+
+    def per_block_cg(feeds):
+        """Median over the target's third-octave bands of left over right ear power, per output block."""
+        ears = np.zeros((2, n_blocks * BLOCK))
+        n_ir = plant.shape[-1]
+        for i in range(n_blocks):  # block i hears the feeds through the head's plant of block i
+            start = max(0, i * BLOCK - n_ir)
+            seg = fftconvolve(feeds[None, :, start:(i + 1) * BLOCK], plant[i], axes=-1).sum(axis=1)  # [2, n]
+            ears[:, i * BLOCK:(i + 1) * BLOCK] = seg[:, i * BLOCK - start:(i + 1) * BLOCK - start]
+        spectra = np.fft.rfft(ears.reshape(2, n_blocks, BLOCK) * np.hanning(BLOCK), axis=-1)
+        power = band_power_average(freqs, np.abs(spectra) ** 2, bands)  # [2, blocks, B]
+        return np.median(10 * np.log10(power[0] / power[1]), axis=-1)
+
+    steady = slice(SETTLE_BLOCKS, n_blocks)  # the onset of the noise is not the point here
+    cg_tracked, cg_fixed = per_block_cg(tracked)[steady], per_block_cg(fixed)[steady]
+    assert np.all(cg_tracked >= 15.0), cg_tracked
+    # The fixed +-1 cm zone loses the head at the edges; the tracked bank does not.
+    assert np.median(cg_tracked) > np.median(cg_fixed) + 3.0, (cg_tracked, cg_fixed)
+
+
+def test_track_files_and_errors(tmp_path, world):
+    path = tmp_path / "track.csv"
+    path.write_text("time_s,x_m,y_m,z_m,yaw_deg\n0,1,0,0,180\n0.5,1,0.1,0,170\n")
+    track = read_track(path)
+    assert_allclose(track.at(0.49)[0], [1, 0, 0])
+    assert_allclose(track.at(0.5)[0], [1, 0.1, 0])
+    assert track.at(-1.0)[1] == 180.0
+    path.write_text("time_s,x_m,y_m,z_m,yaw_deg\n0,1,0,0\n")
+    with pytest.raises(TrackError, match=r"track\.csv: row 2: expected 5 finite numbers"):
+        read_track(path)
+    path.write_text("time_s,x_m,y_m,z_m,yaw_deg\n1,1,0,0,180\n0.5,1,0,0,180\n")
+    with pytest.raises(TrackError, match=r"track\.csv: row 3: time_s: expected ascending times, got 0\.5 after 1"):
+        read_track(path)
+    path.write_text("time_s\n")
+    with pytest.raises(TrackError, match=r"expected a header line and at least one row"):
+        read_track(path)
+    with pytest.raises(TrackError, match=r"cannot read the head track"):
+        read_track(tmp_path / "missing.csv")
+    _, _, cal = world
+    fixed = Calibration(**{**cal.__dict__, "area": None, "path": None})
+    with pytest.raises(TrackError, match=r"no listening area bank"):
+        TrackedConvolver(fixed)
+    with pytest.raises(ValueError, match=r"inputs: expected shape \[3, 1024\]"):
+        TrackedConvolver(cal).push(np.zeros((3, 10)), np.array([1.0, 0, 0]), 180.0)
+
+
+def test_streamed_tracked_render_equals_the_fixed_render_for_a_one_cell_bank(world):
+    """render_tracked is render_blocks with the convolver swapped: same upmix, same filters, same samples."""
+    _, _, cal = world
+    one = AreaBank(cal.fir[None, :2], np.array([[1.0, 0.0, 0.0]]), np.array([180.0]), (0.0, 0.05, 0.0))
+    single = Calibration(**{**cal.__dict__, "area": one, "path": None})
+    rng = np.random.default_rng(9)
+    stereo = 0.1 * rng.standard_normal((2, 7000))
+    blocks = lambda: (stereo[:, i:i + 3000] for i in range(0, stereo.shape[-1], 3000))  # noqa: E731
+    expected = np.concatenate(list(render_blocks(single, blocks)), axis=-1)
+    track = HeadTrack(np.array([0.0]), np.array([[1.0, 0.02, 0.0]]), np.array([180.0]))
+    got = np.concatenate(list(render_tracked(single, blocks, track, block=512)), axis=-1)
+    assert got.shape == expected.shape
+    assert_allclose(got, expected, atol=1e-9 * np.max(np.abs(expected)))

@@ -42,10 +42,10 @@ def test_grid_cells_and_measured_positions():
     plan = plan_characterize(proc)
     assert [p.name for p in plan.positions] == [p.name for p in proc.positions] + [p.name for p in grid]
     centres, cell_yaws, half, counts = area.cells()
-    assert counts == (5, 20, 2) and centres.shape == (200, 3)
-    assert_allclose(half, (0.03, 0.0125, 10.0))
+    assert counts == (5, 20, 4) and centres.shape == (400, 3)
+    assert_allclose(half, (0.03, 0.0125, 5.0))
     # Cells tile the area exactly: outermost centres half a cell inside its edges.
-    assert_allclose([centres[:, 0].min(), centres[:, 1].max(), cell_yaws.max()], [0.88, 0.2375, 190.0])
+    assert_allclose([centres[:, 0].min(), centres[:, 1].max(), cell_yaws.max()], [0.88, 0.2375, 195.0])
 
 
 def test_a_finer_measured_step_gives_more_points_not_a_wider_area():
@@ -77,10 +77,10 @@ def test_calib_check_states_area_station_time(capsys):
     out = capsys.readouterr().out
     proc = load_procedure(AREA)
     step_min = capture_seconds(plan_characterize(proc)) / 60
-    # 27 grid heads against every cell's corners (6 x 21 x 3 lattice) and centres (200).
-    assert "area cells      200 (5 depth x 20 lateral x 2 yaw)" in out
+    # 27 grid heads against every cell's corners (6 x 21 x 5 lattice) and centres (400).
+    assert "area cells      400 (5 depth x 20 lateral x 4 yaw)" in out
     line = next(ln for ln in out.splitlines() if ln.startswith("  area station"))
     grid_min, direct_min = (float(v) for v in re.findall(r"([\d.]+) min", line))
-    assert "27 head positions (3 x 3 x 3)" in line and "every cell measured: 578 positions" in line
-    assert_allclose([grid_min, direct_min], [27 * step_min, 578 * step_min], atol=0.051)
-    assert np.isclose(direct_min / grid_min, 578 / 27, rtol=0.01)
+    assert "27 head positions (3 x 3 x 3)" in line and "every cell measured: 1030 positions" in line
+    assert_allclose([grid_min, direct_min], [27 * step_min, 1030 * step_min], atol=0.051)
+    assert np.isclose(direct_min / grid_min, 1030 / 27, rtol=0.01)

@@ -2,7 +2,8 @@
 
 ``calib render CALIBRATION IN.wav OUT.wav`` renders a stereo WAV to the
 unit's driver feeds (a float32 WAV, one channel per driver in calibration
-order). ``calib export FILE --format ...`` writes a calibration's filters as
+order); ``--track head.csv`` steers a listening area's CTC bank by head
+position (:mod:`calib.render.tracked`). ``calib export FILE --format ...`` writes a calibration's filters as
 raw, WAV or a CamillaDSP configuration, or a measurement as SOFA. Errors are
 :class:`~calib.errors.CalibError` one-liners (the ``calib`` group turns them
 into exit code 2).
@@ -47,10 +48,17 @@ def read_wav(path: Path):  # noqa: ANN201 - (int, numpy.ndarray); numpy is impor
 @click.argument("out_wav", metavar="OUT.wav", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--gain", "gain_db", type=float, default=0.0, show_default=True,
               help="Gain applied to the driver feeds, dB (negative for headroom, e.g. -6).")
-def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float) -> None:
+@click.option("--track", "track_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Head positions (CSV: time_s, x_m, y_m, z_m, yaw_deg): steer the listening area's CTC bank.")
+@click.option("--block", "track_block", type=click.IntRange(min=16), default=1024, show_default=True,
+              help="With --track: samples per block (cells switch per block, with a one-block crossfade).")
+def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float, track_csv: Path | None,
+           track_block: int) -> None:
     """Render stereo IN.wav through CALIBRATION to OUT.wav (one float channel per driver).
 
     Streams in blocks: memory stays bounded whatever the length of IN.wav.
+    With --track, the CTC filters follow the head through the listening
+    area's cells (a calibration fitted with [listening_area]).
     """
     import numpy as np
 
@@ -62,7 +70,16 @@ def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float) -> No
     wav = open_wav(in_wav, channels=2, sample_rate=cal.sample_rate, meaning="stereo L, R")
     if out_wav.exists():
         raise FileExistsError(17, "exists already", str(out_wav))
-    feeds = render_blocks(cal, lambda: wav.blocks(BLOCK))
+    if track_csv is None:
+        feeds = render_blocks(cal, lambda: wav.blocks(BLOCK))
+    else:
+        from calib.render.tracked import read_track, render_tracked
+
+        track = read_track(track_csv)
+        if cal.area is None:
+            raise CalibError(f"{calibration}: --track needs a calibration with a listening area bank "
+                             f"(fit a procedure with [listening_area])")
+        feeds = render_tracked(cal, lambda: wav.blocks(BLOCK), track, block=track_block)
     out = write_float_wav(out_wav, cal.sample_rate, len(cal.drivers), feeds, gain=10.0 ** (gain_db / 20.0))
     loudest = int(np.argmax(out.peak))
     peak = float(out.peak[loudest])
@@ -146,3 +163,9 @@ def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str) 
     click.echo(f"exported {fmt} for unit {cal.serial} to {written[0].parent} ({len(written)} files):")
     for path in written:
         click.echo(f"  {path.name}")
+    if fmt == "camilladsp" and cal.area is not None:  # the tracked bank: one configuration per cell
+        from calib.render.tracked_export import export_camilladsp_bank
+
+        cells = export_camilladsp_bank(cal, written[0].parent / "cells", version=int(camilladsp_version))
+        click.echo(f"  cells/: the listening area's bank, {cal.area.n_cells} configurations "
+                   f"({cells[0].name} maps head positions to them; switch with SetConfigFilePath + Reload)")

@@ -196,3 +196,65 @@ def test_streamed_tracked_render_equals_the_fixed_render_for_a_one_cell_bank(wor
     got = np.concatenate(list(render_tracked(single, blocks, track, block=512)), axis=-1)
     assert got.shape == expected.shape
     assert_allclose(got, expected, atol=1e-9 * np.max(np.abs(expected)))
+
+
+def test_calib_render_with_a_track(world, tmp_path, capsys):
+    """``calib render --track``: the streamed tracked render in a WAV; bad input is a one-line exit 2."""
+    from scipy.io import wavfile
+
+    from calib.cli.main import main
+    from calib.store.calibration import write_calibration
+
+    _, _, cal = world
+    cal_path = write_calibration(tmp_path / "tracked.h5", Calibration(**{**cal.__dict__, "path": None}))
+    rng = np.random.default_rng(4)
+    stereo = (0.1 * rng.standard_normal((2, 6000))).astype(np.float32)
+    wavfile.write(tmp_path / "in.wav", FS, stereo.T)
+    track = tmp_path / "head.csv"
+    track.write_text("time_s,x_m,y_m,z_m,yaw_deg\n0,1,-0.04,0,180\n0.05,1,0.04,0,180\n")
+    assert main(["render", str(cal_path), str(tmp_path / "in.wav"), str(tmp_path / "out.wav"),
+                 "--track", str(track), "--block", "512"]) == 0
+    rate, out = wavfile.read(tmp_path / "out.wav")
+    blocks = lambda: iter([stereo.astype(np.float64)])  # noqa: E731
+    expected = np.concatenate(list(render_tracked(cal, blocks, read_track(track), block=512)), axis=-1)
+    assert rate == FS and out.shape == expected.T.shape
+    assert_allclose(out.T, expected, atol=1e-6 * np.max(np.abs(expected)))
+    capsys.readouterr()
+    fixed = write_calibration(tmp_path / "fixed.h5", Calibration(**{**cal.__dict__, "area": None, "path": None}))
+    assert main(["render", str(fixed), str(tmp_path / "in.wav"), str(tmp_path / "out2.wav"),
+                 "--track", str(track)]) == 2
+    err = capsys.readouterr().err
+    assert "fixed.h5: --track needs a calibration with a listening area bank" in err and len(err.splitlines()) == 1
+
+
+def test_camilladsp_export_of_the_bank(world, tmp_path, capsys):
+    """One CamillaDSP configuration per cell (its L/R filters, the common C), and cells.json to pick one."""
+    import json
+
+    import yaml
+
+    from calib.cli.main import main
+    from calib.render.engine import effective_fir
+    from calib.store.calibration import write_calibration
+
+    _, _, cal = world
+    cal_path = write_calibration(tmp_path / "tracked.h5", Calibration(**{**cal.__dict__, "path": None}))
+    assert main(["export", str(cal_path), "--format", "camilladsp", "--out", str(tmp_path / "dsp")]) == 0
+    assert "cells/: the listening area's bank, 4 configurations" in capsys.readouterr().out
+    cells = json.loads((tmp_path / "dsp" / "cells" / "cells.json").read_text())
+    assert [c["cell"] for c in cells["cells"]] == [0, 1, 2, 3]
+    assert_allclose([c["centre_m"][1] for c in cells["cells"]], cal.area.centres_m[:, 1])
+    assert cells["half_size"]["lateral_m"] == cal.area.half_size[1]
+    cell = cells["cells"][2]
+    config = yaml.safe_load((tmp_path / "dsp" / "cells" / cell["config"]).read_text())
+    assert config["devices"]["capture"]["channels"] == 3
+    # Cell 2's L' filter to the first driver is the bank's, virtualizer folded in; C is the fixed one.
+    folder = tmp_path / "dsp" / "cells" / "cell_002"
+    one = Calibration(**{**cal.__dict__, "fir": np.concatenate([cal.area.fir[2], cal.fir[2:]]), "area": None,
+                         "path": None})
+    eff = effective_fir(one)
+    lr = np.fromfile(folder / f"L_to_{cal.drivers[0]}.raw", "<f4")
+    assert_allclose(lr, eff[0, 0], atol=1e-7)
+    centre = np.fromfile(folder / f"C_to_{cal.drivers[0]}.raw", "<f4")
+    assert_allclose(centre, effective_fir(Calibration(**{**cal.__dict__, "area": None, "path": None}))[2, 0],
+                    atol=1e-7)

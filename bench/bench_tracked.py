@@ -12,15 +12,18 @@ CTC does not use) and fitted (``calib fit``: the fixed filters and the bank of
 3. cancellation (median over the target's third-octave bands, worse input) at
    30 random positions inside the area, none a grid point: tracked (each
    position through its cell) against the fixed calibration at the same positions;
-4. render cost: the tracked convolver (a head crossing the area at 0.5 m/s,
+4. the map over the area at yaw 180 deg (7 x 21 points, mostly between cells), fixed
+   against tracked (``--map FILE.png`` draws it, cells drawn);
+5. render cost: the tracked convolver (a head crossing the area at 0.5 m/s,
    1024-sample blocks) against the fixed overlap-save convolver, CPU seconds per
    second of audio.
 
-Run: ``python bench/bench_tracked.py``  (about 10 CPU minutes: the bank is 400 CTC designs)
+Run: ``python bench/bench_tracked.py [--map area.png]``  (about 10 CPU minutes: the bank is 400 CTC designs)
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import tempfile
 import time
@@ -28,20 +31,27 @@ from pathlib import Path
 
 import numpy as np
 
+import calib.stages.fit as fit_module
 from calib.cli.cmd_measure import measure_unit
-from calib.procedure.load import parse_procedure
 from calib.procedure.air import recorded_speed_of_sound
 from calib.render.engine import effective_fir
 from calib.render.stream import OverlapSave
 from calib.render.tracked import TrackedConvolver
+from calib.report.area_map import area_map_figure
 from calib.rig.base import HeadPosition
 from calib.rig.factory import unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.area import cell_index, interpolate_ear_tfs
-import calib.stages.fit as fit_module
 from calib.stages.fit import fit_measurement, procedure_of
 from calib.stages.gating import gated_binaural, measurement_gates
-from calib.stages.tracked import area_grid, band_cancellation_db, driver_geometry_m, fit_bank, grid_ear_tfs
+from calib.stages.tracked import (
+    area_grid,
+    band_cancellation_db,
+    cancellation_map,
+    driver_geometry_m,
+    fit_bank,
+    grid_ear_tfs,
+)
 from calib.store.measurement import read_measurement
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5_area.toml"
@@ -49,7 +59,7 @@ SERIAL, N_POSITIONS, SEED = "SN-AREA", 30, 17
 BLOCK, AUDIO_S = 1024, 5.0
 
 
-def main() -> None:
+def main(map_png: str | None = None) -> None:
     text = re.sub(r"(?m)^step_deg = .*$", "step_deg = 30.0", PROCEDURE.read_text(), count=1)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "aurora5_area.toml"
@@ -60,7 +70,7 @@ def main() -> None:
         meas = read_measurement(measurement)
         bank_timing: dict[str, object] = {}
 
-        def timed_bank(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the fit's own call, timed
+        def timed_bank(*args, **kwargs):
             start = time.process_time()
             bank_timing["fit"] = fit_bank(*args, **kwargs)
             bank_timing["s"] = time.process_time() - start
@@ -125,6 +135,16 @@ def main() -> None:
     print("  per position (x, y, yaw: tracked / fixed dB): " + "; ".join(
         f"{p[0]:.2f},{p[1]:+.2f},{w:.0f}: {a:.1f}/{b:.1f}" for p, w, a, b in zip(pos, yaw, tracked, fixed)))
 
+    # The map over the area (yaw 180 deg), fixed against tracked; hidden positions between cells.
+    amap = cancellation_map(proc, cal.fir[:2], cal.area, truth, fs)
+    print(f"map at yaw {amap.yaw_deg:g} deg ({amap.tracked_db.size} points, {amap.x_m.size} depth x "
+          f"{amap.y_m.size} lateral): tracked median {np.median(amap.tracked_db):.1f} dB, "
+          f"{100 * np.mean(amap.tracked_db >= 15):.0f}% >= 15 dB; fixed median {np.median(amap.fixed_db):.1f} dB, "
+          f"{100 * np.mean(amap.fixed_db >= 15):.0f}% >= 15 dB")
+    if map_png is not None:
+        area_map_figure(amap, cal.area, float(proc.targets.cancellation.curve_hz_db[-1][1])).savefig(map_png, dpi=120)
+        print(f"map written to {map_png}")
+
     # Render cost: tracked convolver (head crossing the area) against the fixed one.
     n_blocks = int(AUDIO_S * fs) // BLOCK
     inputs = 0.1 * rng.standard_normal((3, n_blocks * BLOCK))
@@ -146,4 +166,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--map", dest="map_png", default=None, help="also write the area map (PNG) here")
+    main(parser.parse_args().map_png)

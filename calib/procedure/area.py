@@ -101,12 +101,12 @@ def area_lines(proc: Procedure, step_s: float) -> list[str]:
     total = cell_phase_error_of(proc, proc.sim.speed_of_sound if proc.sim is not None else 343.0)
     allowed = allowed_phase_error_rad(max(float(proc.targets.cancellation.curve_hz_db[-1][1]), 1e-6))
     return [
-        f"  listening area  {list(area.centre_m)} m +-{area.depth_m:g} m depth, +-{area.lateral_m:g} m lateral, "
-        f"yaw {area.yaw_deg:g} +-{area.yaw_range_deg:g} deg",
-        f"  area cells      {n_cells} ({counts[0]} depth x {counts[1]} lateral x {counts[2]} yaw) of "
-        f"{2 * half[0]:.3g} m x {2 * half[1]:.3g} m x {2 * half[2]:.3g} deg; worst phase error "
-        f"{total:.3f} rad (limit {allowed:.3f})",
-        f"  area station    {n_grid} head positions ({xs.size} x {ys.size} x {ws.size}), "
-        f"{n_grid * step_s / 60:.1f} min of {proc.sweep.schedule} capture; every cell measured: {n_direct} "
-        f"positions, {n_direct * step_s / 60:.1f} min",
+        (f"  listening area  {list(area.centre_m)} m +-{area.depth_m:g} m depth, +-{area.lateral_m:g} m lateral, "
+         f"yaw {area.yaw_deg:g} +-{area.yaw_range_deg:g} deg"),
+        (f"  area cells      {n_cells} ({counts[0]} depth x {counts[1]} lateral x {counts[2]} yaw) of "
+         f"{2 * half[0]:.3g} m x {2 * half[1]:.3g} m x {2 * half[2]:.3g} deg; worst phase error "
+         f"{total:.3f} rad (limit {allowed:.3f})"),
+        (f"  area station    {n_grid} head positions ({xs.size} x {ys.size} x {ws.size}), "
+         f"{n_grid * step_s / 60:.1f} min of {proc.sweep.schedule} capture; every cell measured: {n_direct} "
+         f"positions, {n_direct * step_s / 60:.1f} min"),
     ]

@@ -24,7 +24,12 @@ from calib.errors import FitError
 from calib.metrics.bands import third_octave_bands
 from calib.metrics.ctc import cancellation_gain_from_ears_db
 from calib.procedure.model import Procedure
-from calib.solve.area import HeadGrid, cell_design_points, interpolate_ear_tfs
+from calib.solve.area import (
+    HeadGrid,
+    cell_design_points,
+    cell_index,
+    interpolate_ear_tfs,
+)
 from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
 from calib.store.calibration import AreaBank
@@ -136,3 +141,49 @@ def band_cancellation_db(ear_irs: np.ndarray, fir_lr: np.ndarray, sample_rate: i
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     ears = np.einsum("pesf,pksf->fpek", np.fft.rfft(irs, n_fft), np.fft.rfft(fir, n_fft))
     return cancellation_gain_from_ears_db(ears, freqs, third_octave_bands(*band_hz))
+
+
+@dataclass(frozen=True)
+class AreaMap:
+    """Cancellation over a horizontal slice of the area (one yaw): fixed against tracked.
+
+    Attributes
+    ----------
+    x_m, y_m : [Nx], [Ny]
+        Depth and lateral coordinates of the map's points.
+    yaw_deg : float
+    fixed_db, tracked_db : [Nx, Ny]
+        Median over the target's third-octave bands, the worse of inputs L and R.
+    """
+
+    x_m: np.ndarray
+    y_m: np.ndarray
+    yaw_deg: float
+    fixed_db: np.ndarray
+    tracked_db: np.ndarray
+
+
+def cancellation_map(proc: Procedure, fir_fixed: np.ndarray, bank: AreaBank, ear_irs_at, sample_rate: int,
+                     n_depth: int = 7, n_lateral: int = 21, yaw_deg: float | None = None) -> AreaMap:
+    """Fixed and tracked cancellation on a grid over the area at one yaw.
+
+    ``ear_irs_at(xyz [P, 3], yaw [P]) -> [P, 2, S, N]`` gives the ear IRs
+    (the simulator's truth, or measured verification positions). Points
+    are spread evenly over the area (edges included), so most fall between
+    cell centres and between measured grid positions.
+    """
+    area = proc.listening_area
+    assert area is not None
+    x0, y0, z0 = area.centre_m
+    xs = np.linspace(x0 - area.depth_m, x0 + area.depth_m, n_depth if area.depth_m > 0 else 1)
+    ys = np.linspace(y0 - area.lateral_m, y0 + area.lateral_m, n_lateral if area.lateral_m > 0 else 1)
+    yaw = area.yaw_deg if yaw_deg is None else float(yaw_deg)
+    x, y = np.meshgrid(xs, ys, indexing="ij")
+    xyz = np.column_stack([x.ravel(), y.ravel(), np.full(x.size, z0)])
+    yaws = np.full(x.size, yaw)
+    irs = ear_irs_at(xyz, yaws)
+    cells = cell_index(bank.centres_m, bank.yaw_deg, bank.half_size, xyz, yaws)
+    band = proc.targets.cancellation.band_hz()
+    fixed = np.median(band_cancellation_db(irs, fir_fixed, sample_rate, band), axis=-1).min(axis=0)
+    tracked = np.median(band_cancellation_db(irs, bank.fir[cells], sample_rate, band), axis=-1).min(axis=0)
+    return AreaMap(xs, ys, yaw, fixed.reshape(x.shape), tracked.reshape(x.shape))

@@ -17,15 +17,21 @@ from scipy.signal import fftconvolve
 
 from calib.metrics.bands import band_power_average, third_octave_bands
 from calib.procedure.load import parse_procedure
+from calib.render.stream import render_blocks
+from calib.render.tracked import (
+    HeadTrack,
+    TrackedConvolver,
+    TrackError,
+    read_track,
+    render_tracked,
+)
 from calib.rig.base import HeadPosition
 from calib.rig.factory import unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
-from calib.render.stream import render_blocks
-from calib.render.tracked import HeadTrack, TrackedConvolver, TrackError, read_track, render_tracked
-from calib.stages.fit import design_target_db, virtualizer_fir
-from calib.stages.tracked import area_grid, fit_bank
 from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
+from calib.stages.fit import design_target_db, virtualizer_fir
+from calib.stages.tracked import area_grid, fit_bank
 from calib.store.calibration import AreaBank, Calibration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,7 +196,7 @@ def test_streamed_tracked_render_equals_the_fixed_render_for_a_one_cell_bank(wor
     single = Calibration(**{**cal.__dict__, "area": one, "path": None})
     rng = np.random.default_rng(9)
     stereo = 0.1 * rng.standard_normal((2, 7000))
-    blocks = lambda: (stereo[:, i:i + 3000] for i in range(0, stereo.shape[-1], 3000))  # noqa: E731
+    blocks = lambda: (stereo[:, i:i + 3000] for i in range(0, stereo.shape[-1], 3000))
     expected = np.concatenate(list(render_blocks(single, blocks)), axis=-1)
     track = HeadTrack(np.array([0.0]), np.array([[1.0, 0.02, 0.0]]), np.array([180.0]))
     got = np.concatenate(list(render_tracked(single, blocks, track, block=512)), axis=-1)
@@ -215,7 +221,7 @@ def test_calib_render_with_a_track(world, tmp_path, capsys):
     assert main(["render", str(cal_path), str(tmp_path / "in.wav"), str(tmp_path / "out.wav"),
                  "--track", str(track), "--block", "512"]) == 0
     rate, out = wavfile.read(tmp_path / "out.wav")
-    blocks = lambda: iter([stereo.astype(np.float64)])  # noqa: E731
+    blocks = lambda: iter([stereo.astype(np.float64)])
     expected = np.concatenate(list(render_tracked(cal, blocks, read_track(track), block=512)), axis=-1)
     assert rate == FS and out.shape == expected.T.shape
     assert_allclose(out.T, expected, atol=1e-6 * np.max(np.abs(expected)))
@@ -258,3 +264,24 @@ def test_camilladsp_export_of_the_bank(world, tmp_path, capsys):
     centre = np.fromfile(folder / f"C_to_{cal.drivers[0]}.raw", "<f4")
     assert_allclose(centre, effective_fir(Calibration(**{**cal.__dict__, "area": None, "path": None}))[2, 0],
                     atol=1e-7)
+
+
+def test_cancellation_map_fixed_against_tracked_with_cells_drawn(world):
+    """The map over the area at hidden positions (9 across, between cells and grid points), and its figure."""
+    from calib.report.area_map import area_map_figure, cell_boundaries
+    from calib.stages.tracked import cancellation_map
+
+    proc, irs, cal = world
+    m = cancellation_map(proc, cal.fir[:2], cal.area, irs, FS, n_lateral=9)
+    assert m.tracked_db.shape == (1, 9) and m.fixed_db.shape == (1, 9)
+    assert_allclose(m.y_m, np.linspace(-0.05, 0.05, 9))
+    assert np.all(m.tracked_db >= 15.0), m.tracked_db
+    edges = [0, -1]  # 5 cm from the centre: 4 cm outside the fixed zone
+    assert np.all(m.tracked_db[0, edges] > m.fixed_db[0, edges] + 3.0), (m.tracked_db, m.fixed_db)
+    ys, _ = cell_boundaries(cal.area, 180.0)
+    assert_allclose(ys, [-0.05, -0.025, 0.0, 0.025, 0.05], atol=1e-9)
+    fig = area_map_figure(m, cal.area, 15.0)
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert len(panels) == 2
+    assert "tracked (cell bank): median" in panels[1].get_title()
+    assert len([ln for ln in panels[1].lines if ln.get_xdata()[0] == ln.get_xdata()[1]]) == 5  # cell edges

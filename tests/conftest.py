@@ -34,7 +34,7 @@ SHARED_FIXTURES = {
     "runs": "rooms",  # tests/stages/test_rooms.py: one unit in free field and in three rooms
 }
 #: Test modules that run whole measurement chains themselves (no shared fixture fits them).
-SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume"}
+SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume", "test_tracked_bank.py": "tracked"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,7 +2,7 @@
 
 The bank is fitted from the virtual lab's true ear responses on a coarse grid
 (a 10 cm wide area of 4 cells, measured at its two edges), which keeps this
-cheap; the measured path is tests/stages/test_tracked.py.
+cheap; the measured path is tests/stages/test_tracked_bank.py.
 """
 
 from __future__ import annotations

@@ -109,7 +109,8 @@ def main(map_png: str | None = None) -> None:
     xyz = np.array([[x, y, 0.0] for x in half for y in mid_y for _ in mid_w])
     yaws = np.array([w for _ in half for _ in mid_y for w in mid_w])
     est = interpolate_ear_tfs(freqs, grid_tfs, grid, driver_geometry_m(proc), xyz, yaws, c)
-    true_tf = np.moveaxis(np.fft.rfft(truth(xyz, yaws), n_fft), -1, 0)  # [F, P, 2, S]
+    # The rig records full scale per pascal: the truth in the measurement's units.
+    true_tf = proc.sim.noise.input_fs_per_pa * np.moveaxis(np.fft.rfft(truth(xyz, yaws), n_fft), -1, 0)  # [F, P, 2, S]
     band = (freqs >= 500) & (freqs <= 6000)
     err = 10 * np.log10(np.sum(np.abs(est - true_tf)[band] ** 2, axis=(0, 2, 3))
                         / np.sum(np.abs(true_tf[band]) ** 2, axis=(0, 2, 3)))

@@ -30,6 +30,8 @@ against ``|b - a|`` in one sample for a hard switch.
 
 from __future__ import annotations
 
+import copy
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,6 +47,8 @@ from calib.store.calibration import AreaBank, Calibration
 
 #: Default block: 1024 samples (21 ms at 48 kHz; a head at 0.5 m/s moves 1 cm).
 TRACK_BLOCK = 1024
+#: Cells whose filter spectra are kept (a head moving to and fro switches between few cells).
+CELL_CACHE = 16
 
 
 class TrackError(CalibError):
@@ -133,6 +137,7 @@ class TrackedConvolver:
         self._history = np.zeros((2, self.taps - 1))  # the last L - 1 inputs of (L', R')
         self._cell: int | None = None
         self._conv: OverlapSave | None = None
+        self._templates: OrderedDict[int, OverlapSave] = OrderedDict()  # recently used cells
         self._fade = np.sin(0.5 * np.pi * (np.arange(self.block) + 0.5) / self.block) ** 2
         self.cells: list[int] = []  # the cell used in each block (after its crossfade)
 
@@ -144,8 +149,16 @@ class TrackedConvolver:
         return np.pad(lr, ((0, 0), (0, 0), (0, self.taps - lr.shape[-1])))
 
     def _primed(self, cell: int) -> OverlapSave:
-        conv = OverlapSave(self.cell_fir(cell), self.nfft)
+        """A convolver for ``cell`` in the state of one that ran all along (its filter spectra cached)."""
+        template = self._templates.pop(cell, None)
+        if template is None:
+            template = OverlapSave(self.cell_fir(cell), self.nfft)
+        self._templates[cell] = template  # most recent last
+        while len(self._templates) > CELL_CACHE:
+            self._templates.popitem(last=False)
+        conv = copy.copy(template)  # shares the (read-only) filter spectra
         conv.buf = self._history.copy()  # overlap-save's carried state: the last L - 1 inputs
+        conv.n_in = 0
         return conv
 
     def push(self, inputs: np.ndarray, xyz_m: np.ndarray, yaw_deg: float) -> np.ndarray:

@@ -80,10 +80,14 @@ def world():
 SETTLE_BLOCKS = 7
 
 
-def _moving_head(n_blocks: int) -> HeadTrack:
-    """A head holding at y = -4.5 cm, then crossing to +4.5 cm at 0.5 m/s, then holding (a 100 Hz tracker)."""
+def _moving_head(n_blocks: int, back: bool = False) -> HeadTrack:
+    """A head holding at y = -4.5 cm, then crossing to +4.5 cm at 0.5 m/s, then holding or coming back
+    (a 100 Hz tracker)."""
     t = np.arange(0, n_blocks * BLOCK / FS, 0.01)
-    y = np.clip(-0.045 + SPEED_M_S * (t - SETTLE_BLOCKS * BLOCK / FS), -0.045, 0.045)
+    travel = SPEED_M_S * np.maximum(t - SETTLE_BLOCKS * BLOCK / FS, 0.0)
+    if back:
+        travel = 0.09 - np.abs(0.09 - travel)
+    y = np.clip(-0.045 + travel, -0.045, 0.045)
     return HeadTrack(t, np.column_stack([np.ones_like(t), y, np.zeros_like(t)]), np.full(t.size, 180.0))
 
 
@@ -100,13 +104,13 @@ def _run(cal, inputs, track, crossfade=True, fixed_cell=None):
 
 def test_crossfade_bounds_the_output_slope_where_a_hard_switch_steps(world):
     _, _, cal = world
-    n_blocks = SETTLE_BLOCKS + 11
+    n_blocks = SETTLE_BLOCKS + 18
     t = np.arange(n_blocks * BLOCK) / FS
     inputs = np.zeros((3, t.size))
     inputs[0] = 0.5 * np.sin(2 * np.pi * 300.0 * t)  # low: its own slope is small, a step would show
-    track = _moving_head(n_blocks)
+    track = _moving_head(n_blocks, back=True)
     y, cells = _run(cal, inputs, track)
-    assert sorted(set(cells)) == [0, 1, 2, 3]  # the head crossed every cell
+    assert sorted(set(cells)) == [0, 1, 2, 3] and cells[-1] < 3  # across every cell and back (cached cells)
     pure = np.array([_run(cal, inputs, track, fixed_cell=c)[0] for c in range(4)])  # [C, S, N]
     # Exact: each block is its cell's output, and a switching block the raised-cosine mix of both cells.
     fade = np.sin(0.5 * np.pi * (np.arange(BLOCK) + 0.5) / BLOCK) ** 2

@@ -35,7 +35,7 @@ SHARED_FIXTURES = {
     "sphere_unit": "aurora5-sphere",  # tests/stages/test_unit_spinorama.py: one unit measured on the sphere
 }
 #: Test modules that run whole measurement chains themselves (no shared fixture fits them).
-SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume"}
+SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume", "test_tracked_bank.py": "tracked"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks

@@ -147,10 +147,11 @@ def plan_for(proc: Procedure, stage: str, sources: list[str], feeds: np.ndarray,
 
 
 def plan_characterize(proc: Procedure) -> MeasurementPlan:
-    """Every driver alone, at every azimuth and every head position it characterizes (``characterize = true``)."""
+    """Every driver alone, at every azimuth and every head position it characterizes (``characterize = true``;
+    a listening area's grid included)."""
     n_out, _ = channel_counts(proc)
     feeds = np.zeros((len(proc.drivers), n_out, 1))
     for s, name in enumerate(proc.driver_names):
         feeds[s, proc.channels.outputs[name] - 1, 0] = 1.0
-    positions = [head_position(p) for p in proc.positions if p.characterize]
+    positions = [head_position(p) for p in proc.measured_positions() if p.characterize]  # with an area's grid
     return plan_for(proc, "characterize", proc.driver_names, feeds, positions, proc.sweep.ir_length)

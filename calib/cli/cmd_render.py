@@ -2,7 +2,9 @@
 
 ``calib render CALIBRATION IN.wav OUT.wav`` renders a stereo WAV to the
 unit's driver feeds (one channel per driver in calibration order; 32-bit
-float, 24- or 16-bit PCM), with the output peak kept below full scale. ``calib export FILE --format ...`` writes a calibration's filters as
+float, 24- or 16-bit PCM), with the output peak kept below full scale;
+``--track head.csv`` steers a listening area's CTC bank by head position
+(:mod:`calib.render.tracked`). ``calib export FILE --format ...`` writes a calibration's filters as
 raw, WAV or a CamillaDSP configuration, or a measurement as SOFA. Errors are
 :class:`~calib.errors.CalibError` one-liners (the ``calib`` group turns them
 into exit code 2).
@@ -56,14 +58,21 @@ HEADROOM_DBFS = -1.0
                    "0 dBFS is refused and nothing is written.")
 @click.option("--subtype", type=click.Choice(["FLOAT", "PCM_24", "PCM_16"]), default="FLOAT", show_default=True,
               help="Sample format of OUT.wav: 32-bit float, 24-bit or 16-bit integer PCM.")
-def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float | None, subtype: str) -> None:
+@click.option("--track", "track_csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Head positions (CSV: time_s, x_m, y_m, z_m, yaw_deg): steer the listening area's CTC bank.")
+@click.option("--block", "track_block", type=click.IntRange(min=16), default=1024, show_default=True,
+              help="With --track: samples per block (cells switch per block, with a one-block crossfade).")
+def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float | None, subtype: str,
+           track_csv: Path | None, track_block: int) -> None:
     """Render stereo IN.wav through CALIBRATION to OUT.wav (one channel per driver).
 
     Streams in blocks: memory stays bounded whatever the length of IN.wav.
     The filters can amplify (a CTC boosts where the ears are hard to
     separate), so the render never clips silently: it renders once to a
     hidden float file, measures the peak, then writes OUT.wav scaled (see
-    --gain) and prints the output peak in dBFS.
+    --gain) and prints the output peak in dBFS. With --track, the CTC filters
+    follow the head through the listening area's cells (a calibration fitted
+    with [listening_area]).
     """
     from calib.render.stream import BLOCK, render_blocks
     from calib.render.wav_io import open_wav, write_float_wav
@@ -73,11 +82,21 @@ def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float | None
     wav = open_wav(in_wav, channels=2, sample_rate=cal.sample_rate, meaning="stereo L, R")
     if out_wav.exists():
         raise FileExistsError(17, "exists already", str(out_wav))
+    if track_csv is None:
+        feeds = render_blocks(cal, lambda: wav.blocks(BLOCK))
+    else:
+        from calib.render.tracked import read_track, render_tracked
+
+        track = read_track(track_csv)
+        if cal.area is None:
+            raise CalibError(f"{calibration}: --track needs a calibration with a listening area bank "
+                             f"(fit a procedure with [listening_area])")
+        feeds = render_tracked(cal, lambda: wav.blocks(BLOCK), track, block=track_block)
     n = len(cal.drivers)
     unscaled = out_wav.with_name(f".{out_wav.name}.unscaled.wav")
     unscaled.unlink(missing_ok=True)  # left by a killed render
     try:
-        first = write_float_wav(unscaled, cal.sample_rate, n, render_blocks(cal, lambda: wav.blocks(BLOCK)))
+        first = write_float_wav(unscaled, cal.sample_rate, n, feeds)
         raw_db = _dbfs(float(first.peak.max()))
         gain = choose_gain(raw_db, gain_db, out_wav, cal.drivers[int(first.peak.argmax())],
                            first.peak_frame[int(first.peak.argmax())] / cal.sample_rate)
@@ -215,3 +234,9 @@ def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str, 
     say(f"exported {fmt} for unit {cal.serial} to {written[0].parent} ({len(written)} files):")
     for path in written:
         say(f"  {path.name}")
+    if fmt == "camilladsp" and cal.area is not None:  # the tracked bank: one configuration per cell
+        from calib.render.tracked_export import export_camilladsp_bank
+
+        cells = export_camilladsp_bank(cal, written[0].parent / "cells", version=int(camilladsp_version))
+        say(f"  cells/: the listening area's bank, {cal.area.n_cells} configurations "
+            f"({cells[0].name} maps head positions to them; switch with SetConfigFilePath + Reload)")

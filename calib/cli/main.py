@@ -181,7 +181,7 @@ def check(procedure: str, station: str | None) -> None:
         proc = apply_station(proc, station_obj)
     room = room_of(proc, station_obj)
     gates = check_room_supports_targets(proc, room, station or procedure, station_obj)
-    click.echo(summarize(proc, estimated_s=_estimate(proc), room_lines=_room_lines(proc, room, gates),
+    click.echo(summarize(proc, estimated_s=_estimate(proc), room_lines=_room_lines(proc, room, gates) + _area_lines(proc),
                          production=_production_estimate(proc)))
     click.echo("OK")
 
@@ -196,6 +196,17 @@ def _room_lines(proc: Any, room: Any, gates: Any) -> list[str]:
             lines.append(f"  gate {mic:<10} {gate.describe()}")
         lines.append(f"  gate {'ears':<10} {gates.binaural.describe()}")
     return lines
+
+
+def _area_lines(proc: Any) -> list[str]:
+    """The listening area's cells and station time (one head position = one characterize step)."""
+    if proc.listening_area is None:
+        return []
+    from calib.capture.plan import plan_characterize
+    from calib.capture.schedule import capture_seconds
+    from calib.procedure.area import area_lines
+
+    return area_lines(proc, capture_seconds(plan_characterize(proc)))
 
 
 def _estimate(proc: Any) -> float:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from calib.procedure.area import area_problems
 from calib.procedure.model import Procedure
 
 
@@ -22,7 +23,7 @@ def _problems(proc: Procedure) -> Iterator[str]:
     mics = proc.mic_names
     yield from _unique("drivers", drivers)
     yield from _unique("mics", mics)
-    yield from _unique("positions", [p.name for p in proc.positions])
+    yield from _unique("positions", [p.name for p in proc.measured_positions()])
     ch = proc.channels
     yield from _same_names("channels.outputs", ch.outputs, drivers, "driver")
     yield from _same_names("channels.mics", ch.mics, mics, "microphone")
@@ -82,6 +83,8 @@ def _problems(proc: Procedure) -> Iterator[str]:
                 f"drivers[{i}].position_m: expected a driver closer to the turntable axis than the arc "
                 f"({proc.arc.distance_m:g} m), got {reach:.3f} m"
             )
+
+    yield from area_problems(proc)
 
     if proc.sim is not None:
         yield from _same_names("sim.drivers", proc.sim.drivers, drivers, "driver")

@@ -284,6 +284,77 @@ class TargetsSection(_Section):
     effort: EffortTarget | None = None
 
 
+#: Half-extents [m] and yaw [deg] of a listening area axis.
+Extent = Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=2)]
+Step = Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=4)]
+
+
+def _axis_points(centre: float, half: float, step: float) -> np.ndarray:
+    """Grid points from ``centre - half`` to ``centre + half``, at most ``step`` apart (one point if ``half = 0``)."""
+    n = int(np.ceil(2 * half / step - 1e-9)) + 1 if half > 0 else 1
+    return np.linspace(centre - half, centre + half, n)
+
+
+def _axis_cells(centre: float, half: float, size: float) -> tuple[np.ndarray, float]:
+    """Centres of equal cells of at most ``size`` covering ``centre +- half``, and their half-width."""
+    n = max(1, int(np.ceil(2 * half / size - 1e-9)))
+    width = 2 * half / n
+    return centre - half + width * (np.arange(n) + 0.5), width / 2
+
+
+class ListeningArea(_Section):
+    """``[listening_area]``: where a tracked listener may be, how it is measured, how it is cut into cells.
+
+    The area spans ``centre_m +- (depth_m, lateral_m)`` (device frame x, y)
+    and yaws ``yaw_deg +- yaw_range_deg``. The station measures the dummy
+    head on a coarse grid (``measure_*``: the largest spacing per axis; the
+    characterize stage adds these positions, named ``area_...``); the fit
+    interpolates ear transfer functions in between
+    (:func:`calib.solve.area.interpolate_ear_tfs`) and designs one CTC filter
+    set per cell (``cell_*``: the largest cell size per axis), robust over the
+    cell's corners and centre. ``calib check`` refuses cells too large for the
+    target curve at its highest frequency
+    (:func:`calib.solve.area.cell_phase_error_rad`).
+    """
+
+    centre_m: Vec3
+    yaw_deg: Num = 180.0
+    lateral_m: Extent
+    depth_m: Extent
+    yaw_range_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=90)] = 0.0
+    measure_lateral_m: Step
+    measure_depth_m: Step
+    measure_yaw_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 20.0
+    cell_lateral_m: Step
+    cell_depth_m: Step
+    cell_yaw_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 10.0
+
+    def measured_axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The coarse head grid: depth x ``[Nx]``, lateral y ``[Ny]``, yaw ``[Nyaw]``."""
+        x0, y0, _ = self.centre_m
+        return (_axis_points(x0, self.depth_m, self.measure_depth_m),
+                _axis_points(y0, self.lateral_m, self.measure_lateral_m),
+                _axis_points(self.yaw_deg, self.yaw_range_deg, self.measure_yaw_deg))
+
+    def grid_positions(self) -> list[Position]:
+        """The coarse grid as positions (neither design nor verify), x slowest, yaw fastest."""
+        xs, ys, yaws = self.measured_axes()
+        z = self.centre_m[2]
+        return [Position(name=f"area_x{x:.3f}_y{y:+.3f}_yaw{w:+.1f}", xyz_m=(float(x), float(y), z), yaw_deg=float(w),
+                         design=False, verify=False)
+                for x in xs for y in ys for w in yaws]
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], tuple[int, int, int]]:
+        """Cell centres ``[C, 3]``, yaws ``[C]``, half-size ``(depth m, lateral m, yaw deg)`` and counts per axis."""
+        x0, y0, z0 = self.centre_m
+        (xs, hx), (ys, hy), (ws, hw) = (_axis_cells(x0, self.depth_m, self.cell_depth_m),
+                                        _axis_cells(y0, self.lateral_m, self.cell_lateral_m),
+                                        _axis_cells(self.yaw_deg, self.yaw_range_deg, self.cell_yaw_deg))
+        x, y, w = np.meshgrid(xs, ys, ws, indexing="ij")
+        centres = np.stack([x.ravel(), y.ravel(), np.full(x.size, z0)], axis=-1)
+        return centres, w.ravel(), (hx, hy, hw), (xs.size, ys.size, ws.size)
+
+
 class SimDriver(_Section):
     """``[sim.drivers.<name>]``: nominal physics of one driver (its geometry is in ``[[drivers]]``)."""
 
@@ -472,6 +543,7 @@ class Procedure(_Section):
     targets: TargetsSection
     gate: GateSection = GateSection()
     production: ProductionSection | None = None
+    listening_area: ListeningArea | None = None
     sim: SimSection | None = None
 
     # Set by the loader: where the procedure came from and its exact text.
@@ -510,6 +582,11 @@ class Procedure(_Section):
     def verify_positions(self) -> list[Position]:
         """Positions verification re-measures."""
         return [p for p in self.positions if p.verify]
+
+    def measured_positions(self) -> list[Position]:
+        """Every head position characterize measures: ``[[positions]]``, then the listening area's grid."""
+        area = [] if self.listening_area is None else self.listening_area.grid_positions()
+        return [*self.positions, *area]
 
     def holdout_positions(self) -> list[Position]:
         """Verification positions outside the design zone."""

@@ -16,6 +16,9 @@ Rooms: every IR is gated before the first reflection
 room. Below the lowest frequency a gate supports nothing is designed: the
 CTC and beam design bands start there (with a warning when the procedure
 asked for less), and a target band that starts below it is an error.
+
+Listening areas: a procedure with ``[listening_area]`` also gets the tracked
+CTC bank, one filter set per cell (:mod:`calib.stages.tracked`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from calib.solve.virtual import virtual_targets
 from calib.stages.checks import Check, evaluate
 from calib.stages.gating import Gates, gated_binaural, measurement_gates, supported_band_error
 from calib.stages.metrics import Metrics, fir_response, horizontal_mic_index, product_metrics, rfft_grid
+from calib.stages.tracked import fit_bank, grid_ear_tfs
 from calib.store.calibration import Calibration, file_sha256, write_calibration
 from calib.store.measurement import Measurement, read_measurement, utc_stamp
 
@@ -171,6 +175,9 @@ def fit_measurement(meas: Measurement) -> FitResult:
         measurement_sha256=file_sha256(meas.path),
         procedure_sha256=meas.procedure_sha256,
     )
+    if proc.listening_area is not None:  # the tracked bank: one CTC set per cell of the area
+        target = design_target_db(proc, freqs, lowest)
+        cal.area = fit_bank(proc, freqs, grid_ear_tfs(proc, meas, binaural_ir, n_fft), target, c, fs, n_fft).bank
     metrics = predicted_metrics(proc, meas, cal, gates)
     cal.predicted = {k: np.asarray(v, float) for k, v in metrics.items() if k != "ctc/positions"}
     cal.predicted_attrs = {"ctc/cancellation_db": {"positions": ",".join(metrics["ctc/positions"])}}

@@ -12,6 +12,11 @@ Layout (DESIGN.md section 4)::
     /virtualizer       [2, 2, Tv] float32: (L'', R'') = V * (L', R'), applied before /fir
                        attrs: delay_samples (bulk delay of V; the C path is delayed by it)
     /predicted/<name>  float arrays (+ attrs) predicted by the fit (names chosen by the fit)
+    /area              optional (a procedure with [listening_area]): the tracked CTC bank
+      /fir             [C, 2, S, T] float32: cell c's filters for inputs L, R (replace /fir[0:2])
+      /centres_m       [C, 3] cell centres (head centre, device frame)
+      /yaw_deg         [C] cell centre yaws
+                       attrs: half_size (depth m, lateral m, yaw deg), the cells' half extents
 
 ``virtualizer[o, i]`` filters upmixed input ``i`` (0 = L', 1 = R') into the
 FIR input ``o`` (0 = L, 1 = R): the diagonal is the ipsilateral path, the
@@ -52,6 +57,40 @@ def _now_utc() -> str:
 
 
 @dataclass
+class AreaBank:
+    """One CTC filter set (inputs L and R) per cell of a listening area.
+
+    Parameters
+    ----------
+    fir
+        ``[C, 2, S, T]``: cell ``c`` feeds driver ``s`` with ``fir[c, k, s] * input k``
+        (k = 0 L, 1 R); the centre input keeps the calibration's one beam.
+    centres_m
+        ``[C, 3]`` cell centres (head centre, device frame, metres).
+    yaw_deg
+        ``[C]`` cell centre yaws (degrees).
+    half_size
+        Half extents of every cell: depth (m), lateral (m), yaw (deg).
+    """
+
+    fir: np.ndarray
+    centres_m: np.ndarray
+    yaw_deg: np.ndarray
+    half_size: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        self.fir = np.asarray(self.fir, dtype=np.float32)
+        self.centres_m = np.asarray(self.centres_m, dtype=float)
+        self.yaw_deg = np.asarray(self.yaw_deg, dtype=float)
+        self.half_size = tuple(float(v) for v in self.half_size)  # type: ignore[assignment]
+
+    @property
+    def n_cells(self) -> int:
+        """Number of cells C."""
+        return int(self.fir.shape[0])
+
+
+@dataclass
 class Calibration:
     """One unit's calibration: the FIR matrix, the virtualizer and provenance.
 
@@ -80,6 +119,8 @@ class Calibration:
         Optional attributes of those arrays (units, axis names), name -> dict.
     inputs
         Input names; always ``("L", "R", "C")`` in version 1.
+    area
+        The tracked CTC bank of a listening area, or None (a fixed calibration).
     """
 
     serial: str
@@ -100,6 +141,7 @@ class Calibration:
     created_utc: str = field(default_factory=_now_utc)
     software: str = f"calib {__version__}"
     path: Path | None = None  # set by read_calibration / write_calibration
+    area: AreaBank | None = None
 
     def __post_init__(self) -> None:
         self.fir = np.asarray(self.fir, dtype=np.float32)
@@ -148,6 +190,22 @@ def _check(cal: Calibration) -> None:
             raise FileFormatError(f"{name}: expected 64 hex digits, got {str(getattr(cal, name))[:80]!r}")
     if not np.isfinite(cal.modeling_delay_s) or cal.modeling_delay_s < 0:
         raise FileFormatError(f"modeling_delay_s: expected a finite delay >= 0 s, got {cal.modeling_delay_s}")
+    if cal.area is not None:
+        _check_area(cal.area, n_s)
+
+
+def _check_area(bank: AreaBank, n_s: int) -> None:
+    n_c = bank.fir.shape[0] if bank.fir.ndim == 4 else -1
+    if bank.fir.ndim != 4 or n_c < 1 or bank.fir.shape[1:3] != (2, n_s) or bank.fir.shape[3] < 1:
+        raise FileFormatError(f"area/fir: expected shape [C, 2, S={n_s}, T], got {list(bank.fir.shape)}")
+    if bank.centres_m.shape != (n_c, 3) or bank.yaw_deg.shape != (n_c,):
+        raise FileFormatError(f"area/centres_m, area/yaw_deg: expected shapes [{n_c}, 3] and [{n_c}], got "
+                              f"{list(bank.centres_m.shape)} and {list(bank.yaw_deg.shape)}")
+    if len(bank.half_size) != 3 or min(bank.half_size) < 0:
+        raise FileFormatError(f"area half_size: expected 3 half extents >= 0, got {list(bank.half_size)}")
+    for name, arr in (("area/fir", bank.fir), ("area/centres_m", bank.centres_m), ("area/yaw_deg", bank.yaw_deg)):
+        if not np.all(np.isfinite(arr)):
+            raise FileFormatError(f"{name}: expected finite values, got NaN or inf")
 
 
 def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
@@ -195,6 +253,12 @@ def write_calibration(path: str | Path, cal: Calibration) -> Path:
             f.create_dataset("fir", data=cal.fir)
             v = f.create_dataset("virtualizer", data=cal.virtualizer)
             v.attrs["delay_samples"] = cal.virtualizer_delay_samples
+            if cal.area is not None:
+                area = f.create_group("area")
+                area.attrs["half_size"] = np.asarray(cal.area.half_size, float)
+                area.create_dataset("fir", data=cal.area.fir)
+                area.create_dataset("centres_m", data=cal.area.centres_m)
+                area.create_dataset("yaw_deg", data=cal.area.yaw_deg)
             pred = f.create_group("predicted")
             for name, arr in cal.predicted.items():
                 ds = pred.create_dataset(name, data=arr)
@@ -243,6 +307,10 @@ def read_calibration(path: str | Path) -> Calibration:
         if "predicted" in f:
             f["predicted"].visititems(collect)
         try:
+            area = None
+            if "area" in f:  # files without a listening area (all older ones) have none
+                area = AreaBank(dataset("area/fir")[()], dataset("area/centres_m")[()], dataset("area/yaw_deg")[()],
+                                tuple(f["area"].attrs.get("half_size", (-1.0, -1.0, -1.0))))
             return Calibration(
                 serial=str(attr("serial")),
                 product_id=str(attr("product_id")),
@@ -262,6 +330,7 @@ def read_calibration(path: str | Path) -> Calibration:
                 created_utc=str(attr("created_utc")),
                 software=str(attr("software")),
                 path=path,
+                area=area,
             )
         except FileFormatError as exc:
             if str(exc).startswith(f"{path}: "):

@@ -130,3 +130,45 @@ def test_not_hdf5_and_missing_file(tmp_path):
 def test_inconsistent_calibration_rejected(changes, match):
     with pytest.raises(FileFormatError, match=match):
         _cal(**changes)
+
+
+# ---------------------------------------------------------------------- the listening area's bank
+def _bank(n_cells: int = 3, **changes: object) -> "AreaBank":
+    from calib.store.calibration import AreaBank
+
+    rng = np.random.default_rng(5)
+    fields: dict[str, object] = dict(fir=rng.standard_normal((n_cells, 2, 2, 32)),
+                                     centres_m=np.column_stack([np.ones(n_cells), np.linspace(-0.1, 0.1, n_cells),
+                                                                np.zeros(n_cells)]),
+                                     yaw_deg=np.full(n_cells, 180.0), half_size=(0.0, 0.05, 0.0))
+    fields.update(changes)
+    return AreaBank(**fields)  # type: ignore[arg-type]
+
+
+def test_area_bank_round_trip_and_files_without_one(tmp_path):
+    cal = _cal(area=_bank())
+    back = read_calibration(write_calibration(tmp_path / "tracked.h5", cal))
+    assert back.area is not None and back.area.n_cells == 3
+    np.testing.assert_array_equal(back.area.fir, cal.area.fir)
+    np.testing.assert_array_equal(back.area.centres_m, cal.area.centres_m)
+    np.testing.assert_array_equal(back.area.yaw_deg, cal.area.yaw_deg)
+    assert back.area.half_size == (0.0, 0.05, 0.0)
+    np.testing.assert_array_equal(back.fir, cal.fir)  # the fixed filters (and the beam) stay as they were
+    # A file without /area (every file before listening areas) reads as a fixed calibration.
+    assert read_calibration(write_calibration(tmp_path / "fixed.h5", _cal())).area is None
+
+
+def test_bad_area_banks_are_rejected(tmp_path):
+    with pytest.raises(FileFormatError, match=r"area/fir: expected shape \[C, 2, S=2, T\], got \[3, 2, 3, 32\]"):
+        _cal(area=_bank(fir=np.zeros((3, 2, 3, 32))))
+    with pytest.raises(FileFormatError, match=r"area/centres_m, area/yaw_deg: expected shapes \[3, 3\] and \[3\]"):
+        _cal(area=_bank(yaw_deg=np.zeros(2)))
+    with pytest.raises(FileFormatError, match=r"area half_size: expected 3 half extents >= 0"):
+        _cal(area=_bank(half_size=(0.0, -0.1, 0.0)))
+    with pytest.raises(FileFormatError, match=r"area/fir: expected finite values"):
+        _cal(area=_bank(fir=np.full((3, 2, 2, 32), np.nan)))
+    path = write_calibration(tmp_path / "t.h5", _cal(area=_bank()))
+    with h5py.File(path, "a") as f:
+        del f["area/yaw_deg"]
+    with pytest.raises(FileFormatError, match=r"t\.h5: missing /area/yaw_deg"):
+        read_calibration(path)

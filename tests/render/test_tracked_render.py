@@ -228,7 +228,9 @@ def test_calib_render_with_a_track(world, tmp_path, capsys):
     blocks = lambda: iter([stereo.astype(np.float64)])
     expected = np.concatenate(list(render_tracked(cal, blocks, read_track(track), block=512)), axis=-1)
     assert rate == FS and out.shape == expected.T.shape
-    assert_allclose(out.T, expected, atol=1e-6 * np.max(np.abs(expected)))
+    # calib render keeps 1 dB of headroom: the feeds scaled so that their peak is -1 dBFS (never raised)
+    headroom = min(1.0, 10 ** (-1 / 20) / np.max(np.abs(expected)))
+    assert_allclose(out.T, headroom * expected, atol=1e-6 * headroom * np.max(np.abs(expected)))
     capsys.readouterr()
     fixed = write_calibration(tmp_path / "fixed.h5", Calibration(**{**cal.__dict__, "area": None, "path": None}))
     assert main(["render", str(fixed), str(tmp_path / "in.wav"), str(tmp_path / "out2.wav"),

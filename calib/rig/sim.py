@@ -254,6 +254,19 @@ class SimAudioInterface(AudioInterface):
             if not (isinstance(self.input_map[i], EarReceiver) and self.input_map[i].head is None and self.state.head is None)
         ]
 
+    def start_run(self, name: str) -> None:
+        """Draw this run's noise and latency from a random stream of its own.
+
+        Without it, every run of a unit (seeded by its serial) draws the same
+        latency and noise at each turntable angle and head position: a
+        verification would repeat the characterize measurement's noise, and
+        its latencies step for step. ``name`` (e.g. ``"verify"``) is mixed
+        into the seed; a resumed run with the same name draws the same stream.
+        """
+        digest = hashlib.sha256(f"{self._seed}/{name}".encode()).digest()
+        self._seed = int.from_bytes(digest[:8], "little")
+        self._state_key, self._state_calls = None, 0
+
     def _call_rng(self) -> np.random.Generator:
         """Random stream of this call, derived from the lab state and a per-state call counter.
 

@@ -179,3 +179,12 @@ def test_polar_labels_maps_filters_and_quality(reports) -> None:  # noqa: ANN001
         ticks = ax.get_yticks()
         np.testing.assert_array_equal(ticks, np.round(ticks))
         assert any(t.get_text() == "no step needed a retry" for t in ax.texts)
+
+
+def test_verification_latencies_are_its_own(reports) -> None:  # noqa: ANN001
+    """The sim draws latency per call; a verification is a run of its own, not the characterize run's draws
+    again (page 8 showed both latency series on top of each other)."""
+    report = reports["beam"]
+    char, ver = (m.quality["directivity"]["latency_samples"][:, 0] for m in (report.characterize, report.verification))
+    assert char.size == ver.size == 12 and np.mean(char != ver) > 0.8
+    assert len(np.unique(ver)) > 6  # and it changes from call to call

@@ -84,7 +84,8 @@ def test_golden_limits_enter_the_verdict_of_later_reports(reports, tmp_path, cap
     for name, shifts, code, verdict in (("near", (-1.0, 0.0, 1.0), 0, "PASS"), ("far", (9.0, 10.0, 11.0), 1, "FAIL")):
         db = tmp_path / f"{name}.db"
         _golden_db(unit, root, db, shifts)
-        assert main(["report", str(verification), "--reports", str(root / f"reports-{name}"), "--db", str(db),
+        assert main(["--verbose", "report", str(verification), "--reports", str(root / f"reports-{name}"),
+                     "--db", str(db),
                      "--results", str(tmp_path / f"{name}.csv"), "--archive-root", str(root)]) == code
         out = capsys.readouterr().out
         golden_lines = [line for line in out.splitlines() if re.match(r"\s*(PASS|FAIL)\s+golden: ", line)]

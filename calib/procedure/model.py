@@ -133,7 +133,7 @@ class TurntableSection(_Section):
     """
 
     azimuths_deg: list[Annotated[float, Strict(), AllowInfNan(False), Field(ge=-180, lt=180)]] | None = None
-    step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] | None = None
+    step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0.01, le=180)] | None = None  # >= 0.01: a grid that fits in memory
     speed_deg_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 30.0
     settle_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
     timeout_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 60.0
@@ -463,8 +463,8 @@ class ProductionSection(_Section):
     the head positions the fit reads (holdouts only verified), and the sweep.
     """
 
-    main_lobe_step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=90)] = 15.0
-    rest_step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 45.0
+    main_lobe_step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0.01, le=90)] = 15.0
+    rest_step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0.01, le=180)] = 45.0
     duration_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=60)]
     ir_length: Annotated[int, Strict(), Field(ge=64, le=262144)]
     mesm_clear: Literal["all", "linear"] = "linear"

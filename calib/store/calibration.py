@@ -305,7 +305,10 @@ def read_calibration(path: str | Path) -> Calibration:
                     predicted_attrs[name] = dict(obj.attrs)
 
         if "predicted" in f:
-            f["predicted"].visititems(collect)
+            try:
+                f["predicted"].visititems(collect)
+            except (RuntimeError, KeyError, OSError) as exc:  # a damaged object header or heap
+                raise FileFormatError(f"{path}: /predicted: unreadable ({str(exc).splitlines()[0]})") from None
         try:
             area = None
             if "area" in f:  # files without a listening area (all older ones) have none

@@ -9,6 +9,8 @@
   marked ``slow`` (``pytest -m "not slow"`` skips them) and put into one
   pytest-xdist group per fixture, so that with ``pytest -n 2 --dist loadgroup``
   (pyproject's default options) each shared unit is built on one worker only.
+  The hook runs before pytest-xdist's own (which reads the group marks) and
+  puts the long work first, so that it starts early.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume", "test_tracked_
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Longest work first, so that no long test or group starts last on one worker while the other has
+    # run out of tests: tests marked slow themselves (single long runs, e.g. the kill test), then the
+    # shared-unit groups, then the rest (stable: file order within each rank).
+    rank = {item.nodeid: 0 if any(m.name == "slow" for m in item.own_markers) else 2 for item in items}
     for item in items:
         groups = sorted({SHARED_FIXTURES[f] for f in getattr(item, "fixturenames", ()) if f in SHARED_FIXTURES})
         module = SLOW_MODULES.get(item.path.name)
@@ -51,6 +57,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if groups:
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.xdist_group(groups[0]))
+            rank[item.nodeid] = min(rank[item.nodeid], 1)
+    items.sort(key=lambda item: rank[item.nodeid])
 
 
 def procedure_text(product: str, *, step_deg: float | None = None, duration_s: float | None = None,

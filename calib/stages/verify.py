@@ -56,15 +56,20 @@ def check_azimuths(proc: Procedure) -> np.ndarray:
     ``+-null_deg``, the sector rejection every grid azimuth with ``|theta|`` in
     the checked sector, the main lobe every one with ``|theta| <= main_lobe_deg``
     (:mod:`calib.metrics.beam`). The directivity index integrates the whole
-    circle: judged (``di_min_db``), it needs the whole grid. Without a beam
-    target only the front is kept (the CTC checks read the head positions).
+    circle: judged (``di_min_db``), it needs the whole grid; so does the
+    verified spinorama of a procedure that measures the sphere
+    (:mod:`calib.stages.spinorama`). Without a beam target only the front is
+    kept (the CTC checks read the head positions).
     """
     from calib.metrics.beam import sector_mask, wrap_deg
+    from calib.stages.spinorama import sphere_problem
 
     grid = proc.turntable.grid_deg()
     az = np.abs(wrap_deg(grid))
     beam = proc.targets.beam
     needed = az < 1e-9
+    if sphere_problem(proc) is None:
+        return grid
     if beam is not None:
         if beam.di_min_db is not None:
             return grid

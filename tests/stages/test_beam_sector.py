@@ -71,7 +71,9 @@ def test_sector_main_lobe_and_wng(aurora5, units, serial, which):
 @pytest.mark.parametrize("serial", SERIALS)
 def test_verified_within_1_db_of_predicted(units, serial):
     pred, ver = units[serial]["fit"].metrics, units[serial]["verified"]
-    for key in ("beam/sector_rejection_db", "beam/main_lobe_db", "beam/null_depth_db", "beam/di_db"):
+    # Not the directivity index: verification measures only the azimuths the checks read (the front,
+    # the nulls, the sector and the main lobe; calib.stages.verify.check_azimuths), a DI needs the circle.
+    for key in ("beam/sector_rejection_db", "beam/main_lobe_db", "beam/null_depth_db"):
         assert_allclose(ver[key], pred[key], atol=AGREEMENT_DB, err_msg=key)
 
 

@@ -39,11 +39,12 @@ IR_LENGTHS = (4096, 2048, 1536)  # the lab procedure's; shorter ones (the produc
 ORDERS = (4, 3)  # the procedure's n_harmonics, and the simulator's highest (its drivers are cubic)
 
 
-def measure_errors(proc, plan) -> np.ndarray:  # noqa: ANN001
-    """IR errors (dB) against the whole true IRs at the benchmark steps."""
+def measure_errors(proc, plan) -> tuple[np.ndarray, float]:  # noqa: ANN001
+    """IR errors (dB) against the whole true IRs at the benchmark steps, and the worst contamination bound
+    (dB) the captures report."""
     rig = open_sim_rig(proc, SERIAL)
     audio = rig.audio
-    errors = []
+    errors, bounds = [], []
     for where in (*AZIMUTHS_DEG, plan.positions[0]):
         if isinstance(where, float):
             rig.turntable.move_to(-where)
@@ -53,29 +54,12 @@ def measure_errors(proc, plan) -> np.ndarray:  # noqa: ANN001
             rig.positioner.place(where)
             inputs = list(plan.ear_inputs)
             truth = audio.lab.true_irs([EarReceiver(where, 0), EarReceiver(where, 1)], 0.0)
-        ir = capture_step(plan, audio, inputs, plan.level_dbfs).ir
+        step = capture_step(plan, audio, inputs, plan.level_dbfs)
+        bounds.append(float(np.max(step.contamination_db)))
         padded = np.zeros(truth.shape)
-        padded[..., : ir.shape[-1]] = ir
+        padded[..., : step.ir.shape[-1]] = step.ir
         errors.append(band_error_db(padded, truth * audio.noise.input_fs_per_pa, plan.band_hz, plan.sample_rate).ravel())
-    return np.concatenate(errors)
-
-
-def worst_bound(proc, plan) -> tuple[np.ndarray, float]:  # noqa: ANN001
-    """Run the error steps while recording the contamination bound every capture reports."""
-    seen: list[float] = []
-    capture = schedule._capture
-
-    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        out = capture(*args, **kwargs)
-        seen.append(float(np.max(out.contamination_db)))
-        return out
-
-    schedule._capture = spy  # capture_step looks _capture up at call time
-    try:
-        errors = measure_errors(proc, plan)
-    finally:
-        schedule._capture = capture
-    return errors, max(seen)
+    return np.concatenate(errors), max(bounds)
 
 
 def main() -> None:
@@ -92,7 +76,7 @@ def main() -> None:
     lab_err = None
     for ir_length in IR_LENGTHS:
         seq = dataclasses.replace(base, schedule="sequential", ir_length=ir_length)
-        seq_err, _ = worst_bound(proc, seq)
+        seq_err, _ = measure_errors(proc, seq)
         seq_s = schedule.capture_seconds(seq)
         lab_err = power_mean_db(seq_err) if lab_err is None else lab_err
         print(f"{ir_length:>6}{'':>7}  {'sequential':<13}{'':<36}{seq_s:>8.2f}{1.0:>8.2f}"
@@ -101,7 +85,7 @@ def main() -> None:
             for clear in ("all", "linear"):
                 plan = dataclasses.replace(base, schedule="mesm", mesm_clear=clear, ir_length=ir_length,
                                            n_harmonics=orders)
-                err, bound = worst_bound(proc, plan)
+                err, bound = measure_errors(proc, plan)
                 step_s = schedule.capture_seconds(plan)
                 offsets = schedule.source_offsets(plan, schedule.sweep_for(plan))
                 factor = seq_s / step_s

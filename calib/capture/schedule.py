@@ -221,9 +221,12 @@ def _capture(
     window = noise_window(n_fft, int(offsets[-1]) + plan.ir_length + feeds.shape[-1], sweep.rate_s, fs, n_harm)
     snr = snr_db(ir_full, plan.ir_length, window, signal_start=starts)
     # Harmonic n of input f sits at n f, measurable only up to the band's top.
-    thd = thd_percent(linear, harmonics, lo, hi / n_harm, fs, f_max_hz=hi) if n_harm > 1 else np.zeros(snr.shape)
     if len(sources) > 1 and plan.mesm_clear == "linear":
         thd = np.full(np.shape(snr), np.nan)  # the harmonic slots may hold several drivers' harmonics
+    elif n_harm > 1:
+        thd = thd_percent(linear, harmonics, lo, hi / n_harm, fs, f_max_hz=hi)
+    else:
+        thd = np.zeros(snr.shape)
     # Lost samples: zeros in the loopback's sweep (the reference: source 0's, even in MESM), or
     # zeros between non-zero samples of an input (the response tail included).
     dropout = _has_dropout(recorded[:, max(latency, 0) :], interior=True)

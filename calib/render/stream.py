@@ -28,6 +28,7 @@ The output equals the whole-file render to rounding (tests: 1e-6 of the peak).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -151,7 +152,11 @@ class StreamingUpmix:
             raise ValueError("frame_s: the frame must be a whole number of hops")
         self.floor = floor
         self.a = np.exp(-sft.hop / (time_constant_s * sample_rate))
-        self.state = np.zeros((3, self.framer.m // 2 + 1))  # [3, F]  # smoothing state across frames
+        self.state = np.zeros((3, self.framer.m // 2 + 1))  # [3, F] smoothing state across frames
+        # The smoothing over a chunk of frames as one matrix (see _smooth); a shorter chunk uses its top-left part.
+        lag = np.subtract.outer(np.arange(CHUNK), np.arange(CHUNK))
+        self.chunk_weights = np.where(lag >= 0, (1.0 - self.a) * self.a ** np.maximum(lag, 0), 0.0)  # [P, P] lower
+        self.chunk_decay = self.a ** np.arange(1, CHUNK + 1)  # a^(p + 1)
         self.tail = np.zeros(self.framer.m - self.framer.hop)  # overlap-add still pending
         self.out_start = self.framer.start(sft.p_min)  # absolute index of the next centre sample
         self.stereo = np.zeros((2, 0))  # input not yet emitted, from absolute index `emitted`
@@ -210,10 +215,8 @@ class StreamingUpmix:
         (which the whole-file upmix uses) in another order: equal to rounding.
         """
         n_p = raw.shape[0]
-        lag = np.subtract.outer(np.arange(n_p), np.arange(n_p))
-        weights = np.where(lag >= 0, (1.0 - self.a) * self.a ** np.maximum(lag, 0), 0.0)  # [P, P] lower
-        out = (weights @ raw.reshape(n_p, -1)).reshape(raw.shape)
-        out += self.a ** np.arange(1, n_p + 1)[:, None, None] * self.state
+        out = (self.chunk_weights[:n_p, :n_p] @ raw.reshape(n_p, -1)).reshape(raw.shape)
+        out += self.chunk_decay[:n_p, None, None] * self.state
         self.state = out[-1].copy()
         return out
 
@@ -256,6 +259,17 @@ class OverlapSave:
         self.spectra = scipy.fft.rfft(h, nfft, axis=-1)  # [K, S, F]
         self.buf = np.zeros((n_k, n_taps - 1))  # the state: last L - 1 inputs, then unprocessed input
         self.n_in = 0
+
+    def fork(self, state: np.ndarray) -> OverlapSave:
+        """A convolver with these filters (spectra shared, read-only) that carries ``state``.
+
+        ``state`` is [K, L - 1]: the last L - 1 inputs, as if it had run all along; nothing is emitted yet.
+        """
+        if np.shape(state) != self.buf[:, : self.taps - 1].shape:
+            raise ValueError(f"state: expected shape {list(self.buf[:, : self.taps - 1].shape)}, got {list(np.shape(state))}")
+        conv = copy.copy(self)
+        conv.buf, conv.n_in = np.array(state, dtype=np.float64), 0
+        return conv
 
     def push(self, x: np.ndarray) -> np.ndarray:
         """Convolve the next [K, b] inputs; returns the [S, b'] outputs now complete."""

@@ -30,7 +30,6 @@ against ``|b - a|`` in one sample for a hard switch.
 
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -134,7 +133,6 @@ class TrackedConvolver:
         self.taps = self.nfft - self.block + 1
         centre = np.pad(centre, ((0, 0), (0, 0), (0, self.taps - centre.shape[-1])))
         self._centre = OverlapSave(centre, self.nfft)
-        self._history = np.zeros((2, self.taps - 1))  # the last L - 1 inputs of (L', R')
         self._cell: int | None = None
         self._conv: OverlapSave | None = None
         self._templates: OrderedDict[int, OverlapSave] = OrderedDict()  # recently used cells
@@ -156,10 +154,9 @@ class TrackedConvolver:
         self._templates[cell] = template  # most recent last
         while len(self._templates) > CELL_CACHE:
             self._templates.popitem(last=False)
-        conv = copy.copy(template)  # shares the (read-only) filter spectra
-        conv.buf = self._history.copy()  # overlap-save's carried state: the last L - 1 inputs
-        conv.n_in = 0
-        return conv
+        # One overlap-save step per block: after each push the running convolver carries the last L - 1 inputs.
+        state = np.zeros((2, self.taps - 1)) if self._conv is None else self._conv.buf
+        return template.fork(state)
 
     def push(self, inputs: np.ndarray, xyz_m: np.ndarray, yaw_deg: float) -> np.ndarray:
         """One block ``[3, block]`` of (L', R', C) heard by a head at ``xyz_m, yaw_deg``; returns ``[S, block]``."""
@@ -177,8 +174,6 @@ class TrackedConvolver:
             old_out, new_out = self._conv.push(x[:2]), new.push(x[:2])
             out = new_out if not self.crossfade else (1.0 - self._fade) * old_out + self._fade * new_out
             self._conv, self._cell = new, cell
-        if self.taps > 1:
-            self._history = np.concatenate([self._history, x[:2]], axis=-1)[:, -(self.taps - 1):]
         self.cells.append(cell)
         return out + self._centre.push(x[2:])
 

@@ -81,6 +81,9 @@ class AudioInterface(abc.ABC):
             On an xrun, a dropout the interface can detect, or device loss.
         """
 
+    def start_run(self, name: str) -> None:  # noqa: B027 - optional hook
+        """A new measurement run ``name`` begins (a simulator draws its noise and latency afresh; hardware: nothing)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device."""
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from calib.capture.absolute import IR_UNIT_PASCAL
-from calib.metrics.bands import Bands
+from calib.metrics.bands import Bands, power_db
 from calib.metrics.spinorama import ORBIT_DEG, orbits_from_sphere, sphere_mean_power, spinorama
 from calib.procedure.model import Procedure
 from calib.stages.gating import Gates, measurement_gates
@@ -146,11 +146,6 @@ def _sphere_band_power(meas: Measurement, gates: Gates | None, n_fft: int, bands
     return np.stack(out, axis=1)
 
 
-def _db(power: np.ndarray, reference: float) -> np.ndarray:
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(power / reference**2)
-
-
 def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None = None,
                    gates: Gates | None = None, reference: float | None = None,
                    bands: Bands | None = None) -> Spinorama:
@@ -212,8 +207,8 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
             h, v = orbits_from_sphere(power[:, :, k], az, el, axis)
         result.curves[source] = spinorama(np.sqrt(h), np.sqrt(v), reference=reference)
         result.axes[source] = axis
-        result.orbits_db[source] = (_db(h, reference), _db(v, reference))
-        result.sphere_power_db[source] = _db(sphere_mean_power(power[:, :, k], az, el), reference)
+        result.orbits_db[source] = (power_db(h, reference**2), power_db(v, reference**2))
+        result.sphere_power_db[source] = power_db(sphere_mean_power(power[:, :, k], az, el), reference**2)
         if source in drivers:
-            result.sphere_db[source] = _db(power[:, :, k], reference)
+            result.sphere_db[source] = power_db(power[:, :, k], reference**2)
     return result

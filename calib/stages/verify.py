@@ -178,8 +178,7 @@ def verify_calibration(
     extra.update(custody_attrs(serial=serial, procedure_sha256=proc.sha256, calibration=Path(calibration_path),
                                calibration_serial=cal.serial, characterize=characterize, root=Path(out_dir)))
     with open_rig(rig_spec, proc, serial, faults, station=station) as rig:
-        if hasattr(rig.audio, "start_run"):  # simulated: not the characterize run's noise and latency again
-            rig.audio.start_run("verify")
+        rig.audio.start_run("verify")  # simulated: not the characterize run's noise and latency again
         run_measurement(
             plan, rig, path, serial=serial, procedure_text=proc.source_text, procedure_sha256=proc.sha256,
             resume=resume, progress=progress, extra_attrs=extra, input_cals=cals,

@@ -24,6 +24,7 @@ scale per full scale for an uncalibrated station), ``Data.Imag`` zero: band powe
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +44,21 @@ def _fresh(path: Path) -> Path:
     return path
 
 
-def write_spinorama_csv(spin: Spinorama, source: str, path: str | Path) -> Path:
-    """Write one source's curves as CSV (``Freq`` + one column per curve, dB); never overwrites."""
-    curves = _source(spin, source)
+def _write_csv(path: str | Path, header: list[str], rows: Iterable[list[str]]) -> Path:
+    """A new CSV file (never overwrites): the header row, then ``rows``."""
     path = _fresh(Path(path))
     with path.open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(SPINORAMA_COLUMNS)
-        for b, hz in enumerate(spin.bands_hz):
-            out.writerow([f"{hz:.2f}", *(f"{curves[c][b]:.3f}" for c in SPINORAMA_COLUMNS[1:])])
+        out.writerow(header)
+        out.writerows(rows)
     return path
+
+
+def write_spinorama_csv(spin: Spinorama, source: str, path: str | Path) -> Path:
+    """Write one source's curves as CSV (``Freq`` + one column per curve, dB); never overwrites."""
+    curves = _source(spin, source)
+    rows = ([f"{hz:.2f}", *(f"{curves[c][b]:.3f}" for c in SPINORAMA_COLUMNS[1:])] for b, hz in enumerate(spin.bands_hz))
+    return _write_csv(path, list(SPINORAMA_COLUMNS), rows)
 
 
 def write_orbit_txt(spin: Spinorama, source: str, folder: str | Path) -> Path:
@@ -72,14 +78,9 @@ def write_orbit_txt(spin: Spinorama, source: str, folder: str | Path) -> Path:
 def write_balloon_csv(spin: Spinorama, driver: str, path: str | Path) -> Path:
     """Write a driver's balloon as CSV: ``azimuth_deg, elevation_deg`` then one dB column per band centre (Hz)."""
     levels = _balloon(spin, driver)
-    path = _fresh(Path(path))
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["azimuth_deg", "elevation_deg", *(f"{hz:.2f}" for hz in spin.bands_hz)])
-        for i, az in enumerate(spin.azimuth_deg):
-            for j, el in enumerate(spin.elevation_deg):
-                out.writerow([f"{az:g}", f"{el:g}", *(f"{v:.3f}" for v in levels[i, j])])
-    return path
+    rows = ([f"{az:g}", f"{el:g}", *(f"{v:.3f}" for v in levels[i, j])]
+            for i, az in enumerate(spin.azimuth_deg) for j, el in enumerate(spin.elevation_deg))
+    return _write_csv(path, ["azimuth_deg", "elevation_deg", *(f"{hz:.2f}" for hz in spin.bands_hz)], rows)
 
 
 def write_balloon_sofa(spin: Spinorama, driver: str, path: str | Path, distance_m: float,

@@ -36,12 +36,12 @@ import numpy as np
 
 from calib.cli.cmd_measure import measure_unit
 from bench_beam import naive_beam  # the script's folder is on sys.path
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 from calib.solve.beamformer import design_beamformer
 from calib.solve.ctc import design_ctc
 from calib.solve.regularized import reference_gain
 from calib.stages.fit import design_target_db, fit_measurement, procedure_of
-from calib.stages.metrics import horizontal_mic_index, rfft_grid
+from calib.stages.product_metrics import horizontal_mic_index, rfft_grid
 from calib.store.measurement import Measurement, read_measurement
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5.toml"

@@ -35,7 +35,7 @@ import numpy as np
 from calib.capture.plan import MeasurementPlan, plan_characterize
 from calib.capture.schedule import capture_seconds, capture_step, turntable_travel_deg
 from calib.procedure import load_procedure
-from calib.rig.factory import mic_receivers, open_sim_rig
+from calib.rig.virtual_lab import mic_receivers, open_sim_rig
 from calib.sim.lab import EarReceiver
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5.toml"

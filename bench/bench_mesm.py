@@ -30,7 +30,7 @@ import calib.capture.schedule as schedule
 from calib.capture.schedule import capture_step
 from calib.capture.plan import plan_characterize
 from calib.procedure import load_procedure
-from calib.rig.factory import mic_receivers, open_sim_rig
+from calib.rig.virtual_lab import mic_receivers, open_sim_rig
 from calib.sim.lab import EarReceiver
 
 TOLERANCE_DB = 1.0

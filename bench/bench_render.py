@@ -8,7 +8,7 @@ Printed, all in this run, one thread (BLAS/FFT threads pinned to 1):
 
 1. real-time factor (audio seconds per second of CPU) of the whole render
    in memory, :func:`calib.render.stream.render_blocks` (upmix + filters), and of
-   its stages; the whole-file render (:func:`calib.render.engine.render`, the
+   its stages; the whole-file render (:func:`calib.render.in_memory.render`, the
    former implementation) and :func:`scipy.signal.oaconvolve` for the filter
    stage on the same signal; and the flop-count limit: the minimum FFT and
    multiply-add count of the same algorithm (upmix STFT, overlap-save with the
@@ -45,7 +45,7 @@ import scipy.fft  # noqa: E402
 import soundfile  # noqa: E402
 from scipy.signal import oaconvolve  # noqa: E402
 
-from calib.render.engine import effective_fir, render  # noqa: E402
+from calib.render.in_memory import effective_fir, render  # noqa: E402
 from calib.render.stream import BLOCK, OverlapSave, StreamingUpmix, render_blocks, upmix_floor  # noqa: E402
 from calib.render.upmix import _stft  # noqa: E402
 from calib.store.calibration import Calibration, write_calibration  # noqa: E402

@@ -25,7 +25,7 @@ import calib.sim.lab
 from calib.capture.plan import plan_characterize
 from calib.capture.schedule import capture_step
 from calib.procedure.load import parse_procedure
-from calib.rig.factory import open_sim_rig
+from calib.rig.virtual_lab import open_sim_rig
 from calib.stages.gating import detect_group, predicted_gates
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5.toml"

@@ -78,7 +78,7 @@ def analytic() -> None:
 def product(sweep_s: float, out: Path) -> None:
     from calib.cli.cmd_measure import measure_unit
     from calib.stages.fit import fit_file
-    from calib.stages.unit import build_unit_report
+    from calib.stages.unit_report import build_unit_report
     from calib.stages.verify import verify_calibration
 
     text = SPHERE.read_text().replace("duration_s = 2.0", f"duration_s = {sweep_s!r}")

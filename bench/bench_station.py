@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from calib.procedure import load_procedure
-from calib.stages.checks import verdict
+from calib.stages.verdict import verdict
 from calib.stages.grid_study import MAX_DELTA_DB, characterize, compare_grids
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5.toml"

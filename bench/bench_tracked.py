@@ -34,12 +34,12 @@ import numpy as np
 import calib.stages.fit as fit_module
 from calib.cli.cmd_measure import measure_unit
 from calib.procedure.air import recorded_speed_of_sound
-from calib.render.engine import effective_fir
+from calib.render.in_memory import effective_fir
 from calib.render.stream import OverlapSave
 from calib.render.tracked import TrackedConvolver
 from calib.report.area_map import area_map_figure
-from calib.rig.base import HeadPosition
-from calib.rig.factory import unit_device
+from calib.geometry import HeadPosition
+from calib.rig.virtual_lab import unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.area import cell_index, interpolate_ear_tfs
 from calib.stages.fit import fit_measurement, procedure_of

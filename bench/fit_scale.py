@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from calib.procedure.load import parse_procedure
-from calib.rig.base import HeadPosition
-from calib.rig.factory import mic_receivers, open_sim_rig
+from calib.geometry import HeadPosition
+from calib.rig.virtual_lab import mic_receivers, open_sim_rig
 from calib.sim.lab import EarReceiver
 from calib.store.measurement import StepQuality, create_measurement, mark_complete, write_step
 

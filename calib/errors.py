@@ -44,3 +44,7 @@ class MeasurementError(CalibError, RuntimeError):
 
 class FitError(CalibError, RuntimeError):
     """Filters could not be fitted from the given measurement."""
+
+
+class UnverifiedProtocolWarning(UserWarning):
+    """A turntable driver whose wire protocol was not checked against the vendor's documentation or a table."""

@@ -94,9 +94,9 @@ class SimUnit:
         assert self.fit.path is not None
         return self.fit.path
 
-    def verified(self, faults: object = None):  # noqa: ANN201 - calib.report.model.UnitReport
+    def verified(self, faults: object = None):  # noqa: ANN201 - calib.stages.unit_report.UnitReport
         """The unit's verification report (``faults``: a SimFaults present during verification only)."""
-        from calib.stages.unit import build_unit_report
+        from calib.stages.unit_report import build_unit_report
         from calib.stages.verify import verify_calibration
 
         key = repr(faults)

@@ -1,8 +1,11 @@
-"""Architecture contracts: the numerical core is pure numpy/scipy; calib works without PortAudio."""
+"""Architecture contracts: the layers (import-linter), a pure numpy/scipy core, calib without PortAudio."""
 
 from __future__ import annotations
 
+import os
 import pkgutil
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +69,50 @@ def test_calib_check_and_devices_work_without_portaudio():
 
 def test_version_is_exposed():
     assert calib.__version__.count(".") == 2
+
+
+def _lint_imports(root: Path, contract: str) -> subprocess.CompletedProcess:
+    """Run one import-linter contract of ``root``/pyproject.toml on the ``calib`` package under ``root``."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run(
+        [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()",
+         "--no-cache", "--no-logo", "--contract", contract, str(root / "pyproject.toml")],
+        capture_output=True, text=True, cwd=root, env=env, timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def mutable_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the package and its contracts that a test may break."""
+    root = tmp_path_factory.mktemp("layers")
+    shutil.copytree(ROOT / "calib", root / "calib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", root / "pyproject.toml")
+    return root
+
+
+@pytest.mark.parametrize("contract", ["layers", "acyclic", "pure-core"])
+def test_import_contracts_are_kept(contract):
+    out = _lint_imports(ROOT, contract)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 kept, 0 broken" in out.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "contract", "message"), [
+    # the capture loop reaching up into the stages (the cycle this contract was written against)
+    ("calib/capture/plan.py", "from calib.stages import fit", "layers", r"calib\.capture\.plan -> calib\.stages\.fit"),
+    # two sibling modules importing each other (rig.factory <-> rig.replay once did, lazily)
+    ("calib/rig/virtual_lab.py", "from calib.rig import factory", "acyclic", r"\.virtual_lab -> \.factory"),
+    # the numerical core writing files
+    ("calib/metrics/ctc.py", "import h5py", "pure-core", r"calib\.metrics\.ctc -> h5py"),
+])
+def test_import_contracts_catch_a_violation(mutable_copy, module, line, contract, message):
+    path = mutable_copy / module
+    original = path.read_text()
+    path.write_text(original + f"\n\ndef _violation() -> None:\n    {line}  # noqa: F401\n")
+    try:
+        out = _lint_imports(mutable_copy, contract)
+    finally:
+        path.write_text(original)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "0 kept, 1 broken" in out.stdout
+    assert re.search(message, out.stdout), out.stdout

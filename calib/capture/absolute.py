@@ -31,8 +31,8 @@ import scipy.fft
 from numpy.typing import ArrayLike, NDArray
 
 from calib.errors import ProcedureError
-from calib.procedure.model import Procedure
-from calib.procedure.station import Station, apply_station, input_channel_names
+from calib.procedure.spec import Procedure
+from calib.procedure.station_file import Station, apply_station, input_channel_names
 from calib.store.miccal import MicCalibration, apply_mic_calibration, mic_correction, read_mic_calibration
 
 IR_UNIT_RELATIVE = "FS/FS"
@@ -65,7 +65,7 @@ def input_calibrations(proc: Procedure, station: Station) -> dict[int, InputCali
     """Input calibrations of the station's ``[[mics]]``, by 0-based input channel.
 
     Channels come from the procedure as the station runs it
-    (:func:`~calib.procedure.station.apply_station`); calibration files are
+    (:func:`~calib.procedure.station_file.apply_station`); calibration files are
     read now, so a damaged one fails before anything is measured.
 
     Raises

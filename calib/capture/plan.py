@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calib.procedure.model import Procedure
-from calib.rig.base import HeadPosition
+from calib.procedure.spec import Procedure
+from calib.geometry import HeadPosition
+from calib.procedure.layout import channel_counts, head_position
 
 
 @dataclass(frozen=True)
@@ -93,19 +94,6 @@ class MeasurementPlan:
         if group == "directivity":
             return f"azimuth {self.azimuths_deg[index]:+g} deg"
         return f"head at {self.positions[index].name}"
-
-
-def head_position(p) -> HeadPosition:  # noqa: ANN001 - procedure Position
-    """A procedure position as the rig's :class:`HeadPosition`."""
-    return HeadPosition(p.name, tuple(float(v) for v in p.xyz_m), float(p.yaw_deg))  # type: ignore[arg-type]
-
-
-def channel_counts(proc: Procedure) -> tuple[int, int]:
-    """Output and input channel counts the procedure's channel map needs."""
-    ch = proc.channels
-    outs = list(ch.outputs.values()) + ([ch.loopback.output] if ch.loopback else [])
-    ins = list(ch.mics.values()) + [ch.ears.left, ch.ears.right] + ([ch.loopback.input] if ch.loopback else [])
-    return max(outs), max(ins)
 
 
 def plan_for(proc: Procedure, stage: str, sources: list[str], feeds: np.ndarray,

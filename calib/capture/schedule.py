@@ -296,8 +296,8 @@ def estimate_unit_time_s(proc) -> float:  # noqa: ANN001 - Procedure
     The verification is estimated as the free-field one (inputs L, R, C
     through filters of ``fit.taps`` taps) at the azimuths the checks read.
     """
-    from calib.capture.plan import head_position, plan_characterize, plan_for
-    from calib.stages.verify import check_azimuths
+    from calib.capture.plan import plan_characterize, plan_for
+    from calib.procedure.layout import check_azimuths, head_position
 
     char = plan_characterize(proc)
     n_out = char.feeds.shape[1]

@@ -71,7 +71,7 @@ def _verify(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | 
                        err=True)
     station_obj = None
     if station is not None:
-        from calib.procedure.station import load_station
+        from calib.procedure.station_file import load_station
 
         station_obj = load_station(station)
     path = verify_calibration(calibration, rig, out_dir, resume, unit, parse_faults(faults) if faults else None,
@@ -97,7 +97,7 @@ def _report(verify_path: Path, reports: str, results: str, db: str | None = None
     _check_report_outputs(reports, results)
     station_obj = None
     if station is not None:
-        from calib.procedure.station import load_station
+        from calib.procedure.station_file import load_station
 
         station_obj = load_station(station)
     # The one place a run is recorded (idempotent: the same verification reported again adds nothing).

@@ -36,7 +36,7 @@ def calibrate_mic(
 ) -> None:
     """Measure a microphone's sensitivity from RECORDING.wav of a sound calibrator."""
     from calib.cli.cmd_render import read_wav
-    from calib.procedure.station import MIC_NAME_PATTERN  # here: pydantic/scipy only when run
+    from calib.procedure.station_file import MIC_NAME_PATTERN  # here: pydantic/scipy only when run
     from calib.signals.level import sensitivity_from_calibrator
 
     if station_file is not None and mic_name is None:
@@ -78,7 +78,7 @@ def calibrate_mic(
 
 def _where(station_file: Path, mic_name: str) -> str:
     """Where the printed entry goes in ``station_file``."""
-    from calib.procedure.station import load_station
+    from calib.procedure.station_file import load_station
 
     station = load_station(station_file)
     for i, mic in enumerate(station.mics):

@@ -20,7 +20,7 @@ RIG_HELP = "sim (default: the virtual lab), replay:FILE.h5, or portaudio"
 
 def parse_faults(values: tuple[str, ...]):  # noqa: ANN201 - SimFaults
     """``--sim-fault dead=tweeter --sim-fault reversed=woofer`` as a SimFaults."""
-    from calib.procedure.model import SimFaults
+    from calib.procedure.spec import SimFaults
 
     kinds = {"dead": "dead_drivers", "reversed": "reversed_drivers"}
     fields: dict[str, list[str]] = {v: [] for v in kinds.values()}
@@ -43,7 +43,7 @@ def measure_unit(
 ) -> Path:
     """Characterize one unit; returns the complete measurement file."""
     from calib.capture.absolute import station_calibrations
-    from calib.capture.engine import latest_incomplete, new_measurement_path, run_measurement
+    from calib.capture.runner import latest_incomplete, new_measurement_path, run_measurement
     from calib.capture.plan import plan_characterize
     from calib.procedure import load_procedure
     from calib.rig.factory import open_rig
@@ -101,7 +101,7 @@ def check_measure_inputs(procedure: str, faults: tuple[str, ...], station: str |
 def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202
     if station is None:
         return proc, None
-    from calib.procedure.station import apply_station, load_station
+    from calib.procedure.station_file import apply_station, load_station
 
     st = load_station(station)
     return apply_station(proc, st), st
@@ -212,7 +212,7 @@ def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
 
 def exported_taps_line(cal) -> str:  # noqa: ANN001 - Calibration
     """Why ``calib export`` and ``calib render`` use longer filters than the design's taps."""
-    from calib.render.engine import effective_fir
+    from calib.render.in_memory import effective_fir
 
     tv = int(cal.virtualizer.shape[-1])
     n = int(effective_fir(cal).shape[-1])

@@ -17,8 +17,8 @@ from calib.errors import CalibError
 def spinorama(verification: str, out_dir: str) -> None:
     """Export the spinoramas (C, L, R, drivers) and driver balloons of a VERIFICATION measurement."""
     from calib.report.spinorama_page import di_band_table
-    from calib.stages.unit import build_unit_report
-    from calib.store.directivity import export_unit_directivity
+    from calib.stages.unit_report import build_unit_report
+    from calib.export.directivity import export_unit_directivity
 
     check_input_file(verification, "verification")
     folder = check_folder(out_dir, "--out")

@@ -165,7 +165,7 @@ def check(procedure: str, station: str | None) -> None:
     """Validate PROCEDURE (with a STATION's room) and print a summary with the estimated time per unit."""
     from calib.errors import ProcedureError
     from calib.procedure import load_procedure
-    from calib.procedure.checks import beam_grid_problem
+    from calib.procedure.consistency import beam_grid_problem
     from calib.procedure.summary import summarize
     from calib.stages.gating import check_room_supports_targets, room_of
 
@@ -175,7 +175,7 @@ def check(procedure: str, station: str | None) -> None:
         raise ProcedureError(f"{procedure}: {beam_problem}")
     station_obj = None
     if station is not None:
-        from calib.procedure.station import apply_station, load_station
+        from calib.procedure.station_file import apply_station, load_station
 
         station_obj = load_station(station)
         proc = apply_station(proc, station_obj)

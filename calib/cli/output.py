@@ -83,7 +83,7 @@ def table(rows: Sequence[Sequence[str]], right: Sequence[int] = (), indent: str 
     ]
 
 
-def check_table(checks: Sequence, prefix: str = "") -> list[str]:  # noqa: ANN001 - calib.stages.checks.Check
+def check_table(checks: Sequence, prefix: str = "") -> list[str]:  # noqa: ANN001 - calib.stages.verdict.Check
     """Checks as aligned lines: result, name, value with unit, limit, detail.
 
     The limit is the one judged (the target less its tolerance, where the

@@ -28,7 +28,7 @@ from calib.fleet import schema as s
 from calib.fleet.db import utc_now
 from calib.fleet.record import StageRun
 from calib.fleet.store import ResultsStore
-from calib.stages.checks import Check
+from calib.stages.verdict import Check
 
 MIN_GOLDEN_UNITS = 3
 

@@ -1,6 +1,6 @@
 """What one reported unit puts in the results database: three stage runs with their checks, figures and files.
 
-:func:`unit_record` turns a :class:`~calib.report.model.UnitReport` into a
+:func:`unit_record` turns a :class:`~calib.stages.unit_report.UnitReport` into a
 plain :class:`UnitRecord` (no file handles, no arrays), which
 :meth:`calib.fleet.store.ResultsStore.record` writes in one transaction. The
 import of an old ``results.csv`` and the benchmarks build the same records.
@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from calib.errors import CalibError
-from calib.report.model import UnitReport
+from calib.store.archive import ArchivePathError, archive_path
+from calib.stages.unit_report import UnitReport
 from calib.report.results import summary_metrics
-from calib.stages.checks import INPUTS, Check
-from calib.stages.metrics import horizontal_mic_index
+from calib.stages.verdict import INPUTS, Check
+from calib.stages.product_metrics import horizontal_mic_index
 from calib.store.calibration import file_sha256
 
 
@@ -37,7 +38,7 @@ class CheckRow:
 
     @classmethod
     def of(cls, check: Check) -> CheckRow:
-        """The row of a report's :class:`~calib.stages.checks.Check`."""
+        """The row of a report's :class:`~calib.stages.verdict.Check`."""
         return cls(check.name, float(check.value), float(check.limit), check.unit, check.op, bool(check.passed),
                    check.detail)
 
@@ -73,10 +74,6 @@ class UnitRecord:
     limit_set_id: int | None = None
 
 
-class ArchivePathError(CalibError, ValueError):
-    """A file to record lies outside the archive root."""
-
-
 def utc_text(stamp: str) -> str:
     """Any ISO-8601 time (with offset or ``Z``) as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC."""
     try:
@@ -85,23 +82,6 @@ def utc_text(stamp: str) -> str:
         raise CalibError(f"time {stamp!r}: expected an ISO-8601 time") from None
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def archive_path(path: str | Path, root: str | Path) -> str:
-    """``path`` relative to the archive ``root``, with ``/`` separators (the same on every station).
-
-    Raises
-    ------
-    ArchivePathError
-        If ``path`` is not inside ``root``.
-    """
-    full, base = Path(path).resolve(), Path(root).resolve()
-    try:
-        rel = full.relative_to(base)
-    except ValueError:
-        raise ArchivePathError(f"{path}: outside the archive root {base} (set --archive-root to a folder "
-                               "that holds measurements/ and reports/)") from None
-    return PurePosixPath(*rel.parts).as_posix()
 
 
 def driver_figures(report: UnitReport) -> dict[str, float]:

@@ -17,8 +17,8 @@ from calib.fleet.db import resolve_url
 from calib.fleet.limits import golden_checks, load_limits
 from calib.fleet.record import add_report_file, archive_path, default_root, unit_record
 from calib.fleet.store import Recorded, ResultsStore
-from calib.report.model import UnitReport
-from calib.stages.checks import verdict
+from calib.stages.unit_report import UnitReport
+from calib.stages.verdict import verdict
 
 
 @dataclass
@@ -53,7 +53,7 @@ def report_and_record(verify_path: str | Path, reports: str | Path, results_csv:
     """
     from calib.report.pdf import is_report_of, write_report
     from calib.report.results import DEFAULT_RESULTS_CSV, append_result
-    from calib.stages.unit import build_unit_report
+    from calib.stages.unit_report import build_unit_report
 
     station_name = station.station.name if station is not None else None
     report = build_unit_report(verify_path, station=station_name)

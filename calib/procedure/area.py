@@ -1,6 +1,6 @@
 """The listening area of a procedure: the cell-size check from the physics, and its station time.
 
-See :class:`calib.procedure.model.ListeningArea` for the section and
+See :class:`calib.procedure.spec.ListeningArea` for the section and
 :mod:`calib.solve.area` for the phase-error criterion.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 from calib.solve.area import allowed_phase_error_rad, cell_phase_error_rad
 
 #: Field of each cell axis, in the order of ``ListeningArea.cells()``' half-size (depth, lateral, yaw).

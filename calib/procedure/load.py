@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from calib.errors import ProcedureError
-from calib.procedure.checks import check_consistency
-from calib.procedure.model import Procedure
+from calib.procedure.consistency import check_consistency
+from calib.procedure.spec import Procedure
 
 _TYPE_WORDS = {
     "float_type": "a number",

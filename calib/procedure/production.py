@@ -26,7 +26,7 @@ What is derived, and why:
   3.5 times 80 deg next to a 30 deg gap moved the point nulls by 5 dB; the
   lobe without 50 deg moved the sectors by 1.3 dB). Every azimuth is on the lab grid (an archived lab unit can be
   replayed on it). The verification then measures the subset the checks read
-  (:func:`calib.stages.verify.check_azimuths`).
+  (:func:`calib.procedure.layout.check_azimuths`).
 - head positions: the fit reads the design positions only; the holdouts are
   verified, not characterized (``characterize = false``).
 - sweep: ``duration_s``, ``ir_length`` (the linear IR the fit needs: the
@@ -43,7 +43,7 @@ import tomlkit
 
 from calib.errors import ProcedureError
 from calib.metrics.beam import wrap_deg
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 
 HEADER = "# Production variant of {name}, derived by calib from its [production] table (do not edit: derive again).\n"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 
 
 def _fmt_duration(seconds: float) -> str:

@@ -1,9 +1,9 @@
 """Exports of a calibration for other convolution engines.
 
 Every export ships the *effective* FIR matrix of
-:func:`calib.render.engine.effective_fir`: the virtualizer is folded into the
+:func:`calib.render.in_memory.effective_fir`: the virtualizer is folded into the
 FIR, so the filters take the upmixed inputs (L', R', C) straight to the
-drivers and nothing else is needed to reproduce :func:`calib.render.engine.render`
+drivers and nothing else is needed to reproduce :func:`calib.render.in_memory.render`
 except the upmix itself. The length is T + Tv - 1 taps (T for a one-tap
 virtualizer). Filter ``<input>_to_<driver>`` takes input ``L``, ``R`` or ``C``
 (meaning L', R', C) to a driver.
@@ -32,7 +32,7 @@ import yaml
 from scipy.io import wavfile
 
 from calib import __version__
-from calib.render.engine import effective_fir
+from calib.render.in_memory import effective_fir
 from calib.store.calibration import Calibration, file_sha256
 
 MANIFEST = "manifest.json"

@@ -1,4 +1,4 @@
-r"""Streaming render: :func:`calib.render.engine.render`, block by block, in bounded memory.
+r"""Streaming render: :func:`calib.render.in_memory.render`, block by block, in bounded memory.
 
 The whole-file render takes a spectrogram of the entire signal and convolves
 the full length at once, so memory grows with the audio. Here every stage
@@ -35,7 +35,7 @@ import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
-from calib.render.engine import effective_fir
+from calib.render.in_memory import effective_fir
 from calib.render.upmix import _REL_FLOOR, _stft, centre_spectrum
 from calib.store.calibration import Calibration
 
@@ -309,7 +309,7 @@ def render_blocks(
     time_constant_s: float = 0.1,
     frame_s: float = 0.04,
 ) -> Iterator[np.ndarray]:
-    """Render stereo to driver feeds block by block: :func:`calib.render.engine.render` streamed.
+    """Render stereo to driver feeds block by block: :func:`calib.render.in_memory.render` streamed.
 
     Parameters
     ----------

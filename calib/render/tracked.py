@@ -39,7 +39,7 @@ import numpy as np
 import scipy.fft
 
 from calib.errors import CalibError
-from calib.render.engine import effective_fir
+from calib.render.in_memory import effective_fir
 from calib.render.stream import OverlapSave, StreamingUpmix, upmix_floor
 from calib.solve.area import cell_index
 from calib.store.calibration import AreaBank, Calibration

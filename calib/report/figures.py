@@ -1,10 +1,10 @@
 """Figures of the unit report, one A4 page each (matplotlib, object API, no pyplot).
 
-Each ``fig_*`` function takes a :class:`~calib.report.model.UnitReport` and
+Each ``fig_*`` function takes a :class:`~calib.stages.unit_report.UnitReport` and
 returns a :class:`matplotlib.figure.Figure`; :mod:`calib.report.pdf` adds
 them to the PDF in the order of :data:`FIGURE_PAGES`. The data shown are
 derived here from the files' IRs and the metrics dictionaries (the keys of
-:func:`calib.stages.metrics.product_metrics`), so nothing is recomputed that
+:func:`calib.stages.product_metrics.product_metrics`), so nothing is recomputed that
 the verdict depends on.
 
 Spectra are power-smoothed over a fraction of an octave (``1/3`` here): each
@@ -26,9 +26,9 @@ from calib.metrics.bands import Bands, band_power_average, power_db, third_octav
 from calib.metrics.beam import wrap_deg
 from calib.export.levels import ir_unit, level_db, level_label
 from calib.metrics.effort import white_noise_gain_db
-from calib.report.model import UnitReport
+from calib.stages.unit_report import UnitReport
 from calib.report.results import metric_positions
-from calib.stages.metrics import horizontal_mic_index
+from calib.stages.product_metrics import horizontal_mic_index
 from calib.store.measurement import Measurement
 
 A4_PORTRAIT_IN = (8.27, 11.69)
@@ -127,7 +127,7 @@ def centre_patterns(report: UnitReport) -> tuple[np.ndarray, np.ndarray, np.ndar
 
     Returns ``(freqs_hz [F], verified [A, F], predicted [A, F])`` on the
     verification's azimuth grid (a subset of the characterize grid: the
-    azimuths the checks read, :func:`calib.stages.verify.check_azimuths`).
+    azimuths the checks read, :func:`calib.procedure.layout.check_azimuths`).
     """
     mic = horizontal_mic_index(report.procedure)
     ver = report.verification

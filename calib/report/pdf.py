@@ -27,9 +27,9 @@ from matplotlib.figure import Figure
 
 from calib import __version__
 from calib.report.figures import A4_PORTRAIT_IN, FAIL_COLOR, FIGURE_PAGES, PASS_COLOR
-from calib.report.model import UnitReport
+from calib.stages.unit_report import UnitReport
 from calib.report.spinorama_page import spinorama_page_count, spinorama_pages
-from calib.stages.checks import Check
+from calib.stages.verdict import Check
 from calib.store.atomic import write_atomic
 
 ROW_HEIGHT = 0.019

@@ -22,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from calib.errors import CalibError, FileFormatError
-from calib.report.model import UnitReport
-from calib.stages.checks import Check
-from calib.stages.metrics import Metrics
+from calib.stages.unit_report import UnitReport
+from calib.stages.verdict import Check
+from calib.stages.product_metrics import Metrics
+from calib.store.archive import archive_path
 from calib.store.atomic import write_atomic
 
 DEFAULT_RESULTS_CSV = "measurements/results.csv"
@@ -125,8 +126,6 @@ def result_row(report: UnitReport, root: str | Path | None = None) -> dict[str, 
     }
     row.update(check_columns(report.checks))
     row.update(summary_metrics(report))
-    from calib.fleet.record import archive_path
-
     for key in FILE_KEYS:
         path = report.files.get(key)
         if path is not None and root is not None:

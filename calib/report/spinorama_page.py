@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from calib.metrics.spinorama import CURVES, DI_CURVES
 from calib.report.figures import _freq_axis, _page
-from calib.report.model import UnitReport
+from calib.stages.unit_report import UnitReport
 from calib.stages.spinorama import Spinorama
 
 COLORS = {"On Axis": "#1f77b4", "Listening Window": "#ff7f0e", "Early Reflections": "#2ca02c",

@@ -21,26 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class HeadPosition:
-    """A dummy-head placement in the device frame.
-
-    Parameters
-    ----------
-    name : str
-        Position name from the procedure (e.g. ``"centre"``).
-    xyz_m : tuple of float
-        Head centre (midpoint between the ears) in metres, device frame
-        (x forward, y left, z up).
-    yaw_deg : float
-        Azimuth the listener faces, in the device frame; 180 means looking
-        straight back at a device in front of them.
-    """
-
-    name: str
-    xyz_m: tuple[float, float, float]
-    yaw_deg: float
+from calib.geometry import HeadPosition
 
 
 class AudioInterface(abc.ABC):
@@ -157,7 +138,7 @@ class Rig:
     positioner: Positioner
     simulated: bool = True
     info: dict[str, str] = field(default_factory=dict)
-    speed_of_sound_m_s: float | None = None  # no calib.procedure import here: calib.sim uses this module
+    speed_of_sound_m_s: float | None = None
     air: str = "default (the rig knows nothing of its air)"
     attrs: dict[str, object] = field(default_factory=dict)
 

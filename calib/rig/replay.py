@@ -50,10 +50,11 @@ from pathlib import Path
 
 import numpy as np
 
-from calib.capture.plan import head_position
+from calib.procedure.layout import head_position
 from calib.errors import FileFormatError, RigError
-from calib.procedure.model import Procedure, SimFaults
-from calib.rig.base import HeadPosition, Rig
+from calib.procedure.spec import Procedure, SimFaults
+from calib.geometry import HeadPosition
+from calib.rig.base import Rig
 from calib.sim.lab import EarReceiver, MicReceiver, Receiver
 from calib.store.measurement import Measurement, read_measurement
 
@@ -311,7 +312,7 @@ def open_replay_rig(path: str | Path, proc: Procedure, serial: str, faults: SimF
     ProcedureError
         ``proc`` has no ``[sim]`` section.
     """
-    from calib.rig.factory import assemble_sim_rig, sim_models
+    from calib.rig.virtual_lab import assemble_sim_rig, sim_models
 
     noise, latency, fault_model, _room = sim_models(proc, faults)
     lab = ReplayLab(load_replay_measurement(path), noise.input_fs_per_pa)

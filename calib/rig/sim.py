@@ -26,10 +26,11 @@ import numpy as np
 import scipy.fft
 
 from calib.errors import DeviceNotFoundError, RigError, TurntableError
-from calib.rig.base import AudioInterface, HeadPosition, Positioner, Rig, Turntable
+from calib.geometry import HeadPosition
+from calib.rig.base import AudioInterface, Positioner, Rig, Turntable
 from calib.sim.driver import nonlinearity_band_limited
 from calib.sim.lab import EarReceiver, MicReceiver, Receiver, VirtualLab, angle_key
-from calib.sim.model import NO_FAULTS, DeviceModel, Faults, LatencyModel, NoiseModel, RoomModel
+from calib.sim.params import NO_FAULTS, DeviceModel, Faults, LatencyModel, NoiseModel, RoomModel
 from calib.sim.propagation import spl_to_pa_rms
 
 LOOPBACK = "loopback"

@@ -40,9 +40,9 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from calib.errors import ProcedureError
-from calib.rig.base import HeadPosition
+from calib.geometry import HeadPosition
 from calib.sim.driver import driver_directivity, driver_response
-from calib.sim.model import DeviceModel, RoomModel, driver_names
+from calib.sim.params import DeviceModel, RoomModel, driver_names
 from calib.sim.propagation import point_source
 from calib.sim.room import image_sources
 from calib.sim.sphere import DEFAULT_HEAD_RADIUS_M, head_to_ear_transfer

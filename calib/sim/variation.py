@@ -13,7 +13,7 @@ import hashlib
 
 import numpy as np
 
-from calib.sim.model import DeviceModel, UnitVariation
+from calib.sim.params import DeviceModel, UnitVariation
 
 TRUNCATE_SIGMA = 4.0
 """Draws are clipped to +-4 standard deviations (probability 6e-5 per draw)."""

@@ -30,16 +30,16 @@ import numpy as np
 
 from calib.errors import FitError
 from calib.procedure.air import recorded_speed_of_sound
-from calib.procedure.checks import beam_grid_problem
+from calib.procedure.consistency import beam_grid_problem
 from calib.procedure.load import parse_procedure
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 from calib.solve.beamformer import design_beamformer
 from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
 from calib.solve.virtual import virtual_targets
-from calib.stages.checks import Check, evaluate
+from calib.stages.verdict import Check, evaluate
 from calib.stages.gating import Gates, gated_binaural, measurement_gates, supported_band_error
-from calib.stages.metrics import Metrics, fir_response, horizontal_mic_index, product_metrics, rfft_grid
+from calib.stages.product_metrics import Metrics, fir_response, horizontal_mic_index, product_metrics, rfft_grid
 from calib.stages.tracked import fit_bank, grid_ear_tfs
 from calib.store.calibration import Calibration, file_sha256, write_calibration
 from calib.store.measurement import Measurement, read_measurement, utc_stamp

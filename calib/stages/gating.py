@@ -30,8 +30,8 @@ import numpy as np
 
 from calib.errors import ProcedureError
 from calib.procedure.air import DEFAULT_SPEED_OF_SOUND_M_S, recorded_speed_of_sound
-from calib.procedure.model import GateSection, Procedure, RoomGeometry
-from calib.rig.base import HeadPosition
+from calib.procedure.spec import GateSection, Procedure, RoomGeometry
+from calib.geometry import HeadPosition
 from calib.signals.gate import Arrivals, detect_arrivals, gate_window, lowest_supported_hz
 from calib.sim.lab import rotation_z
 from calib.sim.room import reflection_paths_m
@@ -305,7 +305,7 @@ def predicted_gates(proc: Procedure, room: RoomGeometry | None, station=None) ->
     """The gates the room geometry alone implies (before measuring); None without a room or with gating off."""
     if room is None or proc.gate.mode == "off":
         return None
-    from calib.capture.plan import head_position
+    from calib.procedure.layout import head_position
 
     positions = [head_position(p) for p in proc.positions]
     geo = geometric_arrivals(proc, room, proc.turntable.grid_deg(), positions, speed_of_sound(proc, station))
@@ -327,7 +327,7 @@ def supported_band_error(proc: Procedure, gates: Gates, where: str) -> str | Non
     lowest third-octave band, the beam target the horizontal microphone's.
     """
     from calib.metrics.bands import third_octave_bands
-    from calib.stages.metrics import horizontal_mic_index
+    from calib.stages.product_metrics import horizontal_mic_index
 
     needs = [("binaural", 0, "targets.cancellation", proc.targets.cancellation.band_hz())]
     if proc.targets.beam is not None:

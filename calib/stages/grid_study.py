@@ -5,7 +5,7 @@ replayed): the lab grid's characterize measurement and its calibration; the
 production variant (:mod:`calib.procedure.production`) characterized, fitted
 and verified on the same unit. Both calibrations are then judged the same
 way, on the lab measurement: every check of
-:func:`calib.stages.checks.evaluate` on the lab IRs through each
+:func:`calib.stages.verdict.evaluate` on the lab IRs through each
 calibration's filters (:func:`calib.stages.fit.predicted_metrics`), so the
 difference is the calibration's, not the judge's. The production run's own
 verification verdict and the station time it recorded (per stage, simulated)
@@ -20,17 +20,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from calib.capture.engine import new_measurement_path, run_measurement
+from calib.capture.runner import new_measurement_path, run_measurement
 from calib.capture.plan import plan_characterize
 from calib.capture.schedule import estimate_unit_time_s
 from calib.procedure.load import parse_procedure
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 from calib.procedure.production import production_text
 from calib.rig.factory import open_rig
-from calib.stages.checks import Check, evaluate, verdict
+from calib.stages.verdict import Check, evaluate, verdict
 from calib.stages.fit import fit_file, predicted_metrics, procedure_of
 from calib.stages.gating import annotate_reflections, room_for_rig
-from calib.stages.unit import build_unit_report
+from calib.stages.unit_report import build_unit_report
 from calib.stages.verify import verify_calibration
 from calib.store.measurement import read_measurement
 

@@ -28,9 +28,10 @@ import numpy as np
 from calib.capture.absolute import IR_UNIT_PASCAL
 from calib.metrics.bands import Bands, power_db
 from calib.metrics.spinorama import ORBIT_DEG, orbits_from_sphere, sphere_mean_power, spinorama
-from calib.procedure.model import Procedure
+from calib.procedure.layout import sphere_problem
+from calib.procedure.spec import Procedure
 from calib.stages.gating import Gates, measurement_gates
-from calib.stages.metrics import fir_response, rfft_grid
+from calib.stages.product_metrics import fir_response, rfft_grid
 from calib.store.calibration import Calibration
 from calib.store.measurement import Measurement
 
@@ -82,22 +83,6 @@ class Spinorama:
     def bands_hz(self) -> np.ndarray:
         """Band centres, Hz [B]."""
         return self.bands.centre_hz
-
-
-def sphere_problem(proc: Procedure) -> str | None:
-    """Why the procedure's grid does not hold the two orbits (``None`` if it does)."""
-    el = np.array([m.elevation_deg for m in proc.mics])
-    need_el = np.arange(-90.0, 91.0, 10.0)
-    missing_el = [e for e in need_el if not np.any(np.abs(el - e) <= 0.5)]
-    az = proc.turntable.grid_deg()
-    missing_az = [a for a in ORBIT_DEG if not np.any(np.abs((az - a + 180.0) % 360.0 - 180.0) <= 0.5)]
-    if missing_el:
-        return (f"mics: the spinorama needs arc microphones at every 10 deg from -90 to 90 deg elevation, "
-                f"missing {', '.join(f'{e:g}' for e in missing_el)}")
-    if missing_az:
-        return (f"turntable: the spinorama needs every 10 deg of azimuth, missing "
-                f"{', '.join(f'{a:g}' for a in missing_az)}")
-    return None
 
 
 def log_bands(f_lo: float, f_hi: float, per_octave: int = BANDS_PER_OCTAVE) -> Bands:

@@ -23,7 +23,7 @@ import numpy as np
 from calib.errors import FitError
 from calib.metrics.bands import third_octave_bands
 from calib.metrics.ctc import cancellation_gain_from_ears_db
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 from calib.solve.area import (
     HeadGrid,
     cell_design_points,

@@ -12,12 +12,12 @@ Two methods (``[gate] verify``):
   direct sound over their length (tens of ms), far past the first reflection.
 
 Only what the checks read is re-measured: every verification position
-(design and holdout) and the azimuths :func:`check_azimuths` derives from
+(design and holdout) and the azimuths :func:`calib.procedure.layout.check_azimuths` derives from
 the beam target (the front, the point nulls, the null sector and the main
 lobe; the whole grid only when the directivity index is judged).
 
 The re-measurement is a measurement file of stage ``verify``;
-:func:`calib.stages.unit.build_unit_report` computes its metrics exactly like
+:func:`calib.stages.unit_report.build_unit_report` computes its metrics exactly like
 the fit's predictions and judges them against the procedure's targets.
 """
 
@@ -28,14 +28,15 @@ from pathlib import Path
 import numpy as np
 
 from calib.capture.absolute import station_calibrations
-from calib.capture.engine import latest_incomplete, new_measurement_path, run_measurement
-from calib.capture.plan import MeasurementPlan, channel_counts, head_position, plan_for
+from calib.capture.runner import latest_incomplete, new_measurement_path, run_measurement
+from calib.capture.plan import MeasurementPlan, plan_for
+from calib.procedure.layout import channel_counts, check_azimuths, head_position
 from calib.errors import CalibError, FileFormatError
 from calib.procedure.load import parse_procedure
-from calib.procedure.model import Procedure, RoomGeometry
+from calib.procedure.spec import Procedure, RoomGeometry
 from calib.rig.factory import open_rig
 from calib.stages.gating import annotate_reflections, room_for_rig
-from calib.stages.metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
+from calib.stages.product_metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, read_calibration
 from calib.serial import check_serial
 from calib.stages.custody import custody_attrs, find_by_sha256
@@ -47,39 +48,6 @@ def verify_method(proc: Procedure, room: RoomGeometry | None) -> str:
     if proc.gate.verify != "auto":
         return proc.gate.verify
     return "drivers" if room is not None and proc.gate.mode == "auto" else "filters"
-
-
-def check_azimuths(proc: Procedure) -> np.ndarray:
-    """The turntable azimuths the checks of :func:`calib.stages.checks.evaluate` read, in grid order.
-
-    Every beam metric is relative to the front (0); the null depth reads
-    ``+-null_deg``, the sector rejection every grid azimuth with ``|theta|`` in
-    the checked sector, the main lobe every one with ``|theta| <= main_lobe_deg``
-    (:mod:`calib.metrics.beam`). The directivity index integrates the whole
-    circle: judged (``di_min_db``), it needs the whole grid; so does the
-    verified spinorama of a procedure that measures the sphere
-    (:mod:`calib.stages.spinorama`). Without a beam target only the front is
-    kept (the CTC checks read the head positions).
-    """
-    from calib.metrics.beam import sector_mask, wrap_deg
-    from calib.stages.spinorama import sphere_problem
-
-    grid = proc.turntable.grid_deg()
-    az = np.abs(wrap_deg(grid))
-    beam = proc.targets.beam
-    needed = az < 1e-9
-    if sphere_problem(proc) is None:
-        return grid
-    if beam is not None:
-        if beam.di_min_db is not None:
-            return grid
-        needed |= np.abs(az - beam.null_deg) < 1e-9
-        needed |= az <= beam.main_lobe_deg + 1e-9
-        if beam.null_sector_deg is not None:
-            needed |= sector_mask(grid, beam.null_sector_deg)
-    if not np.any(az < 1e-9):
-        raise CalibError(f"{proc.source_path}: turntable: expected an azimuth at 0 deg (the beam checks' reference)")
-    return grid[needed]
 
 
 def plan_verify(proc: Procedure, cal: Calibration, method: str = "filters") -> MeasurementPlan:
@@ -155,13 +123,13 @@ def verify_calibration(
     -------
     Path
         The complete verify measurement; judge it with
-        :func:`calib.stages.unit.build_unit_report`.
+        :func:`calib.stages.unit_report.build_unit_report`.
     """
     cal = read_calibration(calibration_path)
     check_serial(cal.serial, f"{calibration_path}: serial")
     proc = parse_procedure(cal.procedure_text, source=f"{calibration_path}:/procedure")
     if station is not None:
-        from calib.procedure.station import apply_station
+        from calib.procedure.station_file import apply_station
 
         proc = apply_station(proc, station)
     serial = check_serial(unit_serial, "--serial") if unit_serial is not None else cal.serial

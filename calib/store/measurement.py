@@ -39,7 +39,7 @@ import numpy as np
 
 from calib import __version__
 from calib.errors import FileFormatError
-from calib.rig.base import HeadPosition
+from calib.geometry import HeadPosition
 
 FORMAT = "calib-measurement"
 VERSION = 1

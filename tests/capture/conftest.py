@@ -19,12 +19,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from calib.capture.engine import run_measurement
+from calib.capture.runner import run_measurement
 from calib.capture.plan import MeasurementPlan, plan_characterize
 from calib.procedure import Procedure, parse_procedure
-from calib.procedure.model import SimFaults
+from calib.procedure.spec import SimFaults
 from calib.rig.base import Rig
-from calib.rig.factory import mic_receivers, open_sim_rig
+from calib.rig.virtual_lab import mic_receivers, open_sim_rig
 from calib.sim.lab import EarReceiver
 from calib.store.measurement import Measurement, read_measurement
 

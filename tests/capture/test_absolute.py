@@ -11,7 +11,7 @@ import scipy.signal
 from calib.capture.absolute import InputCalibration, apply_input_calibration, input_calibrations, ir_unit
 from calib.errors import ProcedureError
 from calib.procedure import load_procedure
-from calib.procedure.station import load_station
+from calib.procedure.station_file import load_station
 from calib.store.miccal import apply_mic_calibration, read_mic_calibration
 
 ROOT = Path(__file__).resolve().parents[2]

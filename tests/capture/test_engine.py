@@ -13,8 +13,8 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from calib.errors import CaptureGlitchError, MeasurementError, RigError
-from calib.procedure.model import SimFaults
-from calib.rig.factory import mic_receivers
+from calib.procedure.spec import SimFaults
+from calib.rig.virtual_lab import mic_receivers
 from calib.sim.driver import driver_response
 from calib.sim.lab import rotation_z
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from calib.capture import engine
-from calib.capture.engine import latest_incomplete, run_measurement
+from calib.capture import runner as engine
+from calib.capture.runner import latest_incomplete, run_measurement
 from calib.cli.main import main
 from calib.errors import FileFormatError, MeasurementError
 from calib.procedure import parse_procedure

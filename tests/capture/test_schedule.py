@@ -14,8 +14,8 @@ from calib.capture.schedule import (
     sweep_for,
     turntable_travel_deg,
 )
-from calib.procedure.model import SimFaults
-from calib.sim.model import NoiseModel
+from calib.procedure.spec import SimFaults
+from calib.sim.params import NoiseModel
 
 
 @pytest.mark.parametrize("schedule", ["sequential", "mesm"])

@@ -6,7 +6,7 @@ import pytest
 
 from calib.cli.main import main
 from calib.cli.output import check_table, table
-from calib.stages.checks import Check
+from calib.stages.verdict import Check
 
 
 def test_table_columns_are_as_wide_as_their_content() -> None:

@@ -11,7 +11,8 @@ from sqlalchemy import text
 from calib.cli.main import main
 from calib.fleet.db import LATEST_VERSION, ResultsDatabaseError, resolve_url
 from calib.fleet.exchange import export_table, import_results_csv
-from calib.fleet.record import ArchivePathError, archive_path, utc_text
+from calib.fleet.record import utc_text
+from calib.store.archive import ArchivePathError, archive_path
 from calib.fleet.store import ResultsStore
 
 UNIT = {"cancellation L @ centre": (18.5, 12.0, ">="), "filter effort": (7.25, 15.0, "<=")}

@@ -13,7 +13,7 @@ from calib.procedure.air import (
     speed_of_sound_m_s,
     water_vapour_mole_fraction,
 )
-from calib.procedure.station import parse_station
+from calib.procedure.station_file import parse_station
 
 
 def test_cramer_reference_values():

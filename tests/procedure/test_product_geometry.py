@@ -9,7 +9,7 @@ from numpy.testing import assert_allclose
 
 from calib.cli.main import EXIT_ERROR, main
 from calib.procedure import load_procedure
-from calib.rig.factory import nominal_device
+from calib.rig.virtual_lab import nominal_device
 
 ROOT = Path(__file__).resolve().parents[2]
 AURORA = ROOT / "procedures" / "aurora5.toml"
@@ -56,7 +56,7 @@ def test_devices_lists_turntable_drivers_and_marks_the_lt360_unverified(capsys):
 
 
 def test_sim_rig_records_the_simulated_air(tmp_path):
-    from calib.rig.factory import open_sim_rig
+    from calib.rig.virtual_lab import open_sim_rig
 
     path = tmp_path / "duo-340.toml"
     path.write_text(DUO.read_text().replace("[sim.drivers.left]", "[sim]\nspeed_of_sound = 340.0\n\n[sim.drivers.left]"))

@@ -10,8 +10,8 @@ import pytest
 
 from calib.errors import ProcedureError, RigError
 from calib.procedure import load_procedure
-from calib.procedure.station import Station, apply_station, input_channel_names, load_station, parse_station
-from calib.rig import station as rig_station
+from calib.procedure.station_file import Station, apply_station, input_channel_names, load_station, parse_station
+from calib.rig import station_rig as rig_station
 from calib.rig.sim import SimPositioner, SimTurntable
 from calib.rig.turntables import Lt360Turntable, ManualPositioner, ManualTurntable, UnverifiedProtocolWarning
 
@@ -213,7 +213,7 @@ def _re(path: Path) -> str:
 
 
 def test_station_room_is_validated_and_read(tmp_path):
-    from calib.procedure.station import load_station
+    from calib.procedure.station_file import load_station
 
     path = tmp_path / "bench.toml"
     path.write_text('[room]\ndimensions_m = [7.0, 6.0, 3.2]\ndevice_position_m = [2.5, 3.0, 1.2]\n')

@@ -11,7 +11,7 @@ import yaml
 from scipy.io import wavfile
 
 from calib import __version__
-from calib.render.engine import effective_fir, render_inputs
+from calib.render.in_memory import effective_fir, render_inputs
 from calib.render.export import export_camilladsp, export_raw, export_wav
 from calib.store.calibration import write_calibration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calib.render.engine import effective_fir, render, render_inputs
+from calib.render.in_memory import effective_fir, render, render_inputs
 from calib.render.upmix import upmix
 
 

@@ -1,4 +1,4 @@
-"""The streaming render equals the whole-file render (calib.render.engine / upmix) block by block."""
+"""The streaming render equals the whole-file render (calib.render.in_memory / upmix) block by block."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from scipy.signal import ShortTimeFFT, lfilter, oaconvolve
 from scipy.signal.windows import hann
 
-from calib.render.engine import render
+from calib.render.in_memory import render
 from calib.render.stream import OverlapSave, StreamingUpmix, render_blocks, upmix_floor
 from calib.render.upmix import upmix
 

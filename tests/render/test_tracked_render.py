@@ -25,8 +25,8 @@ from calib.render.tracked import (
     read_track,
     render_tracked,
 )
-from calib.rig.base import HeadPosition
-from calib.rig.factory import unit_device
+from calib.geometry import HeadPosition
+from calib.rig.virtual_lab import unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
@@ -138,7 +138,7 @@ def test_cancellation_follows_the_moving_head(world):
     track = _moving_head(n_blocks)
     tracked, _ = _run(cal, inputs, track)
     fixed_cal = Calibration(**{**cal.__dict__, "area": None, "path": None})
-    from calib.render.engine import effective_fir, render_inputs
+    from calib.render.in_memory import effective_fir, render_inputs
 
     fixed = render_inputs(fixed_cal, inputs, fir=effective_fir(fixed_cal))[:, :tracked.shape[-1]]
     # The head during output block i (the middle of the block); ears piecewise per block.
@@ -246,7 +246,7 @@ def test_camilladsp_export_of_the_bank(world, tmp_path, capsys):
     import yaml
 
     from calib.cli.main import main
-    from calib.render.engine import effective_fir
+    from calib.render.in_memory import effective_fir
     from calib.store.calibration import write_calibration
 
     _, _, cal = world

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from calib.procedure.model import SimFaults
-from calib.report.model import UnitReport
+from calib.procedure.spec import SimFaults
+from calib.stages.unit_report import UnitReport
 
 
 def build_report(sim_units, product: str, serial: str, faults: SimFaults | None = None) -> UnitReport:  # noqa: ANN001

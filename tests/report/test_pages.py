@@ -186,7 +186,7 @@ def test_verification_latencies_are_its_own(reports) -> None:  # noqa: ANN001
     again (page 8 showed both latency series on top of each other)."""
     report = reports["beam"]
     char, ver = (m.quality["directivity"]["latency_samples"][:, 0] for m in (report.characterize, report.verification))
-    # the verification measures the checks' azimuths only (calib.stages.verify.check_azimuths): compare those
+    # the verification measures the checks' azimuths only (calib.procedure.layout.check_azimuths): compare those
     at = [int(np.argmin(np.abs(np.asarray(report.characterize.azimuth_deg) - a)))
           for a in report.verification.azimuth_deg]
     assert char.size == 12 and ver.size == len(at) >= 4 and np.mean(char[at] != ver) > 0.7

@@ -18,7 +18,7 @@ from calib.report.results import (
     result_row,
     yield_summary,
 )
-from calib.stages.checks import Check
+from calib.stages.verdict import Check
 
 
 @pytest.mark.parametrize(

@@ -233,8 +233,8 @@ def test_bad_parameters():
 
 def test_station_opens_the_et250_with_its_settings():
     from calib.procedure import load_procedure
-    from calib.procedure.station import parse_station
-    from calib.rig.station import open_turntable
+    from calib.procedure.station_file import parse_station
+    from calib.rig.station_rig import open_turntable
 
     proc = load_procedure(DUO)
     with FakeEt250(forward_clockwise=True) as fake:

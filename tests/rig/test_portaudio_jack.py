@@ -43,7 +43,8 @@ from numpy.testing import assert_allclose
 
 from calib.errors import DeviceNotFoundError, RigError
 from calib.rig import portaudio
-from calib.rig.base import HeadPosition, Positioner, Rig, Turntable
+from calib.geometry import HeadPosition
+from calib.rig.base import Positioner, Rig, Turntable
 from calib.rig.portaudio import PortAudioInterface, format_devices, list_devices, make_portaudio_rig
 
 # Fixtures jack_server (a JackServer), plant_dut (a PlantDut) and jack_route

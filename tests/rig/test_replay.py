@@ -12,11 +12,12 @@ import pytest
 import scipy.signal
 from numpy.testing import assert_allclose, assert_array_equal
 
-from calib.capture.engine import run_measurement
-from calib.capture.plan import head_position, plan_characterize
+from calib.capture.runner import run_measurement
+from calib.capture.plan import plan_characterize
+from calib.procedure.layout import head_position
 from calib.errors import FileFormatError, ProcedureError, RigError
 from calib.procedure import parse_procedure
-from calib.rig.base import HeadPosition
+from calib.geometry import HeadPosition
 from calib.rig.factory import open_rig
 from calib.rig.replay import ReplayLab, describe_grid, load_replay_measurement
 from calib.sim.lab import EarReceiver, MicReceiver

@@ -8,7 +8,7 @@ import calib.rig.sim as sim
 from calib.rig.sim import _where_drivers_play, make_sim_rig
 from calib.sim.driver import nonlinearity_band_limited
 from calib.sim.lab import mic_arc
-from calib.sim.model import DeviceModel, DriverModel, LatencyModel, NoiseModel
+from calib.sim.params import DeviceModel, DriverModel, LatencyModel, NoiseModel
 
 FS, N_IR = 48000, 2048
 DEVICE = DeviceModel((

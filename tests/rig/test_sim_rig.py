@@ -5,10 +5,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 from calib.errors import DeviceNotFoundError, RigError, TurntableError
-from calib.rig.base import HeadPosition
+from calib.geometry import HeadPosition
 from calib.rig.sim import LOOPBACK, PLACED_EARS, LabState, SimAudioInterface, SimTurntable, make_sim_rig
 from calib.sim.lab import EarReceiver, VirtualLab, mic_arc
-from calib.sim.model import DeviceModel, DriverModel, Faults, LatencyModel, NoiseModel
+from calib.sim.params import DeviceModel, DriverModel, Faults, LatencyModel, NoiseModel
 
 FS, N_IR = 48000, 4096
 DEVICE = DeviceModel((

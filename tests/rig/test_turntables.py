@@ -17,7 +17,7 @@ import tty
 import pytest
 
 from calib.errors import DeviceNotFoundError, RigError, TurntableError
-from calib.rig.base import HeadPosition
+from calib.geometry import HeadPosition
 from calib.rig.turntables import (
     Lt360Turntable,
     ManualPositioner,

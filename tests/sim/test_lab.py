@@ -5,10 +5,10 @@ import pytest
 from numpy.testing import assert_allclose
 
 from calib.errors import ProcedureError
-from calib.rig.base import HeadPosition
+from calib.geometry import HeadPosition
 from calib.sim.driver import driver_response
 from calib.sim.lab import EarReceiver, MicReceiver, VirtualLab, mic_arc, rotation_z
-from calib.sim.model import DeviceModel, DriverModel, driver_names
+from calib.sim.params import DeviceModel, DriverModel, driver_names
 from calib.sim.sphere import rigid_sphere_transfer
 
 FS, C = 48000, 343.0

@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose
 from calib.errors import ProcedureError
 from calib.sim.driver import driver_directivity, driver_response
 from calib.sim.lab import MicReceiver, VirtualLab
-from calib.sim.model import DeviceModel, DriverModel, RoomModel
+from calib.sim.params import DeviceModel, DriverModel, RoomModel
 from calib.sim.propagation import point_source
 from calib.sim.room import image_lattice, image_sources
 
@@ -128,7 +128,7 @@ def test_first_reflection_paths_by_hand():
 def test_ears_on_a_coarse_sphere_grid_match_the_exact_series():
     """The cubic spline over the 50 Hz series grid is within -90 dB of the series on every bin."""
     import calib.sim.lab as lab_module
-    from calib.rig.base import HeadPosition
+    from calib.geometry import HeadPosition
 
     room = RoomModel((5.0, 4.0, 3.0), (2.0, 2.0, 1.2), 0.6, 1)
     lab = VirtualLab(DeviceModel((_omni("a"), _omni("b", (0.0, 1.0, 0.0)))), 48000, n_ir=2048, room=room)
@@ -145,7 +145,7 @@ def test_ears_on_a_coarse_sphere_grid_match_the_exact_series():
 
 @pytest.mark.parametrize("preset", ["treated_booth", "typical_lab", "bare_room"])
 def test_room_presets_fill_the_room_and_fields_override_them(preset):
-    from calib.procedure.model import ROOM_PRESETS, SimRoom
+    from calib.procedure.spec import ROOM_PRESETS, SimRoom
 
     room = SimRoom(preset=preset)
     assert room.dimensions_m == ROOM_PRESETS[preset]["dimensions_m"]
@@ -158,7 +158,7 @@ def test_room_presets_fill_the_room_and_fields_override_them(preset):
 def test_room_geometry_refuses_a_device_outside():
     from pydantic import ValidationError
 
-    from calib.procedure.model import SimRoom
+    from calib.procedure.spec import SimRoom
 
     with pytest.raises(ValidationError, match=r"device_position_m \[2.5, 3.0, 4.0\] must lie inside the room"):
         SimRoom(dimensions_m=(7.0, 6.0, 3.2), device_position_m=(2.5, 3.0, 4.0))

@@ -8,7 +8,7 @@ from numpy.testing import assert_allclose
 
 from calib.errors import ProcedureError
 from calib.sim.lab import MicReceiver, VirtualLab
-from calib.sim.model import DeviceModel, DriverModel, UnitVariation
+from calib.sim.params import DeviceModel, DriverModel, UnitVariation
 from calib.sim.variation import serial_seed, unit_from_serial
 
 NOMINAL = DeviceModel(tuple(

@@ -9,8 +9,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from calib.procedure.load import load_procedure
-from calib.rig.base import HeadPosition
-from calib.rig.factory import unit_device
+from calib.geometry import HeadPosition
+from calib.rig.virtual_lab import unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.area import (
     HEAD_RADIUS_M,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from calib.procedure import load_procedure
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 from calib.stages.fit import FitResult
 
 AURORA5 = Path(__file__).resolve().parents[2] / "procedures" / "aurora5.toml"

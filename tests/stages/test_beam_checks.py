@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from calib.procedure import load_procedure
-from calib.stages.checks import beam_checks, evaluate
+from calib.stages.verdict import beam_checks, evaluate
 
 AURORA5 = Path(__file__).resolve().parents[2] / "procedures" / "aurora5.toml"
 BANDS = np.array([500.0, 630.0, 800.0, 1000.0])

@@ -20,9 +20,9 @@ from numpy.testing import assert_allclose
 
 from calib.metrics.bands import band_power_average, third_octave_bands
 from calib.metrics.beam import main_lobe_db, sector_level_db, sector_mask
-from calib.rig.factory import sim_models, unit_device
+from calib.rig.virtual_lab import sim_models, unit_device
 from calib.sim.lab import MicReceiver, VirtualLab
-from calib.stages.checks import verdict
+from calib.stages.verdict import verdict
 from calib.stages.fit import fit_measurement
 from calib.stages.verify import verified_metrics, verify_calibration
 from calib.store.calibration import read_calibration
@@ -72,7 +72,7 @@ def test_sector_main_lobe_and_wng(aurora5, units, serial, which):
 def test_verified_within_1_db_of_predicted(units, serial):
     pred, ver = units[serial]["fit"].metrics, units[serial]["verified"]
     # Not the directivity index: verification measures only the azimuths the checks read (the front,
-    # the nulls, the sector and the main lobe; calib.stages.verify.check_azimuths), a DI needs the circle.
+    # the nulls, the sector and the main lobe; calib.procedure.layout.check_azimuths), a DI needs the circle.
     for key in ("beam/sector_rejection_db", "beam/main_lobe_db", "beam/null_depth_db"):
         assert_allclose(ver[key], pred[key], atol=AGREEMENT_DB, err_msg=key)
 

@@ -32,11 +32,11 @@ from calib.errors import CalibError, FileFormatError, FitError
 from calib.metrics.bands import third_octave_bands
 from calib.metrics.beam import main_lobe_db, null_depth_db
 from calib.metrics.ctc import cancellation_gain_from_ears_db
-from calib.procedure.model import Procedure
-from calib.rig.base import HeadPosition
-from calib.rig.factory import sim_models, unit_device
+from calib.procedure.spec import Procedure
+from calib.geometry import HeadPosition
+from calib.rig.virtual_lab import sim_models, unit_device
 from calib.sim.lab import EarReceiver, MicReceiver, VirtualLab
-from calib.stages.checks import verdict
+from calib.stages.verdict import verdict
 from calib.stages.fit import fit_file, fit_measurement
 from calib.store.calibration import file_sha256, read_calibration
 from calib.store.measurement import create_measurement, read_measurement

@@ -20,12 +20,12 @@ from numpy.testing import assert_allclose
 from calib.cli.cmd_measure import measure_unit
 from calib.cli.main import main
 from calib.procedure.load import parse_procedure
-from calib.rig.base import HeadPosition
-from calib.rig.factory import mic_receivers, unit_device
+from calib.geometry import HeadPosition
+from calib.rig.virtual_lab import mic_receivers, unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.stages.fit import fit_file
-from calib.stages.metrics import horizontal_mic_index, product_metrics, rfft_grid
-from calib.stages.unit import build_unit_report
+from calib.stages.product_metrics import horizontal_mic_index, product_metrics, rfft_grid
+from calib.stages.unit_report import build_unit_report
 from calib.stages.verify import verify_calibration
 from calib.store.calibration import read_calibration
 from calib.store.measurement import read_measurement

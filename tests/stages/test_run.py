@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 
-from calib.capture.engine import find_measurements, new_measurement_path, run_measurement
+from calib.capture.runner import find_measurements, new_measurement_path, run_measurement
 from calib.capture.plan import plan_characterize
 from calib.cli.main import main
 from calib.procedure import load_procedure

@@ -17,8 +17,8 @@ from numpy.testing import assert_allclose
 from calib.cli.cmd_measure import measure_unit
 from calib.errors import FitError
 from calib.procedure.load import parse_procedure
-from calib.rig.base import HeadPosition
-from calib.rig.factory import sim_models, unit_device
+from calib.geometry import HeadPosition
+from calib.rig.virtual_lab import sim_models, unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.area import cell_index
 from calib.stages.fit import fit_file

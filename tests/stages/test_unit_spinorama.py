@@ -22,8 +22,9 @@ from calib.procedure.load import load_procedure
 from calib.report.pdf import page_count
 from calib.report.spinorama_page import di_band_table, spinorama_page_count, spinorama_pages
 from calib.sim.driver import driver_directivity
-from calib.stages.spinorama import sphere_problem, unit_spinorama
-from calib.store.directivity import (
+from calib.procedure.layout import sphere_problem
+from calib.stages.spinorama import unit_spinorama
+from calib.export.directivity import (
     SPINORAMA_COLUMNS,
     write_balloon_csv,
     write_balloon_sofa,
@@ -156,11 +157,11 @@ def test_cli_exports_everything(sphere_unit, tmp_path, monkeypatch):
     # The report is the module's (building it again is the unit report's business, tested above).
     from click.testing import CliRunner
 
-    import calib.stages.unit
+    import calib.stages.unit_report
     from calib.cli.main import cli
 
     verification = sphere_unit.files["verification"]
-    monkeypatch.setattr(calib.stages.unit, "build_unit_report", lambda path: sphere_unit)
+    monkeypatch.setattr(calib.stages.unit_report, "build_unit_report", lambda path: sphere_unit)
     out = tmp_path / "spin"
     result = CliRunner().invoke(cli, ["spinorama", str(verification), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -181,7 +182,7 @@ def test_cli_exports_everything(sphere_unit, tmp_path, monkeypatch):
 def test_export_refuses_a_unit_without_the_sphere(sphere_unit, tmp_path):
     from dataclasses import replace
 
-    from calib.store.directivity import export_unit_directivity
+    from calib.export.directivity import export_unit_directivity
 
     flat = replace(sphere_unit, spinorama=None, procedure=load_procedure(PROCEDURES / "aurora5.toml"))
     with pytest.raises(CalibError, match="no spinorama: mics: the spinorama needs arc microphones"):

@@ -10,9 +10,9 @@ from calib.cli.cmd_measure import measure_unit, parse_faults
 from calib.cli.main import main
 from calib.errors import FileFormatError
 from calib.metrics.driver import ir_polarity
-from calib.procedure.model import SimFaults
+from calib.procedure.spec import SimFaults
 from calib.stages.fit import fit_file
-from calib.stages.unit import build_unit_report
+from calib.stages.unit_report import build_unit_report
 from calib.stages.verify import verify_calibration
 
 # Fixtures ``lab`` (unit A on a 15-degree grid, fitted) and ``own`` (its verification): tests/stages/conftest.py.

@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from calib.errors import FileFormatError
-from calib.rig.base import HeadPosition
+from calib.geometry import HeadPosition
 from calib.store.measurement import LazyDataset, StepQuality, create_measurement, read_measurement, write_step
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import sofar
 
-from calib.capture.plan import head_position
+from calib.procedure.layout import head_position
 from calib.errors import FileFormatError
 from calib.procedure import parse_procedure
 from calib.store.measurement import StepQuality, create_measurement, write_step

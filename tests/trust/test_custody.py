@@ -14,7 +14,7 @@ import pytest
 from calib.cli.main import main
 from calib.cli.recovery import unit_lock
 from calib.errors import CalibError
-from calib.procedure.model import SimFaults
+from calib.procedure.spec import SimFaults
 from calib.stages.fit import fit_file
 
 
@@ -164,7 +164,7 @@ class _other_process_lock:  # noqa: N801 - a context manager used once
 
 
 def test_unexpected_error_is_one_line_with_a_logged_trace(archive, tmp_path, capsys, monkeypatch) -> None:
-    import calib.stages.unit as unit
+    import calib.stages.unit_report as unit
 
     def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
         raise ZeroDivisionError("a bug")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from calib.errors import FileFormatError, ProcedureError
 from calib.procedure.load import parse_procedure
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 from calib.store.calibration import read_calibration
 from calib.store.measurement import read_measurement
 

@@ -65,7 +65,7 @@ import time
 from dataclasses import dataclass
 
 from calib.errors import TurntableError
-from calib.rig.turntables import PolledTurntable, angle_error_deg
+from calib.rig.turntables.polled import PolledTurntable, angle_error_deg
 
 #: UDP port of the table.
 DEFAULT_PORT = 6668

@@ -46,7 +46,9 @@ import serial
 from serial.tools import list_ports
 
 from calib.errors import DeviceNotFoundError, TurntableError
-from calib.rig.turntables import LT360_UNVERIFIED, PolledTurntable, UnverifiedProtocolWarning, wrap_angle_deg
+from calib.errors import UnverifiedProtocolWarning
+from calib.procedure.station_file import LT360_UNVERIFIED
+from calib.rig.turntables.polled import PolledTurntable, wrap_angle_deg
 
 DEFAULT_BAUDRATE = 9600
 TERMINATOR = b"\r"

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from calib.errors import RigError, TurntableError
-from calib.rig.base import HeadPosition, Positioner, Turntable
-from calib.rig.turntables import angle_error_deg
+from calib.geometry import HeadPosition
+from calib.rig.base import Positioner, Turntable
+from calib.rig.turntables.polled import angle_error_deg
 
 ABORT_WORDS = ("abort", "q", "quit")
 _CONFIRM = "Press Enter when done (or type 'abort'): "

@@ -1,7 +1,7 @@
 """The ``portaudio`` rig of one station: interface, turntable and positioner from a station file.
 
 :func:`open_portaudio_rig` applies the station to the procedure (its channel
-map and device, see :func:`calib.procedure.station.apply_station`) and opens
+map and device, see :func:`calib.procedure.station_file.apply_station`) and opens
 
 - a :class:`~calib.rig.portaudio.PortAudioInterface` with output channels
   ``1..n_out`` and input channels ``1..n_in`` (the highest channel the
@@ -16,9 +16,9 @@ map and device, see :func:`calib.procedure.station.apply_station`) and opens
 
 from __future__ import annotations
 
-from calib.capture.plan import channel_counts
-from calib.procedure.model import Procedure
-from calib.procedure.station import Station, apply_station
+from calib.procedure.layout import channel_counts
+from calib.procedure.spec import Procedure
+from calib.procedure.station_file import Station, apply_station
 from calib.rig.base import Positioner, Rig, Turntable
 
 
@@ -71,7 +71,7 @@ def open_portaudio_rig(proc: Procedure, station: Station | None = None) -> Rig:
         The product procedure (its ``[channels]`` and ``[audio] device`` are
         used where the station gives none).
     station : Station, optional
-        From :func:`calib.procedure.station.load_station`; None: the
+        From :func:`calib.procedure.station_file.load_station`; None: the
         procedure's channel map, the default audio device, and an operator
         for turntable and dummy head.
 

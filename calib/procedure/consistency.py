@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from calib.procedure.area import area_problems
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 
 
 def check_consistency(proc: Procedure) -> str | None:

@@ -13,7 +13,7 @@ from calib.metrics.bands import third_octave_bands
 from calib.metrics.beam import azimuth_index, directivity_index_db, main_lobe_db, null_depth_db, sector_level_db
 from calib.metrics.ctc import cancellation_gain_from_ears_db
 from calib.metrics.effort import band_effort_db, max_effort_db, white_noise_gain_db
-from calib.procedure.model import Procedure
+from calib.procedure.spec import Procedure
 
 Metrics = dict[str, np.ndarray]
 

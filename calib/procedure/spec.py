@@ -1,7 +1,7 @@
 """Typed procedure: one TOML file per product (and station).
 
 The models mirror the TOML sections one to one; pydantic validates types,
-ranges and unknown keys, and :mod:`calib.procedure.checks` checks what spans
+ranges and unknown keys, and :mod:`calib.procedure.consistency` checks what spans
 sections (channel maps against drivers, bands against Nyquist). Numbers are
 strict: TOML is typed, so ``"fast"`` for a duration is an error, not a parse;
 and finite: TOML's ``nan`` and ``inf`` are refused everywhere (a limit of

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calib.procedure.model import Procedure
-from calib.stages.metrics import Metrics
+from calib.procedure.spec import Procedure
+from calib.stages.product_metrics import Metrics
 
 INPUTS = ("L", "R")
 
@@ -122,7 +122,7 @@ def driver_checks(proc: Procedure, characterize) -> list[Check]:  # noqa: ANN001
     the azimuth where the driver is loudest, the SNR at its best azimuth.
     """
     from calib.metrics.driver import ir_polarity
-    from calib.stages.metrics import horizontal_mic_index
+    from calib.stages.product_metrics import horizontal_mic_index
 
     mic = horizontal_mic_index(proc)
     snr = characterize.quality["directivity"]["snr_db"][:, mic]  # [A, S]

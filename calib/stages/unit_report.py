@@ -1,20 +1,84 @@
-"""Tie the files of one unit together: characterize -> calibration -> verify -> report."""
+"""One verified unit: its files tied together (characterize -> calibration -> verify), both metric sets and the checks.
+
+The verify stage builds a :class:`UnitReport`; the PDF, the results table and the
+results database read it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from calib.errors import FileFormatError
+from calib.procedure.layout import sphere_problem
 from calib.procedure.load import parse_procedure
-from calib.report.model import UnitReport
-from calib.stages.checks import driver_checks, evaluate, verdict
+from calib.procedure.spec import Procedure
+from calib.stages.verdict import Check, driver_checks, evaluate, verdict
 from calib.stages.fit import predicted_metrics
-from calib.stages.gating import measurement_gates
-from calib.stages.spinorama import sphere_problem, unit_spinorama
+from calib.stages.gating import Gates, measurement_gates
+from calib.stages.spinorama import unit_spinorama
+from calib.stages.product_metrics import Metrics
 from calib.stages.verify import verified_metrics
 from calib.stages.custody import check_custody
-from calib.store.calibration import file_sha256, read_calibration
-from calib.store.measurement import read_measurement
+from calib.store.calibration import Calibration, file_sha256, read_calibration
+from calib.store.measurement import Measurement, read_measurement
+
+
+@dataclass
+class UnitReport:
+    """Everything known about one verified unit.
+
+    Attributes
+    ----------
+    procedure : Procedure
+        As stored in the calibration file.
+    characterize, verification : Measurement
+        The characterize measurement the filters were fitted from, and the
+        verify re-measurement through the filters (stage ``verify``).
+    calibration : Calibration
+    predicted, verified : Metrics
+        :func:`calib.stages.product_metrics.product_metrics` of the prediction and of the re-measurement.
+    checks, predicted_checks : list of Check
+        Verdict lines of the verified (binding) and the predicted metrics.
+    verdict : str
+        ``"PASS"`` or ``"FAIL"`` (from ``checks``).
+    files : dict
+        ``characterize``, ``calibration``, ``verification`` paths.
+    hashes : dict
+        SHA-256 of each of ``files``.
+    station : str
+        Where it was measured (the rig name, e.g. ``sim``).
+    gates : Gates or None
+        The characterize measurement's IR gates (:mod:`calib.stages.gating`).
+    spinorama : dict or None
+        ``"predicted"`` and ``"verified"`` :class:`calib.stages.spinorama.Spinorama`
+        when the procedure measured the sphere, else None.
+    """
+
+    procedure: Procedure
+    characterize: Measurement
+    calibration: Calibration
+    verification: Measurement
+    predicted: Metrics
+    verified: Metrics
+    checks: list[Check]
+    predicted_checks: list[Check]
+    verdict: str
+    files: dict[str, Path] = field(default_factory=dict)
+    hashes: dict[str, str] = field(default_factory=dict)
+    station: str = "sim"
+    gates: Gates | None = None
+    spinorama: dict | None = None
+
+    @property
+    def serial(self) -> str:
+        """The unit measured in verification."""
+        return self.verification.serial
+
+    @property
+    def simulated(self) -> bool:
+        """True when no real air was involved."""
+        return self.verification.simulated or self.characterize.simulated
 
 
 def build_unit_report(verify_path: str | Path, station: str | None = None) -> UnitReport:

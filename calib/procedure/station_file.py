@@ -58,17 +58,30 @@ from typing import Annotated, Literal
 
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PrivateAttr, Strict
 
-from calib.errors import ProcedureError
+from calib.errors import ProcedureError, UnverifiedProtocolWarning
 from calib.procedure import air
-from calib.procedure.checks import check_consistency
+from calib.procedure.consistency import check_consistency
 from calib.procedure.load import read_toml_text, validate_toml
-from calib.procedure.model import SUPPORTED_SAMPLE_RATES, ChannelsSection, Procedure, RoomGeometry
+from calib.procedure.spec import SUPPORTED_SAMPLE_RATES, ChannelsSection, Procedure, RoomGeometry
 from calib.signals.level import spl_to_pa
 
 Str = Annotated[str, Strict(), Field(min_length=1)]
 Positive = Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)]
 
-TURNTABLE_DRIVERS = ("et250", "lt360", "manual", "sim")
+#: Shown wherever a user meets the LT360 driver (``calib devices``, station files, opening it).
+LT360_UNVERIFIED = (
+    "the LT360 driver is UNVERIFIED: LinearX's RS-232 command strings were not available to calib, "
+    "so the ones it sends (GOTO CW|CCW <deg>, GET POSITION, GET MOVING) are a guess; try a short move "
+    "by hand first and see calib/rig/turntables/lt360.py"
+)
+
+#: The ``[turntable] driver`` values, one line each for ``calib devices`` and the docs.
+TURNTABLE_DRIVERS = {
+    "et250": "Outline ET250-3D over UDP (port 6668): the vendor's protocol, start-up direction check",
+    "lt360": "LinearX LT360 over RS-232 - " + LT360_UNVERIFIED,
+    "manual": "an operator turns the table when prompted",
+    "sim": "a table that records the commanded angle (benches without one, tests)",
+}
 POSITIONER_KINDS = ("manual", "sim")
 #: Station mic names for the dummy head's ear microphones (procedure mic names cannot contain '.').
 EAR_NAMES = ("ears.left", "ears.right")
@@ -278,8 +291,6 @@ def parse_station(text: str, source: str = "<station>") -> Station:
     for problem in _problems(station):
         raise ProcedureError(f"{source}: {problem}")
     if station.turntable.driver == "lt360":
-        from calib.rig.turntables import LT360_UNVERIFIED, UnverifiedProtocolWarning
-
         warnings.warn(UnverifiedProtocolWarning(f'{source}: turntable.driver: "lt360": {LT360_UNVERIFIED}'), stacklevel=2)
     return station
 
@@ -322,7 +333,7 @@ def apply_station(proc: Procedure, station: Station) -> Procedure:
 
     A copy of ``proc`` with the station's ``[channels]`` (if given) and audio
     device (if given), re-checked with
-    :func:`~calib.procedure.checks.check_consistency`; provenance
+    :func:`~calib.procedure.consistency.check_consistency`; provenance
     (``source_path``, ``source_text``, ``sha256``) stays the product's.
 
     Raises

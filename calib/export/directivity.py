@@ -142,7 +142,7 @@ def export_unit_directivity(report, folder: str | Path) -> list[Path]:  # noqa: 
     CalibError
         If the unit's procedure did not measure the sphere, or ``folder`` exists.
     """
-    from calib.stages.spinorama import sphere_problem
+    from calib.procedure.layout import sphere_problem
 
     if not report.spinorama:
         raise CalibError(f"{report.files.get('verification', 'verification')}: no spinorama: "

@@ -27,7 +27,7 @@ import numpy as np
 
 from calib.capture.absolute import IR_UNIT_PASCAL
 from calib.metrics.bands import Bands, power_db
-from calib.metrics.spinorama import ORBIT_DEG, orbits_from_sphere, sphere_mean_power, spinorama
+from calib.metrics.spinorama import orbits_from_sphere, sphere_mean_power, spinorama
 from calib.procedure.layout import sphere_problem
 from calib.procedure.spec import Procedure
 from calib.stages.gating import Gates, measurement_gates

@@ -1,4 +1,4 @@
-"""Import contract: calib.solve and calib.metrics are pure numpy/scipy (DESIGN.md section 7)."""
+"""Import contract: calib.solve and calib.metrics are pure numpy/scipy (docs/README.md, 'Conventions')."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Beam metrics from a horizontal pattern ``B(theta, f)`` (DESIGN.md section 6).
+"""Beam metrics from a horizontal pattern ``B(theta, f)`` (docs/metrics.md, 'Beam').
 
 A pattern is given as complex pressure [F, A] on an azimuth grid [A] (degrees,
 AES69: counter-clockwise from the device front); predicted as

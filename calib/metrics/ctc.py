@@ -1,4 +1,4 @@
-"""Cancellation gain of a CTC system (DESIGN.md section 6).
+"""Cancellation gain of a CTC system (docs/metrics.md, 'Cancellation gain').
 
 Input L at head position ``p``: ``CG = 10 log10(<|P_left|^2> / <|P_right|^2>)``,
 input R mirrored (``<.>`` = band power average when bands are given, i.e. a

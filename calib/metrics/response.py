@@ -1,4 +1,4 @@
-"""On-axis response deviation from a target response (DESIGN.md section 6).
+"""On-axis response deviation from a target response (docs/metrics.md, 'On-axis response deviation').
 
 Per third-octave band ``b``:
 

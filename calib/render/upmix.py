@@ -8,7 +8,7 @@ with a centre component C0 common to both channels and side components
 A_L, A_R, all three mutually uncorrelated. With mid and side
 M = (L + R) / 2 and S = (L - R) / 2 (so S = (A_L - A_R) / 2 holds no C0):
 
-1. Decorrelate the mid from the side (DESIGN.md section 4):
+1. Decorrelate the mid from the side (docs/chain.md, 'Rendering'):
 
    .. math:: M' = M - \alpha S, \quad \alpha = \frac{\operatorname{Re} E[M S^*]}{E[|S|^2]}
 

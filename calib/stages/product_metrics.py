@@ -1,4 +1,4 @@
-"""Product metrics from ear responses and beam patterns (DESIGN.md section 6).
+"""Product metrics from ear responses and beam patterns (docs/metrics.md).
 
 The same function serves the prediction (characterize IRs times the
 filters) and the verification (the re-measurement through the filters), so

@@ -1,6 +1,6 @@
 """Calibration files (HDF5, format ``calib-calibration`` version 1).
 
-Layout (DESIGN.md section 4)::
+Layout (docs/file-formats.md, 'Calibration file')::
 
     /                  attrs: format, version, serial, sample_rate, created_utc, software,
                        measurement_sha256, procedure_sha256, product_id, modeling_delay_s
@@ -109,7 +109,7 @@ class Calibration:
     virtualizer_delay_samples
         Bulk delay of the virtualizer; C is delayed by it when rendering.
     modeling_delay_s
-        Modeling delay of the fit (tau_m in DESIGN.md section 5), seconds.
+        Modeling delay of the fit (tau_m in docs/solver.md, 'Modeling delay and alignment'), seconds.
     measurement_sha256, procedure_sha256, procedure_text
         Provenance: hash of the characterize measurement file, of the procedure
         and the procedure text itself.

@@ -1,6 +1,6 @@
 """Measurement files (HDF5, format ``calib-measurement`` version 1).
 
-Layout (DESIGN.md section 4)::
+Layout (docs/file-formats.md, 'Measurement file')::
 
     /                       attrs: format, version, serial, stage, sample_rate, rig,
                             created_utc, software, procedure_sha256, complete, simulated

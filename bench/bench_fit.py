@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from calib.cli.cmd_measure import measure_unit
+from calib.stages.measure import measure_unit
 from bench_beam import naive_beam  # the script's folder is on sys.path
 from calib.procedure.spec import Procedure
 from calib.solve.beamformer import design_beamformer

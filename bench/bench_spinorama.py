@@ -76,7 +76,7 @@ def analytic() -> None:
 
 
 def product(sweep_s: float, out: Path) -> None:
-    from calib.cli.cmd_measure import measure_unit
+    from calib.stages.measure import measure_unit
     from calib.stages.fit import fit_file
     from calib.stages.unit_report import build_unit_report
     from calib.stages.verify import verify_calibration
@@ -85,7 +85,7 @@ def product(sweep_s: float, out: Path) -> None:
     proc_path = out / "aurora5_sphere.toml"
     proc_path.write_text(text)
     t = cpu_s()
-    meas = measure_unit(str(proc_path), "BENCH0001", "sim", str(out), resume=False, faults=())
+    meas = measure_unit(str(proc_path), "BENCH0001", "sim", str(out), resume=False)
     print(f"characterize: {cpu_s() - t:.1f} s CPU")
     t = cpu_s()
     fit = fit_file(meas)

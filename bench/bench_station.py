@@ -25,7 +25,9 @@ from pathlib import Path
 
 from calib.procedure import load_procedure
 from calib.stages.verdict import verdict
-from calib.stages.grid_study import MAX_DELTA_DB, characterize, compare_grids
+from calib.capture.runner import new_measurement_path
+from calib.stages.grid_study import MAX_DELTA_DB, compare_grids
+from calib.stages.measure import characterize
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5.toml"
 SERIALS = ("SN-A", "SN-B")
@@ -39,7 +41,8 @@ def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="bench-station-"))
     lab = load_procedure(PROCEDURE)
     results = [compare_grids(lab, serial, out / serial) for serial in SERIALS]
-    archive = characterize(lab, ARCHIVED, "sim", out / "archive")  # a unit measured on the lab grid earlier
+    archive = characterize(lab, ARCHIVED, "sim", new_measurement_path(out / "archive", ARCHIVED, "characterize"),
+                           progress=False)  # a unit measured on the lab grid earlier
     results.append(compare_grids(lab, ARCHIVED, out / "replay", rig_spec=f"replay:{archive}", lab_measurement=archive))
     for r in results:
         print("\n".join(r.lines()) + "\n")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 import calib.stages.fit as fit_module
-from calib.cli.cmd_measure import measure_unit
+from calib.stages.measure import measure_unit
 from calib.procedure.air import recorded_speed_of_sound
 from calib.render.in_memory import effective_fir
 from calib.render.stream import OverlapSave
@@ -65,7 +65,7 @@ def main(map_png: str | None = None) -> None:
         path = Path(tmp) / "aurora5_area.toml"
         path.write_text(text)
         t = time.process_time()
-        measurement = measure_unit(str(path), SERIAL, "sim", str(Path(tmp) / "m"), resume=False, faults=())
+        measurement = measure_unit(str(path), SERIAL, "sim", str(Path(tmp) / "m"), resume=False)
         print(f"measure (sim, 36 head positions, MESM 2 s): {time.process_time() - t:.1f} s CPU")
         meas = read_measurement(measurement)
         bank_timing: dict[str, object] = {}

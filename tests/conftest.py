@@ -128,14 +128,16 @@ class SimUnits:
         faults: tuple[str, ...] = (), settings: tuple[tuple[str, object], ...] = (),
     ) -> SimUnit:
         """Unit ``serial`` of ``product`` characterized on the sim (``faults`` present) and fitted."""
-        from calib.cli.cmd_measure import measure_unit
+        from calib.procedure.spec import SimFaults
         from calib.stages.fit import fit_file
+        from calib.stages.measure import measure_unit
 
         key = (product, serial, step_deg, duration_s, faults, settings)
         if key not in self._units:
             proc = self.procedure(product, step_deg=step_deg, duration_s=duration_s, settings=settings)
             out = self.root / proc.stem / "measurements"
-            measurement = measure_unit(str(proc), serial, "sim", str(out), resume=False, faults=faults)
+            measurement = measure_unit(str(proc), serial, "sim", str(out), resume=False,
+                                       faults=SimFaults.from_flags(faults) if faults else None)
             fit = fit_file(measurement)  # beside the measurement, as calib fit does
             self._units[key] = SimUnit(proc, serial, out, measurement, fit)
         return self._units[key]

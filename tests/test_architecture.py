@@ -116,3 +116,21 @@ def test_import_contracts_catch_a_violation(mutable_copy, module, line, contract
     assert out.returncode == 1, out.stdout + out.stderr
     assert "0 kept, 1 broken" in out.stdout
     assert re.search(message, out.stdout), out.stdout
+
+
+def test_public_api_is_lazy_and_complete():
+    # ``import calib`` pulls in nothing heavy; each public name is the object its module defines
+    out = _run(
+        "import sys, importlib, calib\n"
+        "assert 'numpy' not in sys.modules, 'import calib imported numpy'\n"
+        "for name, module in calib._API.items():\n"
+        "    assert getattr(calib, name) is getattr(importlib.import_module(module), name), name\n"
+        "print(sorted(calib.__all__) == sorted(['__version__', *calib._API]), len(calib._API))"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "22"]
+
+
+def test_an_unknown_public_name_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="module 'calib' has no attribute 'mesure_unit'"):
+        calib.mesure_unit  # noqa: B018 - the attribute access is the test

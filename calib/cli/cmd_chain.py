@@ -2,38 +2,50 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import click
 
-from calib.cli.cmd_measure import RIG_HELP, check_measure_inputs, measure_unit, parse_faults
+from calib.cli.cmd_measure import RIG_HELP, check_measure_inputs, parse_faults
 from calib.cli.output import check_table, progress_bars, say, table, verdict_line, warn
-from calib.cli.recovery import screen_calibrations, screen_measurements, unit_lock
 from calib.cli.validate import SERIAL, check_folder, check_input_file, check_output_file
 from calib.serial import check_serial
 
 EXIT_FAIL = 1
 
 
-def _fit(measurement: str, out: str | None) -> Path:
-    from calib.stages.fit import fit_file
+class CliEvents:
+    """Prints what the chain (:class:`calib.chain.ChainEvents`) reports, as ``calib`` always has."""
 
-    check_input_file(measurement, "measurement")
-    if out is not None:
-        check_output_file(out, "--out", may_exist=False)
-    result = fit_file(measurement, out)
-    failing = [c for c in result.checks if not c.passed]
-    for warning in result.warnings:
-        warn(warning)
-    say(f"calibration: {result.path}")
-    # The prediction covers the acoustic checks only: the driver checks (presence, polarity) judge
-    # the re-measured drivers, so the verification has more checks than the prediction.
-    say(f"predicted: {len(result.checks) - len(failing)} of {len(result.checks)} acoustic checks pass "
-        "(driver presence and polarity are judged on the verification only)")
-    for line in check_table(result.checks if level_is_verbose() else failing, prefix="predicted "):
-        say(line)
-    return result.path
+    def stage(self, number: int, name: str, subject: str) -> None:
+        say(f"[{number}/4] {name}" + (f" {subject}" if subject else ""))
+
+    def reused(self, path: Path) -> None:
+        say(f"      reusing {path}")
+
+    def fitted(self, result) -> None:  # noqa: ANN001 - FitResult
+        failing = [c for c in result.checks if not c.passed]
+        for warning in result.warnings:
+            warn(warning)
+        say(f"calibration: {result.path}")
+        # The prediction covers the acoustic checks only: the driver checks (presence, polarity) judge
+        # the re-measured drivers, so the verification has more checks than the prediction.
+        say(f"predicted: {len(result.checks) - len(failing)} of {len(result.checks)} acoustic checks pass "
+            "(driver presence and polarity are judged on the verification only)")
+        for line in check_table(result.checks if level_is_verbose() else failing, prefix="predicted "):
+            say(line)
+
+    def verified(self, path: Path) -> None:
+        say(f"verification: {path}")
+
+    def reported(self, outcome) -> None:  # noqa: ANN001 - ReportOutcome
+        report = outcome.report
+        # Every check with --verbose, the failing ones by default, none with --quiet.
+        for line in check_table(report.checks if level_is_verbose() else [c for c in report.checks if not c.passed]):
+            say(line)
+        say(f"report: {outcome.pdf}" + ("" if outcome.pdf_written else " (already written for this verification)"))
+        state = "recorded" if outcome.recorded.created else "already recorded"
+        say(f"results: run {outcome.recorded.run_id} {state} in {_shown(outcome.db_url)}; export {outcome.results}")
 
 
 def level_is_verbose() -> bool:
@@ -48,40 +60,16 @@ def level_is_verbose() -> bool:
 @click.option("--out", type=click.Path(dir_okay=False), help="Calibration file (default: beside the measurement).")
 def fit(measurement: str, out: str | None) -> None:
     """Fit a unit's CTC and beam filters from a characterize MEASUREMENT."""
-    _fit(measurement, out)
+    from calib.chain import fit_unit
 
-
-def _verify(calibration: str, rig: str, out_dir: str, resume: bool, unit: str | None,
-            faults: tuple[str, ...], station: str | None) -> Path:
-    """Verify through ``calibration``; with ``resume``, reuse or continue what validates (see recovery)."""
-    from calib.stages.verify import verify_calibration
-    from calib.store.calibration import file_sha256, read_calibration
-
-    serial = unit or check_serial(read_calibration(calibration).serial, f"{calibration}: serial")
-    if resume:
-        cal_sha = file_sha256(calibration)
-        found = screen_measurements(out_dir, serial, "verify")
-        finished = [m for m in found.complete if str(m.attrs.get("calibration_sha256", "")) == cal_sha]
-        if finished:  # a finished unit is not verified again
-            say(f"      reusing {finished[0].path}")
-            return finished[0].path
-        resume = any(str(m.attrs.get("calibration_sha256", "")) == cal_sha for m in found.incomplete)
-        if not resume:
-            click.echo(f"calib: note: no verification of {serial} through {calibration} to continue; starting one",
-                       err=True)
-    station_obj = None
-    if station is not None:
-        from calib.procedure.station_file import load_station
-
-        station_obj = load_station(station)
-    path = verify_calibration(calibration, rig, out_dir, resume, unit, parse_faults(faults) if faults else None,
-                              progress=progress_bars(), station=station_obj)
-    say(f"verification: {path}")
-    return path
+    check_input_file(measurement, "measurement")
+    if out is not None:
+        check_output_file(out, "--out", may_exist=False)
+    fit_unit(measurement, out, CliEvents())
 
 
 def _check_report_outputs(reports: str, results: str) -> None:
-    """Everything ``_report`` writes to, checked before anything is written."""
+    """Everything the report stage writes to, checked before anything is written."""
     from calib.report.results import read_results
 
     check_folder(reports, "--reports")
@@ -90,42 +78,16 @@ def _check_report_outputs(reports: str, results: str) -> None:
         read_results(results)  # an unreadable export stops the command before the PDF is written
 
 
-def _report(verify_path: Path, reports: str, results: str, db: str | None = None, station: str | None = None,
-            archive_root: str | None = None):  # noqa: ANN202 - (UnitReport, Path)
-    from calib.fleet.recording import report_and_record
-
-    _check_report_outputs(reports, results)
-    station_obj = None
-    if station is not None:
-        from calib.procedure.station_file import load_station
-
-        station_obj = load_station(station)
-    # The one place a run is recorded (idempotent: the same verification reported again adds nothing).
-    outcome = report_and_record(verify_path, reports, results, db, station_obj, archive_root)
-    report, pdf = outcome.report, outcome.pdf
-    # Every check with --verbose, the failing ones by default, none with --quiet.
-    for line in check_table(report.checks if level_is_verbose() else [c for c in report.checks if not c.passed]):
-        say(line)
-    say(f"report: {pdf}" + ("" if outcome.pdf_written else " (already written for this verification)"))
-    state = "recorded" if outcome.recorded.created else "already recorded"
-    say(f"results: run {outcome.recorded.run_id} {state} in {_shown(outcome.db_url)}; export {results}")
-    return report, pdf
-
-
 def _verdict(report) -> int:  # noqa: ANN001 - UnitReport
     """Print the unit's one verdict line and return the exit code (0 PASS, 1 FAIL)."""
     verdict_line(report.serial, report.verdict, len(report.checks), sum(not c.passed for c in report.checks))
-    return _exit_code(report)
+    return 0 if report.verdict == "PASS" else EXIT_FAIL
 
 
 def _shown(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-def _exit_code(report) -> int:  # noqa: ANN001
-    return 0 if report.verdict == "PASS" else EXIT_FAIL
 
 
 _common = [
@@ -159,19 +121,22 @@ def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, repo
            db: str | None, archive_root: str | None, resume: bool, station: str | None,
            faults: tuple[str, ...]) -> int:
     """Re-measure through the filters of CALIBRATION and judge against the targets (exit 0 PASS, 1 FAIL)."""
+    from calib.chain import report_unit, verify_unit
+    from calib.stages.recovery import unit_lock
     from calib.store.calibration import read_calibration
 
     check_input_file(calibration, "calibration")
-    if faults:
-        parse_faults(faults)
+    fault_model = parse_faults(faults) if faults else None
     if station is not None:
         check_input_file(station, "station")
     check_folder(out_dir, "--out")
     _check_report_outputs(reports, results)
     serial = unit or check_serial(read_calibration(calibration).serial, f"{calibration}: serial")
+    events = CliEvents()
     with unit_lock(out_dir, serial):
-        verification = _verify(calibration, rig_spec, out_dir, resume, unit, faults, station)
-        return _verdict(_report(verification, reports, results, db, station, archive_root)[0])
+        verification = verify_unit(calibration, rig_spec, out_dir, resume, unit, fault_model, station,
+                                   progress_bars(), events)
+        return _verdict(report_unit(verification, reports, results, db, station, archive_root, events).report)
 
 
 @click.command()
@@ -184,8 +149,11 @@ def verify(calibration: str, unit: str | None, rig_spec: str, out_dir: str, repo
 def report(verification: str, reports: str, results: str, db: str | None, station: str | None,
            archive_root: str | None) -> int:
     """Write the PDF report of a VERIFICATION measurement and record it (exit 0 PASS, 1 FAIL, 2 error)."""
+    from calib.chain import report_unit
+
     check_input_file(verification, "verification")
-    return _verdict(_report(Path(verification), reports, results, db, station, archive_root)[0])
+    _check_report_outputs(reports, results)
+    return _verdict(report_unit(verification, reports, results, db, station, archive_root, CliEvents()).report)
 
 
 @click.command()
@@ -195,49 +163,17 @@ def report(verification: str, reports: str, results: str, db: str | None, statio
 def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, results: str, db: str | None,
         archive_root: str | None, resume: bool, station: str | None, faults: tuple[str, ...]) -> int:
     """Measure, fit, verify and report one unit (exit 0 PASS, 1 FAIL, 2 error)."""
-    from calib.store.calibration import file_sha256
+    from calib.chain import run_unit
 
-    check_measure_inputs(procedure, faults, station, out_dir, rig_spec)
+    fault_model = parse_faults(faults) if faults else None
+    check_measure_inputs(procedure, station, out_dir, rig_spec)
     _check_report_outputs(reports, results)
-    rows: list[tuple[str, str, float]] = []
-    clock = time.perf_counter()
-
-    def done(stage: str, path: Path) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        rows.append((stage, str(path), now - clock))
-        clock = now
-
-    with unit_lock(out_dir, serial):
-        say(f"[1/4] measure {serial}")
-        characterize = None
-        resume_measure = False
-        if resume:
-            found = screen_measurements(out_dir, serial, "characterize")
-            if found.incomplete:
-                resume_measure = True
-            elif found.complete:
-                characterize = found.complete[0].path
-                say(f"      reusing {characterize}")
-        if characterize is None:
-            characterize = measure_unit(procedure, serial, rig_spec, out_dir, resume_measure, faults, station)
-        done("measure", characterize)
-        say(f"[2/4] fit {characterize}")
-        cal = screen_calibrations(characterize.parent, file_sha256(characterize)) if resume else None
-        if cal is None:
-            calibration = _fit(str(characterize), None)
-        else:
-            calibration = cal.path
-            say(f"      reusing {calibration}")
-        done("fit", calibration)
-        say(f"[3/4] verify {calibration}")
-        verification = _verify(str(calibration), rig_spec, out_dir, resume, None, faults, station)
-        done("verify", verification)
-        say("[4/4] report")
-        report, pdf = _report(verification, reports, results, db, station, archive_root)
-        done("report", pdf)
-    say(summary_table(rows))
-    return _verdict(report)
+    outcome = run_unit(procedure, serial, rig_spec, out_dir, reports, results, db, archive_root, resume, station,
+                       fault_model, progress_bars(), CliEvents())
+    paths = {"measure": outcome.characterize, "fit": outcome.calibration, "verify": outcome.verification,
+             "report": outcome.report.pdf}
+    say(summary_table([(stage, str(paths[stage]), seconds) for stage, seconds in outcome.seconds.items()]))
+    return _verdict(outcome.report.report)
 
 
 def summary_table(rows: list[tuple[str, str, float]]) -> str:

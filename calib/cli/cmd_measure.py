@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
 
 from calib.cli.output import progress_bars, say
-from calib.cli.recovery import screen_measurements, unit_lock
 from calib.cli.validate import SERIAL, check_folder
 from calib.errors import CalibError
-from calib.serial import check_serial
-
-log = logging.getLogger(__name__)
 
 RIG_HELP = "sim (default: the virtual lab), replay:FILE.h5, or portaudio"
 
@@ -22,89 +17,20 @@ def parse_faults(values: tuple[str, ...]):  # noqa: ANN201 - SimFaults
     """``--sim-fault dead=tweeter --sim-fault reversed=woofer`` as a SimFaults."""
     from calib.procedure.spec import SimFaults
 
-    kinds = {"dead": "dead_drivers", "reversed": "reversed_drivers"}
-    fields: dict[str, list[str]] = {v: [] for v in kinds.values()}
-    for value in values:
-        kind, _, driver = value.partition("=")
-        if kind not in kinds or not driver:
-            raise CalibError(f"--sim-fault: expected dead=DRIVER or reversed=DRIVER, got {value!r}")
-        fields[kinds[kind]].append(driver)
-    return SimFaults(**fields)
+    return SimFaults.from_flags(values)
 
 
-def measure_unit(
-    procedure_path: str,
-    serial: str,
-    rig_spec: str,
-    out_dir: str,
-    resume: bool,
-    faults: tuple[str, ...] = (),
-    station: str | None = None,
-) -> Path:
-    """Characterize one unit; returns the complete measurement file."""
-    from calib.capture.absolute import station_calibrations
-    from calib.capture.runner import latest_incomplete, new_measurement_path, run_measurement
-    from calib.capture.plan import plan_characterize
-    from calib.procedure import load_procedure
-    from calib.rig.factory import open_rig
-    from calib.stages.gating import annotate_reflections, check_room_supports_targets, room_for_rig
-
-    check_serial(serial)
-    proc = load_procedure(procedure_path)
-    proc, station_obj = _with_station(proc, station)
-    fault_model = parse_faults(faults) if faults else None
-    if proc.channels.loopback is None:
-        click.echo("calib: warning: no loopback channel: IRs keep the interface latency and response", err=True)
-    room = room_for_rig(proc, rig_spec.split(":", 1)[0], station_obj)
-    check_room_supports_targets(proc, room, procedure_path, station_obj if rig_spec == "portaudio" else None)
-    plan = plan_characterize(proc)
-    existing = latest_incomplete(out_dir, serial, "characterize")
-    if resume:
-        if existing is None:
-            raise CalibError(f"--resume: no incomplete characterize measurement of {serial} in {out_dir}/{serial}")
-        path = existing
-        click.echo(f"resuming {path}", err=True)
-    else:
-        if existing is not None:
-            click.echo(f"calib: note: {existing} is incomplete; continue it with --resume (starting a new file)", err=True)
-        path = new_measurement_path(out_dir, serial, "characterize")
-    cals, attrs = station_calibrations(proc, station_obj)
-    with open_rig(rig_spec, proc, serial, fault_model, station=station_obj) as rig:
-        run_measurement(
-            plan, rig, path, serial=serial, procedure_text=proc.source_text,
-            procedure_sha256=proc.sha256, resume=resume, input_cals=cals, extra_attrs=attrs, progress=progress_bars(),
-            finalize=lambda p: annotate_reflections(p, proc, room),
-        )
-    return path
-
-
-
-def check_measure_inputs(procedure: str, faults: tuple[str, ...], station: str | None, out_dir: str,
-                         rig_spec: str) -> None:
+def check_measure_inputs(procedure: str, station: str | None, out_dir: str, rig_spec: str) -> None:
     """Everything a measurement depends on, checked before any folder is made (one line, exit 2).
 
-    The procedure, the faults, the station, the output folder, and whether the
-    room the rig measures in can support the product's target bands.
+    The procedure, the station, the output folder, and whether the room the
+    rig measures in can support the product's target bands
+    (:func:`calib.stages.measure.check_measure_inputs`).
     """
-    from calib.procedure import load_procedure
-    from calib.stages.gating import check_room_supports_targets, room_for_rig
+    from calib.stages.measure import check_measure_inputs as check_inputs
 
-    proc, station_obj = _with_station(load_procedure(procedure), station)
-    if faults:
-        parse_faults(faults)
-    kind = rig_spec.split(":", 1)[0]
-    check_room_supports_targets(proc, room_for_rig(proc, kind, station_obj), procedure,
-                                station_obj if kind == "portaudio" else None)
+    check_inputs(procedure, rig_spec, station)
     check_folder(out_dir, "--out")
-
-
-def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202
-    if station is None:
-        return proc, None
-    from calib.procedure.station_file import apply_station, load_station
-
-    st = load_station(station)
-    return apply_station(proc, st), st
 
 
 @click.command()
@@ -119,11 +45,15 @@ def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202
 def measure(procedure: str, serial: str, rig_spec: str, out_dir: str, resume: bool, station: str | None,
             faults: tuple[str, ...]) -> None:
     """Characterize one unit: sweeps through every driver at every azimuth and head position."""
-    check_measure_inputs(procedure, faults, station, out_dir, rig_spec)
+    from calib.stages.measure import measure_unit
+    from calib.stages.recovery import screen_measurements, unit_lock
+
+    fault_model = parse_faults(faults) if faults else None
+    check_measure_inputs(procedure, station, out_dir, rig_spec)
     with unit_lock(out_dir, serial):
         if resume:
             screen_measurements(out_dir, serial, "characterize")  # what does not validate is set aside
-        path = measure_unit(procedure, serial, rig_spec, out_dir, resume, faults, station)
+        path = measure_unit(procedure, serial, rig_spec, out_dir, resume, fault_model, station, progress_bars())
     say(f"measurement: {path}")
 
 

@@ -24,28 +24,7 @@ EXPORTS = {"calib-calibration": ("raw", "wav", "camilladsp"), "calib-measurement
 _KIND = {"calib-calibration": "a calibration file", "calib-measurement": "a measurement file"}
 
 
-def read_wav(path: Path):  # noqa: ANN201 - (int, numpy.ndarray); numpy is imported on use
-    """Read a WAV file as float64 [channels, N] in full-scale units (±1)."""
-    import numpy as np
-    from scipy.io import wavfile
-
-    if not path.is_file():
-        raise FileFormatError(f"{path}: no such file")
-    try:
-        rate, data = wavfile.read(path)
-    except (ValueError, OSError, EOFError) as exc:
-        raise FileFormatError(f"{path}: not a readable WAV file ({exc})") from None
-    if data.dtype == np.uint8:  # 8-bit WAV is unsigned, offset 128
-        x = (data.astype(np.float64) - 128.0) / 128.0
-    elif np.issubdtype(data.dtype, np.integer):  # 24-bit arrives left-justified in int32
-        x = data.astype(np.float64) / float(-np.iinfo(data.dtype).min)
-    else:
-        x = data.astype(np.float64)
-    return int(rate), x.T if x.ndim == 2 else x[None, :]
-
-
-HEADROOM_DBFS = -1.0
-"""Output peak ``calib render`` keeps without ``--gain``: 1 dB below full scale."""
+HEADROOM_DBFS = -1.0  # calib.render.wav_render.HEADROOM_DBFS, here so that ``calib --help`` imports no numpy
 
 
 @click.command()
@@ -74,66 +53,12 @@ def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float | None
     follow the head through the listening area's cells (a calibration fitted
     with [listening_area]).
     """
-    from calib.render.stream import BLOCK, render_blocks
-    from calib.render.wav_io import open_wav, write_float_wav
-    from calib.store.calibration import read_calibration
+    from calib.render.wav_render import render_wav
 
-    cal = read_calibration(calibration)
-    wav = open_wav(in_wav, channels=2, sample_rate=cal.sample_rate, meaning="stereo L, R")
-    if out_wav.exists():
-        raise FileExistsError(17, "exists already", str(out_wav))
-    if track_csv is None:
-        feeds = render_blocks(cal, lambda: wav.blocks(BLOCK))
-    else:
-        from calib.render.tracked import read_track, render_tracked
-
-        track = read_track(track_csv)
-        if cal.area is None:
-            raise CalibError(f"{calibration}: --track needs a calibration with a listening area bank "
-                             f"(fit a procedure with [listening_area])")
-        feeds = render_tracked(cal, lambda: wav.blocks(BLOCK), track, block=track_block)
-    n = len(cal.drivers)
-    unscaled = out_wav.with_name(f".{out_wav.name}.unscaled.wav")
-    unscaled.unlink(missing_ok=True)  # left by a killed render
-    try:
-        first = write_float_wav(unscaled, cal.sample_rate, n, feeds)
-        raw_db = _dbfs(float(first.peak.max()))
-        gain = choose_gain(raw_db, gain_db, out_wav, cal.drivers[int(first.peak.argmax())],
-                           first.peak_frame[int(first.peak.argmax())] / cal.sample_rate)
-        scaled = open_wav(unscaled, channels=n, sample_rate=cal.sample_rate, meaning="driver feeds")
-        out = write_float_wav(out_wav, cal.sample_rate, n, scaled.blocks(BLOCK), gain=10.0 ** (gain / 20.0),
-                              subtype=subtype)
-    finally:
-        unscaled.unlink(missing_ok=True)
-    loudest = int(out.peak.argmax())
-    how = "" if gain_db is not None else (" (lowered for headroom)" if gain < 0 else " (headroom kept)")
-    say(f"wrote {out_wav}: {n} channels ({', '.join(cal.drivers)}), {subtype}, {out.frames} samples, "
-        f"gain {gain:+.1f} dB{how}, peak {_dbfs(float(out.peak[loudest])):.1f} dBFS ({cal.drivers[loudest]} at "
-        f"{out.peak_frame[loudest] / cal.sample_rate:.3f} s)")
-
-
-def _dbfs(peak: float) -> float:
-    import numpy as np
-
-    return float(20 * np.log10(peak)) if peak > 0 else float("-inf")
-
-
-def choose_gain(peak_dbfs: float, gain_db: float | None, out_wav: Path, driver: str, at_s: float) -> float:
-    """The render's gain in dB for an unscaled output peak of ``peak_dbfs``.
-
-    Without ``gain_db``: 0 dB, or less so that the peak is :data:`HEADROOM_DBFS`.
-    With it: ``gain_db``, refused (:class:`CalibError`) if the peak would exceed 0 dBFS.
-    """
-    fits = HEADROOM_DBFS - peak_dbfs
-    if gain_db is None:
-        return min(0.0, fits)
-    if peak_dbfs + gain_db > 0.0:
-        raise CalibError(
-            f"{out_wav}: --gain {gain_db:+.1f} dB puts the peak at {peak_dbfs + gain_db:+.1f} dBFS ({driver} at "
-            f"{at_s:.3f} s), above full scale; nothing written; use --gain {fits:.1f} (peak {HEADROOM_DBFS:g} dBFS) "
-            "or leave --gain out"
-        )
-    return gain_db
+    out = render_wav(calibration, in_wav, out_wav, gain_db, subtype, track_csv, track_block)
+    how = "" if not out.gain_chosen else (" (lowered for headroom)" if out.gain_db < 0 else " (headroom kept)")
+    say(f"wrote {out_wav}: {len(out.drivers)} channels ({', '.join(out.drivers)}), {subtype}, {out.frames} samples, "
+        f"gain {out.gain_db:+.1f} dB{how}, peak {out.peak_dbfs:.1f} dBFS ({out.loudest} at {out.peak_at_s:.3f} s)")
 
 
 def file_kind(path: Path) -> str:

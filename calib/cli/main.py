@@ -153,9 +153,10 @@ Exit codes:
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     """Measure, fit, verify and report multi-driver loudspeakers (CTC and beamforming)."""
-    from calib.cli.output import set_level
+    from calib.cli.output import set_level, show_notes
 
     set_level(ctx, quiet, verbose)
+    show_notes()
 
 
 @click.command()

@@ -13,6 +13,7 @@ content, so a long position name does not push a row out of line.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import click
@@ -27,6 +28,25 @@ def set_level(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 
         raise CalibError("--quiet and --verbose: expected at most one of them")
     ctx.ensure_object(dict)["level"] = QUIET if quiet else (VERBOSE if verbose else NORMAL)
+
+
+class _NotesHandler(logging.Handler):
+    """Shows :mod:`calib.notes` on stderr at every level: ``calib: note: ...``, ``calib: warning: ...``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = "warning" if record.levelno >= logging.WARNING else "note"
+        click.echo(f"calib: {kind}: {record.getMessage()}", err=True)
+
+
+def show_notes() -> None:
+    """Route the stages' notes and warnings (:mod:`calib.notes`) to stderr, once per process."""
+    from calib.notes import LOGGER_NAME
+
+    logger = logging.getLogger(LOGGER_NAME)
+    if not any(isinstance(h, _NotesHandler) for h in logger.handlers):
+        logger.addHandler(_NotesHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # shown once, not again by a handler further up
 
 
 def level() -> int:

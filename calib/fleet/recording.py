@@ -32,6 +32,8 @@ class ReportOutcome:
     root: Path
     limits_version: int | None
     pdf_written: bool = True
+    results: str | Path | None = None
+    """The CSV export the row went to (as given)."""
 
 
 def report_and_record(verify_path: str | Path, reports: str | Path, results_csv: str | Path | None,
@@ -76,4 +78,5 @@ def report_and_record(verify_path: str | Path, reports: str | Path, results_csv:
         recorded = store.record(record)
     if recorded.created and results_csv:
         append_result(report, results_csv, root)
-    return ReportOutcome(report, pdf, recorded, url, root, limits.version if limits else None, pdf_written)
+    return ReportOutcome(report, pdf, recorded, url, root, limits.version if limits else None, pdf_written,
+                         results_csv)

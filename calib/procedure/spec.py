@@ -11,9 +11,11 @@ and finite: TOML's ``nan`` and ``inf`` are refused everywhere (a limit of
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import numpy as np
+from calib.errors import ProcedureError
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
 
 Num = Annotated[float, Strict(), AllowInfNan(False)]
@@ -499,6 +501,24 @@ class SimFaults(_Section):
     dropout_calls: list[Annotated[int, Strict(), Field(ge=0)]] = []
     clip_gain_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.0
     stall_at_deg: Num | None = None
+
+    @classmethod
+    def from_flags(cls, values: Sequence[str]) -> SimFaults:
+        """``--sim-fault dead=tweeter --sim-fault reversed=woofer`` as faults.
+
+        Raises
+        ------
+        ProcedureError
+            A value that is not ``dead=DRIVER`` or ``reversed=DRIVER``.
+        """
+        kinds = {"dead": "dead_drivers", "reversed": "reversed_drivers"}
+        fields: dict[str, list[str]] = {v: [] for v in kinds.values()}
+        for value in values:
+            kind, _, driver = value.partition("=")
+            if kind not in kinds or not driver:
+                raise ProcedureError(f"--sim-fault: expected dead=DRIVER or reversed=DRIVER, got {value!r}")
+            fields[kinds[kind]].append(driver)
+        return cls(**fields)
 
     def merged(self, extra: SimFaults) -> SimFaults:
         """These faults plus ``extra`` (``--sim-fault``): lists are joined, ``extra``'s set scalars win."""

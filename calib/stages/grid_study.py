@@ -20,16 +20,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from calib.capture.runner import new_measurement_path, run_measurement
-from calib.capture.plan import plan_characterize
+from calib.capture.runner import new_measurement_path
 from calib.capture.schedule import estimate_unit_time_s
 from calib.procedure.load import parse_procedure
 from calib.procedure.spec import Procedure
 from calib.procedure.production import production_text
-from calib.rig.factory import open_rig
 from calib.stages.verdict import Check, evaluate, verdict
 from calib.stages.fit import fit_file, predicted_metrics, procedure_of
-from calib.stages.gating import annotate_reflections, room_for_rig
+from calib.stages.measure import characterize
 from calib.stages.unit_report import build_unit_report
 from calib.stages.verify import verify_calibration
 from calib.store.measurement import read_measurement
@@ -83,17 +81,6 @@ class GridComparison:
         return out
 
 
-def characterize(proc: Procedure, serial: str, rig_spec: str, out_dir: Path) -> Path:
-    """Characterize ``serial`` with ``proc`` on a simulated or replay rig (no station)."""
-    path = new_measurement_path(out_dir, serial, "characterize")
-    room = room_for_rig(proc, rig_spec.split(":", 1)[0], None)
-    with open_rig(rig_spec, proc, serial) as rig:
-        run_measurement(plan_characterize(proc), rig, path, serial=serial, procedure_text=proc.source_text,
-                        procedure_sha256=proc.sha256, progress=False,
-                        finalize=lambda p: annotate_reflections(p, proc, room))
-    return path
-
-
 def compare_grids(lab_procedure: Procedure, serial: str, out_dir: str | Path, rig_spec: str = "sim",
                   lab_measurement: str | Path | None = None) -> GridComparison:
     """Characterize (unless ``lab_measurement`` is given), fit both grids, verify the production one, compare.
@@ -109,11 +96,14 @@ def compare_grids(lab_procedure: Procedure, serial: str, out_dir: str | Path, ri
     production = parse_procedure(prod_file.read_text(), source=str(prod_file))
 
     if lab_measurement is None:
-        lab_measurement = characterize(lab_procedure, serial, rig_spec, lab_dir)
+        lab_measurement = characterize(lab_procedure, serial, rig_spec, new_measurement_path(lab_dir, serial,
+                                                                                            "characterize"),
+                                       progress=False)
     lab_path = Path(lab_measurement)
     (lab_dir / serial).mkdir(parents=True, exist_ok=True)
     lab_fit = fit_file(lab_path, lab_dir / serial / f"calibration-{lab_path.stem}.h5")
-    prod_fit = fit_file(characterize(production, serial, rig_spec, prod_dir))
+    prod_fit = fit_file(characterize(production, serial, rig_spec,
+                                     new_measurement_path(prod_dir, serial, "characterize"), progress=False))
     verified = build_unit_report(verify_calibration(prod_fit.path, rig_spec, prod_dir, progress=False))
 
     lab = read_measurement(lab_path, lazy=True)

@@ -247,3 +247,10 @@ def test_camilladsp_config_and_help_say_why_the_input_is_the_upmix(cal_file, tmp
     assert main(["export", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "The upmix is time-varying" in help_text and "run `calib render`" in help_text
+
+
+def test_the_help_text_states_the_headroom_the_render_keeps():
+    from calib.cli import cmd_render
+    from calib.render import wav_render
+
+    assert cmd_render.HEADROOM_DBFS == wav_render.HEADROOM_DBFS

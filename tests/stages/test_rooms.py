@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.cli.cmd_measure import measure_unit
+from calib.stages.measure import measure_unit
 from calib.cli.main import main
 from calib.procedure.load import parse_procedure
 from calib.geometry import HeadPosition

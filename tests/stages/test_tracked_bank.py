@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.cli.cmd_measure import measure_unit
+from calib.stages.measure import measure_unit
 from calib.errors import FitError
 from calib.procedure.load import parse_procedure
 from calib.geometry import HeadPosition
@@ -45,7 +45,7 @@ def tracked_unit(tmp_path_factory):
     root = tmp_path_factory.mktemp("tracked")
     proc_path = root / "aurora5_small_area.toml"
     proc_path.write_text(small_area_text())
-    measurement = measure_unit(str(proc_path), SERIAL, "sim", str(root / "measurements"), resume=False, faults=())
+    measurement = measure_unit(str(proc_path), SERIAL, "sim", str(root / "measurements"), resume=False)
     return parse_procedure(proc_path.read_text(), str(proc_path)), measurement, fit_file(measurement)
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from calib.cli.main import main
-from calib.cli.recovery import unit_lock
+from calib.stages.recovery import unit_lock
 from calib.errors import CalibError
 from calib.procedure.spec import SimFaults
 from calib.stages.fit import fit_file

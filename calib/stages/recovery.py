@@ -20,9 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
-
 from calib.errors import CalibError, FileFormatError
+from calib.notes import note
 from calib.store.atomic import remove_stale_temporaries_in
 
 _HELD: dict[Path, int] = {}
@@ -67,7 +66,7 @@ def unit_lock(out_dir: str | Path, serial: str) -> Iterator[Path]:
 
 
 def set_aside(path: Path, reason: str) -> Path:
-    """Rename ``path`` out of the way (never delete it) and say so in one line."""
+    """Rename ``path`` out of the way (never delete it) and say so in one line (:func:`calib.notes.note`)."""
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.set-aside-{stamp}")
     n = 1
@@ -75,7 +74,7 @@ def set_aside(path: Path, reason: str) -> Path:
         target = path.with_name(f"{path.name}.set-aside-{stamp}-{n}")
         n += 1
     os.rename(path, target)
-    click.echo(f"calib: note: set aside {path} as {target.name}: {reason}", err=True)
+    note(f"set aside {path} as {target.name}: {reason}")
     return target
 
 

@@ -35,7 +35,7 @@ def calibrate_mic(
     station_file: Path | None,
 ) -> None:
     """Measure a microphone's sensitivity from RECORDING.wav of a sound calibrator."""
-    from calib.cli.cmd_render import read_wav
+    from calib.store.wav import read_wav
     from calib.procedure.station_file import MIC_NAME_PATTERN  # here: pydantic/scipy only when run
     from calib.signals.level import sensitivity_from_calibrator
 

@@ -117,20 +117,18 @@ def driver_figures(report: UnitReport) -> dict[str, float]:
 
 def band_curves(report: UnitReport) -> list[tuple[str, float, float]]:
     """Verified per-band curves: cancellation per input and position, beam null depth and main lobe."""
-    from calib.report.results import metric_positions
-
     m = report.verified
     out: list[tuple[str, float, float]] = []
-    cg = np.asarray(m["ctc/cancellation_db"], dtype=float)  # [2, P, B]
+    cg = np.asarray(m.ctc.cancellation_db, dtype=float)  # [2, P, B]
     for k, inp in enumerate(INPUTS):
-        for p, pos in enumerate(metric_positions(m, report)):
-            out += [(f"cancellation {inp} @ {pos}", float(f), float(v)) for f, v in zip(m["ctc/bands_hz"], cg[k, p])]
-    if "beam/null_depth_db" in m:
+        for p, pos in enumerate(m.ctc.positions):
+            out += [(f"cancellation {inp} @ {pos}", float(f), float(v)) for f, v in zip(m.ctc.bands_hz, cg[k, p])]
+    if m.beam is not None:
         null_deg = report.procedure.targets.beam.null_deg if report.procedure.targets.beam else 0.0
         for i, side in enumerate(("+", "-")):
             out += [(f"beam null depth at {side}{null_deg:g} deg", float(f), float(v))
-                    for f, v in zip(m["beam/bands_hz"], m["beam/null_depth_db"][i])]
-        out += [("beam main lobe", float(f), float(v)) for f, v in zip(m["beam/bands_hz"], m["beam/main_lobe_db"])]
+                    for f, v in zip(m.beam.bands_hz, m.beam.null_depth_db[i])]
+        out += [("beam main lobe", float(f), float(v)) for f, v in zip(m.beam.bands_hz, m.beam.main_lobe_db)]
     return out
 
 

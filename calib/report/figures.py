@@ -27,7 +27,6 @@ from calib.metrics.beam import wrap_deg
 from calib.export.levels import ir_unit, level_db, level_label
 from calib.metrics.effort import white_noise_gain_db
 from calib.stages.unit_report import UnitReport
-from calib.report.results import metric_positions
 from calib.stages.product_metrics import horizontal_mic_index
 from calib.store.measurement import Measurement
 
@@ -358,7 +357,7 @@ def fig_beam(report: UnitReport) -> Figure:
     polar.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=4)
 
     panels = [fig.add_subplot(grid[r, c]) for r in (1, 2) for c in (0, 1)]
-    if beam is None or "beam/bands_hz" not in report.verified:
+    if beam is None or report.verified.beam is None:
         for ax in panels:
             ax.set_axis_off()
         fig.text(0.5, 0.25, "No beam target for this product: input C is the phantom centre of the CTC pair.",
@@ -367,25 +366,26 @@ def fig_beam(report: UnitReport) -> Figure:
     sector_ax, null_ax, lobe_ax, wng_ax = panels
     # verified: solid, thick, colour, markers; predicted: dashed, thin, black/grey, drawn on top so that
     # where the two agree the verified colour shows between the dashes (print, grey scale, colour-blind)
-    styles = ((report.verified, {"ls": "-", "marker": "o", "lw": 2.2, "zorder": 2}, VERIFIED_COLORS, "verified"),
-              (report.predicted, {"ls": "--", "marker": None, "lw": 1.1, "zorder": 3}, PREDICTED_COLORS, "predicted"))
+    styles = ((report.verified.beam, {"ls": "-", "marker": "o", "lw": 2.2, "zorder": 2}, VERIFIED_COLORS, "verified"),
+              (report.predicted.beam, {"ls": "--", "marker": None, "lw": 1.1, "zorder": 3}, PREDICTED_COLORS, "predicted"))
     for metrics, style, colors, what in styles:
-        if "beam/bands_hz" not in metrics:
+        if metrics is None:
             continue
-        bb = metrics["beam/bands_hz"]
-        if "beam/sector_rejection_db" in metrics:
+        bb = metrics.bands_hz
+        if metrics.sector_rejection_db is not None:
             for i, side in enumerate("+-"):
-                sector_ax.plot(bb, metrics["beam/sector_rejection_db"][i], color=colors[i], ms=3,
+                sector_ax.plot(bb, metrics.sector_rejection_db[i], color=colors[i], ms=3,
                                label=f"{side} side {what}", **style)
         for i, side in enumerate("+-"):
-            null_ax.plot(bb, metrics["beam/null_depth_db"][i], color=colors[i], ms=3,
+            null_ax.plot(bb, metrics.null_depth_db[i], color=colors[i], ms=3,
                          label=f"{side}{beam.null_deg:g}° {what}", **style)
-        lobe_ax.plot(bb, metrics["beam/main_lobe_db"], color=colors[0], ms=3, label=what, **style)
+        lobe_ax.plot(bb, metrics.main_lobe_db, color=colors[0], ms=3, label=what, **style)
     f_wng, wng = centre_wng_db(report)
     inside = (f_wng >= beam.band_hz[0] / 1.2) & (f_wng <= beam.band_hz[1] * 1.2)
     wng_ax.plot(f_wng[inside], wng[inside], "-", color="tab:purple", lw=1.2, label="per bin (design)")
-    if "beam/wng_db" in report.predicted:
-        wng_ax.plot(report.predicted["beam/bands_hz"], report.predicted["beam/wng_db"], "s", color="0.15", ms=3,
+    predicted_beam = report.predicted.beam
+    if predicted_beam is not None and predicted_beam.wng_db is not None:
+        wng_ax.plot(predicted_beam.bands_hz, predicted_beam.wng_db, "s", color="0.15", ms=3,
                     label="1/3-octave bands")
     tol = f" (target − {beam.tolerance_db:g} dB)" if beam.tolerance_db else ""
     if beam.null_sector_deg is not None:
@@ -401,7 +401,7 @@ def fig_beam(report: UnitReport) -> Figure:
     null_ax.set_title(f"Point nulls at ±{beam.null_deg:g}° (dB below on axis)", fontsize=9)
     lobe_ax.set_title(f"Main lobe: worst within ±{beam.main_lobe_deg:g}° (dB)", fontsize=9)
     wng_ax.set_title("White-noise gain (dB re one driver)", fontsize=9)
-    band_ticks = report.verified["beam/bands_hz"]  # every judged band labelled (800 Hz included)
+    band_ticks = report.verified.beam.bands_hz  # every judged band labelled (800 Hz included)
     for ax, unit in zip(panels, ("dB", "dB", "dB re on axis", "dB re one driver"), strict=True):
         if ax.axison:
             _freq_axis(ax, (beam.band_hz[0] / 1.2, beam.band_hz[1] * 1.2), ticks=band_ticks)
@@ -422,13 +422,13 @@ def fig_cancellation(report: UnitReport) -> Figure:
     """
     target = report.procedure.targets.cancellation
     lo, hi = target.band_hz()
-    bands = report.verified["ctc/bands_hz"]
+    bands = report.verified.ctc.bands_hz
     fig = _page("Crosstalk cancellation", report, "solid: verified, dashed: predicted. Design positions: every "
                 f"1/3-octave band centred in the target's {lo:g}-{hi:g} Hz\n({bands[0]:g} Hz to {bands[-1]:g} Hz) "
                 "against the limit; holdout positions: their median over the bands")
     design = {p.name for p in report.procedure.design_positions()}
-    ver_pos = metric_positions(report.verified, report)
-    pre_pos = metric_positions(report.predicted, report)
+    ver_pos = list(report.verified.ctc.positions)
+    pre_pos = list(report.predicted.ctc.positions)
     names = list(dict.fromkeys(ver_pos + [p for p in pre_pos if p in ver_pos]))
     groups = {"design": [n for n in names if n in design], "holdout": [n for n in names if n not in design]}
     kinds = [k for k in ("design", "holdout") if groups[k]]
@@ -437,7 +437,7 @@ def fig_cancellation(report: UnitReport) -> Figure:
     curve = target.min_db(f_curve)
     x_range = (min(lo, bands[0]) / 1.15, max(hi, bands[-1]) * 1.15)
     for k, inp in enumerate(("L", "R")):
-        cg = report.verified["ctc/cancellation_db"][k]
+        cg = report.verified.ctc.cancellation_db[k]
         for j, kind in enumerate(kinds):
             ax = axes[k, j]
             if kind == "design":
@@ -455,7 +455,7 @@ def fig_cancellation(report: UnitReport) -> Figure:
                 if kind == "holdout":  # what is judged: the median, as a short mark at the right
                     ax.plot([bands[-1] * 1.04], [np.nanmedian(verified)], marker="<", ms=6, color=color, zorder=3)
                 if name in pre_pos:
-                    ax.plot(report.predicted["ctc/bands_hz"], report.predicted["ctc/cancellation_db"][k, pre_pos.index(name)],
+                    ax.plot(report.predicted.ctc.bands_hz, report.predicted.ctc.cancellation_db[k, pre_pos.index(name)],
                             ls="--", lw=1.0, color="k", alpha=0.7, zorder=3,
                             label="predicted" if i == 0 else None)
             ax.set_ylim(min(-5.0, _finite(cg, np.min, 0.0) - 2), max(30.0, _finite(cg, np.max, 0.0) + 3))
@@ -487,7 +487,7 @@ def fig_filters(report: UnitReport) -> Figure:
     """
     cal = report.calibration
     limit = report.procedure.targets.effort.max_db if report.procedure.targets.effort is not None else None
-    effort = float(report.verified["effort/max_db"])
+    effort = report.verified.effort.max_db
     shown = f"{effort:.1f} dB" + (f" (limit {limit:g} dB)" if limit is not None else "")
     fig = _page("Filters", report, f"{cal.taps} taps at {cal.sample_rate} Hz, modeling delay "
                 f"{cal.modeling_delay_s * 1e3:g} ms; filter effort (max |H| in the sweep band) {shown}")

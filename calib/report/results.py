@@ -24,7 +24,6 @@ import pandas as pd
 from calib.errors import CalibError, FileFormatError
 from calib.stages.unit_report import UnitReport
 from calib.stages.verdict import Check
-from calib.stages.product_metrics import Metrics
 from calib.store.archive import archive_path
 from calib.store.atomic import write_atomic
 
@@ -40,16 +39,6 @@ FILE_KEYS = ("characterize", "calibration", "verification")
 REQUIRED_COLUMNS = ("serial", "time_utc", "product_id", "verdict")
 LOCK_TIMEOUT_S = 30.0
 """How long an append waits for another process's results lock before giving up with one line."""
-
-
-def metric_positions(metrics: Metrics, report: UnitReport) -> list[str]:
-    """Position names of ``ctc/cancellation_db`` (stored metrics keep them in an attribute)."""
-    if "ctc/positions" in metrics:
-        return [str(p) for p in metrics["ctc/positions"]]
-    attrs = report.calibration.predicted_attrs.get("ctc/cancellation_db", {})
-    text = attrs.get("positions", "")
-    text = text.decode() if isinstance(text, bytes) else str(text)
-    return text.split(",") if text else [p.name for p in report.procedure.positions]
 
 
 def column_name(name: str) -> str:
@@ -95,16 +84,16 @@ def summary_metrics(report: UnitReport) -> dict[str, float]:
     ``min_main_lobe_db``: worst beam band; ``effort_max_db``: filter effort.
     """
     m = report.verified
-    positions = metric_positions(m, report)
+    positions = m.ctc.positions
     design = {p.name for p in report.procedure.design_positions()}
-    cg = np.asarray(m["ctc/cancellation_db"], dtype=float)  # [2, P, B]
+    cg = np.asarray(m.ctc.cancellation_db, dtype=float)  # [2, P, B]
     is_design = np.array([p in design for p in positions], dtype=bool)
     return {
         "min_design_cg_db": _nan_stat(np.min, cg[:, is_design]),
         "median_holdout_cg_db": _nan_stat(np.median, cg[:, ~is_design]),
-        "min_null_depth_db": _nan_stat(np.min, m.get("beam/null_depth_db", np.array([]))),
-        "min_main_lobe_db": _nan_stat(np.min, m.get("beam/main_lobe_db", np.array([]))),
-        "effort_max_db": float(m["effort/max_db"]),
+        "min_null_depth_db": _nan_stat(np.min, m.beam.null_depth_db if m.beam else np.array([])),
+        "min_main_lobe_db": _nan_stat(np.min, m.beam.main_lobe_db if m.beam else np.array([])),
+        "effort_max_db": m.effort.max_db,
     }
 
 

@@ -179,8 +179,7 @@ def fit_measurement(meas: Measurement) -> FitResult:
         target = design_target_db(proc, freqs, lowest)
         cal.area = fit_bank(proc, freqs, grid_ear_tfs(proc, meas, binaural_ir, n_fft), target, c, fs, n_fft).bank
     metrics = predicted_metrics(proc, meas, cal, gates)
-    cal.predicted = {k: np.asarray(v, float) for k, v in metrics.items() if k != "ctc/positions"}
-    cal.predicted_attrs = {"ctc/cancellation_db": {"positions": ",".join(metrics["ctc/positions"])}}
+    cal.predicted, cal.predicted_attrs = metrics.datasets()
     return FitResult(cal, metrics, evaluate(proc, metrics), warnings=warnings, gates=gates)
 
 

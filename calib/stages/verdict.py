@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from calib.procedure.spec import Procedure
-from calib.stages.product_metrics import Metrics
+from calib.stages.product_metrics import BeamMetrics, Metrics
 
 INPUTS = ("L", "R")
 
@@ -47,10 +47,10 @@ def evaluate(proc: Procedure, metrics: Metrics) -> list[Check]:
     """Every check the procedure's targets define, for one set of metrics."""
     checks: list[Check] = []
     target = proc.targets.cancellation
-    bands = metrics["ctc/bands_hz"]
+    bands = metrics.ctc.bands_hz
     curve = target.min_db(bands)
-    cg = metrics["ctc/cancellation_db"]
-    names = list(metrics["ctc/positions"])
+    cg = metrics.ctc.cancellation_db
+    names = metrics.ctc.positions
     by_name = {p.name: p for p in proc.positions}
     for p, name in enumerate(names):
         pos = by_name.get(name)
@@ -70,10 +70,10 @@ def evaluate(proc: Procedure, metrics: Metrics) -> list[Check]:
                               target.holdout_median_min_db)
                 )
     beam = proc.targets.beam
-    if beam is not None and "beam/null_depth_db" in metrics:
-        checks += beam_checks(proc, metrics)
+    if beam is not None and metrics.beam is not None:
+        checks += beam_checks(proc, metrics.beam)
     if proc.targets.effort is not None:
-        value = float(metrics["effort/max_db"])
+        value = metrics.effort.max_db
         limit = proc.targets.effort.max_db
         checks.append(Check("filter effort", value, limit, "dB", bool(value <= limit), upper=True))
     return checks
@@ -85,7 +85,7 @@ def _worst_band(name: str, values: np.ndarray, bands_hz: np.ndarray, limit: floa
     return _at_least(name, values[worst], limit, detail=f"worst band {bands_hz[worst]:g} Hz")
 
 
-def beam_checks(proc: Procedure, metrics: Metrics) -> list[Check]:
+def beam_checks(proc: Procedure, metrics: BeamMetrics) -> list[Check]:
     """The centre beam, per 1/3-octave band: point nulls, sector (each side), main lobe, DI, WNG.
 
     The WNG is judged where the metrics carry it (the prediction: it needs
@@ -93,24 +93,24 @@ def beam_checks(proc: Procedure, metrics: Metrics) -> list[Check]:
     """
     beam = proc.targets.beam
     assert beam is not None
-    bb = metrics["beam/bands_hz"]
+    bb = metrics.bands_hz
     tol = beam.tolerance_db
     checks = []
     for i, side in enumerate(("+", "-")):
-        checks.append(_worst_band(f"beam null depth at {side}{beam.null_deg:g} deg", metrics["beam/null_depth_db"][i],
+        checks.append(_worst_band(f"beam null depth at {side}{beam.null_deg:g} deg", metrics.null_depth_db[i],
                                   bb, beam.null_depth_min_db - tol))
-    if beam.null_sector_deg is not None and "beam/sector_rejection_db" in metrics:
+    if beam.null_sector_deg is not None and metrics.sector_rejection_db is not None:
         lo, hi = beam.null_sector_deg
         for i, side in enumerate(("+", "-")):
             checks.append(_worst_band(f"beam sector {side}{lo:g}..{side}{hi:g} deg rejection",
-                                      metrics["beam/sector_rejection_db"][i], bb, beam.sector_rejection_min_db - tol))
-    checks.append(_worst_band(f"beam main lobe within +-{beam.main_lobe_deg:g} deg", metrics["beam/main_lobe_db"], bb,
+                                      metrics.sector_rejection_db[i], bb, beam.sector_rejection_min_db - tol))
+    checks.append(_worst_band(f"beam main lobe within +-{beam.main_lobe_deg:g} deg", metrics.main_lobe_db, bb,
                               beam.main_lobe_min_db - tol))
     if beam.di_min_db is not None:
-        checks.append(_worst_band("beam directivity index", metrics["beam/di_db"], bb, beam.di_min_db - tol))
-    if beam.wng_min_db is not None and "beam/wng_db" in metrics:
+        checks.append(_worst_band("beam directivity index", metrics.di_db, bb, beam.di_min_db - tol))
+    if beam.wng_min_db is not None and metrics.wng_db is not None:
         # a design limit, not a measured level: no tolerance
-        checks.append(_worst_band("beam white-noise gain", metrics["beam/wng_db"], bb, beam.wng_min_db))
+        checks.append(_worst_band("beam white-noise gain", metrics.wng_db, bb, beam.wng_min_db))
     return checks
 
 

@@ -246,7 +246,7 @@ def test_centre_pattern_reproduces_the_verified_beam_metrics(reports) -> None:  
     ver_db = pattern_bands_db(verified, freqs, az, bands)
     np.testing.assert_allclose(ver_db[nearest_azimuth(az)], 0.0, atol=1e-9)
     lobe = np.min(ver_db[np.abs(wrap_deg(az)) <= 45], axis=0)
-    np.testing.assert_allclose(lobe, report.verified["beam/main_lobe_db"], atol=0.05)
+    np.testing.assert_allclose(lobe, report.verified.beam.main_lobe_db, atol=0.05)
     # predicted (characterize IRs x centre FIRs) agrees with the re-measurement off the nulls
     # (the sector design puts deep minima wherever it can, not only at +-90 deg: compare down to
     # -35 dB re on axis; on the coarse report grid the capture noise makes deeper levels differ)
@@ -261,10 +261,9 @@ def test_figures_survive_a_silent_driver_and_infinite_gains(reports) -> None:  #
     report = reports["pass"]
     char_ir = report.characterize.directivity_ir.copy()
     char_ir[:, :, 0] = 0.0  # driver 'left' silent: -inf dB on axis
-    verified = dict(report.verified)
-    cg = verified["ctc/cancellation_db"].copy()
+    cg = report.verified.ctc.cancellation_db.copy()
     cg[0, 0, :3] = (np.inf, -np.inf, np.nan)
-    verified["ctc/cancellation_db"] = cg
+    verified = dataclasses.replace(report.verified, ctc=dataclasses.replace(report.verified.ctc, cancellation_db=cg))
     broken = dataclasses.replace(
         report, characterize=dataclasses.replace(report.characterize, directivity_ir=char_ir), verified=verified
     )
@@ -288,9 +287,9 @@ def test_beam_product_pages(reports) -> None:  # noqa: ANN001
     beam = report.procedure.targets.beam
     fig = fig_beam(report)
     polar, sector_ax, null_ax, lobe_ax, wng_ax = fig.axes[:5]
-    np.testing.assert_allclose(sector_ax.lines[0].get_ydata(), report.verified["beam/sector_rejection_db"][0], rtol=1e-12)
-    np.testing.assert_allclose(null_ax.lines[0].get_ydata(), report.verified["beam/null_depth_db"][0], rtol=1e-12)
-    np.testing.assert_allclose(lobe_ax.lines[0].get_ydata(), report.verified["beam/main_lobe_db"], rtol=1e-12)
+    np.testing.assert_allclose(sector_ax.lines[0].get_ydata(), report.verified.beam.sector_rejection_db[0], rtol=1e-12)
+    np.testing.assert_allclose(null_ax.lines[0].get_ydata(), report.verified.beam.null_depth_db[0], rtol=1e-12)
+    np.testing.assert_allclose(lobe_ax.lines[0].get_ydata(), report.verified.beam.main_lobe_db, rtol=1e-12)
     assert sector_ax.lines[-1].get_ydata()[0] == beam.sector_rejection_min_db - beam.tolerance_db
     assert null_ax.lines[-1].get_ydata()[0] == beam.null_depth_min_db - beam.tolerance_db
     assert lobe_ax.lines[-1].get_ydata()[0] == beam.main_lobe_min_db - beam.tolerance_db
@@ -304,7 +303,7 @@ def test_beam_product_pages(reports) -> None:  # noqa: ANN001
     shaded = [c for c in polar.collections if c.get_label().startswith("null sector")]
     assert len(shaded) == 1 and shaded[0].get_label() == "null sector 80-100°"
     # WNG: the per-bin curve of the design; the band markers are the predicted metric
-    np.testing.assert_allclose(wng_ax.lines[1].get_ydata(), report.predicted["beam/wng_db"], rtol=1e-12)
+    np.testing.assert_allclose(wng_ax.lines[1].get_ydata(), report.predicted.beam.wng_db, rtol=1e-12)
     assert wng_ax.lines[-1].get_ydata()[0] == beam.wng_min_db
     fig.savefig(io.BytesIO(), format="pdf")
     fig = fig_directivity_maps(report)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from calib.procedure import load_procedure
+from calib.stages.product_metrics import BeamMetrics, CtcMetrics, EffortMetrics, Metrics
 from calib.stages.verdict import beam_checks, evaluate
 
 AURORA5 = Path(__file__).resolve().parents[2] / "procedures" / "aurora5.toml"
@@ -21,16 +22,14 @@ def _procedure(**beam):
 
 
 def _metrics(sector_plus_1k=25.0, wng=True):
-    m = {
-        "beam/bands_hz": BANDS,
-        "beam/null_depth_db": np.array([[30.0, 31.0, 32.0, 33.0], [30.0, 29.0, 32.0, 33.0]]),
-        "beam/sector_rejection_db": np.array([[22.0, 23.0, 24.0, sector_plus_1k], [21.0, 20.5, 24.0, 26.0]]),
-        "beam/main_lobe_db": np.array([-3.0, -5.5, -4.0, -4.5]),
-        "beam/di_db": np.array([3.5, 4.0, 2.2, 5.0]),
-    }
-    if wng:
-        m["beam/wng_db"] = np.array([-9.8, -9.9, -7.0, -4.0])
-    return m
+    return BeamMetrics(
+        bands_hz=BANDS,
+        null_depth_db=np.array([[30.0, 31.0, 32.0, 33.0], [30.0, 29.0, 32.0, 33.0]]),
+        sector_rejection_db=np.array([[22.0, 23.0, 24.0, sector_plus_1k], [21.0, 20.5, 24.0, 26.0]]),
+        main_lobe_db=np.array([-3.0, -5.5, -4.0, -4.5]),
+        di_db=np.array([3.5, 4.0, 2.2, 5.0]),
+        wng_db=np.array([-9.8, -9.9, -7.0, -4.0]) if wng else None,
+    )
 
 
 def test_every_beam_check_with_its_worst_band():
@@ -73,6 +72,23 @@ def test_optional_checks_need_their_target_and_metric():
 
 def test_evaluate_skips_the_beam_without_beam_metrics():
     proc = _procedure()
-    metrics = {"ctc/bands_hz": np.array([500.0]), "ctc/cancellation_db": np.full((2, 9, 1), 20.0),
-               "ctc/positions": np.array([p.name for p in proc.positions], dtype=object), "effort/max_db": np.array(3.0)}
-    assert not any(c.name.startswith("beam") for c in evaluate(proc, metrics))
+    ctc = CtcMetrics(np.array([500.0]), tuple(p.name for p in proc.positions), np.full((2, 9, 1), 20.0))
+    metrics = Metrics(ctc, EffortMetrics(3.0, np.array([1.0])))
+    checks = evaluate(proc, metrics)
+    assert not any(c.name.startswith("beam") for c in checks)
+    # the same with beam metrics: the beam is judged
+    assert any(c.name.startswith("beam") for c in evaluate(proc, Metrics(ctc, metrics.effort, _metrics())))
+
+
+def test_metrics_datasets_keep_the_calibration_file_layout():
+    # the /predicted group of a calibration file (docs/file-formats.md): names, values, positions attribute
+    ctc = CtcMetrics(np.array([500.0, 630.0]), ("centre", "left 10cm"), np.arange(8.0).reshape(2, 2, 2))
+    metrics = Metrics(ctc, EffortMetrics(3.5, np.array([1.0, 2.0])), _metrics(wng=False))
+    values, attrs = metrics.datasets()
+    assert list(values) == ["ctc/bands_hz", "ctc/cancellation_db", "effort/max_db", "effort/band_db",
+                            "beam/bands_hz", "beam/null_depth_db", "beam/main_lobe_db", "beam/di_db",
+                            "beam/sector_rejection_db"]
+    np.testing.assert_array_equal(values["ctc/cancellation_db"], ctc.cancellation_db)
+    assert values["effort/max_db"].shape == () and float(values["effort/max_db"]) == 3.5
+    assert all(v.dtype == np.float64 for v in values.values())
+    assert attrs == {"ctc/cancellation_db": {"positions": "centre,left 10cm"}}

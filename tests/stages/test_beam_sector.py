@@ -54,15 +54,15 @@ def test_sector_main_lobe_and_wng(aurora5, units, serial, which):
     m = units[serial]["fit"].metrics if which == "predicted" else units[serial]["verified"]
     beam = aurora5.targets.beam
     assert tuple(beam.null_sector_deg) == SECTOR_DEG
-    assert_allclose(m["beam/bands_hz"], BANDS_HZ)
-    sector = m["beam/sector_rejection_db"]
+    assert_allclose(m.beam.bands_hz, BANDS_HZ)
+    sector = m.beam.sector_rejection_db
     assert sector.shape == (2, len(BANDS_HZ))
     print(f"{serial} {which}: sector 80-100 deg worst {sector.min():.1f} dB, "
           f"main lobe worst {m['beam/main_lobe_db'].min():.1f} dB")
     assert np.all(sector >= 20.0), sector
-    assert np.all(m["beam/main_lobe_db"] >= -6.0), m["beam/main_lobe_db"]
+    assert np.all(m.beam.main_lobe_db >= -6.0), m.beam.main_lobe_db
     if which == "predicted":  # the WNG needs the per-driver plant: a prediction-side figure
-        assert np.all(m["beam/wng_db"] >= -10.0), m["beam/wng_db"]
+        assert np.all(m.beam.wng_db >= -10.0), m.beam.wng_db
         assert verdict(units[serial]["fit"].checks) == "PASS"
     names = [c.name for c in units[serial]["fit"].checks]
     assert "beam sector +80..+100 deg rejection" in names and "beam sector -80..-100 deg rejection" in names
@@ -73,8 +73,8 @@ def test_verified_within_1_db_of_predicted(units, serial):
     pred, ver = units[serial]["fit"].metrics, units[serial]["verified"]
     # Not the directivity index: verification measures only the azimuths the checks read (the front,
     # the nulls, the sector and the main lobe; calib.procedure.layout.check_azimuths), a DI needs the circle.
-    for key in ("beam/sector_rejection_db", "beam/main_lobe_db", "beam/null_depth_db"):
-        assert_allclose(ver[key], pred[key], atol=AGREEMENT_DB, err_msg=key)
+    for key in ("sector_rejection_db", "main_lobe_db", "null_depth_db"):
+        assert_allclose(getattr(ver.beam, key), getattr(pred.beam, key), atol=AGREEMENT_DB, err_msg=key)
 
 
 def _true_pattern(proc, serial, fir_c, azimuths_deg, turned_deg, freqs):
@@ -111,7 +111,7 @@ def test_turned_unit_keeps_the_sector(aurora5, units, serial):
             assert np.all(lobe >= -6.0), lobe
     print(serial, {k: round(float(v.min()), 1) for k, v in worst.items()})
     # the truth at 0 deg is the prediction (the fit's measured plant is the truth within the capture noise)
-    assert_allclose(worst[0.0], fit.metrics["beam/sector_rejection_db"], atol=AGREEMENT_DB)
+    assert_allclose(worst[0.0], fit.metrics.beam.sector_rejection_db, atol=AGREEMENT_DB)
     for turned in (-ROTATION_DEG, ROTATION_DEG):
         assert np.all(worst[turned] >= ROTATED_MIN_DB), (turned, worst[turned])
 

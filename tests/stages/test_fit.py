@@ -106,8 +106,8 @@ def test_fit_file_writes_the_calibration(aurora5, aurora5_unit_a):
     assert cal.fir.shape == (3, len(aurora5.driver_names), aurora5.fit.taps)
     assert_array_equal(cal.fir, fit.calibration.fir)
     assert cal.measurement_sha256 == file_sha256(aurora5_unit_a.measurement)
-    assert_allclose(cal.predicted["ctc/cancellation_db"], fit.metrics["ctc/cancellation_db"], rtol=0, atol=0)
-    assert list(fit.metrics["ctc/positions"]) == [p.name for p in aurora5.positions]
+    assert_allclose(cal.predicted["ctc/cancellation_db"], fit.metrics.ctc.cancellation_db, rtol=0, atol=0)
+    assert list(fit.metrics.ctc.positions) == [p.name for p in aurora5.positions]
     assert verdict(fit.checks) == "PASS", [c.line() for c in fit.checks if not c.passed]
 
 
@@ -121,11 +121,11 @@ def test_fit_is_deterministic(aurora5_unit_a):
 def test_design_positions_meet_the_target_curve(aurora5, aurora5_unit_a):
     """Every third-octave band 500 Hz - 5 kHz, both inputs, every design position: CG >= curve (15 dB)."""
     m = aurora5_unit_a.fit.metrics
-    bands = m["ctc/bands_hz"]
+    bands = m.ctc.bands_hz
     assert_allclose(bands, [500, 630, 800, 1000, 1250, 1600, 2000, 2500, 3150, 4000, 5000])
     curve = aurora5.targets.cancellation.min_db(bands)
     assert_allclose(curve, 15.0)
-    cg = m["ctc/cancellation_db"][:, design_index(aurora5)]  # [2, P_design, B]
+    cg = m.ctc.cancellation_db[:, design_index(aurora5)]  # [2, P_design, B]
     assert cg.shape == (2, 5, bands.size)
     assert np.all(cg >= curve), f"worst shortfall {np.max(curve - cg):.2f} dB"
 
@@ -137,7 +137,7 @@ def test_holdouts_keep_a_10_db_median(aurora5, aurora5_unit_a):
     assert limit == 10.0
     holdouts = holdout_index(aurora5)
     assert len(holdouts) == 4
-    median = np.median(m["ctc/cancellation_db"][:, holdouts], axis=-1)  # [2, 4]
+    median = np.median(m.ctc.cancellation_db[:, holdouts], axis=-1)  # [2, 4]
     assert np.all(median >= limit), median
 
 
@@ -145,11 +145,11 @@ def test_beam_nulls_main_lobe_and_effort(aurora5, aurora5_unit_a):
     """Nulls >= 20 dB at +-90 deg and main lobe >= -6 dB within +-45 deg in every beam band; effort <= cap."""
     m = aurora5_unit_a.fit.metrics
     beam = aurora5.targets.beam
-    assert_allclose(m["beam/bands_hz"], [500, 630, 800, 1000, 1250, 1600, 2000, 2500, 3150, 4000])
-    assert m["beam/null_depth_db"].shape == (2, 10)
-    assert np.all(m["beam/null_depth_db"] >= beam.null_depth_min_db), m["beam/null_depth_db"]
-    assert np.all(m["beam/main_lobe_db"] >= beam.main_lobe_min_db), m["beam/main_lobe_db"]
-    assert float(m["effort/max_db"]) <= aurora5.fit.effort_cap_db + FIR_EFFORT_ALLOWANCE_DB
+    assert_allclose(m.beam.bands_hz, [500, 630, 800, 1000, 1250, 1600, 2000, 2500, 3150, 4000])
+    assert m.beam.null_depth_db.shape == (2, 10)
+    assert np.all(m.beam.null_depth_db >= beam.null_depth_min_db), m.beam.null_depth_db
+    assert np.all(m.beam.main_lobe_db >= beam.main_lobe_min_db), m.beam.main_lobe_db
+    assert float(m.effort.max_db) <= aurora5.fit.effort_cap_db + FIR_EFFORT_ALLOWANCE_DB
 
 
 def test_beam_on_the_true_arc(aurora5, aurora5_unit_a):
@@ -170,7 +170,7 @@ def test_beam_on_the_true_arc(aurora5, aurora5_unit_a):
     assert np.all(depth >= beam.null_depth_min_db), depth
     assert np.all(lobe >= beam.main_lobe_min_db), lobe
     # The main lobe is far above the noise: truth equals prediction within 0.5 dB.
-    assert_allclose(lobe, aurora5_unit_a.fit.metrics["beam/main_lobe_db"], atol=0.5)
+    assert_allclose(lobe, aurora5_unit_a.fit.metrics.beam.main_lobe_db, atol=0.5)
 
 
 def test_unit_a_filters_on_unit_b_lose_3_db(aurora5, aurora5_unit_a, aurora5_unit_b):
@@ -188,7 +188,7 @@ def test_unit_a_filters_on_unit_b_lose_3_db(aurora5, aurora5_unit_a, aurora5_uni
 
 def test_prediction_equals_the_truth(aurora5, aurora5_unit_a, true_a):
     """A's filters on A's true plant: within 1 dB of the prediction wherever the prediction is < 30 dB."""
-    predicted = aurora5_unit_a.fit.metrics["ctc/cancellation_db"]  # [2, P, B], all 9 positions
+    predicted = aurora5_unit_a.fit.metrics.ctc.cancellation_db  # [2, P, B], all 9 positions
     truth = cancellation_on(aurora5, true_a, aurora5_unit_a.fit.calibration.fir)
     assert truth.shape == predicted.shape
     trusted = predicted < NOISE_LIMITED_CG_DB

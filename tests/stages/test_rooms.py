@@ -24,7 +24,7 @@ from calib.geometry import HeadPosition
 from calib.rig.virtual_lab import mic_receivers, unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.stages.fit import fit_file
-from calib.stages.product_metrics import horizontal_mic_index, product_metrics, rfft_grid
+from calib.stages.product_metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
 from calib.stages.unit_report import build_unit_report
 from calib.stages.verify import verify_calibration
 from calib.store.calibration import read_calibration
@@ -66,8 +66,8 @@ def _capped(x: np.ndarray) -> np.ndarray:
     return np.minimum(x, CAP_DB)
 
 
-def _supported(room_metrics: dict, free_metrics: dict, key: str) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(room_metrics[key], float), np.asarray(free_metrics[key], float)
+def _supported(room_values: np.ndarray, free_values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(room_values, float), np.asarray(free_values, float)
     keep = np.isfinite(a) & np.isfinite(b)
     return a[keep], b[keep]
 
@@ -79,24 +79,24 @@ def test_room_run_passes_and_matches_free_field(runs, room):
     assert report.verdict == "PASS", [c.line() for c in report.checks if not c.passed]
     assert report.gates is not None and report.gates.binaural.gated
     proc = report.procedure
-    names = list(report.verified["ctc/positions"])
+    names = list(report.verified.ctc.positions)
     design = [names.index(p.name) for p in proc.design_positions()]
-    cg_room = report.verified["ctc/cancellation_db"][:, design]
-    cg_free = free.verified["ctc/cancellation_db"][:, design]
+    cg_room = report.verified.ctc.cancellation_db[:, design]
+    cg_free = free.verified.ctc.cancellation_db[:, design]
     supported = np.isfinite(cg_room)
     assert supported.sum() >= 0.9 * supported.size  # the gate supports (almost) the whole target band
     assert_allclose(_capped(cg_room[supported]), _capped(cg_free[supported]), atol=2.0)
     # Nulls and sector rejection compared up to 30 dB (target 20 dB): deeper is noise and filter detail.
-    for key, cap in (("beam/null_depth_db", CAP_DB), ("beam/sector_rejection_db", CAP_DB),
-                     ("beam/main_lobe_db", None), ("beam/di_db", None)):
-        a, b = _supported(report.verified, free.verified, key)
+    for key, cap in (("null_depth_db", CAP_DB), ("sector_rejection_db", CAP_DB),
+                     ("main_lobe_db", None), ("di_db", None)):
+        a, b = _supported(getattr(report.verified.beam, key), getattr(free.verified.beam, key))
         assert a.size > 0
         if cap is not None:
             a, b = np.minimum(a, cap), np.minimum(b, cap)
         assert_allclose(a, b, atol=2.0, err_msg=key)
 
 
-def _true_metrics(proc_text: str, calibration: Path, lowest_hz: tuple[float, float]) -> dict:
+def _true_metrics(proc_text: str, calibration: Path, lowest_hz: tuple[float, float]) -> Metrics:
     """Metrics of a calibration applied to unit SERIAL's free-field true transfer functions."""
     proc = parse_procedure(proc_text)
     cal = read_calibration(calibration)
@@ -130,14 +130,14 @@ def test_room_calibration_on_the_free_field_unit_performs_like_the_free_field_ca
     text = _procedure_text(None)
     with_room = _true_metrics(text, runs[room]["fit"].path, lowest)
     free = _true_metrics(text, runs[None]["fit"].path, lowest)
-    a, b = _supported(with_room, free, "ctc/cancellation_db")
+    a, b = _supported(with_room.ctc.cancellation_db, free.ctc.cancellation_db)
     assert_allclose(np.minimum(a, 20.0), np.minimum(b, 20.0), atol=2.0)
     assert np.all(_capped(a) >= _capped(b) - 2.0)
     # The beam: a 3 ms gate cannot resolve the woofer's low-frequency ring-down, so the
     # room's nulls on the free-field truth are shallower than the free-field filters' at
     # the band's low end (about 25 dB against 42 dB at 800 Hz): they must still meet the target.
     beam = runs[room]["report"].procedure.targets.beam
-    a = with_room["beam/null_depth_db"][np.isfinite(with_room["beam/null_depth_db"])]
+    a = with_room.beam.null_depth_db[np.isfinite(with_room.beam.null_depth_db)]
     assert a.size > 0 and np.all(a >= beam.null_depth_min_db - beam.tolerance_db)
 
 

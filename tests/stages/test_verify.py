@@ -36,20 +36,20 @@ def test_verified_agrees_with_predicted_at_design_positions(own):
     """
     report = own
     pred, ver = report.predicted, report.verified
-    pred_names = list(pred["ctc/positions"])
+    pred_names = list(pred.ctc.positions)
     design = [p.name for p in report.procedure.design_positions()]
-    ver_names = list(ver["ctc/positions"])
+    ver_names = list(ver.ctc.positions)
     p_idx = [pred_names.index(n) for n in design]
     v_idx = [ver_names.index(n) for n in design]
-    p_cg = pred["ctc/cancellation_db"][:, p_idx]
-    v_cg = ver["ctc/cancellation_db"][:, v_idx]
+    p_cg = pred.ctc.cancellation_db[:, p_idx]
+    v_cg = ver.ctc.cancellation_db[:, v_idx]
     moderate = p_cg < 30.0
     assert moderate.sum() > 20  # the comparison covers a real part of the band
     assert_allclose(v_cg[moderate], p_cg[moderate], atol=1.0)
     assert np.all(v_cg[~moderate] > 30.0)
     # the beam main lobe is far above noise: agreement within 1 dB in every band
-    assert_allclose(ver["beam/main_lobe_db"], pred["beam/main_lobe_db"], atol=1.0)
-    assert float(ver["effort/max_db"]) == pytest.approx(float(pred["effort/max_db"]), abs=1e-6)
+    assert_allclose(ver.beam.main_lobe_db, pred.beam.main_lobe_db, atol=1.0)
+    assert float(ver.effort.max_db) == pytest.approx(float(pred.effort.max_db), abs=1e-6)
 
 
 def test_unit_a_calibration_on_unit_b_is_worse(lab, own):
@@ -58,9 +58,9 @@ def test_unit_a_calibration_on_unit_b_is_worse(lab, own):
     cross = build_unit_report(verify_calibration(lab["calibration"], "sim", lab["out"], unit_serial="SN-B",
                                                  progress=False))
     design = [p.name for p in report_a.procedure.design_positions()]
-    idx = [list(cross.verified["ctc/positions"]).index(n) for n in design]
-    own_cg = np.median(report_a.verified["ctc/cancellation_db"][:, idx])
-    cross_cg = np.median(cross.verified["ctc/cancellation_db"][:, idx])
+    idx = [list(cross.verified.ctc.positions).index(n) for n in design]
+    own_cg = np.median(report_a.verified.ctc.cancellation_db[:, idx])
+    cross_cg = np.median(cross.verified.ctc.cancellation_db[:, idx])
     assert cross.serial == "SN-B" and cross.calibration.serial == "SN-A"
     assert own_cg - cross_cg >= 3.0, (own_cg, cross_cg)
 

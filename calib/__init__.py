@@ -2,8 +2,8 @@
 
 The chain is procedure -> rig -> measure -> fit -> verify -> report; see
 ``docs/README.md`` (the design documents) and the README. The names below
-are the public Python API (``docs/api.md``): a lab scripts ``calib`` with
-them as the command line does, e.g.::
+are the public Python API (``docs/architecture.md``, 'The Python API'): a
+lab scripts ``calib`` with them as the command line does, e.g.::
 
     import calib
 

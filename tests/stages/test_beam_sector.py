@@ -58,7 +58,7 @@ def test_sector_main_lobe_and_wng(aurora5, units, serial, which):
     sector = m.beam.sector_rejection_db
     assert sector.shape == (2, len(BANDS_HZ))
     print(f"{serial} {which}: sector 80-100 deg worst {sector.min():.1f} dB, "
-          f"main lobe worst {m['beam/main_lobe_db'].min():.1f} dB")
+          f"main lobe worst {m.beam.main_lobe_db.min():.1f} dB")
     assert np.all(sector >= 20.0), sector
     assert np.all(m.beam.main_lobe_db >= -6.0), m.beam.main_lobe_db
     if which == "predicted":  # the WNG needs the per-driver plant: a prediction-side figure

@@ -143,7 +143,7 @@ class _other_process_lock:  # noqa: N801 - a context manager used once
         queue = mp.get_context("fork").Queue()
 
         def child() -> None:
-            from calib.cli import recovery
+            from calib.stages import recovery
 
             recovery._HELD.clear()  # a fresh process holds nothing
             try:

@@ -77,7 +77,7 @@ def music_like(seconds: float, seed: int = 1) -> np.ndarray:
     return 0.5 * x / np.abs(x).max()
 
 
-def cpu(fn):  # noqa: ANN001, ANN201
+def cpu(fn):
     """CPU seconds of one call (process time: one thread, independent of other load) and the result."""
     t0 = time.process_time()
     out = fn()
@@ -167,15 +167,18 @@ def in_memory(cal: Calibration, seconds: float) -> None:
 
 
 def write_input(path: Path, seconds: float) -> None:
-    """A 16-bit stereo WAV of ``seconds``, written a minute at a time (bounded memory here too)."""
+    """Write a 16-bit stereo WAV of ``seconds``, written a minute at a time (bounded memory here too)."""
     with soundfile.SoundFile(path, "w", FS, 2, subtype="PCM_16") as f:
         for start in range(0, int(seconds), 60):
             f.write(music_like(min(60.0, seconds - start), seed=start).T)
 
 
 def cli_run(checkout: Path, cal_path: Path, wav: Path, out: Path) -> tuple[float, float, float]:
-    """Wall and CPU (user + system) seconds and peak RSS (MB) of ``calib render`` with ``checkout``
-    first on the path, on core 0."""
+    """Time ``calib render`` from one checkout.
+
+    Wall and CPU (user + system) seconds and peak RSS (MB) of ``calib render`` with ``checkout``
+    first on the path, on core 0.
+    """
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
     cmd = [*pin, "/usr/bin/time", "-f", "TIME %e %U %S %M", sys.executable, "-m", "calib.cli.main", "render",

@@ -18,12 +18,12 @@ EXPECTED = f"1-{SERIAL_MAX_LEN} letters, digits, '_', '.' or '-' starting with a
 
 
 def is_serial(value: object) -> bool:
-    """True if ``value`` is a string matching :data:`SERIAL_PATTERN`."""
+    """Return True if ``value`` is a string matching :data:`SERIAL_PATTERN`."""
     return isinstance(value, str) and SERIAL_PATTERN.fullmatch(value) is not None
 
 
 def check_serial(serial: object, where: str = "--serial") -> str:
-    """``serial`` if safe, else a one-line :class:`CalibError` ``<where>: expected ..., got ...``."""
+    """Return ``serial`` if safe, else a one-line :class:`CalibError` ``<where>: expected ..., got ...``."""
     if not is_serial(serial):
         text = repr(serial)
         raise CalibError(f"{where}: expected {EXPECTED}, got {text if len(text) <= 80 else text[:77] + '...'}")

@@ -172,8 +172,10 @@ def _divide_minimum_phase(ir: np.ndarray, sample_rate: float, mic: MicCalibratio
     return scipy.fft.irfft(spectrum, n_fft, axis=-1)[..., :n]
 
 
-def station_calibrations(proc: Procedure, station: Station | None) -> tuple[dict[int, InputCalibration], dict[str, object]]:
-    """A station's input calibrations and the attributes that record the station in a measurement file."""
+def station_calibrations(
+    proc: Procedure, station: Station | None
+) -> tuple[dict[int, InputCalibration], dict[str, object]]:
+    """Return a station's input calibrations and the attributes that record the station in a measurement file."""
     if station is None:
         return {}, {}
     return input_calibrations(proc, station), {"station": station.source_text}

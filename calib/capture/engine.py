@@ -57,7 +57,7 @@ def find_measurements(out_dir: str | Path, serial: str, stage: str) -> list[Path
 
 
 def latest_incomplete(out_dir: str | Path, serial: str, stage: str) -> Path | None:
-    """The newest incomplete measurement of ``serial`` and ``stage``, if any."""
+    """Return the newest incomplete measurement of ``serial`` and ``stage``, if any."""
     for path in reversed(find_measurements(out_dir, serial, stage)):
         try:
             with h5py.File(path, "r") as f:
@@ -211,6 +211,7 @@ class StationClock:
 
     @property
     def total_s(self) -> float:
+        """Return the station time spent so far, turntable and playback, in seconds."""
         return self.turntable_s + self.playback_s
 
 
@@ -220,7 +221,9 @@ def _record_station_time(path: Path, clock: StationClock, contamination_db: np.n
         for key, value in (("station_time_s", clock.total_s), ("station_time_turntable_s", clock.turntable_s),
                            ("station_time_playback_s", clock.playback_s)):
             f.attrs[key] = float(f.attrs.get(key, 0.0)) + value
-        f.attrs["station_time_clock"] = "simulated" if clock.simulated else "wall clock (turntable), physical (playback)"
+        f.attrs["station_time_clock"] = (
+            "simulated" if clock.simulated else "wall clock (turntable), physical (playback)"
+        )
         old = np.asarray(f.attrs.get("mesm_contamination_bound_db", contamination_db), float)
         f.attrs["mesm_contamination_bound_db"] = np.maximum(old, contamination_db)
 

@@ -37,7 +37,7 @@ def _fit(measurement: str, out: str | None) -> Path:
 
 
 def level_is_verbose() -> bool:
-    """True under ``calib --verbose``."""
+    """Return True under ``calib --verbose``."""
     from calib.cli.output import VERBOSE, level
 
     return level() >= VERBOSE
@@ -91,7 +91,7 @@ def _check_report_outputs(reports: str, results: str) -> None:
 
 
 def _report(verify_path: Path, reports: str, results: str, db: str | None = None, station: str | None = None,
-            archive_root: str | None = None):  # noqa: ANN202 - (UnitReport, Path)
+            archive_root: str | None = None):
     from calib.fleet.recording import report_and_record
 
     _check_report_outputs(reports, results)
@@ -112,7 +112,7 @@ def _report(verify_path: Path, reports: str, results: str, db: str | None = None
     return report, pdf
 
 
-def _verdict(report) -> int:  # noqa: ANN001 - UnitReport
+def _verdict(report) -> int:
     """Print the unit's one verdict line and return the exit code (0 PASS, 1 FAIL)."""
     verdict_line(report.serial, report.verdict, len(report.checks), sum(not c.passed for c in report.checks))
     return _exit_code(report)
@@ -124,7 +124,7 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _exit_code(report) -> int:  # noqa: ANN001
+def _exit_code(report) -> int:
     return 0 if report.verdict == "PASS" else EXIT_FAIL
 
 
@@ -144,7 +144,7 @@ _common = [
 ]
 
 
-def _with_common(fn):  # noqa: ANN001, ANN202
+def _with_common(fn):
     for option in reversed(_common):
         fn = option(fn)
     return fn
@@ -241,7 +241,7 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
 
 
 def summary_table(rows: list[tuple[str, str, float]]) -> str:
-    """The closing table of ``calib run``: stage, output, wall time (the verdict line follows it)."""
+    """Return the closing table of ``calib run``: stage, output, wall time (the verdict line follows it)."""
     total = sum(seconds for _, _, seconds in rows)
     cells = [["stage", "output", "time"]] + [[stage, path, f"{seconds:.1f}s"] for stage, path, seconds in rows]
     return "\n".join(table([*cells, ["total", "", f"{total:.1f}s"]], right=(2,), indent=""))

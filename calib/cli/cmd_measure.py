@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 RIG_HELP = "sim (default: the virtual lab), replay:FILE.h5, or portaudio"
 
 
-def parse_faults(values: tuple[str, ...]):  # noqa: ANN201 - SimFaults
+def parse_faults(values: tuple[str, ...]):
     """``--sim-fault dead=tweeter --sim-fault reversed=woofer`` as a SimFaults."""
     from calib.procedure.model import SimFaults
 
@@ -66,7 +66,9 @@ def measure_unit(
         click.echo(f"resuming {path}", err=True)
     else:
         if existing is not None:
-            click.echo(f"calib: note: {existing} is incomplete; continue it with --resume (starting a new file)", err=True)
+            click.echo(
+                f"calib: note: {existing} is incomplete; continue it with --resume (starting a new file)", err=True
+            )
         path = new_measurement_path(out_dir, serial, "characterize")
     cals, attrs = station_calibrations(proc, station_obj)
     with open_rig(rig_spec, proc, serial, fault_model, station=station_obj) as rig:
@@ -98,7 +100,7 @@ def check_measure_inputs(procedure: str, faults: tuple[str, ...], station: str |
     check_folder(out_dir, "--out")
 
 
-def _with_station(proc, station: str | None):  # noqa: ANN001, ANN202
+def _with_station(proc, station: str | None):
     if station is None:
         return proc, None
     from calib.procedure.station import apply_station, load_station
@@ -141,7 +143,7 @@ def inspect(file: str) -> None:
 
 
 def describe_measurement(path: Path) -> str:
-    """Serial, stage, grids, quality summary and completeness of a measurement file."""
+    """Return serial, stage, grids, quality summary and completeness of a measurement file."""
     import numpy as np  # here, not at the top: ``calib --help`` stays free of numpy
 
     from calib.store.measurement import read_measurement
@@ -185,7 +187,7 @@ def describe_measurement(path: Path) -> str:
     return "\n".join(lines)
 
 
-def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
+def describe_reflections(m) -> list[str]:
     """Reflection-free time per receiver: detected (and from the room geometry), and the gate it gives."""
     import numpy as np
 
@@ -210,7 +212,7 @@ def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
     return lines
 
 
-def exported_taps_line(cal) -> str:  # noqa: ANN001 - Calibration
+def exported_taps_line(cal) -> str:
     """Why ``calib export`` and ``calib render`` use longer filters than the design's taps."""
     from calib.render.engine import effective_fir
 
@@ -223,7 +225,7 @@ def exported_taps_line(cal) -> str:  # noqa: ANN001 - Calibration
 
 
 def describe_calibration(path: Path) -> str:
-    """What a calibration file holds."""
+    """Return what a calibration file holds."""
     import numpy as np
 
     from calib.store.calibration import read_calibration

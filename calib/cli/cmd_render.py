@@ -24,7 +24,7 @@ EXPORTS = {"calib-calibration": ("raw", "wav", "camilladsp"), "calib-measurement
 _KIND = {"calib-calibration": "a calibration file", "calib-measurement": "a measurement file"}
 
 
-def read_wav(path: Path):  # noqa: ANN201 - (int, numpy.ndarray); numpy is imported on use
+def read_wav(path: Path):
     """Read a WAV file as float64 [channels, N] in full-scale units (±1)."""
     import numpy as np
     from scipy.io import wavfile
@@ -119,7 +119,7 @@ def _dbfs(peak: float) -> float:
 
 
 def choose_gain(peak_dbfs: float, gain_db: float | None, out_wav: Path, driver: str, at_s: float) -> float:
-    """The render's gain in dB for an unscaled output peak of ``peak_dbfs``.
+    """Return the render's gain in dB for an unscaled output peak of ``peak_dbfs``.
 
     Without ``gain_db``: 0 dB, or less so that the peak is :data:`HEADROOM_DBFS`.
     With it: ``gain_db``, refused (:class:`CalibError`) if the peak would exceed 0 dBFS.
@@ -137,7 +137,7 @@ def choose_gain(peak_dbfs: float, gain_db: float | None, out_wav: Path, driver: 
 
 
 def file_kind(path: Path) -> str:
-    """The ``format`` attribute of a calib HDF5 file (``calib-calibration``, ``calib-measurement``)."""
+    """Return the ``format`` attribute of a calib HDF5 file (``calib-calibration``, ``calib-measurement``)."""
     from calib.store.measurement import file_format
 
     fmt = file_format(path)
@@ -194,7 +194,7 @@ def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str, 
     mixers and linear time-invariant filters cannot express. For files, run
     `calib render` (stereo in, driver feeds out); for CamillaDSP, run calib's
     upmix (calib.render.upmix) and feed its 3 channels to the capture.
-    """
+    """  # noqa: D301 - "\b" is click's no-rewrap marker: it must stay a backspace character
     kind = file_kind(file)
     if fmt not in EXPORTS[kind]:
         raise CalibError(

@@ -52,7 +52,7 @@ def export_table(store: ResultsStore, path: str | Path, **filters: str | None) -
 
 
 def _csv_checks(row: pd.Series, columns: list[str]) -> list[CheckRow]:
-    """Checks of an old CSV row: every ``<stem>_pass`` with its value column ``<stem>[_unit]``.
+    """Return checks of an old CSV row: every ``<stem>_pass`` with its value column ``<stem>[_unit]``.
 
     The CSV kept neither the check's name nor its limit: the stem stands for
     the name, the limit and comparison stay unknown (NULL, '').

@@ -29,8 +29,10 @@ def _phase_error(proc: Procedure, scale: tuple[float, float, float], speed_of_so
     f_max = proc.targets.cancellation.band_hz()[1]
     drivers = np.array([d.position_m for d in proc.drivers])
     centres, yaws, half, _ = area.cells()
-    offset = tuple(0.5 * h * k for h, k in zip(half, scale))
-    return max(cell_phase_error_rad(f_max, drivers, c, w, offset, speed_of_sound) for c, w in zip(centres, yaws))
+    offset = tuple(0.5 * h * k for h, k in zip(half, scale, strict=True))
+    return max(
+        cell_phase_error_rad(f_max, drivers, c, w, offset, speed_of_sound) for c, w in zip(centres, yaws, strict=True)
+    )
 
 
 def cell_phase_error_of(proc: Procedure, speed_of_sound: float = 343.0) -> float:
@@ -96,7 +98,7 @@ def area_lines(proc: Procedure, step_s: float) -> list[str]:
     n_grid = xs.size * ys.size * ws.size
     n_cells = int(np.prod(counts))
     # Corners on the (n + 1)-point lattice of every axis that has an extent, plus the centres.
-    corners = int(np.prod([n + 1 if h > 0 else 1 for n, h in zip(counts, half)]))
+    corners = int(np.prod([n + 1 if h > 0 else 1 for n, h in zip(counts, half, strict=True)]))
     n_direct = corners + n_cells
     total = cell_phase_error_of(proc, proc.sim.speed_of_sound if proc.sim is not None else 343.0)
     allowed = allowed_phase_error_rad(max(float(proc.targets.cancellation.curve_hz_db[-1][1]), 1e-6))

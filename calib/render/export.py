@@ -102,7 +102,7 @@ def _manifest(cal: Calibration, kind: str, files: list[Path], taps: int, extra: 
         "procedure_sha256": cal.procedure_sha256,
         "calibration_software": cal.software,
         "software": f"calib {__version__}",
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **extra,
     }
 
@@ -160,7 +160,7 @@ def export_wav(cal: Calibration, path: str | Path) -> list[Path]:
 def camilladsp_config(
     cal: Calibration, names: list[list[str]], *, version: int = 4, chunksize: int | None = None
 ) -> dict:
-    """The CamillaDSP configuration (as a dict) for the raw filter files ``<name>.raw``.
+    """Return the CamillaDSP configuration (as a dict) for the raw filter files ``<name>.raw``.
 
     Capture is a 3-channel interleaved float32 stream on stdin holding the
     upmixed L', R', C (CamillaDSP cannot run calib's upmix: :data:`UPMIX_NOTE`); playback

@@ -159,7 +159,7 @@ def closed_circle(azimuth_deg: np.ndarray, values: np.ndarray) -> tuple[np.ndarr
 # ----------------------------------------------------------------- pages
 
 
-def _finite(values: np.ndarray, reduce, default: float) -> float:  # noqa: ANN001 - numpy reduction
+def _finite(values: np.ndarray, reduce, default: float) -> float:
     """``reduce`` over the finite values (axis limits must be finite), ``default`` if there are none."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -178,7 +178,7 @@ def _page(title: str, report: UnitReport, subtitle: str = "") -> Figure:
     return fig
 
 
-def _hz_ticks(ax, lo: float, hi: float, ticks=None) -> None:  # noqa: ANN001 - Axes, sequence of Hz
+def _hz_ticks(ax, lo: float, hi: float, ticks=None) -> None:
     """Log frequency axis labelled 20, 50, 100, ..., 1k, 2k, ... Hz (or at ``ticks``, e.g. band centres)."""
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
@@ -192,7 +192,7 @@ def _hz_ticks(ax, lo: float, hi: float, ticks=None) -> None:  # noqa: ANN001 - A
                        fontsize=7 if len(ticks) > 8 else None)
 
 
-def _freq_axis(ax, band_hz: tuple[float, float], label: bool = True, ticks=None) -> None:  # noqa: ANN001
+def _freq_axis(ax, band_hz: tuple[float, float], label: bool = True, ticks=None) -> None:
     _hz_ticks(ax, *band_hz, ticks=ticks)
     if label:
         ax.set_xlabel("frequency (Hz)")
@@ -231,7 +231,7 @@ def fig_driver_responses(report: UnitReport) -> Figure:
 
 
 def response_ylim(level_db: np.ndarray) -> tuple[float, float]:
-    """y range of a response plot: the finite data of the shown band, at most :data:`RESPONSE_RANGE_DB` deep."""
+    """Y range of a response plot: the finite data of the shown band, at most :data:`RESPONSE_RANGE_DB` deep."""
     peak = _finite(level_db, np.max, 0.0)
     low = max(_finite(level_db, np.min, peak - RESPONSE_RANGE_DB), peak - RESPONSE_RANGE_DB)
     return 5.0 * np.floor(low / 5.0) - 5.0, peak + 5.0
@@ -247,7 +247,7 @@ def map_top_db(*maps_db: np.ndarray) -> float:
     return float(max(6.0, 3.0 * np.ceil(loudest / 3.0)))
 
 
-def _map(ax, azimuth_deg: np.ndarray, bands: Bands, db: np.ndarray, title: str, top_db: float):  # noqa: ANN001, ANN202
+def _map(ax, azimuth_deg: np.ndarray, bands: Bands, db: np.ndarray, title: str, top_db: float):
     az, vals = closed_circle(azimuth_deg, db)
     az_edges = np.concatenate([[az[0] - (az[1] - az[0]) / 2], (az[1:] + az[:-1]) / 2, [az[-1] + (az[-1] - az[-2]) / 2]])
     f_edges = np.append(bands.lower_hz, bands.upper_hz[-1])
@@ -303,8 +303,8 @@ def centre_wng_db(report: UnitReport) -> tuple[np.ndarray, np.ndarray]:
     return freqs, white_noise_gain_db(c0.T, h.T)
 
 
-def _shade_sector(ax, sector_deg: tuple[float, float] | None, polar: bool) -> None:  # noqa: ANN001 - Axes
-    """The null sector on both sides: grey on a polar plot (azimuth), hatched on a map (y axis)."""
+def _shade_sector(ax, sector_deg: tuple[float, float] | None, polar: bool) -> None:
+    """Shade the null sector on both sides: grey on a polar plot (azimuth), hatched on a map (y axis)."""
     if sector_deg is None:
         return
     lo, hi = sector_deg
@@ -411,7 +411,7 @@ def fig_beam(report: UnitReport) -> Figure:
 
 
 def fig_cancellation(report: UnitReport) -> Figure:
-    """Cancellation gain per position and input, predicted (dashed) and verified (solid), against the limits.
+    """Plot cancellation gain per position and input, predicted (dashed) and verified (solid), against the limits.
 
     Design positions (judged band by band against the target less its
     tolerance, the shaded region below it) and holdout positions (judged on
@@ -455,12 +455,23 @@ def fig_cancellation(report: UnitReport) -> Figure:
                 if kind == "holdout":  # what is judged: the median, as a short mark at the right
                     ax.plot([bands[-1] * 1.04], [np.nanmedian(verified)], marker="<", ms=6, color=color, zorder=3)
                 if name in pre_pos:
-                    ax.plot(report.predicted["ctc/bands_hz"], report.predicted["ctc/cancellation_db"][k, pre_pos.index(name)],
-                            ls="--", lw=1.0, color="k", alpha=0.7, zorder=3,
-                            label="predicted" if i == 0 else None)
+                    ax.plot(
+                        report.predicted["ctc/bands_hz"],
+                        report.predicted["ctc/cancellation_db"][k, pre_pos.index(name)],
+                        ls="--",
+                        lw=1.0,
+                        color="k",
+                        alpha=0.7,
+                        zorder=3,
+                        label="predicted" if i == 0 else None,
+                    )
             ax.set_ylim(min(-5.0, _finite(cg, np.min, 0.0) - 2), max(30.0, _finite(cg, np.max, 0.0) + 3))
-            _freq_axis(ax, x_range, label=k == 1, ticks=(500, 700, 1000, 1500, 2000, 3000, 4000, 6000, 8000) if hi / lo < 20
-                       else None)
+            _freq_axis(
+                ax,
+                x_range,
+                label=k == 1,
+                ticks=(500, 700, 1000, 1500, 2000, 3000, 4000, 6000, 8000) if hi / lo < 20 else None,
+            )
             ax.set_ylabel("cancellation gain (dB, ipsi − contra)")
             what = "design positions" if kind == "design" else "holdout positions (◂ median)"
             ax.set_title(f"Input {inp}: {what}", fontsize=9.5)

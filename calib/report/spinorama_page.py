@@ -41,7 +41,7 @@ def di_band_table(report: UnitReport, source: str = "C") -> list[tuple[str, floa
     return rows
 
 
-def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, title: str,  # noqa: ANN001
+def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, title: str,
                legend: bool = True) -> None:
     curves = spin.curves[source]
     f = spin.bands_hz
@@ -96,7 +96,7 @@ def fig_spinorama_drivers(report: UnitReport) -> Figure:
 
 
 def spinorama_pages(report: UnitReport) -> list[Figure]:
-    """The spinorama pages of ``report`` (none when its procedure did not measure the sphere)."""
+    """Return the spinorama pages of ``report`` (none when its procedure did not measure the sphere)."""
     if not report.spinorama:
         return []
     return [fig_spinorama_inputs(report), fig_spinorama_drivers(report)]

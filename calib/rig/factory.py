@@ -19,7 +19,7 @@ from calib.sim.variation import serial_seed, unit_from_serial
 RIG_KINDS = ("sim", "replay:<measurement.h5>", "portaudio")
 
 
-def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None = None, station=None) -> Rig:  # noqa: ANN001
+def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None = None, station=None) -> Rig:
     """Open the rig named by ``spec`` for ``proc`` and unit ``serial``.
 
     Parameters
@@ -55,7 +55,7 @@ def mic_receivers(proc: Procedure) -> list[MicReceiver]:
 
 
 def nominal_device(proc: Procedure) -> DeviceModel:
-    """The product as designed, in driver order: geometry of ``[[drivers]]``, physics of ``[sim.drivers]``."""
+    """Return the product as designed, in driver order: geometry of ``[[drivers]]``, physics of ``[sim.drivers]``."""
     sim = _sim_section(proc)
     drivers = []
     for geometry in proc.drivers:
@@ -82,7 +82,7 @@ def nominal_device(proc: Procedure) -> DeviceModel:
 
 
 def unit_device(proc: Procedure, serial: str) -> DeviceModel:
-    """The unit with serial ``serial``: the nominal device varied reproducibly."""
+    """Return the unit with serial ``serial``: the nominal device varied reproducibly."""
     v = _sim_section(proc).variation
     variation = UnitVariation(v.sensitivity_db, v.fc_pct, v.q_pct, v.position_mm)
     return unit_from_serial(nominal_device(proc), variation, serial)
@@ -110,7 +110,9 @@ def sim_models(proc: Procedure, faults: SimFaults | None) -> tuple[NoiseModel, L
     )
 
 
-def channel_maps(proc: Procedure, n_outputs: int, n_inputs: int) -> tuple[list[str | None], list[Receiver | str | None]]:
+def channel_maps(
+    proc: Procedure, n_outputs: int, n_inputs: int
+) -> tuple[list[str | None], list[Receiver | str | None]]:
     """Per output channel the driver name, per input channel the receiver (0-based lists)."""
     from calib.rig.sim import LOOPBACK, PLACED_EARS
 
@@ -129,7 +131,7 @@ def channel_maps(proc: Procedure, n_outputs: int, n_inputs: int) -> tuple[list[s
 
 
 def open_sim_rig(proc: Procedure, serial: str, faults: SimFaults | None = None) -> Rig:
-    """The virtual lab with unit ``serial`` of the procedure's product."""
+    """Return the virtual lab with unit ``serial`` of the procedure's product."""
     from calib.sim.lab import VirtualLab
 
     sim = _sim_section(proc)
@@ -141,8 +143,8 @@ def open_sim_rig(proc: Procedure, serial: str, faults: SimFaults | None = None) 
     return assemble_sim_rig("sim", lab, proc, serial, noise, latency, fault_model)
 
 
-def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latency, fault_model) -> Rig:  # noqa: ANN001
-    """A simulated station around any ``lab`` (virtual or replayed) with the procedure's channel map.
+def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latency, fault_model) -> Rig:
+    """Return a simulated station around any ``lab`` (virtual or replayed) with the procedure's channel map.
 
     ``lab`` needs ``sample_rate``, ``n_ir``, ``driver_names``, ``device.drivers``
     and ``true_irs(receivers, turntable_deg)``; noise, latency and faults are
@@ -172,7 +174,7 @@ def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latenc
     )
 
 
-def _sim_section(proc: Procedure):  # noqa: ANN202
+def _sim_section(proc: Procedure):
     if proc.sim is None:
         raise ProcedureError(
             f"{proc.source_path or '<procedure>'}: sim: the virtual lab needs a [sim] section "

@@ -91,7 +91,7 @@ def _wrap_deg(angle_deg: np.ndarray | float) -> np.ndarray:
 
 
 def describe_grid(azimuth_deg: np.ndarray) -> str:
-    """A short text for an azimuth grid: ``"0..355 step 5"`` if uniform on [0, 360), else the values."""
+    """Return a short text for an azimuth grid: ``"0..355 step 5"`` if uniform on [0, 360), else the values."""
     az = np.asarray(azimuth_deg, dtype=float)
     if az.size >= 3:
         ordered = np.sort(az % 360.0)
@@ -186,7 +186,7 @@ class ReplayLab:
         return index
 
     def true_irs(self, receivers: Sequence[Receiver], turntable_deg: float = 0.0) -> np.ndarray:
-        """The file's IRs for ``receivers`` with the device turned by ``turntable_deg``.
+        """Return the file's IRs for ``receivers`` with the device turned by ``turntable_deg``.
 
         Microphones: the file's directivity IR at azimuth
         ``atan2(y, x) - turntable_deg`` (the arc microphones stand at lab
@@ -279,7 +279,7 @@ def check_replay_grid(lab: ReplayLab, proc: Procedure) -> None:
 
 
 def open_replay_rig(path: str | Path, proc: Procedure, serial: str, faults: SimFaults | None = None) -> Rig:
-    """The replay rig ``replay:<path>`` for ``proc`` and unit ``serial``.
+    """Return the replay rig ``replay:<path>`` for ``proc`` and unit ``serial``.
 
     Parameters
     ----------
@@ -325,7 +325,9 @@ def open_replay_rig(path: str | Path, proc: Procedure, serial: str, faults: SimF
 
     attrs = lab.measurement.attrs
     rig.speed_of_sound_m_s = recorded_speed_of_sound(attrs)
-    rig.air = f"replayed from {Path(path).name}: {attrs.get(SPEED_OF_SOUND_SOURCE_ATTR, 'not recorded (calib default)')}"
+    rig.air = (
+        f"replayed from {Path(path).name}: {attrs.get(SPEED_OF_SOUND_SOURCE_ATTR, 'not recorded (calib default)')}"
+    )
     return rig
 
 

@@ -74,6 +74,7 @@ class SimTurntable(Turntable):
         """Simulated time spent moving and settling, seconds."""
 
     def move_to(self, angle_deg: float, timeout_s: float = 60.0) -> float:
+        """Turn the simulated table at ``speed_deg_s``, honouring a stall fault; return the angle reached."""
         target = float(angle_deg)
         if not np.isfinite(target):
             raise TurntableError(f"turntable target must be a finite angle in degrees, got {angle_deg!r}")
@@ -100,6 +101,7 @@ class SimTurntable(Turntable):
         return self.angle_deg()
 
     def angle_deg(self) -> float:
+        """Return the simulated table angle in degrees."""
         return float(self.state.turntable_deg)
 
 
@@ -111,6 +113,7 @@ class SimPositioner(Positioner):
         self.placed: list[HeadPosition] = []
 
     def place(self, position: HeadPosition) -> None:
+        """Place the head at once and record the placement."""
         self.state.head = position
         self.placed.append(position)
 
@@ -250,8 +253,13 @@ class SimAudioInterface(AudioInterface):
     def _live_inputs(self) -> list[int]:
         """Acoustic input channels that hear something now (ears only once a head is placed)."""
         return [
-            i for i in self._acoustic
-            if not (isinstance(self.input_map[i], EarReceiver) and self.input_map[i].head is None and self.state.head is None)
+            i
+            for i in self._acoustic
+            if not (
+                isinstance(self.input_map[i], EarReceiver)
+                and self.input_map[i].head is None
+                and self.state.head is None
+            )
         ]
 
     def start_run(self, name: str) -> None:
@@ -286,7 +294,7 @@ class SimAudioInterface(AudioInterface):
         return rng
 
     def _ir_spectra(self, receivers: list[Receiver], n_fft: int, active: np.ndarray) -> np.ndarray:
-        """rfft of the true IRs of the ``active`` drivers: [Ra, len(active), n_fft // 2 + 1].
+        """Rfft of the true IRs of the ``active`` drivers: [Ra, len(active), n_fft // 2 + 1].
 
         Kept for the last (angle, receivers), filled per driver on demand
         (a sequential sweep at a new angle transforms one driver's IRs, not all).
@@ -361,6 +369,7 @@ class SimAudioInterface(AudioInterface):
 
     # ------------------------------------------------------------------ interface
     def playrec(self, signal: np.ndarray) -> np.ndarray:
+        """Play ``signal`` [outputs, N] through the virtual lab and return the recording [inputs, N]."""
         x = np.asarray(signal, dtype=float)
         if x.ndim != 2 or x.shape[0] != self.n_outputs:
             raise RigError(f"signal must have shape ({self.n_outputs}, N), got {x.shape}")
@@ -409,8 +418,11 @@ _NONLINEARITY_MARGIN = 32
 
 
 def _where_drivers_play(x: np.ndarray, out_driver: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Output channels of ``x`` [C, n] that feed a driver and are not silent, and the samples
-    [lo, hi) covering all their non-zero samples plus the filter margin (0, 0 if none)."""
+    """Return the live output channels and the sample range they cover.
+
+    Output channels of ``x`` [C, n] that feed a driver and are not silent, and the samples
+    [lo, hi) covering all their non-zero samples plus the filter margin (0, 0 if none).
+    """
     used = np.flatnonzero((out_driver >= 0) & np.any(x != 0.0, axis=-1))
     if used.size == 0:
         return used, 0, 0
@@ -435,7 +447,7 @@ def make_sim_rig(
     loopback: bool = True,
     turntable_speed_deg_s: float = 10.0,
 ) -> Rig:
-    """A complete simulated station.
+    """Return a complete simulated station.
 
     Channel layout (0-based): outputs ``0..S-1`` feed the drivers in device
     order, output ``S`` (if ``loopback``) is the reference output, wired to

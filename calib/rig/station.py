@@ -23,7 +23,7 @@ from calib.rig.base import Positioner, Rig, Turntable
 
 
 def open_turntable(station: Station, proc: Procedure) -> Turntable:
-    """The station's turntable, configured from ``[turntable]``.
+    """Return the station's turntable, configured from ``[turntable]``.
 
     Raises
     ------
@@ -52,7 +52,7 @@ def open_turntable(station: Station, proc: Procedure) -> Turntable:
 
 
 def open_positioner(station: Station) -> Positioner:
-    """The station's dummy-head positioner (``[positioner] kind``)."""
+    """Return the station's dummy-head positioner (``[positioner] kind``)."""
     if station.positioner.kind == "sim":
         from calib.rig.sim import LabState, SimPositioner
 

@@ -337,7 +337,7 @@ class VirtualLab:
 
     # ------------------------------------------------------------------ impulse responses
     def true_irs(self, receivers: Sequence[Receiver], turntable_deg: float = 0.0) -> np.ndarray:
-        """The system the simulated rig convolves with (ground truth for tests).
+        """Return the system the simulated rig convolves with (ground truth for tests).
 
         ``irfft`` of :meth:`transfer` on the rfft grid of ``n_ir`` (the
         imaginary part at Nyquist is dropped, as irfft does). Time origin: the

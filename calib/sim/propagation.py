@@ -18,9 +18,9 @@ def point_source(
     speed_of_sound: float = 343.0,
     reference_m: float = 1.0,
 ) -> np.ndarray:
-    """Monopole transfer, normalised to the pressure at ``reference_m``.
+    r"""Monopole transfer, normalised to the pressure at ``reference_m``.
 
-    .. math:: G(f, r) = \\frac{r_0}{r}\\, e^{-j k r}, \\quad k = 2\\pi f / c
+    .. math:: G(f, r) = \frac{r_0}{r}\, e^{-j k r}, \quad k = 2\pi f / c
 
     This is the free-field Green's function ``e^{-jkr} / (4 pi r)`` (Kinsler
     et al., *Fundamentals of Acoustics*, sec. 7.2) scaled by ``4 pi r0``, so

@@ -1,4 +1,4 @@
-"""Shoebox room by the image-source method (Allen & Berkley 1979).
+r"""Shoebox room by the image-source method (Allen & Berkley 1979).
 
 Pure numpy. The room spans ``[0, Lx] x [0, Ly] x [0, Lz]`` in room
 coordinates; every wall has the same real, frequency-independent pressure
@@ -8,7 +8,7 @@ Allen & Berkley, "Image method for efficiently simulating small-room
 acoustics", JASA 65(4), 1979, eq. (8)-(10): with parities ``p = (u, v, w)`` in
 {0, 1}^3 and integers ``(n, l, m)``, the image of a source at ``(x, y, z)`` is
 
-.. math:: \\mathbf{x}_{p,r} = \\big((1-2u)x + 2nL_x,\\ (1-2v)y + 2lL_y,\\ (1-2w)z + 2mL_z\\big)
+.. math:: \mathbf{x}_{p,r} = \big((1-2u)x + 2nL_x,\ (1-2v)y + 2lL_y,\ (1-2w)z + 2mL_z\big)
 
 and its pressure is scaled by ``beta^(|n-u| + |n| + |l-v| + |l| + |m-w| + |m|)``,
 the exponent being the number of wall hits (the reflection order). A

@@ -1,4 +1,6 @@
-"""Chain of custody: a verification names, by SHA-256, the calibration and the characterize
+"""Chain of custody between verification, calibration and measurement files.
+
+Chain of custody: a verification names, by SHA-256, the calibration and the characterize
 measurement it was made with, by paths relative to the archive root.
 
 The archive root is the folder given as ``--out``: a verification lives at
@@ -40,7 +42,7 @@ LINKS = ("calibration", "characterize")
 
 
 def find_by_sha256(folder: Path, pattern: str, sha256: str) -> Path | None:
-    """The newest file in ``folder`` matching ``pattern`` whose SHA-256 is ``sha256``."""
+    """Return the newest file in ``folder`` matching ``pattern`` whose SHA-256 is ``sha256``."""
     if not folder.is_dir():
         return None
     for path in sorted(folder.glob(pattern), reverse=True):
@@ -62,7 +64,7 @@ def seal(attrs: dict[str, object]) -> str:
 
 def custody_attrs(*, serial: str, procedure_sha256: str, calibration: Path, calibration_serial: str,
                   characterize: Path, root: Path) -> dict[str, str]:
-    """The custody attributes of a new verification archived under ``root``."""
+    """Return the custody attributes of a new verification archived under ``root``."""
     attrs: dict[str, str] = {
         "serial": serial,
         "stage": "verify",
@@ -88,7 +90,7 @@ class Chain:
 
 
 def archive_root(verify_path: Path) -> Path:
-    """The archive root of a verification file (``<root>/<serial>/verify-*.h5``)."""
+    """Return the archive root of a verification file (``<root>/<serial>/verify-*.h5``)."""
     return Path(verify_path).resolve().parent.parent
 
 

@@ -61,12 +61,12 @@ class FitResult:
 
 
 def procedure_of(meas: Measurement) -> Procedure:
-    """The procedure stored in a measurement file."""
+    """Return the procedure stored in a measurement file."""
     return parse_procedure(meas.procedure_text, source=f"{meas.path}:/procedure")
 
 
 def design_target_db(proc: Procedure, freqs_hz: np.ndarray, lowest_hz: float = 0.0) -> np.ndarray:
-    """The CTC design target: the product curve plus the margin, tapered to 0 dB at the design band edges.
+    """Return the CTC design target: the product curve plus the margin, tapered to 0 dB at the design band edges.
 
     Inside the target curve's band, widened to the outer edges of its end
     third-octave bands (the checks average whole bands): curve + ``fit.ctc_margin_db``.
@@ -217,13 +217,13 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _azimuth_blocks(directivity_ir) -> list[slice]:  # noqa: ANN001 - ndarray or LazyDataset [A, R, S, N]
+def _azimuth_blocks(directivity_ir) -> list[slice]:
     return _chunks(directivity_ir.shape[0], AZIMUTH_BLOCK)
 
 
-def arc_spectra(directivity_ir, mic: int, n_fft: int,  # noqa: ANN001 - ndarray or LazyDataset
+def arc_spectra(directivity_ir, mic: int, n_fft: int,
                 windows: np.ndarray | None = None) -> np.ndarray:
-    """rfft of one microphone's IRs over all azimuths, [F, A, S] complex64, a block of azimuths at a time.
+    """Rfft of one microphone's IRs over all azimuths, [F, A, S] complex64, a block of azimuths at a time.
 
     Only that microphone leaves the file when ``directivity_ir`` is a
     :class:`calib.store.measurement.LazyDataset`. Single precision suffices:
@@ -242,7 +242,7 @@ def arc_spectra(directivity_ir, mic: int, n_fft: int,  # noqa: ANN001 - ndarray 
 
 
 def virtualizer_fir(proc: Procedure, sample_rate: int) -> np.ndarray:
-    """The 2x2 stereo virtualizer ``[2, 2, Tv]``: ipsilateral delay, contralateral delayed low-pass.
+    """Return the 2x2 stereo virtualizer ``[2, 2, Tv]``: ipsilateral delay, contralateral delayed low-pass.
 
     Built from :func:`calib.solve.virtual.virtual_targets` relative to the
     ipsilateral path (so the diagonal is a pure delay of ``VIRTUALIZER_DELAY``).

@@ -60,10 +60,11 @@ class GridComparison:
 
     @property
     def max_delta_db(self) -> float:
+        """Return the largest absolute difference between the grids, in dB."""
         return float(np.nanmax(np.abs(self.deltas_db)))
 
     def lines(self) -> list[str]:
-        """The comparison as console lines."""
+        """Return the comparison as console lines."""
         out = [f"{self.serial} ({self.rig}): production vs lab calibration, both judged on the lab measurement",
                f"  {'check':<44}{'lab':>8}{'prod':>8}{'delta':>8}"]
         for lab, prod, delta in zip(self.lab_checks, self.production_checks, self.deltas_db, strict=True):

@@ -32,7 +32,7 @@ def fir_response(fir: np.ndarray, sample_rate: int, n_fft: int | None = None) ->
 
 
 def horizontal_mic_index(proc: Procedure) -> int:
-    """The arc microphone closest to the horizontal plane (beam metrics use it)."""
+    """Return the arc microphone closest to the horizontal plane (beam metrics use it)."""
     return int(np.argmin([abs(m.elevation_deg) for m in proc.mics]))
 
 

@@ -43,14 +43,14 @@ from calib.store.measurement import Measurement
 
 
 def verify_method(proc: Procedure, room: RoomGeometry | None) -> str:
-    """``"filters"`` or ``"drivers"`` (module docstring): ``[gate] verify``, where ``auto`` follows the room."""
+    """Return ``"filters"`` or ``"drivers"`` (module docstring): ``[gate] verify``, where ``auto`` follows the room."""
     if proc.gate.verify != "auto":
         return proc.gate.verify
     return "drivers" if room is not None and proc.gate.mode == "auto" else "filters"
 
 
 def check_azimuths(proc: Procedure) -> np.ndarray:
-    """The turntable azimuths the checks of :func:`calib.stages.checks.evaluate` read, in grid order.
+    """Return the turntable azimuths the checks of :func:`calib.stages.checks.evaluate` read, in grid order.
 
     Every beam metric is relative to the front (0); the null depth reads
     ``+-null_deg``, the sector rejection every grid azimuth with ``|theta|`` in
@@ -83,7 +83,10 @@ def check_azimuths(proc: Procedure) -> np.ndarray:
 
 
 def plan_verify(proc: Procedure, cal: Calibration, method: str = "filters") -> MeasurementPlan:
-    """At the checks' azimuths and every verification position: inputs L, R, C through the FIRs, or each driver alone."""
+    """Plan the verification: the checks' azimuths and every verification position.
+
+    Inputs L, R, C through the FIRs, or each driver alone.
+    """
     n_out, _ = channel_counts(proc)
     positions = [head_position(p) for p in proc.verify_positions()]
     azimuths = check_azimuths(proc)
@@ -97,7 +100,10 @@ def plan_verify(proc: Procedure, cal: Calibration, method: str = "filters") -> M
 
 
 def filter_feeds(proc: Procedure, fir: np.ndarray, output_channels: list[int]) -> np.ndarray:
-    """Feeds ``[K, n_outputs, T]`` of the filter inputs: each input through its FIR row to the drivers' outputs."""
+    """Return feeds ``[K, n_outputs, T]`` of the filter inputs.
+
+    Each input through its FIR row to the drivers' outputs.
+    """
     n_out, _ = channel_counts(proc)
     k, _, taps = fir.shape
     feeds = np.zeros((k, n_out, taps))
@@ -128,7 +134,7 @@ def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Me
 
 
 def characterize_of(calibration_path: Path, sha256: str, unit_folder: Path) -> Path:
-    """The characterize measurement a calibration was fitted from (beside it, or in the unit's folder)."""
+    """Return the characterize measurement a calibration was fitted from (beside it, or in the unit's folder)."""
     for folder in dict.fromkeys((calibration_path.parent, unit_folder)):
         found = find_by_sha256(folder, "characterize-*.h5", sha256)
         if found is not None:
@@ -145,9 +151,9 @@ def verify_calibration(
     out_dir: str | Path = "measurements",
     resume: bool = False,
     unit_serial: str | None = None,
-    faults=None,  # noqa: ANN001 - SimFaults
+    faults=None,
     progress: bool | None = None,
-    station=None,  # noqa: ANN001 - Station
+    station=None,
 ) -> Path:
     """Re-measure a unit through a calibration's filters (its own unit, or ``unit_serial`` to test cross-unit use).
 

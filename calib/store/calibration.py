@@ -53,7 +53,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _now_utc() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass

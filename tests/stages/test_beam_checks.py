@@ -73,6 +73,10 @@ def test_optional_checks_need_their_target_and_metric():
 
 def test_evaluate_skips_the_beam_without_beam_metrics():
     proc = _procedure()
-    metrics = {"ctc/bands_hz": np.array([500.0]), "ctc/cancellation_db": np.full((2, 9, 1), 20.0),
-               "ctc/positions": np.array([p.name for p in proc.positions], dtype=object), "effort/max_db": np.array(3.0)}
+    metrics = {
+        "ctc/bands_hz": np.array([500.0]),
+        "ctc/cancellation_db": np.full((2, 9, 1), 20.0),
+        "ctc/positions": np.array([p.name for p in proc.positions], dtype=object),
+        "effort/max_db": np.array(3.0),
+    }
     assert not any(c.name.startswith("beam") for c in evaluate(proc, metrics))

@@ -297,6 +297,8 @@ def test_fit_file_reads_lazily_and_fits_the_same_filters(aurora5_unit_a):
     # float64 read of the whole file (the former path) must give the same filters and predictions.
     eager = fit_measurement(read_measurement(aurora5_unit_a.measurement))
     lazy = aurora5_unit_a.fit
-    assert_allclose(lazy.calibration.fir, eager.calibration.fir, rtol=0, atol=1e-7 * np.abs(eager.calibration.fir).max())
+    assert_allclose(
+        lazy.calibration.fir, eager.calibration.fir, rtol=0, atol=1e-7 * np.abs(eager.calibration.fir).max()
+    )
     for name, value in eager.calibration.predicted.items():
         assert_allclose(lazy.calibration.predicted[name], value, rtol=1e-9, atol=1e-9, err_msg=name)

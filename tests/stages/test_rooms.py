@@ -56,7 +56,8 @@ def _run(base: Path, room: str | None) -> dict:
             "report": build_unit_report(verification)}
 
 
-@pytest.fixture(scope="session")  # session: pytest-xdist may interleave other modules, which tears a module fixture down
+# session: pytest-xdist may interleave other modules, which tears a module fixture down
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("rooms")
     return {room: _run(base, room) for room in (None, *ROOMS)}

@@ -54,7 +54,10 @@ def true_ear_irs(proc, xyz, yaws) -> np.ndarray:
     sim = proc.sim
     lab = VirtualLab(unit_device(proc, SERIAL), proc.audio.sample_rate, n_ir=sim.true_ir_length,
                      speed_of_sound=sim.speed_of_sound, room=sim_models(proc, None)[3])
-    heads = [HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w)) for i, (p, w) in enumerate(zip(xyz, yaws))]
+    heads = [
+        HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w))
+        for i, (p, w) in enumerate(zip(xyz, yaws, strict=True))
+    ]
     irs = lab.true_irs([EarReceiver(h, e) for h in heads for e in (0, 1)])
     return irs.reshape(len(heads), 2, *irs.shape[1:])
 

@@ -35,7 +35,7 @@ PROCEDURES = Path(__file__).resolve().parents[2] / "procedures"
 
 
 @pytest.fixture(scope="module")
-def sphere_unit(sim_units):  # noqa: ANN001, ANN201 - the UnitReport of one verified sphere unit
+def sphere_unit(sim_units):
     unit = sim_units.unit("aurora5_sphere", "SPH0001", step_deg=10.0, duration_s=0.15,
                           settings=(("true_ir_length", 4096), ("ir_length", 2048), ("n_harmonics", 3),
                                     ("taps", 1024)))

@@ -23,7 +23,7 @@ def _report_args(a: dict[str, Path], verification: Path | None = None) -> list[s
             "--results", str(a["results"])]
 
 
-def _one_error(capsys) -> str:  # noqa: ANN001
+def _one_error(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("calib: error: "), err
     return err[0]
@@ -166,7 +166,7 @@ class _other_process_lock:  # noqa: N801 - a context manager used once
 def test_unexpected_error_is_one_line_with_a_logged_trace(archive, tmp_path, capsys, monkeypatch) -> None:
     import calib.stages.unit as unit
 
-    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+    def broken(*_args, **_kwargs):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(unit, "build_unit_report", broken)
@@ -183,7 +183,7 @@ def test_os_error_is_one_line_exit_2(archive, capsys, monkeypatch) -> None:
 
     import calib.report.results as results
 
-    def full(*_args, **_kw):  # noqa: ANN002, ANN003, ANN202
+    def full(*_args, **_kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(archive["results"]))
 
     monkeypatch.setattr(results, "_write_atomic", full)

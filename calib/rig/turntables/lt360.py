@@ -177,7 +177,7 @@ class Lt360Turntable(PolledTurntable):
         return MOVING_REPLIES[reply]
 
     def angle_deg(self) -> float:
-        """The table's current angle in calib's convention, normalised into its range."""
+        """Return the table's current angle in calib's convention, normalised into its range."""
         return self.normalise(self._sign * self._table_position())
 
     def close(self) -> None:

@@ -165,6 +165,7 @@ def run_measurement(
             inputs = groups[group]
             capture, quality = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index),
                                                      thd_sweep=(group, index) == plan.thd_step, clock=clock)
+            assert capture.contamination_db is not None  # a multi-source capture always reports it
             worst_contamination = np.maximum(worst_contamination, np.max(capture.contamination_db, axis=0))
             if units[group] == "Pa/FS":
                 capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)
@@ -205,7 +206,7 @@ class StationClock:
             yield
         finally:
             if self.simulated:
-                self.turntable_s += float(self.rig.turntable.elapsed_s) - start_sim
+                self.turntable_s += float(getattr(self.rig.turntable, "elapsed_s", 0.0)) - start_sim
             else:
                 self.turntable_s += time.monotonic() - start
 
@@ -310,7 +311,7 @@ def _capture_with_retries(
 def _check_resumable(path: Path, plan: MeasurementPlan, serial: str, procedure_sha256: str) -> dict[str, np.ndarray]:
     with open_checked(path, FORMAT) as f:
         attrs = f.attrs
-        wrong = [
+        wrong: list[tuple[str, object, object]] = [
             (key, attrs.get(key), want)
             for key, want in (("serial", serial), ("stage", plan.stage), ("procedure_sha256", procedure_sha256))
             if str(attrs.get(key)) != want

@@ -97,7 +97,7 @@ class MeasurementPlan:
 
 def head_position(p) -> HeadPosition:
     """Return a procedure position as the rig's :class:`HeadPosition`."""
-    return HeadPosition(p.name, tuple(float(v) for v in p.xyz_m), float(p.yaw_deg))  # type: ignore[arg-type]
+    return HeadPosition(p.name, (float(p.xyz_m[0]), float(p.xyz_m[1]), float(p.xyz_m[2])), float(p.yaw_deg))
 
 
 def channel_counts(proc: Procedure) -> tuple[int, int]:

@@ -33,6 +33,7 @@ def _fit(measurement: str, out: str | None) -> Path:
         "(driver presence and polarity are judged on the verification only)")
     for line in check_table(result.checks if level_is_verbose() else failing, prefix="predicted "):
         say(line)
+    assert result.path is not None  # fit_file always writes the calibration file
     return result.path
 
 

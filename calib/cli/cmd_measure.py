@@ -29,7 +29,7 @@ def parse_faults(values: tuple[str, ...]):
         if kind not in kinds or not driver:
             raise CalibError(f"--sim-fault: expected dead=DRIVER or reversed=DRIVER, got {value!r}")
         fields[kinds[kind]].append(driver)
-    return SimFaults(**fields)
+    return SimFaults(dead_drivers=fields["dead_drivers"], reversed_drivers=fields["reversed_drivers"])
 
 
 def measure_unit(

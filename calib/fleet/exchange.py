@@ -17,9 +17,9 @@ EXPORT_FORMATS = (".csv", ".parquet")
 
 def wide_table(store: ResultsStore, **filters: str | None) -> pd.DataFrame:
     """One row per verification: identity, ``<check>_value`` and ``<check>_pass`` columns, file paths and hashes."""
-    runs = store.runs(**filters)
-    checks = store.checks(**filters)
-    files = store.files(**filters)
+    runs = store.runs("verify", **filters)
+    checks = store.checks("verify", **filters)
+    files = store.files("verify", **filters)
     out = runs.drop(columns=["stage", "source_run"]).rename(columns={"sha256": "verification_sha256"})
     if not checks.empty:
         checks = checks.assign(column=checks["check"].map(column_name))

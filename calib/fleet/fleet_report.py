@@ -31,8 +31,8 @@ class FleetView:
 
 def fleet_view(store: ResultsStore, **filters: str | None) -> FleetView:
     """Query the store once and compute every table of the fleet report."""
-    runs = store.runs(**filters)
-    checks = store.checks(**filters)
+    runs = store.runs("verify", **filters)
+    checks = store.checks("verify", **filters)
     series = stats.drift_series(store, checks, **filters)
     return FleetView(
         runs, checks,

@@ -250,7 +250,8 @@ def orbits_from_sphere(pattern: np.ndarray, azimuth_deg: np.ndarray, elevation_d
             raise ValueError(f"the sphere grid has no azimuth at {a:.4g} deg (within 0.5 deg), got {az.tolist()}")
         return pattern[i, j]
 
-    return tuple(np.stack([at(rot @ u) for u in orbit_directions(ORBIT_DEG, o)]) for o in "hv")  # type: ignore[return-value]
+    h, v = (np.stack([at(rot @ u) for u in orbit_directions(ORBIT_DEG, o)]) for o in "hv")
+    return h, v
 
 
 def sphere_mean_power(power: np.ndarray, azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:

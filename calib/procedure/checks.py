@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -141,7 +141,7 @@ def _unique(path: str, names: list[str]) -> Iterator[str]:
         seen.add(name)
 
 
-def _same_names(path: str, mapping: dict[str, object], valid: list[str], what: str) -> Iterator[str]:
+def _same_names(path: str, mapping: Mapping[str, object], valid: list[str], what: str) -> Iterator[str]:
     for name in mapping:
         if name not in valid:
             yield f"{path}.{name}: {_expected_one_of(what, valid, name)}"

@@ -162,6 +162,7 @@ class TurntableSection(_Section):
         if self.azimuths_deg is not None:
             values = np.asarray(self.azimuths_deg, dtype=float)
         else:
+            assert self.step_deg is not None  # _one_grid: exactly one of azimuths_deg and step_deg
             values = np.arange(0.0, 360.0 - 1e-9, float(self.step_deg))
         return (values + 180.0) % 360.0 - 180.0
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def write_new(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _manifest(cal: Calibration, kind: str, files: list[Path], taps: int, extra: dict[str, object]) -> dict:
+def _manifest(cal: Calibration, kind: str, files: list[Path], taps: int, extra: Mapping[str, object]) -> dict:
     return {
         "format": "calib-export",
         "version": 1,

@@ -54,6 +54,7 @@ def area_map_figure(m: AreaMap, bank: AreaBank, target_db: float) -> Figure:
                      f"{100 * np.mean(values >= target_db):.0f}% >= {target_db:g} dB", fontsize=9)
         ax.set_xlabel("lateral y (cm)")
     axes[0].set_ylabel("depth x (cm)")
+    assert mesh is not None  # both panels drawn above
     fig.colorbar(mesh, ax=axes, label="cancellation, median over bands (dB)")
     fig.suptitle(f"Cancellation over the listening area at yaw {m.yaw_deg:g} deg; lines: cell boundaries", fontsize=10)
     return fig

@@ -17,9 +17,12 @@ JAES 48(4), 2000, rectangular window).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.projections.polar import PolarAxes
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter
 
 from calib.metrics.bands import Bands, band_power_average, power_db, third_octave_bands
@@ -44,7 +47,7 @@ PREDICTED_COLORS = ("0.1", "0.45")
 """Predicted beam metrics: black and grey, dashed."""
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999")
 """Drivers and positions: the Okabe-Ito palette, told apart with the common colour-vision deficiencies."""
-LIMIT_STYLE = {"color": "k", "ls": "-.", "lw": 1.2}
+LIMIT_STYLE: dict[str, Any] = {"color": "k", "ls": "-.", "lw": 1.2}
 """Limit lines: black dash-dot, a colour no data curve uses."""
 RESPONSE_RANGE_DB = 80.0
 """Most a response plot spans below its peak (the data's own minimum in the sweep band if higher)."""
@@ -169,8 +172,9 @@ def _finite(values: np.ndarray, reduce, default: float) -> float:
 def _page(title: str, report: UnitReport, subtitle: str = "") -> Figure:
     fig = Figure(figsize=A4_PORTRAIT_IN, layout="constrained")
     top = 0.99 - (0.045 + 0.012 * subtitle.count("\n") if subtitle else 0.025)
-    if fig.get_layout_engine() is not None:
-        fig.get_layout_engine().set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
     fig.text(0.5, 0.99, f"{title} — {report.procedure.product.name}, unit {report.serial}", ha="center", va="top",
              fontsize=12, fontweight="bold")
     if subtitle:
@@ -329,6 +333,7 @@ def fig_beam(report: UnitReport) -> Figure:
     fig = _page("Centre beam", report)
     grid = fig.add_gridspec(3, 2, height_ratios=[3, 1.6, 1.6])
     polar = fig.add_subplot(grid[0, :], projection="polar")
+    assert isinstance(polar, PolarAxes)  # projection="polar" makes one
     freqs, verified, predicted = centre_patterns(report)
     az = report.verification.azimuth_deg
     beam = report.procedure.targets.beam
@@ -369,18 +374,18 @@ def fig_beam(report: UnitReport) -> Figure:
     # where the two agree the verified colour shows between the dashes (print, grey scale, colour-blind)
     styles = ((report.verified, {"ls": "-", "marker": "o", "lw": 2.2, "zorder": 2}, VERIFIED_COLORS, "verified"),
               (report.predicted, {"ls": "--", "marker": None, "lw": 1.1, "zorder": 3}, PREDICTED_COLORS, "predicted"))
-    for metrics, style, colors, what in styles:
+    for metrics, line_style, colors, what in styles:
         if "beam/bands_hz" not in metrics:
             continue
         bb = metrics["beam/bands_hz"]
         if "beam/sector_rejection_db" in metrics:
             for i, side in enumerate("+-"):
                 sector_ax.plot(bb, metrics["beam/sector_rejection_db"][i], color=colors[i], ms=3,
-                               label=f"{side} side {what}", **style)
+                               label=f"{side} side {what}", **line_style)
         for i, side in enumerate("+-"):
             null_ax.plot(bb, metrics["beam/null_depth_db"][i], color=colors[i], ms=3,
-                         label=f"{side}{beam.null_deg:g}° {what}", **style)
-        lobe_ax.plot(bb, metrics["beam/main_lobe_db"], color=colors[0], ms=3, label=what, **style)
+                         label=f"{side}{beam.null_deg:g}° {what}", **line_style)
+        lobe_ax.plot(bb, metrics["beam/main_lobe_db"], color=colors[0], ms=3, label=what, **line_style)
     f_wng, wng = centre_wng_db(report)
     inside = (f_wng >= beam.band_hz[0] / 1.2) & (f_wng <= beam.band_hz[1] * 1.2)
     wng_ax.plot(f_wng[inside], wng[inside], "-", color="tab:purple", lw=1.2, label="per bin (design)")

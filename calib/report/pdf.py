@@ -24,6 +24,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from calib import __version__
 from calib.report.figures import A4_PORTRAIT_IN, FAIL_COLOR, FIGURE_PAGES, PASS_COLOR
@@ -183,7 +184,7 @@ def _table(fig: Figure, checks: list[Check], predicted: dict[str, Check], top: f
         colours.append(["white"] * 6 if c.passed else [FAIL_ROW_COLOR] * 6)
     labels = ["Check", "Verified", "Limit", "Predicted", "Result", "Detail"]
     table = ax.table(cellText=cells, colLabels=labels, cellColours=colours, loc="upper left", cellLoc="left",
-                     colLoc="left", colWidths=[0.43, 0.10, 0.10, 0.09, 0.07, 0.21], bbox=(0, 0, 1, 1))
+                     colLoc="left", colWidths=[0.43, 0.10, 0.10, 0.09, 0.07, 0.21], bbox=Bbox.from_bounds(0, 0, 1, 1))
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
     for (row, col), cell in table.get_celld().items():

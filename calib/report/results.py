@@ -129,9 +129,8 @@ def result_row(report: UnitReport, root: str | Path | None = None) -> dict[str, 
 
     for key in FILE_KEYS:
         path = report.files.get(key)
-        if path is not None and root is not None:
-            path = archive_path(path, root)
-        row[f"{key}_file"] = str(path) if path is not None else ""
+        shown = archive_path(path, root) if path is not None and root is not None else path
+        row[f"{key}_file"] = str(shown) if shown is not None else ""
         row[f"{key}_sha256"] = report.hashes.get(key, "")
     return row
 
@@ -258,8 +257,9 @@ def yield_summary(df: pd.DataFrame) -> dict[str, object]:
         out = _yield(rows.drop_duplicates(keys, keep="last"))
         first = rows.drop_duplicates(keys, keep="first")
         out["verifications"] = len(rows)
-        out["first_pass"] = int((first["verdict"] == "PASS").sum())
-        out["first_pass_yield_pct"] = 100.0 * out["first_pass"] / len(first) if len(first) else float("nan")
+        first_pass = int((first["verdict"] == "PASS").sum())
+        out["first_pass"] = first_pass
+        out["first_pass_yield_pct"] = 100.0 * first_pass / len(first) if len(first) else float("nan")
         return out
 
     summary = block(ordered)

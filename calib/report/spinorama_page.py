@@ -30,14 +30,14 @@ def di_band_table(report: UnitReport, source: str = "C") -> list[tuple[str, floa
     """Mean ERDI and SPDI over the beam band (or 500 Hz - 4 kHz): ``(curve, predicted, verified)`` in dB."""
     spin = report.spinorama or {}
     band = report.procedure.targets.beam.band_hz if report.procedure.targets.beam else (500.0, 4000.0)
-    rows = []
+    rows: list[tuple[str, float, float]] = []
     for name in DI_CURVES:
         values = []
         for which in ("predicted", "verified"):
             s = spin[which]
             inside = (s.bands_hz >= band[0]) & (s.bands_hz <= band[1])
             values.append(float(np.nanmean(s.curves[source][name][inside])))
-        rows.append((name, *values))
+        rows.append((name, values[0], values[1]))
     return rows
 
 
@@ -72,6 +72,8 @@ def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, ti
 def fig_spinorama_inputs(report: UnitReport) -> Figure:
     """C, L and R as verified, with the predicted DIs and the DI table of C."""
     spin = report.spinorama
+    if spin is None:
+        raise ValueError(f"unit {report.serial}: no spinorama (its procedure did not measure the sphere)")
     short = {"Early Reflections DI": "ERDI", "Sound Power DI": "SPDI"}
     table = ";  ".join(f"{short[n]} predicted {p:+.2f} / verified {v:+.2f} dB" for n, p, v in di_band_table(report))
     fig = _page("Spinorama (CTA-2034-A) of the inputs", report, f"C, beam band mean: {table}")
@@ -85,6 +87,8 @@ def fig_spinorama_inputs(report: UnitReport) -> Figure:
 
 def fig_spinorama_drivers(report: UnitReport) -> Figure:
     """Each driver about its own axis, predicted from the characterize IRs."""
+    if report.spinorama is None:
+        raise ValueError(f"unit {report.serial}: no spinorama (its procedure did not measure the sphere)")
     spin = report.spinorama["predicted"]
     drivers = list(spin.sphere_db)
     fig = _page("Spinorama (CTA-2034-A) of the drivers", report, "from the characterize IRs, each about its own axis")

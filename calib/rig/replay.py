@@ -133,8 +133,8 @@ class ReplayLab:
         self._mic_index = {name: i for i, name in enumerate(measurement.receivers)}
         self._positions = {p.name: (i, p) for i, p in enumerate(measurement.positions)}
         # Pressure per full scale, as the lab serves it (see the module notes on units).
-        self._dir = measurement.directivity_ir * self._scale("directivity", input_fs_per_pa)
-        self._bin = measurement.binaural_ir * self._scale("binaural", input_fs_per_pa)
+        self._dir = np.asarray(measurement.directivity_ir) * self._scale("directivity", input_fs_per_pa)
+        self._bin = np.asarray(measurement.binaural_ir) * self._scale("binaural", input_fs_per_pa)
 
     def _scale(self, group: str, input_fs_per_pa: float) -> float:
         attrs = self.measurement.attrs

@@ -243,6 +243,7 @@ class SimAudioInterface(AudioInterface):
         out: list[Receiver] = []
         for i in self._acoustic:
             rec = self.input_map[i]
+            assert isinstance(rec, MicReceiver | EarReceiver)  # _acoustic indexes receivers only
             if isinstance(rec, EarReceiver) and rec.head is None:
                 if self.state.head is None:
                     continue  # no dummy head placed yet: that ear input records only noise
@@ -256,8 +257,8 @@ class SimAudioInterface(AudioInterface):
             i
             for i in self._acoustic
             if not (
-                isinstance(self.input_map[i], EarReceiver)
-                and self.input_map[i].head is None
+                isinstance(rec := self.input_map[i], EarReceiver)
+                and rec.head is None
                 and self.state.head is None
             )
         ]
@@ -463,7 +464,7 @@ def make_sim_rig(
     lab = VirtualLab(device, sample_rate, n_ir=n_ir, speed_of_sound=speed_of_sound, room=room)
     state = LabState()
     output_map: list[str | None] = list(lab.driver_names)
-    input_map: list[Receiver | str | None] = list(receivers)
+    input_map: list[Receiver | str] = list(receivers)
     lb = None
     if loopback:
         output_map.append(None)

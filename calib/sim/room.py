@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def image_lattice(max_order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def image_sources(
     source_xyz_m: np.ndarray,
-    dimensions_m: np.ndarray,
+    dimensions_m: npt.ArrayLike,
     max_order: int,
     reflection_coefficient: float,
 ) -> ImageSources:

@@ -329,8 +329,9 @@ def _dynamic_series(mu: NDArray[np.float64], rho: NDArray[np.float64], x: NDArra
                 return out
             if 4 * np.count_nonzero(finished) >= finished.size:
                 keep = ~finished
+                # ignore[assignment]: the generator's element type is the union of these arrays' dtypes
                 (idx, finished, jmu, za, zr, s_a, s_r, gain, x, p_prev, p_cur, total,
-                 small_prev) = (v[keep] for v in (idx, finished, jmu, za, zr, s_a, s_r, gain,
+                 small_prev) = (v[keep] for v in (idx, finished, jmu, za, zr, s_a, s_r, gain,  # type: ignore[assignment]
                                                   x, p_prev, p_cur, total, small_prev))
     _check_converged(strict, tol, n_terms, float(np.max(jmu.imag)), rho)
     rest = ~finished

@@ -340,6 +340,7 @@ def _loaded_candidates(taper, r_sector, mu, r_lobe, r_side, c0, d0, limits, wng_
         wng, effort = limits(solve(beta_flat.reshape(beta_flat.shape[:-1] + (n_mu, n_freqs))))
         return ((wng >= wng_min_db) & (effort <= effort_cap_db)).reshape(beta_flat.shape)
 
-    beta_flat, _ = bisect_log(robust_enough, *beta_range, n_mu * n_freqs, true_above=True, n_iter=n_iter)
+    beta_flat, _ = bisect_log(robust_enough, beta_range[0], beta_range[1], n_mu * n_freqs, true_above=True,
+                              n_iter=n_iter)
     beta = beta_flat.reshape(n_mu, n_freqs)
     return solve(beta), beta

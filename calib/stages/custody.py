@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def relative_to_root(path: Path, root: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()
 
 
-def seal(attrs: dict[str, object]) -> str:
+def seal(attrs: Mapping[str, object]) -> str:
     """SHA-256 of the sealed identity attributes (canonical JSON)."""
     values = {k: _text(attrs.get(k)) for k in SEALED}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()

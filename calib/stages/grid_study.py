@@ -115,6 +115,7 @@ def compare_grids(lab_procedure: Procedure, serial: str, out_dir: str | Path, ri
     (lab_dir / serial).mkdir(parents=True, exist_ok=True)
     lab_fit = fit_file(lab_path, lab_dir / serial / f"calibration-{lab_path.stem}.h5")
     prod_fit = fit_file(characterize(production, serial, rig_spec, prod_dir))
+    assert prod_fit.path is not None  # fit_file always writes the calibration file
     verified = build_unit_report(verify_calibration(prod_fit.path, rig_spec, prod_dir, progress=False))
 
     lab = read_measurement(lab_path, lazy=True)

@@ -196,7 +196,7 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
     az, el = np.asarray(meas.azimuth_deg, float), _elevations(proc, meas)
     rows = np.argsort(el)  # elevations ascending, whatever the arc's order
     power, el = power[:, rows], el[rows]
-    axis_of = {d.name: tuple(d.axis_deg) for d in proc.drivers}
+    axis_of = {d.name: (float(d.axis_deg[0]), float(d.axis_deg[1])) for d in proc.drivers}
     result = Spinorama(bands, {}, {}, az, el, reference=reference)
     for k, source in enumerate(sources):
         axis = axis_of.get(source, FRONT)

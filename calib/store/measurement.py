@@ -33,9 +33,11 @@ import datetime as _dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 
 from calib import __version__
 from calib.errors import FileFormatError
@@ -81,13 +83,13 @@ class Measurement:
     sources: list[str]
     azimuth_deg: np.ndarray
     receivers: list[str]
-    directivity_ir: np.ndarray
+    directivity_ir: np.ndarray | LazyDataset
     directivity_done: np.ndarray
     positions: list[HeadPosition]
-    binaural_ir: np.ndarray
+    binaural_ir: np.ndarray | LazyDataset
     binaural_done: np.ndarray
     quality: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    attrs: dict[str, object] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)  # HDF5 attribute values: numpy scalars or text
     reflections: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     """``/reflections/<group>/<name>``: arrival times per step (:mod:`calib.stages.gating`); empty in older files."""
 
@@ -222,7 +224,7 @@ class LazyDataset:
     is opened per read, so nothing stays open between reads.
     """
 
-    def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> None:
         self.path, self.name, self.shape, self.dtype = path, name, tuple(shape), np.dtype(dtype)
 
     @property
@@ -347,6 +349,7 @@ def _read_checked(path: Path, f: h5py.File, lazy: bool = False, dtype: type = np
         quality[group] = {k: _numbers(path, f, f"quality/{group}/{k}", shape, allow_bool=k == "clipped")
                           for k, shape in shapes.items()}
     positions = [
+        # ignore[arg-type]: rows of the [P, 3] dataset _numbers checked, so 3 coordinates each
         HeadPosition(str(nm), tuple(float(v) for v in p), float(y))  # type: ignore[arg-type]
         for nm, p, y in zip(names, xyz, yaw, strict=True)
     ]
@@ -365,7 +368,7 @@ def _read_checked(path: Path, f: h5py.File, lazy: bool = False, dtype: type = np
 
 
 def _irs(path: Path, f: h5py.File, name: str, shape: tuple[int | None, ...], lazy: bool,
-         dtype: type) -> np.ndarray | LazyDataset:
+         dtype: npt.DTypeLike) -> np.ndarray | LazyDataset:
     """Return an IR dataset checked like :func:`_numbers`, read now as ``dtype`` or left in the file (``lazy``)."""
     ds = _dataset(path, f, name)
     if lazy:

@@ -159,7 +159,7 @@ def export_sofa(
             f"{meas.path}: {group}: expected every step measured for SOFA export, got {missing.size} of "
             f"{done.size} missing (first: index {missing[0]}); complete it with calib run --resume"
         )
-    ir = meas.directivity_ir if group == "directivity" else meas.binaural_ir  # [M, R, E, N]
+    ir = np.asarray(meas.directivity_ir if group == "directivity" else meas.binaural_ir)  # [M, R, E, N]
     if not np.all(np.isfinite(ir)):
         raise FileFormatError(f"{meas.path}: /{group}/ir: expected finite samples, got NaN or infinity")
 

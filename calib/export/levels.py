@@ -16,9 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from calib.metrics.bands import power_db
-
-P_REF_PA = 20e-6
-"""Reference sound pressure, RMS (20 µPa)."""
+from calib.signals.level import P_REF_PA
 
 IR_UNIT_PASCAL = "Pa/FS"
 

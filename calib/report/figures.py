@@ -7,11 +7,9 @@ derived here from the files' IRs and the metrics dictionaries (the keys of
 :func:`calib.stages.metrics.product_metrics`), so nothing is recomputed that
 the verdict depends on.
 
-Spectra are power-smoothed over a fraction of an octave (``1/3`` here): each
-bin is the mean of ``|X|^2`` over the bins within ``f·2^(±1/(2n))``, the
-usual presentation of loudspeaker responses (Hatziantoniou & Mourjopoulos,
-"Generalized fractional-octave smoothing of audio and acoustic responses",
-JAES 48(4), 2000, rectangular window).
+Spectra are power-smoothed over a fraction of an octave (``1/3`` here), the
+usual presentation of loudspeaker responses
+(:func:`calib.signals.smoothing.smooth_fractional_octave`).
 """
 
 from __future__ import annotations
@@ -31,6 +29,8 @@ from calib.export.levels import ir_unit, level_db, level_label
 from calib.metrics.effort import white_noise_gain_db
 from calib.report.model import UnitReport
 from calib.report.results import metric_positions
+from calib.signals.convolve import next_pow2
+from calib.signals.smoothing import smooth_fractional_octave
 from calib.stages.metrics import horizontal_mic_index
 from calib.store.measurement import Measurement
 
@@ -58,37 +58,6 @@ _HZ_TICKS_FINE = tuple(m * 10**e for e in range(1, 5) for m in (1, 1.5, 2, 3, 4,
 
 
 # ----------------------------------------------------------------- data
-
-
-def smooth_fractional_octave(freqs_hz: np.ndarray, power: np.ndarray, fraction: int = 3) -> np.ndarray:
-    """Fractional-octave smoothing of a power spectrum.
-
-    Parameters
-    ----------
-    freqs_hz : ndarray [F]
-        Ascending bin frequencies.
-    power : ndarray [..., F]
-        Power-like quantity (``|X|^2``), frequency last.
-    fraction : int
-        ``n`` of a ``1/n``-octave window.
-
-    Returns
-    -------
-    ndarray [..., F]
-        Mean of ``power`` over ``f·2^(-1/(2n)) <= f' <= f·2^(1/(2n))`` at every bin
-        (running sums, no loop over bins; the bin itself is always included).
-    """
-    f = np.asarray(freqs_hz, dtype=float)
-    p = np.asarray(power, dtype=float)
-    if f.ndim != 1 or p.shape[-1:] != f.shape:
-        raise ValueError(f"power must have F={f.size} bins on its last axis, got shape {p.shape}")
-    if fraction < 1:
-        raise ValueError(f"fraction: expected a positive integer (3 for 1/3 octave), got {fraction!r}")
-    half = 2.0 ** (1.0 / (2 * fraction))
-    lo = np.minimum(np.searchsorted(f, f / half, side="left"), np.arange(f.size))
-    hi = np.maximum(np.searchsorted(f, f * half, side="right"), np.arange(f.size) + 1)
-    csum = np.concatenate([np.zeros(p.shape[:-1] + (1,)), np.cumsum(p, axis=-1)], axis=-1)
-    return (csum[..., hi] - csum[..., lo]) / (hi - lo)
 
 
 def nearest_azimuth(azimuth_deg: np.ndarray, target_deg: float = 0.0) -> int:
@@ -138,7 +107,7 @@ def centre_patterns(report: UnitReport) -> tuple[np.ndarray, np.ndarray, np.ndar
     fir = report.calibration.fir[report.calibration.inputs.index("C")].astype(float)  # [S, T]
     on_grid = [nearest_azimuth(report.characterize.azimuth_deg, a) for a in ver.azimuth_deg]
     char_ir = np.asarray(report.characterize.directivity_ir[:, mic])[on_grid]  # [A, S, N]
-    n_fft = int(2 ** np.ceil(np.log2(max(ver.ir_length, char_ir.shape[-1] + fir.shape[-1]))))
+    n_fft = next_pow2(max(ver.ir_length, char_ir.shape[-1] + fir.shape[-1]))
     freqs, verified = spectrum(ver.directivity_ir[:, mic, ver.sources.index("C")], fs, n_fft)
     _, plant = spectrum(char_ir, fs, n_fft)
     _, h = spectrum(fir, fs, n_fft)
@@ -301,7 +270,7 @@ def centre_wng_db(report: UnitReport) -> tuple[np.ndarray, np.ndarray]:
     mic = horizontal_mic_index(report.procedure)
     fir = report.calibration.fir[report.calibration.inputs.index("C")].astype(float)  # [S, T]
     on_axis = meas.directivity_ir[nearest_azimuth(meas.azimuth_deg), mic]  # [S, N]
-    n_fft = int(2 ** np.ceil(np.log2(on_axis.shape[-1] + fir.shape[-1])))
+    n_fft = next_pow2(on_axis.shape[-1] + fir.shape[-1])
     freqs, c0 = spectrum(on_axis, meas.sample_rate, n_fft)
     _, h = spectrum(fir, meas.sample_rate, n_fft)
     return freqs, white_noise_gain_db(c0.T, h.T)

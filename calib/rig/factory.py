@@ -13,7 +13,7 @@ from calib.procedure.model import Procedure, SimFaults
 from calib.rig.base import Rig
 from calib.sim.lab import MicReceiver, Receiver
 from calib.sim.model import DeviceModel, DriverModel, Faults, LatencyModel, NoiseModel, RoomModel, UnitVariation
-from calib.sim.propagation import spl_to_pa_rms
+from calib.signals.level import spl_to_pa
 from calib.sim.variation import serial_seed, unit_from_serial
 
 RIG_KINDS = ("sim", "replay:<measurement.h5>", "portaudio")
@@ -62,7 +62,7 @@ def nominal_device(proc: Procedure) -> DeviceModel:
         name = geometry.name
         d = sim.drivers[name]
         # dB SPL (rms) of a full-scale sine at 1 m -> peak pressure per unit full scale.
-        sensitivity_pa = float(spl_to_pa_rms(d.sensitivity_db_spl) * np.sqrt(2.0))
+        sensitivity_pa = float(spl_to_pa(d.sensitivity_db_spl) * np.sqrt(2.0))
         drivers.append(
             DriverModel(
                 name=name,

@@ -30,7 +30,7 @@ from calib.rig.base import AudioInterface, HeadPosition, Positioner, Rig, Turnta
 from calib.sim.driver import nonlinearity_band_limited
 from calib.sim.lab import EarReceiver, MicReceiver, Receiver, VirtualLab, angle_key
 from calib.sim.model import NO_FAULTS, DeviceModel, Faults, LatencyModel, NoiseModel, RoomModel
-from calib.sim.propagation import spl_to_pa_rms
+from calib.signals.level import spl_to_pa
 
 LOOPBACK = "loopback"
 PLACED_EARS: tuple[EarReceiver, EarReceiver] = (EarReceiver(None, 0), EarReceiver(None, 1))
@@ -386,7 +386,7 @@ class SimAudioInterface(AudioInterface):
         if live:
             pa = self._acoustic_capture(x)
             if self.noise.background_spl_db is not None:
-                pa += float(spl_to_pa_rms(self.noise.background_spl_db)) * rng.standard_normal(pa.shape)
+                pa += float(spl_to_pa(self.noise.background_spl_db)) * rng.standard_normal(pa.shape)
             gain = self.noise.input_fs_per_pa * 10.0 ** (self.faults.clip_gain_db / 20.0)
             captured[live] = pa * gain
         if self.loopback is not None:

@@ -1,4 +1,4 @@
-"""Free-field propagation from a point source, and SPL units.
+"""Free-field propagation from a point source (SPL units: :mod:`calib.signals.level`).
 
 Pure numpy. Time convention ``e^{+j omega t}``: a delay ``tau`` is
 ``e^{-j omega tau}``.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-P_REF_PA = 20e-6
-"""Reference pressure of sound pressure level, 20 uPa."""
 
 
 def point_source(
@@ -52,14 +50,4 @@ def propagation_delay_s(distance_m: np.ndarray | float, speed_of_sound: float = 
     return np.asarray(distance_m, dtype=float) / speed_of_sound
 
 
-def spl_to_pa_rms(spl_db: np.ndarray | float) -> np.ndarray:
-    """RMS pressure (Pa) of a sound pressure level (dB re 20 uPa)."""
-    return P_REF_PA * 10.0 ** (np.asarray(spl_db, dtype=float) / 20.0)
-
-
-def pa_rms_to_spl(pa_rms: np.ndarray | float) -> np.ndarray:
-    """Sound pressure level (dB re 20 uPa) of an RMS pressure in Pa."""
-    return 20.0 * np.log10(np.asarray(pa_rms, dtype=float) / P_REF_PA)
-
-
-__all__ = ["P_REF_PA", "pa_rms_to_spl", "point_source", "propagation_delay_s", "spl_to_pa_rms"]
+__all__ = ["point_source", "propagation_delay_s"]

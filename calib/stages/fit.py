@@ -33,6 +33,7 @@ from calib.procedure.air import recorded_speed_of_sound
 from calib.procedure.checks import beam_grid_problem
 from calib.procedure.load import parse_procedure
 from calib.procedure.model import Procedure
+from calib.signals.convolve import next_pow2
 from calib.solve.beamformer import design_beamformer
 from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
@@ -103,7 +104,7 @@ def fit_measurement(meas: Measurement) -> FitResult:
         raise FitError(f"{meas.path}: {beam_problem}")
     fs = meas.sample_rate
     taps = proc.fit.taps
-    n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length, taps) * 2)))
+    n_fft = next_pow2(max(meas.ir_length, taps) * 2)
     freqs = rfft_grid(n_fft, fs)
     c = recorded_speed_of_sound(meas.attrs)  # the air the unit was measured in
     tau_m = proc.fit.modeling_delay_ms * 1e-3
@@ -192,7 +193,7 @@ def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration, gate
     """
     gates = gates or measurement_gates(meas, proc)
     binaural_ir = gated_binaural(meas, gates)
-    n_fft = int(2 ** np.ceil(np.log2(meas.ir_length + cal.fir.shape[-1])))
+    n_fft = next_pow2(meas.ir_length + cal.fir.shape[-1])
     freqs = rfft_grid(n_fft, meas.sample_rate)
     _, H = fir_response(cal.fir, meas.sample_rate, n_fft)  # [F, S, K]
     ears = np.moveaxis(np.fft.rfft(binaural_ir, n_fft, axis=-1), -1, 0)  # [F, P, 2, S]

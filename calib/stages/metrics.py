@@ -14,6 +14,7 @@ from calib.metrics.beam import azimuth_index, directivity_index_db, main_lobe_db
 from calib.metrics.ctc import cancellation_gain_from_ears_db
 from calib.metrics.effort import band_effort_db, max_effort_db, white_noise_gain_db
 from calib.procedure.model import Procedure
+from calib.signals.convolve import next_pow2
 
 Metrics = dict[str, np.ndarray]
 
@@ -26,7 +27,7 @@ def rfft_grid(n_fft: int, sample_rate: int) -> np.ndarray:
 def fir_response(fir: np.ndarray, sample_rate: int, n_fft: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Bin frequencies and responses ``[F, S, K]`` of an FIR matrix ``[K, S, T]`` (default grid: 4 T, a power of 2)."""
     taps = fir.shape[-1]
-    n = n_fft or int(2 ** np.ceil(np.log2(4 * taps)))
+    n = n_fft or next_pow2(4 * taps)
     H = np.fft.rfft(np.asarray(fir, dtype=float), n, axis=-1)  # [K, S, F]
     return rfft_grid(n, sample_rate), np.transpose(H, (2, 1, 0))
 

@@ -29,6 +29,7 @@ from calib.capture.absolute import IR_UNIT_PASCAL
 from calib.metrics.bands import Bands, power_db
 from calib.metrics.spinorama import ORBIT_DEG, orbits_from_sphere, sphere_mean_power, spinorama
 from calib.procedure.model import Procedure
+from calib.signals.convolve import next_pow2
 from calib.stages.gating import Gates, measurement_gates
 from calib.stages.metrics import fir_response, rfft_grid
 from calib.store.calibration import Calibration
@@ -182,7 +183,7 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
         reference = REFERENCE_PA if str(unit) == IR_UNIT_PASCAL else 1.0
     fs = meas.sample_rate
     taps = 0 if cal is None else cal.fir.shape[-1]
-    n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length + taps, 16384))))  # >= 2.9 Hz bins at 48 kHz
+    n_fft = next_pow2(max(meas.ir_length + taps, 16384))  # >= 2.9 Hz bins at 48 kHz
     if bands is None:
         gated = [] if gates is None else [g.lowest_hz for g in gates.directivity]
         bands = log_bands(max([*gated, proc.sweep.band_hz[0], 100.0]), min(proc.sweep.band_hz[1], 20000.0, fs / 2))

@@ -24,6 +24,7 @@ from calib.errors import FitError
 from calib.metrics.bands import third_octave_bands
 from calib.metrics.ctc import cancellation_gain_from_ears_db
 from calib.procedure.model import Procedure
+from calib.signals.convolve import next_pow2
 from calib.solve.area import (
     HeadGrid,
     cell_design_points,
@@ -137,7 +138,7 @@ def band_cancellation_db(ear_irs: np.ndarray, fir_lr: np.ndarray, sample_rate: i
     fir = np.asarray(fir_lr, float)
     if fir.ndim == 3:
         fir = np.broadcast_to(fir, (irs.shape[0], *fir.shape))
-    n_fft = int(2 ** np.ceil(np.log2(irs.shape[-1] + fir.shape[-1])))  # linear, not circular
+    n_fft = next_pow2(irs.shape[-1] + fir.shape[-1])  # linear, not circular
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     ears = np.einsum("pesf,pksf->fpek", np.fft.rfft(irs, n_fft), np.fft.rfft(fir, n_fft))
     return cancellation_gain_from_ears_db(ears, freqs, third_octave_bands(*band_hz))

@@ -38,6 +38,7 @@ from calib.stages.gating import annotate_reflections, room_for_rig
 from calib.stages.metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, read_calibration
 from calib.serial import check_serial
+from calib.signals.convolve import next_pow2
 from calib.stages.custody import custody_attrs, find_by_sha256
 from calib.store.measurement import Measurement
 
@@ -123,7 +124,7 @@ def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Me
             f"{meas.path}: sources: expected a verify measurement of inputs {cal.inputs} or drivers {cal.drivers}, "
             f"got {meas.stage} of {meas.sources}"
         )
-    n_fft = int(2 ** np.ceil(np.log2(meas.ir_length * 2)))
+    n_fft = next_pow2(meas.ir_length * 2)
     freqs = rfft_grid(n_fft, meas.sample_rate)
     ears = np.moveaxis(np.fft.rfft(meas.binaural_ir[:, :, :2], n_fft, axis=-1), -1, 0)  # [F, P, 2, 2]
     mic = horizontal_mic_index(proc)

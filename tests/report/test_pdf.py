@@ -32,7 +32,6 @@ from calib.report.figures import (
     ir_unit,
     nearest_azimuth,
     pattern_bands_db,
-    smooth_fractional_octave,
 )
 from calib.report.pdf import MIN_ROWS_ON_A_PAGE, ROW_HEIGHT, rows_per_page, summary_pages, write_report
 
@@ -198,26 +197,6 @@ def test_replacing_a_report_is_atomic(reports, tmp_path, monkeypatch) -> None:
 
 
 # ------------------------------------------------------------- figure data
-
-
-def test_smoothing_matches_a_direct_window_mean() -> None:
-    rng = np.random.default_rng(1)
-    freqs = np.linspace(0.0, 2000.0, 201)
-    power = rng.random((2, freqs.size))
-    got = smooth_fractional_octave(freqs, power, fraction=3)
-    half = 2 ** (1 / 6)
-    for i in (0, 1, 7, 50, 120, 200):  # reference: the mean over the window, bin by bin
-        inside = (freqs >= freqs[i] / half) & (freqs <= freqs[i] * half)
-        inside[i] = True
-        np.testing.assert_allclose(got[:, i], power[:, inside].mean(axis=-1), rtol=1e-12)
-    np.testing.assert_allclose(smooth_fractional_octave(freqs, np.full(freqs.size, 3.0)), 3.0, rtol=1e-12)
-
-
-def test_smoothing_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="F=3 bins"):
-        smooth_fractional_octave(np.arange(3.0), np.ones(4))
-    with pytest.raises(ValueError, match="fraction: expected a positive integer"):
-        smooth_fractional_octave(np.arange(3.0), np.ones(3), fraction=0)
 
 
 def test_nearest_azimuth_wraps_around() -> None:

@@ -11,9 +11,9 @@ import numpy as np
 from calib.errors import ProcedureError, RigError
 from calib.procedure.model import Procedure, SimFaults
 from calib.rig.base import Rig
+from calib.signals.level import spl_to_pa
 from calib.sim.lab import MicReceiver, Receiver
 from calib.sim.model import DeviceModel, DriverModel, Faults, LatencyModel, NoiseModel, RoomModel, UnitVariation
-from calib.signals.level import spl_to_pa
 from calib.sim.variation import serial_seed, unit_from_serial
 
 RIG_KINDS = ("sim", "replay:<measurement.h5>", "portaudio")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def point_source(
     freqs_hz: np.ndarray,
     distance_m: np.ndarray | float,

@@ -31,24 +31,24 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # one core, before numpy loads its BLAS
 
-import argparse  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import scipy.fft  # noqa: E402
-import soundfile  # noqa: E402
-from scipy.signal import oaconvolve  # noqa: E402
+import numpy as np
+import scipy.fft
+import soundfile
+from scipy.signal import oaconvolve
 
-from calib.render.engine import effective_fir, render  # noqa: E402
-from calib.render.stream import BLOCK, OverlapSave, StreamingUpmix, render_blocks, upmix_floor  # noqa: E402
-from calib.render.upmix import _stft  # noqa: E402
-from calib.store.calibration import Calibration, write_calibration  # noqa: E402
+from calib.render.engine import effective_fir, render
+from calib.render.stream import BLOCK, OverlapSave, StreamingUpmix, render_blocks, upmix_floor
+from calib.render.upmix import _stft
+from calib.store.calibration import Calibration, write_calibration
 
 ROOT = Path(__file__).resolve().parents[1]
 FS = 48000
@@ -131,7 +131,10 @@ def matmul_gflops() -> float:
 
 def in_memory(cal: Calibration, seconds: float) -> None:
     x = music_like(seconds)
-    blocks = lambda: (x[:, i : i + BLOCK] for i in range(0, x.shape[-1], BLOCK))  # noqa: E731
+
+    def blocks():
+        return (x[:, i : i + BLOCK] for i in range(0, x.shape[-1], BLOCK))
+
     eff = effective_fir(cal)
     conv = OverlapSave(eff)
     t_render, feeds = cpu(lambda: np.concatenate(list(render_blocks(cal, blocks)), axis=-1))

@@ -52,7 +52,7 @@ class _CalibGroup(click.Group):
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
-        except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback on the terminal
+        except Exception as exc:  # the last resort: never a traceback on the terminal
             log = log_crash(exc, ctx)
             click.echo(f"calib: internal error: {type(exc).__name__}: {_one_line(exc)} (trace in {log})", err=True)
             ctx.exit(EXIT_ERROR)

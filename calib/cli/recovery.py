@@ -88,7 +88,7 @@ def _reason(exc: FileFormatError, path: Path) -> str:
 class Found:
     """What a unit folder holds for one stage after screening."""
 
-    complete: list  # noqa: UP006 - Measurement or Calibration objects, newest first
+    complete: list  # Measurement or Calibration objects, newest first
     incomplete: list
 
 

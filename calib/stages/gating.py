@@ -284,7 +284,9 @@ def measurement_gates(meas, proc: Procedure) -> Gates:
             return receiver_gate(r["direct_s"][pick], r["first_s"][pick], None if geo is None else geo[pick],
                                  level[pick], fade)
         # both ears: fold the ear axis into the drivers
-        fold = lambda x: np.reshape(x, (x.shape[0], -1))  # noqa: E731
+        def fold(x: np.ndarray) -> np.ndarray:
+            return np.reshape(x, (x.shape[0], -1))
+
         return receiver_gate(fold(r["direct_s"]), fold(r["first_s"]), None if geo is None else fold(geo),
                              fold(level), fade)
 

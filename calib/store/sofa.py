@@ -106,7 +106,7 @@ def export_sofa(
     *,
     organization: str = "",
     author_contact: str = "",
-    license: str = "No license provided, ask the author for permission",  # noqa: A002 - the AES69 name
+    license: str = "No license provided, ask the author for permission",  # the AES69 name
     room_type: str | None = None,
     room_description: str | None = None,
 ) -> Path:

@@ -74,7 +74,7 @@ def test_measured_driver_indices_match_the_labs_pistons(sphere_unit):
         band = (f >= 200.0) & (f <= model.lowpass_hz)
 
         def pattern(u: np.ndarray) -> np.ndarray:
-            return driver_directivity(f, model.radius_m, u[:, 0], model.rear_attenuation_db)  # noqa: B023
+            return driver_directivity(f, model.radius_m, u[:, 0], model.rear_attenuation_db)  # noqa: B023 - this iteration
 
         want = spinorama(pattern(orbit_directions(ORBIT_DEG, "h")), pattern(orbit_directions(ORBIT_DEG, "v")))
         for name in DI_CURVES:

@@ -131,7 +131,7 @@ def test_second_run_of_the_same_unit_is_refused_in_one_line(archive, capsys) -> 
             pass
 
 
-class _other_process_lock:  # noqa: N801 - a context manager used once
+class _other_process_lock:  # lower case: a context manager used once
     """Take the unit lock from a forked child and report its error (the parent holds it)."""
 
     def __init__(self, out: Path) -> None:

@@ -188,9 +188,9 @@ class PolledTurntable(Turntable):
         self.close()
 
 
-from calib.rig.turntables.et250 import Et250Turntable  # noqa: E402
-from calib.rig.turntables.lt360 import Lt360Turntable  # noqa: E402
-from calib.rig.turntables.manual import ManualPositioner, ManualTurntable  # noqa: E402
+from calib.rig.turntables.et250 import Et250Turntable  # noqa: E402 - the drivers subclass the bases above
+from calib.rig.turntables.lt360 import Lt360Turntable  # noqa: E402 - the drivers subclass the bases above
+from calib.rig.turntables.manual import ManualPositioner, ManualTurntable  # noqa: E402 - the drivers subclass the bases above
 
 __all__ = [
     "Et250Turntable",

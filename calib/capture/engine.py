@@ -165,7 +165,7 @@ def run_measurement(
             inputs = groups[group]
             capture, quality = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index),
                                                      thd_sweep=(group, index) == plan.thd_step, clock=clock)
-            assert capture.contamination_db is not None  # a multi-source capture always reports it
+            assert capture.contamination_db is not None  # _capture always sets it (-inf for one source)
             worst_contamination = np.maximum(worst_contamination, np.max(capture.contamination_db, axis=0))
             if units[group] == "Pa/FS":
                 capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)

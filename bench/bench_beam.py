@@ -1,4 +1,6 @@
-"""Benchmark: the null-sector beam design (:func:`calib.solve.beamformer.design_beamformer`)
+"""Benchmark the null-sector beam design against a naive per-bin loop.
+
+Benchmark: the null-sector beam design (:func:`calib.solve.beamformer.design_beamformer`)
 for 72 and 360 azimuths, against a naive per-bin Python loop of the same algorithm.
 
 Plant: the Aurora 5 drivers of ``procedures/aurora5.toml`` as free-field point
@@ -34,7 +36,7 @@ REPEATS, NAIVE_STEP = 3, 32
 
 
 def settings() -> dict:
-    """The fit's beam arguments from the procedure."""
+    """Return the fit's beam arguments from the procedure."""
     proc = load_procedure(PROCEDURE)
     fit, beam = proc.fit, proc.targets.beam
     return dict(
@@ -53,7 +55,7 @@ def point_source_arc(freqs: np.ndarray, azimuths_deg: np.ndarray, drivers_m: np.
 
 
 def naive_beam(plant, az, freqs, bins, *, band_hz, null_sector_deg, main_lobe_deg, wng_min_db, modeling_delay_s,
-               effort_cap_db, main_lobe_min_db):  # noqa: ANN001, ANN201 - bench script
+               effort_cap_db, main_lobe_min_db):
     """design_beamformer one bin, one main-lobe weight and one beta at a time: H [len(bins), S]."""
     n_drv = plant.shape[2]
     taper = band_taper(freqs, band_hz, TAPER_OCT)

@@ -33,14 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from calib.stages.measure import measure_unit
 from bench_beam import naive_beam  # the script's folder is on sys.path
+
 from calib.procedure.spec import Procedure
 from calib.solve.beamformer import design_beamformer
 from calib.solve.ctc import design_ctc
 from calib.solve.regularized import reference_gain
 from calib.stages.fit import design_target_db, fit_measurement, procedure_of
+from calib.stages.measure import measure_unit
 from calib.stages.product_metrics import horizontal_mic_index, rfft_grid
 from calib.store.measurement import Measurement, read_measurement
 
@@ -82,7 +82,7 @@ def fit_inputs(meas: Measurement) -> FitInputs:
 
 
 def vectorized_solves(x: FitInputs) -> tuple[np.ndarray, np.ndarray]:
-    """The fit's two designs, vectorized over bins: H_ctc [F, S, 2], H_beam [F, S]."""
+    """Return the fit's two designs, vectorized over bins: H_ctc [F, S, 2], H_beam [F, S]."""
     fit = x.proc.fit
     ctc = design_ctc(x.plant_ears, x.freqs, x.target_db, fit.effort_cap_db, x.ctc_delay_s)
     bf = design_beamformer(x.plant_arc, x.azimuth_deg, x.freqs, **beam_arguments(x.proc, x.beam_delay_s))
@@ -90,7 +90,7 @@ def vectorized_solves(x: FitInputs) -> tuple[np.ndarray, np.ndarray]:
 
 
 def beam_arguments(proc: Procedure, delay_s: float) -> dict:
-    """The keyword arguments :func:`calib.stages.fit.fit_measurement` passes to the beam design."""
+    """Return the keyword arguments :func:`calib.stages.fit.fit_measurement` passes to the beam design."""
     fit, beam = proc.fit, proc.targets.beam
     return dict(
         band_hz=fit.beam_band_hz, null_sector_deg=beam.design_sector_deg(fit), main_lobe_deg=beam.main_lobe_deg,
@@ -167,7 +167,7 @@ def agreement(h: np.ndarray, ref: np.ndarray, rtol: float = 1e-6) -> tuple[float
     return float(np.mean(err <= rtol)), float(np.median(err))
 
 
-def timed(fn, repeats: int = 1):  # noqa: ANN001, ANN201
+def timed(fn, repeats: int = 1):
     """Median wall time of ``repeats`` calls and the last result."""
     times, result = [], None
     for _ in range(repeats):

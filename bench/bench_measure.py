@@ -55,7 +55,7 @@ def band_error_db(measured: np.ndarray, truth: np.ndarray, band_hz: tuple[float,
     return 10 * np.log10(np.sum(np.abs(diff) ** 2, -1) / np.sum(np.abs(ref) ** 2, -1))
 
 
-def measure_errors(proc, plan: MeasurementPlan) -> tuple[np.ndarray, float, float]:  # noqa: ANN001
+def measure_errors(proc, plan: MeasurementPlan) -> tuple[np.ndarray, float, float]:
     """IR errors (dB) at the benchmark steps, wall seconds per step, and the simulator's share."""
     rig = open_sim_rig(proc, SERIAL)
     audio = rig.audio
@@ -90,7 +90,7 @@ def measure_errors(proc, plan: MeasurementPlan) -> tuple[np.ndarray, float, floa
     return np.concatenate(errors), wall / len(steps), sim_s[0] / len(steps)
 
 
-def per_step_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None:  # noqa: ANN001
+def per_step_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None:
     """CPU seconds per step, split by stage, with the former excitation and nonlinearity and now."""
     import scipy.signal
 
@@ -112,7 +112,7 @@ def per_step_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None
         schedule.excitation_block, sim._where_drivers_play = excite, where
         split = {"excitation": 0.0, "playrec": 0.0}
 
-        def timed_excite(x, feeds, excite=excite, split=split):  # noqa: ANN001, ANN202
+        def timed_excite(x, feeds, excite=excite, split=split):
             t0 = time.process_time()
             out = excite(x, feeds)
             split["excitation"] += time.process_time() - t0
@@ -122,7 +122,7 @@ def per_step_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None
         rig = open_sim_rig(proc, SERIAL)
         play = rig.audio.playrec
 
-        def timed_play(signal, play=play, split=split):  # noqa: ANN001, ANN202
+        def timed_play(signal, play=play, split=split):
             t0 = time.process_time()
             out = play(signal)
             split["playrec"] += time.process_time() - t0

@@ -27,8 +27,8 @@ import numpy as np
 from bench_measure import AZIMUTHS_DEG, PROCEDURE, SERIAL, band_error_db, power_mean_db
 
 import calib.capture.schedule as schedule
-from calib.capture.schedule import capture_step
 from calib.capture.plan import plan_characterize
+from calib.capture.schedule import capture_step
 from calib.procedure import load_procedure
 from calib.rig.virtual_lab import mic_receivers, open_sim_rig
 from calib.sim.lab import EarReceiver
@@ -39,9 +39,12 @@ IR_LENGTHS = (4096, 2048, 1536)  # the lab procedure's; shorter ones (the produc
 ORDERS = (4, 3)  # the procedure's n_harmonics, and the simulator's highest (its drivers are cubic)
 
 
-def measure_errors(proc, plan) -> tuple[np.ndarray, float]:  # noqa: ANN001
-    """IR errors (dB) against the whole true IRs at the benchmark steps, and the worst contamination bound
-    (dB) the captures report."""
+def measure_errors(proc, plan) -> tuple[np.ndarray, float]:
+    """Return the IR errors and the reported contamination bounds, in dB.
+
+    IR errors (dB) against the whole true IRs at the benchmark steps, and the worst contamination bound
+    (dB) the captures report.
+    """
     rig = open_sim_rig(proc, SERIAL)
     audio = rig.audio
     errors, bounds = [], []
@@ -58,7 +61,9 @@ def measure_errors(proc, plan) -> tuple[np.ndarray, float]:  # noqa: ANN001
         bounds.append(float(np.max(step.contamination_db)))
         padded = np.zeros(truth.shape)
         padded[..., : step.ir.shape[-1]] = step.ir
-        errors.append(band_error_db(padded, truth * audio.noise.input_fs_per_pa, plan.band_hz, plan.sample_rate).ravel())
+        errors.append(
+            band_error_db(padded, truth * audio.noise.input_fs_per_pa, plan.band_hz, plan.sample_rate).ravel()
+        )
     return np.concatenate(errors), max(bounds)
 
 

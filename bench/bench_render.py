@@ -31,19 +31,19 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # one core, before numpy loads its BLAS
 
-import argparse  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-import numpy as np  # noqa: E402
-import scipy.fft  # noqa: E402
-import soundfile  # noqa: E402
-from scipy.signal import oaconvolve  # noqa: E402
+import numpy as np
+import scipy.fft
+import soundfile
+from scipy.signal import oaconvolve
 
 from calib.render.in_memory import effective_fir, render  # noqa: E402
 from calib.render.stream import BLOCK, OverlapSave, StreamingUpmix, render_blocks, upmix_floor  # noqa: E402
@@ -77,7 +77,7 @@ def music_like(seconds: float, seed: int = 1) -> np.ndarray:
     return 0.5 * x / np.abs(x).max()
 
 
-def cpu(fn):  # noqa: ANN001, ANN201
+def cpu(fn):
     """CPU seconds of one call (process time: one thread, independent of other load) and the result."""
     t0 = time.process_time()
     out = fn()
@@ -131,7 +131,10 @@ def matmul_gflops() -> float:
 
 def in_memory(cal: Calibration, seconds: float) -> None:
     x = music_like(seconds)
-    blocks = lambda: (x[:, i : i + BLOCK] for i in range(0, x.shape[-1], BLOCK))  # noqa: E731
+
+    def blocks():
+        return (x[:, i : i + BLOCK] for i in range(0, x.shape[-1], BLOCK))
+
     eff = effective_fir(cal)
     conv = OverlapSave(eff)
     t_render, feeds = cpu(lambda: np.concatenate(list(render_blocks(cal, blocks)), axis=-1))
@@ -167,15 +170,18 @@ def in_memory(cal: Calibration, seconds: float) -> None:
 
 
 def write_input(path: Path, seconds: float) -> None:
-    """A 16-bit stereo WAV of ``seconds``, written a minute at a time (bounded memory here too)."""
+    """Write a 16-bit stereo WAV of ``seconds``, written a minute at a time (bounded memory here too)."""
     with soundfile.SoundFile(path, "w", FS, 2, subtype="PCM_16") as f:
         for start in range(0, int(seconds), 60):
             f.write(music_like(min(60.0, seconds - start), seed=start).T)
 
 
 def cli_run(checkout: Path, cal_path: Path, wav: Path, out: Path) -> tuple[float, float, float]:
-    """Wall and CPU (user + system) seconds and peak RSS (MB) of ``calib render`` with ``checkout``
-    first on the path, on core 0."""
+    """Time ``calib render`` from one checkout.
+
+    Wall and CPU (user + system) seconds and peak RSS (MB) of ``calib render`` with ``checkout``
+    first on the path, on core 0.
+    """
     env = {**os.environ, "PYTHONPATH": str(checkout)}
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
     cmd = [*pin, "/usr/bin/time", "-f", "TIME %e %U %S %M", sys.executable, "-m", "calib.cli.main", "render",

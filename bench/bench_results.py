@@ -41,7 +41,7 @@ def unit(i: int, rng: np.random.Generator, tag: str = "") -> UnitRecord:
     """One simulated unit: characterize (driver figures) -> fit -> verify (six checks)."""
     means = (20.0, 20.0, 18.0, -1.0, 60.0, 8.0)
     rows = []
-    for (name, limit, op), mean in zip(CHECKS, means):
+    for (name, limit, op), mean in zip(CHECKS, means, strict=True):
         value = float(mean + rng.normal(0, 1.5))
         rows.append(CheckRow(name, value, limit, "dB", op, value >= limit if op == ">=" else value <= limit))
     day, second = divmod(i, 2000)
@@ -97,7 +97,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100_000)
     args = parser.parse_args()
     print(f"results store, {args.runs} verifications (+ their characterize and fit runs)")
-    print(f"{'backend':<11} {'bulk load':>10} {'record 1 unit':>14} {'record again':>13} {'fleet query':>12}", flush=True)
+    print(
+        f"{'backend':<11} {'bulk load':>10} {'record 1 unit':>14} {'record again':>13} {'fleet query':>12}", flush=True
+    )
     results: dict[str, dict[str, float] | str] = {}
     with tempfile.TemporaryDirectory() as tmp:
         results["sqlite"] = bench(str(Path(tmp) / "bench.db"), args.runs)

@@ -35,7 +35,7 @@ def free_field_plant(freqs: np.ndarray) -> np.ndarray:
 
 
 def naive_design(plant: np.ndarray, freqs: np.ndarray, target_db: np.ndarray) -> np.ndarray:
-    """Same design, one bin and one beta at a time."""
+    """Return the same design, one bin and one beta at a time."""
     n_freqs, n_pos, _, n_drv = plant.shape
     out = np.zeros((n_freqs, n_drv, 2), complex)
     for f in range(n_freqs):

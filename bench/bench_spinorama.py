@@ -65,7 +65,10 @@ def analytic() -> None:
     for name, drv in proc["sim"]["drivers"].items():
         radius, rear, lp = drv["radius_m"], drv.get("rear_attenuation_db", 12.0), drv.get("lowpass_hz", 20000.0)
         f = np.geomspace(100.0, 20000.0, 400)
-        pattern = lambda u: driver_directivity(f, radius, u[..., 0], rear)  # noqa: E731, B023
+
+        def pattern(u):
+            return driver_directivity(f, radius, u[..., 0], rear)  # noqa: B023 - called in this iteration only
+
         sp70 = spinorama(pattern(orbit_directions(ORBIT_DEG, "h")), pattern(orbit_directions(ORBIT_DEG, "v")))
         full = 10 * np.log10(wq @ pattern(x.T) ** 2 / wq.sum())
         err = np.abs(sp70["Sound Power"] - full)
@@ -76,8 +79,8 @@ def analytic() -> None:
 
 
 def product(sweep_s: float, out: Path) -> None:
-    from calib.stages.measure import measure_unit
     from calib.stages.fit import fit_file
+    from calib.stages.measure import measure_unit
     from calib.stages.unit_report import build_unit_report
     from calib.stages.verify import verify_calibration
 

@@ -23,11 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from calib.procedure import load_procedure
-from calib.stages.verdict import verdict
 from calib.capture.runner import new_measurement_path
+from calib.procedure import load_procedure
 from calib.stages.grid_study import MAX_DELTA_DB, compare_grids
 from calib.stages.measure import characterize
+from calib.stages.verdict import verdict
 
 PROCEDURE = Path(__file__).resolve().parents[1] / "procedures" / "aurora5.toml"
 SERIALS = ("SN-A", "SN-B")

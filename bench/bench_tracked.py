@@ -32,18 +32,18 @@ from pathlib import Path
 import numpy as np
 
 import calib.stages.fit as fit_module
-from calib.stages.measure import measure_unit
+from calib.geometry import HeadPosition
 from calib.procedure.air import recorded_speed_of_sound
 from calib.render.in_memory import effective_fir
 from calib.render.stream import OverlapSave
 from calib.render.tracked import TrackedConvolver
 from calib.report.area_map import area_map_figure
-from calib.geometry import HeadPosition
 from calib.rig.virtual_lab import unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.area import cell_index, interpolate_ear_tfs
 from calib.stages.fit import fit_measurement, procedure_of
 from calib.stages.gating import gated_binaural, measurement_gates
+from calib.stages.measure import measure_unit
 from calib.stages.tracked import (
     area_grid,
     band_cancellation_db,
@@ -92,12 +92,17 @@ def main(map_png: str | None = None) -> None:
     bank_fit, bank_s = bank_timing["fit"], float(bank_timing["s"])
     print(f"fit: {fit_s:.1f} s CPU in all; the bank of {cal.area.n_cells} cells {bank_s:.1f} s "
           f"({bank_s / cal.area.n_cells * 1e3:.0f} ms per cell); fixed filters and beam {fit_s - bank_s:.1f} s")
-    print(f"bank design: median over cells of the design's worst cancellation {np.median(bank_fit.median_cg_db):.1f} dB")
+    print(
+        f"bank design: median over cells of the design's worst cancellation {np.median(bank_fit.median_cg_db):.1f} dB"
+    )
 
     lab = VirtualLab(unit_device(proc, SERIAL), fs, n_ir=proc.sim.true_ir_length, speed_of_sound=c)
 
     def truth(xyz, yaws):
-        heads = [HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w)) for i, (p, w) in enumerate(zip(xyz, yaws))]
+        heads = [
+            HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w))
+            for i, (p, w) in enumerate(zip(xyz, yaws, strict=True))
+        ]
         irs = lab.true_irs([EarReceiver(h, e) for h in heads for e in (0, 1)])
         return irs.reshape(len(heads), 2, *irs.shape[1:])
 
@@ -133,8 +138,13 @@ def main(map_png: str | None = None) -> None:
           f"{np.sum(tracked >= 15.0)}/{N_POSITIONS} >= 15 dB")
     print(f"  fixed:   median {np.median(fixed):.1f} dB, worst {fixed.min():.1f} dB, "
           f"{np.sum(fixed >= 15.0)}/{N_POSITIONS} >= 15 dB")
-    print("  per position (x, y, yaw: tracked / fixed dB): " + "; ".join(
-        f"{p[0]:.2f},{p[1]:+.2f},{w:.0f}: {a:.1f}/{b:.1f}" for p, w, a, b in zip(pos, yaw, tracked, fixed)))
+    print(
+        "  per position (x, y, yaw: tracked / fixed dB): "
+        + "; ".join(
+            f"{p[0]:.2f},{p[1]:+.2f},{w:.0f}: {a:.1f}/{b:.1f}"
+            for p, w, a, b in zip(pos, yaw, tracked, fixed, strict=True)
+        )
+    )
 
     # The map over the area (yaw 180 deg), fixed against tracked; hidden positions between cells.
     amap = cancellation_map(proc, cal.fir[:2], cal.area, truth, fs)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from calib.procedure.load import parse_procedure
 from calib.geometry import HeadPosition
+from calib.procedure.load import parse_procedure
 from calib.rig.virtual_lab import mic_receivers, open_sim_rig
 from calib.sim.lab import EarReceiver
 from calib.store.measurement import StepQuality, create_measurement, mark_complete, write_step
@@ -54,7 +54,7 @@ def procedure_text(product: str, n_az: int, n_mics: int, ir_length: int) -> str:
 
 
 def synthesize(path: Path, product: str, n_az: int, n_mics: int, ir_length: int) -> Path:
-    """A complete characterize file of the given size, filled with the unit's true IRs."""
+    """Return a complete characterize file of the given size, filled with the unit's true IRs."""
     text = procedure_text(product, n_az, n_mics, ir_length)
     proc = parse_procedure(text)
     lab = open_sim_rig(proc, "SN-SCALE").audio.lab
@@ -74,7 +74,9 @@ def synthesize(path: Path, product: str, n_az: int, n_mics: int, ir_length: int)
         return out
 
     def quality(n_rec: int) -> StepQuality:
-        return StepQuality(np.full((n_rec, n_s), 60.0), np.zeros((n_rec, n_s)), np.full(n_rec, -6.0), np.zeros(n_s, int))
+        return StepQuality(
+            np.full((n_rec, n_s), 60.0), np.zeros((n_rec, n_s)), np.full(n_rec, -6.0), np.zeros(n_s, int)
+        )
 
     mics = mic_receivers(proc)
     for a, az in enumerate(azimuths):
@@ -86,8 +88,11 @@ def synthesize(path: Path, product: str, n_az: int, n_mics: int, ir_length: int)
 
 
 def timed_fit(path: Path, checkout: Path) -> tuple[float, float]:
-    """CPU (user + system) seconds and peak RSS (MB) of ``calib fit`` on ``path`` with ``checkout``
-    first on the path (CPU, not wall time: the figures hold on a shared machine)."""
+    """Measure the CPU time and peak memory of ``calib fit`` from one checkout.
+
+    CPU (user + system) seconds and peak RSS (MB) of ``calib fit`` on ``path`` with ``checkout``
+    first on the path (CPU, not wall time: the figures hold on a shared machine).
+    """
     out = path.with_name(f"{path.stem}-{abs(hash(str(checkout))) % 10**6}.cal.h5")
     code = "import sys; from calib.stages.fit import fit_file; fit_file(sys.argv[1], sys.argv[2])"
     env = {**os.environ, "PYTHONPATH": str(checkout)}
@@ -117,7 +122,9 @@ def big_file(folder: Path, before: Path | None) -> None:
     print(f"  fit now:    {t_big:7.1f} s CPU, peak RSS {rss_big:7.0f} MB  (limit {RSS_LIMIT_MB:.0f} MB: {verdict})")
     if before is not None:
         t_old, rss_old = timed_fit(big, before)
-        print(f"  fit before: {t_old:7.1f} s CPU, peak RSS {rss_old:7.0f} MB  ({before}; ratio {rss_old / rss_big:.1f}x)")
+        print(
+            f"  fit before: {t_old:7.1f} s CPU, peak RSS {rss_old:7.0f} MB  ({before}; ratio {rss_old / rss_big:.1f}x)"
+        )
     big.unlink()
 
 

@@ -53,7 +53,31 @@ _API = {
     "CalibError": "calib.errors",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = [
+    "__version__",
+    "run_unit",
+    "measure_unit",
+    "fit_unit",
+    "verify_unit",
+    "report_unit",
+    "ChainEvents",
+    "RunOutcome",
+    "fit_file",
+    "fit_measurement",
+    "verify_calibration",
+    "build_unit_report",
+    "UnitReport",
+    "Metrics",
+    "load_procedure",
+    "parse_procedure",
+    "Procedure",
+    "load_station",
+    "read_measurement",
+    "read_calibration",
+    "open_rig",
+    "render_wav",
+    "CalibError",
+]
 
 
 def __getattr__(name: str) -> Any:

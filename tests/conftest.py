@@ -63,7 +63,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def procedure_text(product: str, *, step_deg: float | None = None, duration_s: float | None = None,
                    settings: tuple[tuple[str, object], ...] = ()) -> str:
-    """``procedures/<product>.toml`` with another turntable step and/or sweep duration (and other ``key = value`` lines)."""
+    """``procedures/<product>.toml`` with another turntable step and/or sweep duration.
+
+    Other ``key = value`` lines are set too.
+    """
     text = (PROCEDURES / f"{product}.toml").read_text()
     for key, value in settings:  # the first line setting ``key`` (e.g. ("ir_length", 2048))
         text, n = re.subn(rf"(?m)^{re.escape(key)} = .*$", f"{key} = {value!r}", text, count=1)
@@ -94,7 +97,7 @@ class SimUnit:
         assert self.fit.path is not None
         return self.fit.path
 
-    def verified(self, faults: object = None):  # noqa: ANN201 - calib.stages.unit_report.UnitReport
+    def verified(self, faults: object = None):
         """The unit's verification report (``faults``: a SimFaults present during verification only)."""
         from calib.stages.unit_report import build_unit_report
         from calib.stages.verify import verify_calibration

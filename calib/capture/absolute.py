@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 from calib.errors import ProcedureError
 from calib.procedure.spec import Procedure
 from calib.procedure.station_file import Station, apply_station, input_channel_names
+from calib.signals.convolve import next_pow2
 from calib.store.miccal import MicCalibration, apply_mic_calibration, mic_correction, read_mic_calibration
 
 IR_UNIT_RELATIVE = "FS/FS"
@@ -158,7 +159,7 @@ def _divide_minimum_phase(ir: np.ndarray, sample_rate: float, mic: MicCalibratio
     the cepstrum does not alias.
     """
     n = ir.shape[-1]
-    n_fft = scipy.fft.next_fast_len(max(2 * n, int(2 ** np.ceil(np.log2(sample_rate)))), real=True)
+    n_fft = scipy.fft.next_fast_len(max(2 * n, next_pow2(sample_rate)), real=True)
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     log_mag = np.log(np.abs(mic_correction(mic, freqs)))
     cepstrum = scipy.fft.irfft(log_mag, n_fft)
@@ -172,8 +173,10 @@ def _divide_minimum_phase(ir: np.ndarray, sample_rate: float, mic: MicCalibratio
     return scipy.fft.irfft(spectrum, n_fft, axis=-1)[..., :n]
 
 
-def station_calibrations(proc: Procedure, station: Station | None) -> tuple[dict[int, InputCalibration], dict[str, object]]:
-    """A station's input calibrations and the attributes that record the station in a measurement file."""
+def station_calibrations(
+    proc: Procedure, station: Station | None
+) -> tuple[dict[int, InputCalibration], dict[str, object]]:
+    """Return a station's input calibrations and the attributes that record the station in a measurement file."""
     if station is None:
         return {}, {}
     return input_calibrations(proc, station), {"station": station.source_text}

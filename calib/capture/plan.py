@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calib.procedure.spec import Procedure
 from calib.geometry import HeadPosition
 from calib.procedure.layout import channel_counts, head_position
+from calib.procedure.spec import Procedure
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class MeasurementPlan:
         ]
 
     def step_label(self, group: str, index: int) -> str:
-        """A short human label for progress and errors."""
+        """Return a short human label for progress and errors."""
         if group == "directivity":
             return f"azimuth {self.azimuths_deg[index]:+g} deg"
         return f"head at {self.positions[index].name}"
@@ -98,7 +98,7 @@ class MeasurementPlan:
 
 def plan_for(proc: Procedure, stage: str, sources: list[str], feeds: np.ndarray,
              positions: list[HeadPosition], ir_length: int, azimuths_deg: np.ndarray | None = None) -> MeasurementPlan:
-    """A plan with the procedure's channels, grid (or ``azimuths_deg``) and sweep settings."""
+    """Return a plan with the procedure's channels, grid (or ``azimuths_deg``) and sweep settings."""
     ch = proc.channels
     n_out, n_in = channel_counts(proc)
     sw = proc.sweep
@@ -135,8 +135,11 @@ def plan_for(proc: Procedure, stage: str, sources: list[str], feeds: np.ndarray,
 
 
 def plan_characterize(proc: Procedure) -> MeasurementPlan:
-    """Every driver alone, at every azimuth and every head position it characterizes (``characterize = true``;
-    a listening area's grid included)."""
+    """Return the characterize steps: every driver alone at every position.
+
+    Every driver alone, at every azimuth and every head position it characterizes (``characterize = true``;
+    a listening area's grid included).
+    """
     n_out, _ = channel_counts(proc)
     feeds = np.zeros((len(proc.drivers), n_out, 1))
     for s, name in enumerate(proc.driver_names):

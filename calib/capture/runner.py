@@ -57,7 +57,7 @@ def find_measurements(out_dir: str | Path, serial: str, stage: str) -> list[Path
 
 
 def latest_incomplete(out_dir: str | Path, serial: str, stage: str) -> Path | None:
-    """The newest incomplete measurement of ``serial`` and ``stage``, if any."""
+    """Return the newest incomplete measurement of ``serial`` and ``stage``, if any."""
     for path in reversed(find_measurements(out_dir, serial, stage)):
         try:
             with h5py.File(path, "r") as f:
@@ -165,6 +165,7 @@ def run_measurement(
             inputs = groups[group]
             capture, quality = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index),
                                                      thd_sweep=(group, index) == plan.thd_step, clock=clock)
+            assert capture.contamination_db is not None  # _capture always sets it (-inf for one source)
             worst_contamination = np.maximum(worst_contamination, np.max(capture.contamination_db, axis=0))
             if units[group] == "Pa/FS":
                 capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)
@@ -205,12 +206,13 @@ class StationClock:
             yield
         finally:
             if self.simulated:
-                self.turntable_s += float(self.rig.turntable.elapsed_s) - start_sim
+                self.turntable_s += float(getattr(self.rig.turntable, "elapsed_s", 0.0)) - start_sim
             else:
                 self.turntable_s += time.monotonic() - start
 
     @property
     def total_s(self) -> float:
+        """Return the station time spent so far, turntable and playback, in seconds."""
         return self.turntable_s + self.playback_s
 
 
@@ -220,7 +222,9 @@ def _record_station_time(path: Path, clock: StationClock, contamination_db: np.n
         for key, value in (("station_time_s", clock.total_s), ("station_time_turntable_s", clock.turntable_s),
                            ("station_time_playback_s", clock.playback_s)):
             f.attrs[key] = float(f.attrs.get(key, 0.0)) + value
-        f.attrs["station_time_clock"] = "simulated" if clock.simulated else "wall clock (turntable), physical (playback)"
+        f.attrs["station_time_clock"] = (
+            "simulated" if clock.simulated else "wall clock (turntable), physical (playback)"
+        )
         old = np.asarray(f.attrs.get("mesm_contamination_bound_db", contamination_db), float)
         f.attrs["mesm_contamination_bound_db"] = np.maximum(old, contamination_db)
 
@@ -307,7 +311,7 @@ def _capture_with_retries(
 def _check_resumable(path: Path, plan: MeasurementPlan, serial: str, procedure_sha256: str) -> dict[str, np.ndarray]:
     with open_checked(path, FORMAT) as f:
         attrs = f.attrs
-        wrong = [
+        wrong: list[tuple[str, object, object]] = [
             (key, attrs.get(key), want)
             for key, want in (("serial", serial), ("stage", plan.stage), ("procedure_sha256", procedure_sha256))
             if str(attrs.get(key)) != want

@@ -72,14 +72,16 @@ class StepCapture:
 
 
 @lru_cache(maxsize=8)
-def plan_sweep(f_lo: float, f_hi: float, duration_s: float, sample_rate: int, fade_in_s: float, fade_out_s: float) -> Sweep:
-    """The unit-amplitude synchronized sweep for a band (range extended past it)."""
+def plan_sweep(
+    f_lo: float, f_hi: float, duration_s: float, sample_rate: int, fade_in_s: float, fade_out_s: float
+) -> Sweep:
+    """Return the unit-amplitude synchronized sweep for a band (range extended past it)."""
     f1, f2 = extended_range(f_lo, f_hi, sample_rate)
     return synchronized_sweep(f1, f2, duration_s, sample_rate, 0.0, fade_in_s, fade_out_s)
 
 
 def sweep_for(plan: MeasurementPlan) -> Sweep:
-    """The sweep every source of ``plan`` plays."""
+    """Return the sweep every source of ``plan`` plays."""
     return plan_sweep(*plan.band_hz, plan.duration_s, plan.sample_rate, plan.fade_in_s, plan.fade_out_s)
 
 
@@ -96,7 +98,7 @@ def _offsets(rate_s: float, ir_length: int, n_harmonics: int, n_sources: int, fs
 
 
 def thd_sweep_for(plan: MeasurementPlan) -> Sweep | None:
-    """The dedicated THD sweep of ``plan`` (None: THD comes from the steps)."""
+    """Return the dedicated THD sweep of ``plan`` (None: THD comes from the steps)."""
     if plan.thd_sweep_s is None:
         return None
     return plan_sweep(*plan.band_hz, plan.thd_sweep_s, plan.sample_rate, plan.fade_in_s, plan.fade_out_s)
@@ -246,7 +248,7 @@ def _capture(
 
 
 def _has_dropout(x: np.ndarray, min_run: int = DROPOUT_MIN_RUN, interior: bool = False) -> bool:
-    """True if any row holds ``min_run`` exact zeros in a row (lost samples, not silence: noise is never 0).
+    """Return True if any row holds ``min_run`` exact zeros in a row (lost samples, not silence: noise is never 0).
 
     ``interior``: count only runs with non-zero samples on both sides. A noise-free (digital)
     input is silent before the sound arrives and after it has decayed; that is no loss.
@@ -290,7 +292,7 @@ def estimate_plan_time_s(plan: MeasurementPlan) -> float:
     return turntable + captures
 
 
-def estimate_unit_time_s(proc) -> float:  # noqa: ANN001 - Procedure
+def estimate_unit_time_s(proc) -> float:
     """Physical station time per unit for characterize + verify, seconds (:func:`estimate_plan_time_s`).
 
     The verification is estimated as the free-field one (inputs L, R, C

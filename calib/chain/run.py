@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from calib.fleet.recording import ReportOutcome, report_and_record
 from calib.notes import note
@@ -27,23 +28,36 @@ from calib.stages.verify import verify_calibration
 from calib.store.calibration import file_sha256, read_calibration
 
 
-class ChainEvents:
-    """What the chain tells its caller as it goes; every method does nothing here (override to show it)."""
+class ChainEvents(Protocol):
+    """What the chain tells its caller as it goes.
+
+    Any object with these methods will do (the command line's printer is
+    one); subclass this to override only some: every method here does nothing.
+    """
 
     def stage(self, number: int, name: str, subject: str) -> None:
-        """Stage ``number`` of 4 (``measure``, ``fit``, ``verify``, ``report``) starts on ``subject``."""
+        """Report that stage ``number`` of 4 (``measure``, ``fit``, ``verify``, ``report``) starts on ``subject``."""
+        return None
 
     def reused(self, path: Path) -> None:
-        """A file a previous run finished is reused instead of made again."""
+        """Report that a file a previous run finished is reused instead of made again."""
+        return None
 
     def fitted(self, result: FitResult) -> None:
-        """A calibration was fitted and written (``result.path``)."""
+        """Report that a calibration was fitted and written (``result.path``)."""
+        return None
 
     def verified(self, path: Path) -> None:
-        """The verification measurement ``path`` is complete."""
+        """Report that the verification measurement ``path`` is complete."""
+        return None
 
     def reported(self, outcome: ReportOutcome) -> None:
-        """The unit was judged, its PDF written and its run recorded."""
+        """Report that the unit was judged, its PDF written and its run recorded."""
+        return None
+
+
+class _Silent(ChainEvents):
+    """The default: nothing is reported."""
 
 
 @dataclass
@@ -69,7 +83,7 @@ def _station(station: str | Path | Station | None) -> Station | None:
 def fit_unit(measurement: str | Path, out: str | Path | None = None, events: ChainEvents | None = None) -> FitResult:
     """Fit a characterize measurement (:func:`calib.stages.fit.fit_file`) and tell ``events``."""
     result = fit_file(measurement, out)
-    (events or ChainEvents()).fitted(result)
+    (events or _Silent()).fitted(result)
     return result
 
 
@@ -82,7 +96,7 @@ def verify_unit(calibration: str | Path, rig_spec: str = "sim", out_dir: str | P
     ``serial`` measures another unit through this calibration (a cross-unit
     check); by default the calibration's own unit.
     """
-    events = events or ChainEvents()
+    events = events or _Silent()
     unit = serial or check_serial(read_calibration(calibration).serial, f"{calibration}: serial")
     if resume:
         cal_sha = file_sha256(calibration)
@@ -109,7 +123,7 @@ def report_unit(verification: str | Path, reports: str | Path = "reports",
     Reporting the same verification again records nothing new and keeps its PDF.
     """
     outcome = report_and_record(verification, reports, results, db, _station(station), archive_root)
-    (events or ChainEvents()).reported(outcome)
+    (events or _Silent()).reported(outcome)
     return outcome
 
 
@@ -137,7 +151,7 @@ def run_unit(
     The unit's lock is held throughout: a second run of the same serial is
     refused at once.
     """
-    events = events or ChainEvents()
+    events = events or _Silent()
     station_obj = _station(station)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -166,7 +180,7 @@ def run_unit(
         events.stage(2, "fit", str(characterize))
         cal = screen_calibrations(characterize.parent, file_sha256(characterize)) if resume else None
         if cal is None:
-            calibration = fit_unit(characterize, None, events).path
+            calibration = fit_unit(characterize, None, events).calibration_path
         else:
             calibration = cal.path
             events.reused(calibration)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,19 +12,27 @@ from calib.cli.output import check_table, progress_bars, say, table, verdict_lin
 from calib.cli.validate import SERIAL, check_folder, check_input_file, check_output_file
 from calib.serial import check_serial
 
+if TYPE_CHECKING:  # annotations only: the command modules import the chain lazily (calib --help stays fast)
+    from calib.fleet.recording import ReportOutcome
+    from calib.stages.fit import FitResult
+    from calib.stages.unit_report import UnitReport
+
 EXIT_FAIL = 1
 
 
 class CliEvents:
-    """Prints what the chain (:class:`calib.chain.ChainEvents`) reports, as ``calib`` always has."""
+    """Print what the chain (:class:`calib.chain.ChainEvents`) reports, as ``calib`` always has."""
 
     def stage(self, number: int, name: str, subject: str) -> None:
+        """Print ``[n/4] stage subject``."""
         say(f"[{number}/4] {name}" + (f" {subject}" if subject else ""))
 
     def reused(self, path: Path) -> None:
+        """Print the reused file."""
         say(f"      reusing {path}")
 
-    def fitted(self, result) -> None:  # noqa: ANN001 - FitResult
+    def fitted(self, result: FitResult) -> None:
+        """Print the calibration written, the predicted verdict and the failing (all: --verbose) checks."""
         failing = [c for c in result.checks if not c.passed]
         for warning in result.warnings:
             warn(warning)
@@ -36,9 +45,11 @@ class CliEvents:
             say(line)
 
     def verified(self, path: Path) -> None:
+        """Print the verification file."""
         say(f"verification: {path}")
 
-    def reported(self, outcome) -> None:  # noqa: ANN001 - ReportOutcome
+    def reported(self, outcome: ReportOutcome) -> None:
+        """Print the failing (all: --verbose) checks, the PDF and the recorded run."""
         report = outcome.report
         # Every check with --verbose, the failing ones by default, none with --quiet.
         for line in check_table(report.checks if level_is_verbose() else [c for c in report.checks if not c.passed]):
@@ -49,7 +60,7 @@ class CliEvents:
 
 
 def level_is_verbose() -> bool:
-    """True under ``calib --verbose``."""
+    """Return True under ``calib --verbose``."""
     from calib.cli.output import VERBOSE, level
 
     return level() >= VERBOSE
@@ -78,7 +89,7 @@ def _check_report_outputs(reports: str, results: str) -> None:
         read_results(results)  # an unreadable export stops the command before the PDF is written
 
 
-def _verdict(report) -> int:  # noqa: ANN001 - UnitReport
+def _verdict(report: UnitReport) -> int:
     """Print the unit's one verdict line and return the exit code (0 PASS, 1 FAIL)."""
     verdict_line(report.serial, report.verdict, len(report.checks), sum(not c.passed for c in report.checks))
     return 0 if report.verdict == "PASS" else EXIT_FAIL
@@ -106,7 +117,7 @@ _common = [
 ]
 
 
-def _with_common(fn):  # noqa: ANN001, ANN202
+def _with_common(fn):
     for option in reversed(_common):
         fn = option(fn)
     return fn
@@ -177,7 +188,7 @@ def run(procedure: str, serial: str, rig_spec: str, out_dir: str, reports: str, 
 
 
 def summary_table(rows: list[tuple[str, str, float]]) -> str:
-    """The closing table of ``calib run``: stage, output, wall time (the verdict line follows it)."""
+    """Return the closing table of ``calib run``: stage, output, wall time (the verdict line follows it)."""
     total = sum(seconds for _, _, seconds in rows)
     cells = [["stage", "output", "time"]] + [[stage, path, f"{seconds:.1f}s"] for stage, path, seconds in rows]
     return "\n".join(table([*cells, ["total", "", f"{total:.1f}s"]], right=(2,), indent=""))

@@ -7,7 +7,7 @@ import click
 _DB_HELP = "Results database URL or SQLite file (default: $CALIB_RESULTS_DB, else measurements/results.db)."
 
 
-def _filters(fn):  # noqa: ANN001, ANN202
+def _filters(fn):
     for option in reversed([
         click.option("--db", help=_DB_HELP),
         click.option("--product", help="Product id."),
@@ -21,8 +21,8 @@ def _filters(fn):  # noqa: ANN001, ANN202
     return fn
 
 
-def _store(db: str | None, create: bool = False):  # noqa: ANN202
-    """The results store; a missing SQLite file is an error unless ``create`` (reading never creates one)."""
+def _store(db: str | None, create: bool = False):
+    """Return the results store; a missing SQLite file is an error unless ``create`` (reading never creates one)."""
     from pathlib import Path
 
     from sqlalchemy.engine import make_url
@@ -102,7 +102,7 @@ def fleet(db: str | None, pdf: str, **filters: str | None) -> None:
 
 @click.group()
 def limits() -> None:
-    """Acceptance limits from a golden sample (mean ± k·σ per check and band), versioned per product."""
+    """Manage acceptance limits from a golden sample (mean ± k·σ per check and band), versioned per product."""
 
 
 @limits.command("derive")

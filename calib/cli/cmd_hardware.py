@@ -35,9 +35,9 @@ def calibrate_mic(
     station_file: Path | None,
 ) -> None:
     """Measure a microphone's sensitivity from RECORDING.wav of a sound calibrator."""
-    from calib.store.wav import read_wav
     from calib.procedure.station_file import MIC_NAME_PATTERN  # here: pydantic/scipy only when run
     from calib.signals.level import sensitivity_from_calibrator
+    from calib.store.wav import read_wav
 
     if station_file is not None and mic_name is None:
         raise click.UsageError("--station needs --mic NAME (the entry to look up)")

@@ -13,7 +13,7 @@ from calib.errors import CalibError
 RIG_HELP = "sim (default: the virtual lab), replay:FILE.h5, or portaudio"
 
 
-def parse_faults(values: tuple[str, ...]):  # noqa: ANN201 - SimFaults
+def parse_faults(values: tuple[str, ...]):
     """``--sim-fault dead=tweeter --sim-fault reversed=woofer`` as a SimFaults."""
     from calib.procedure.spec import SimFaults
 
@@ -71,7 +71,7 @@ def inspect(file: str) -> None:
 
 
 def describe_measurement(path: Path) -> str:
-    """Serial, stage, grids, quality summary and completeness of a measurement file."""
+    """Return serial, stage, grids, quality summary and completeness of a measurement file."""
     import numpy as np  # here, not at the top: ``calib --help`` stays free of numpy
 
     from calib.store.measurement import read_measurement
@@ -115,7 +115,7 @@ def describe_measurement(path: Path) -> str:
     return "\n".join(lines)
 
 
-def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
+def describe_reflections(m) -> list[str]:
     """Reflection-free time per receiver: detected (and from the room geometry), and the gate it gives."""
     import numpy as np
 
@@ -140,7 +140,7 @@ def describe_reflections(m) -> list[str]:  # noqa: ANN001 - Measurement
     return lines
 
 
-def exported_taps_line(cal) -> str:  # noqa: ANN001 - Calibration
+def exported_taps_line(cal) -> str:
     """Why ``calib export`` and ``calib render`` use longer filters than the design's taps."""
     from calib.render.in_memory import effective_fir
 
@@ -153,7 +153,7 @@ def exported_taps_line(cal) -> str:  # noqa: ANN001 - Calibration
 
 
 def describe_calibration(path: Path) -> str:
-    """What a calibration file holds."""
+    """Return what a calibration file holds."""
     import numpy as np
 
     from calib.store.calibration import read_calibration

@@ -62,7 +62,7 @@ def render(calibration: Path, in_wav: Path, out_wav: Path, gain_db: float | None
 
 
 def file_kind(path: Path) -> str:
-    """The ``format`` attribute of a calib HDF5 file (``calib-calibration``, ``calib-measurement``)."""
+    """Return the ``format`` attribute of a calib HDF5 file (``calib-calibration``, ``calib-measurement``)."""
     from calib.store.measurement import file_format
 
     fmt = file_format(path)
@@ -119,7 +119,7 @@ def export(file: Path, fmt: str, out_dir: Path | None, camilladsp_version: str, 
     mixers and linear time-invariant filters cannot express. For files, run
     `calib render` (stereo in, driver feeds out); for CamillaDSP, run calib's
     upmix (calib.render.upmix) and feed its 3 channels to the capture.
-    """
+    """  # noqa: D301 - "\b" is click's no-rewrap marker: it must stay a backspace character
     kind = file_kind(file)
     if fmt not in EXPORTS[kind]:
         raise CalibError(

@@ -16,9 +16,9 @@ from calib.errors import CalibError
               help="New folder for the CSV curves, the orbits and the driver balloons (CSV, SOFA).")
 def spinorama(verification: str, out_dir: str) -> None:
     """Export the spinoramas (C, L, R, drivers) and driver balloons of a VERIFICATION measurement."""
+    from calib.export.directivity import export_unit_directivity
     from calib.report.spinorama_page import di_band_table
     from calib.stages.unit_report import build_unit_report
-    from calib.export.directivity import export_unit_directivity
 
     check_input_file(verification, "verification")
     folder = check_folder(out_dir, "--out")

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import importlib
 import os
 import re
-import importlib
 import sys
 import tempfile
 import traceback
@@ -52,7 +52,7 @@ class _CalibGroup(click.Group):
             ctx.exit(130)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
-        except Exception as exc:  # noqa: BLE001 - the last resort: never a traceback on the terminal
+        except Exception as exc:  # the last resort: never a traceback on the terminal
             log = log_crash(exc, ctx)
             click.echo(f"calib: internal error: {type(exc).__name__}: {_one_line(exc)} (trace in {log})", err=True)
             ctx.exit(EXIT_ERROR)
@@ -87,7 +87,7 @@ def crash_log_dir() -> Path:
 
 def log_crash(exc: BaseException, ctx: click.Context) -> Path:
     """Write the trace of an unexpected error to a new log file and return its path."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     text = f"calib {__version__}\nargv: {sys.argv!r}\ncommand: {ctx.command_path}\n\n"
     text += "".join(traceback.format_exception(exc))
     for folder in (crash_log_dir(), Path(tempfile.gettempdir())):
@@ -182,8 +182,14 @@ def check(procedure: str, station: str | None) -> None:
         proc = apply_station(proc, station_obj)
     room = room_of(proc, station_obj)
     gates = check_room_supports_targets(proc, room, station or procedure, station_obj)
-    click.echo(summarize(proc, estimated_s=_estimate(proc), room_lines=_room_lines(proc, room, gates) + _area_lines(proc),
-                         production=_production_estimate(proc)))
+    click.echo(
+        summarize(
+            proc,
+            estimated_s=_estimate(proc),
+            room_lines=_room_lines(proc, room, gates) + _area_lines(proc),
+            production=_production_estimate(proc),
+        )
+    )
     click.echo("OK")
 
 
@@ -200,7 +206,7 @@ def _room_lines(proc: Any, room: Any, gates: Any) -> list[str]:
 
 
 def _area_lines(proc: Any) -> list[str]:
-    """The listening area's cells and station time (one head position = one characterize step)."""
+    """Return the listening area's cells and station time (one head position = one characterize step)."""
     if proc.listening_area is None:
         return []
     from calib.capture.plan import plan_characterize
@@ -217,7 +223,7 @@ def _estimate(proc: Any) -> float:
 
 
 def _production_estimate(proc: Any) -> tuple[Any, float] | None:
-    """The production variant (``[production]``) and its estimated time per unit, if the procedure has one."""
+    """Return the production variant (``[production]``) and its estimated time per unit, if the procedure has one."""
     if proc.production is None:
         return None
     from calib.procedure.production import production_procedure

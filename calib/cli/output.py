@@ -50,7 +50,7 @@ def show_notes() -> None:
 
 
 def level() -> int:
-    """The current level (NORMAL outside a ``calib`` command, e.g. when a function is called from Python)."""
+    """Return the current level (NORMAL outside a ``calib`` command, e.g. when a function is called from Python)."""
     ctx = click.get_current_context(silent=True)
     if ctx is None:
         return NORMAL
@@ -70,18 +70,18 @@ def say(message: str) -> None:
 
 
 def detail(message: str) -> None:
-    """Passing checks, predictions, reused files: shown with ``--verbose`` only."""
+    """Print passing checks, predictions, reused files: shown with ``--verbose`` only."""
     if level() >= VERBOSE:
         click.echo(message)
 
 
 def warn(message: str) -> None:
-    """A warning on stderr, at every level (``calib: warning: ...``)."""
+    """Print a warning on stderr, at every level (``calib: warning: ...``)."""
     click.echo(f"calib: warning: {message}", err=True)
 
 
 def verdict_line(serial: str, verdict: str, n_checks: int, n_failed: int) -> None:
-    """The one line per unit every level prints: ``SN0001: PASS (32 checks, 0 failed)``."""
+    """Print the one line per unit every level shows: ``SN0001: PASS (32 checks, 0 failed)``."""
     click.secho(f"{serial}: {verdict} ({n_checks} checks, {n_failed} failed)", bold=True,
                 fg="green" if verdict == "PASS" else "red")
 
@@ -103,8 +103,8 @@ def table(rows: Sequence[Sequence[str]], right: Sequence[int] = (), indent: str 
     ]
 
 
-def check_table(checks: Sequence, prefix: str = "") -> list[str]:  # noqa: ANN001 - calib.stages.verdict.Check
-    """Checks as aligned lines: result, name, value with unit, limit, detail.
+def check_table(checks: Sequence, prefix: str = "") -> list[str]:
+    """Format checks as aligned lines: result, name, value with unit, limit, detail.
 
     The limit is the one judged (the target less its tolerance, where the
     target has one), written with its comparison, e.g. ``>= 19 dB``.

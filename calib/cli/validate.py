@@ -21,7 +21,8 @@ class SerialType(click.ParamType):
 
     name = "serial"
 
-    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+    def convert(self, value, param, ctx):
+        """Return ``value`` if it is a safe serial, else raise a one-line CalibError naming the option."""
         # A CalibError (not click's usage error) so the line reads like every other: "--serial: expected ..."
         return check_serial(value, param.opts[0] if param is not None else "--serial")
 
@@ -30,7 +31,7 @@ SERIAL = SerialType()
 
 
 def check_folder(path: str | Path, option: str) -> Path:
-    """An output folder: it may not exist yet, but no part of it may be a file."""
+    """Return an output folder: it may not exist yet, but no part of it may be a file."""
     path = Path(path)
     for part in (path, *path.parents):
         if part.exists() and not part.is_dir():
@@ -39,7 +40,7 @@ def check_folder(path: str | Path, option: str) -> Path:
 
 
 def check_output_file(path: str | Path, option: str, *, may_exist: bool) -> Path:
-    """An output file: not a folder, its folder not a file; an existing file only where ``may_exist``."""
+    """Return an output file: not a folder, its folder not a file; an existing file only where ``may_exist``."""
     path = Path(path)
     if path.is_dir():
         raise CalibError(f"{option}: {path}: expected a file, got a folder")
@@ -50,7 +51,7 @@ def check_output_file(path: str | Path, option: str, *, may_exist: bool) -> Path
 
 
 def check_input_file(path: str | Path, what: str) -> Path:
-    """An input file that must exist and be a file."""
+    """Return an input file that must exist and be a file."""
     path = Path(path)
     if not path.exists():
         raise CalibError(f"{path}: no such file (expected a {what} file)")

@@ -45,7 +45,7 @@ def _fresh(path: Path) -> Path:
 
 
 def _write_csv(path: str | Path, header: list[str], rows: Iterable[list[str]]) -> Path:
-    """A new CSV file (never overwrites): the header row, then ``rows``."""
+    """Return a new CSV file (never overwrites): the header row, then ``rows``."""
     path = _fresh(Path(path))
     with path.open("w", newline="") as f:
         out = csv.writer(f)
@@ -57,7 +57,9 @@ def _write_csv(path: str | Path, header: list[str], rows: Iterable[list[str]]) -
 def write_spinorama_csv(spin: Spinorama, source: str, path: str | Path) -> Path:
     """Write one source's curves as CSV (``Freq`` + one column per curve, dB); never overwrites."""
     curves = _source(spin, source)
-    rows = ([f"{hz:.2f}", *(f"{curves[c][b]:.3f}" for c in SPINORAMA_COLUMNS[1:])] for b, hz in enumerate(spin.bands_hz))
+    rows = (
+        [f"{hz:.2f}", *(f"{curves[c][b]:.3f}" for c in SPINORAMA_COLUMNS[1:])] for b, hz in enumerate(spin.bands_hz)
+    )
     return _write_csv(path, list(SPINORAMA_COLUMNS), rows)
 
 
@@ -130,7 +132,7 @@ def _balloon(spin: Spinorama, driver: str) -> np.ndarray:
     return spin.sphere_db[driver]
 
 
-def export_unit_directivity(report, folder: str | Path) -> list[Path]:  # noqa: ANN001 - UnitReport
+def export_unit_directivity(report, folder: str | Path) -> list[Path]:
     """Write every directivity export of a verified unit measured on the sphere into a new ``folder``.
 
     ``spin-<source>-<verified|predicted>.csv`` for C, L, R (both) and the

@@ -16,25 +16,23 @@ from __future__ import annotations
 import numpy as np
 
 from calib.metrics.bands import power_db
-
-P_REF_PA = 20e-6
-"""Reference sound pressure, RMS (20 µPa)."""
+from calib.signals.level import P_REF_PA
 
 IR_UNIT_PASCAL = "Pa/FS"
 
 
-def ir_unit(meas, group: str = "directivity") -> str:  # noqa: ANN001 - Measurement
+def ir_unit(meas, group: str = "directivity") -> str:
     """``Pa/FS`` or ``FS/FS``: attribute ``ir_unit_<group>``, else ``ir_unit``, else ``FS/FS``."""
     return str(meas.attrs.get(f"ir_unit_{group}", meas.attrs.get("ir_unit", "FS/FS")))
 
 
 def level_offset_db(unit: str) -> float:
-    """What :func:`level_db` adds to ``20 log10 |H|`` for an IR in ``unit``."""
+    """Return what :func:`level_db` adds to ``20 log10 |H|`` for an IR in ``unit``."""
     return float(-20.0 * np.log10(np.sqrt(2.0) * P_REF_PA)) if unit == IR_UNIT_PASCAL else 0.0
 
 
 def level_label(unit: str) -> str:
-    """The axis label of :func:`level_db`, with its reference."""
+    """Return the axis label of :func:`level_db`, with its reference."""
     return "SPL at 0 dBFS (dB re 20 µPa)" if unit == IR_UNIT_PASCAL else f"level (dB re 1 {unit})"
 
 

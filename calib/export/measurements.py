@@ -65,12 +65,12 @@ class ExportedIR:
     step: int
 
     def window(self, sample_rate: int) -> np.ndarray:
-        """The gate's window for this IR's step (ones where ungated)."""
+        """Return the gate's window for this IR's step (ones where ungated)."""
         windows = self.gate.windows(self.ir.size, sample_rate)
         return windows[min(self.step, len(windows) - 1)]
 
 
-def measured_irs(meas: Measurement, gates) -> Iterator[ExportedIR]:  # noqa: ANN001 - Gates
+def measured_irs(meas: Measurement, gates) -> Iterator[ExportedIR]:
     """Every measured IR of ``meas`` (steps not measured are left out), directivity first."""
     for a in np.flatnonzero(meas.directivity_done):
         az = float(meas.azimuth_deg[a])
@@ -89,7 +89,7 @@ def measured_irs(meas: Measurement, gates) -> Iterator[ExportedIR]:  # noqa: ANN
 
 
 def frd_text(ir: np.ndarray, sample_rate: int, unit: str, header: list[str]) -> str:
-    """The FRD text of one IR: ``*`` comment lines, then ``frequency magnitude phase`` per bin above 0 Hz."""
+    """Return the FRD text of one IR: ``*`` comment lines, then ``frequency magnitude phase`` per bin above 0 Hz."""
     spectrum = np.fft.rfft(np.asarray(ir, dtype=float))[1:]
     freqs = np.fft.rfftfreq(ir.size, 1.0 / sample_rate)[1:]
     mag = np.maximum(level_db(np.abs(spectrum) ** 2, unit), FRD_FLOOR_DB)

@@ -35,8 +35,8 @@ class ResultsDatabaseError(CalibError, RuntimeError):
 
 
 def utc_now() -> str:
-    """The current time as ISO-8601 UTC text (sorts like time)."""
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Return the current time as ISO-8601 UTC text (sorts like time)."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # Steps after version 1, each (version, description, function of a connection). A new schema change
@@ -48,7 +48,7 @@ LATEST_VERSION = max([INITIAL[0], *(m[0] for m in MIGRATIONS)])
 
 def resolve_url(option: str | None = None, station_url: str | None = None,
                 default: str | Path = DEFAULT_DB_PATH) -> str:
-    """The database URL: ``option`` (``--db``), else ``$CALIB_RESULTS_DB``, else the station file's, else SQLite.
+    """Return the database URL: ``option`` (``--db``), else ``$CALIB_RESULTS_DB``, else the station file's, else SQLite.
 
     A plain path (no ``://``) means an SQLite file; the default is ``default``
     (``measurements/results.db``).
@@ -68,7 +68,7 @@ def _sqlite_setup(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def _connect(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -82,7 +82,7 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 def open_engine(url: str) -> Engine:
-    """An engine for ``url`` with the schema migrated to :data:`LATEST_VERSION`.
+    """Return an engine for ``url`` with the schema migrated to :data:`LATEST_VERSION`.
 
     Raises
     ------
@@ -128,7 +128,7 @@ def _redacted(url: str) -> str:
 
 
 def schema_version_of(conn: Connection) -> int:
-    """The database's schema version (0: no calib tables yet)."""
+    """Return the database's schema version (0: no calib tables yet)."""
     if not inspect(conn).has_table("schema_version"):
         return 0
     return int(conn.execute(select(func.max(schema.schema_version.c.version))).scalar() or 0)

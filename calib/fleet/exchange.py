@@ -17,9 +17,9 @@ EXPORT_FORMATS = (".csv", ".parquet")
 
 def wide_table(store: ResultsStore, **filters: str | None) -> pd.DataFrame:
     """One row per verification: identity, ``<check>_value`` and ``<check>_pass`` columns, file paths and hashes."""
-    runs = store.runs(**filters)
-    checks = store.checks(**filters)
-    files = store.files(**filters)
+    runs = store.runs("verify", **filters)
+    checks = store.checks("verify", **filters)
+    files = store.files("verify", **filters)
     out = runs.drop(columns=["stage", "source_run"]).rename(columns={"sha256": "verification_sha256"})
     if not checks.empty:
         checks = checks.assign(column=checks["check"].map(column_name))
@@ -52,7 +52,7 @@ def export_table(store: ResultsStore, path: str | Path, **filters: str | None) -
 
 
 def _csv_checks(row: pd.Series, columns: list[str]) -> list[CheckRow]:
-    """Checks of an old CSV row: every ``<stem>_pass`` with its value column ``<stem>[_unit]``.
+    """Return checks of an old CSV row: every ``<stem>_pass`` with its value column ``<stem>[_unit]``.
 
     The CSV kept neither the check's name nor its limit: the stem stands for
     the name, the limit and comparison stay unknown (NULL, '').

@@ -31,8 +31,8 @@ class FleetView:
 
 def fleet_view(store: ResultsStore, **filters: str | None) -> FleetView:
     """Query the store once and compute every table of the fleet report."""
-    runs = store.runs(**filters)
-    checks = store.checks(**filters)
+    runs = store.runs("verify", **filters)
+    checks = store.checks("verify", **filters)
     series = stats.drift_series(store, checks, **filters)
     return FleetView(
         runs, checks,
@@ -49,7 +49,7 @@ def _fmt(df: pd.DataFrame, floats: str = "{:.2f}") -> str:
 
 
 def summary_text(view: FleetView, top: int = 10) -> str:
-    """The terminal summary: yields, the least capable checks, outliers and drift."""
+    """Return the terminal summary: yields, the least capable checks, outliers and drift."""
     if view.runs.empty:
         return "no verification runs match"
     n_units = view.runs[["product_id", "serial"]].drop_duplicates().shape[0]
@@ -67,7 +67,10 @@ def summary_text(view: FleetView, top: int = 10) -> str:
 
 
 def write_fleet_pdf(view: FleetView, path: str | Path) -> Path:
-    """The fleet PDF: yield per day, check distributions with limits, Cpk, drift over time and serial, outliers."""
+    """Write the fleet PDF.
+
+    Yield per day, check distributions with limits, Cpk, drift over time and serial, outliers.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,14 +106,14 @@ def write_fleet_pdf(view: FleetView, path: str | Path) -> Path:
     return path
 
 
-def _distribution_pages(pdf, plt, view: FleetView) -> None:  # noqa: ANN001
+def _distribution_pages(pdf, plt, view: FleetView) -> None:
     latest = stats.latest_per_unit(view.checks)
     groups = [(key, block) for key, block in latest.groupby(["product_id", "check"], sort=False)
               if np.isfinite(block["value"].astype(float)).sum() > 1 and block["op"].iloc[-1] != "=="]
     for start in range(0, len(groups), PLOTS_PER_PAGE):
         fig, axes = plt.subplots(3, 2, figsize=(8.27, 11.69))
         fig.suptitle("Check distributions against limits (latest verification per unit)")
-        for ax, ((product, name), block) in zip(axes.flat, groups[start:start + PLOTS_PER_PAGE]):
+        for ax, ((product, name), block) in zip(axes.flat, groups[start:start + PLOTS_PER_PAGE], strict=False):
             values = block["value"].astype(float)
             ax.hist(values[np.isfinite(values)], bins=20, color="0.6")
             limit = block["limit"].iloc[-1]
@@ -126,12 +129,12 @@ def _distribution_pages(pdf, plt, view: FleetView) -> None:  # noqa: ANN001
         plt.close(fig)
 
 
-def _cpk_page(pdf, plt, view: FleetView) -> None:  # noqa: ANN001
+def _cpk_page(pdf, plt, view: FleetView) -> None:
     cap = view.capability.dropna(subset=["cpk"]).head(40)
     fig, ax = plt.subplots(figsize=(8.27, 11.69))
     fig.suptitle("Process capability Cpk per check (worst first; 1.33 is the usual minimum)")
     if not cap.empty:
-        labels = [f"{p}: {c}" for p, c in zip(cap["product_id"], cap["check"])]
+        labels = [f"{p}: {c}" for p, c in zip(cap["product_id"], cap["check"], strict=True)]
         ax.barh(range(len(cap)), cap["cpk"].clip(lower=-1, upper=10), color=np.where(cap["cpk"] < 1.33, "C3", "C2"))
         ax.set_yticks(range(len(cap)), labels, fontsize=6)
         ax.invert_yaxis()
@@ -142,7 +145,7 @@ def _cpk_page(pdf, plt, view: FleetView) -> None:  # noqa: ANN001
     plt.close(fig)
 
 
-def _drift_pages(pdf, plt, view: FleetView) -> None:  # noqa: ANN001
+def _drift_pages(pdf, plt, view: FleetView) -> None:
     series = view.drift_series.sort_values(["time_utc", "run_id"])
     groups = list(series.groupby(["product_id", "quantity"], sort=True))
     for start in range(0, len(groups), PLOTS_PER_PAGE // 2):

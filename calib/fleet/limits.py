@@ -109,7 +109,9 @@ def derive_limits(store: ResultsStore, product: str, serials: list[str], k: floa
                 for r in values.itertuples()]
         if rows:
             conn.execute(s.limit_values.insert(), rows)
-    return load_limits(store, product, version)
+    saved = load_limits(store, product, version)
+    assert saved is not None  # written in the transaction above
+    return saved
 
 
 def load_limits(store: ResultsStore, product: str, version: int | None = None) -> LimitSet | None:
@@ -135,7 +137,7 @@ def golden_checks(limits: LimitSet, run: StageRun) -> list[Check]:
     A quantity whose σ is 0 passes only at its mean exactly; one the unit
     lacks (NaN) fails.
     """
-    values = {(c.name, None): c.value for c in run.checks}
+    values: dict[tuple[str, float | None], float | None] = {(c.name, None): c.value for c in run.checks}
     values.update({(name, _band_key(band)): value for name, band, value in run.bands})
     out: list[Check] = []
     for name, rows in limits.values.groupby("name", sort=False):

@@ -49,6 +49,7 @@ class TempPostgres:
 
     @property
     def url(self) -> str:
+        """Return the SQLAlchemy URL of the ``postgres`` database on this server."""
         return self.database_url("postgres")
 
     def database_url(self, name: str) -> str:

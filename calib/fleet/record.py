@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from calib.errors import CalibError
-from calib.store.archive import ArchivePathError, archive_path
-from calib.stages.unit_report import UnitReport
 from calib.report.results import summary_metrics
-from calib.stages.verdict import INPUTS, Check
 from calib.stages.product_metrics import horizontal_mic_index
+from calib.stages.unit_report import UnitReport
+from calib.stages.verdict import INPUTS, Check
+from calib.store.archive import ArchivePathError, archive_path
 from calib.store.calibration import file_sha256
 
 
@@ -38,7 +38,7 @@ class CheckRow:
 
     @classmethod
     def of(cls, check: Check) -> CheckRow:
-        """The row of a report's :class:`~calib.stages.verdict.Check`."""
+        """Return the row of a report's :class:`~calib.stages.verdict.Check`."""
         return cls(check.name, float(check.value), float(check.limit), check.unit, check.op, bool(check.passed),
                    check.detail)
 
@@ -116,24 +116,26 @@ def driver_figures(report: UnitReport) -> dict[str, float]:
 
 
 def band_curves(report: UnitReport) -> list[tuple[str, float, float]]:
-    """Verified per-band curves: cancellation per input and position, beam null depth and main lobe."""
+    """Return verified per-band curves: cancellation per input and position, beam null depth and main lobe."""
     m = report.verified
     out: list[tuple[str, float, float]] = []
     cg = np.asarray(m.ctc.cancellation_db, dtype=float)  # [2, P, B]
     for k, inp in enumerate(INPUTS):
         for p, pos in enumerate(m.ctc.positions):
-            out += [(f"cancellation {inp} @ {pos}", float(f), float(v)) for f, v in zip(m.ctc.bands_hz, cg[k, p])]
+            out += [(f"cancellation {inp} @ {pos}", float(f), float(v))
+                    for f, v in zip(m.ctc.bands_hz, cg[k, p], strict=True)]
     if m.beam is not None:
         null_deg = report.procedure.targets.beam.null_deg if report.procedure.targets.beam else 0.0
         for i, side in enumerate(("+", "-")):
             out += [(f"beam null depth at {side}{null_deg:g} deg", float(f), float(v))
-                    for f, v in zip(m.beam.bands_hz, m.beam.null_depth_db[i])]
-        out += [("beam main lobe", float(f), float(v)) for f, v in zip(m.beam.bands_hz, m.beam.main_lobe_db)]
+                    for f, v in zip(m.beam.bands_hz, m.beam.null_depth_db[i], strict=True)]
+        out += [("beam main lobe", float(f), float(v))
+                for f, v in zip(m.beam.bands_hz, m.beam.main_lobe_db, strict=True)]
     return out
 
 
 def unit_record(report: UnitReport, root: str | Path, station: str | None = None) -> UnitRecord:
-    """The record of a verified unit, file paths relative to the archive ``root``.
+    """Return the record of a verified unit, file paths relative to the archive ``root``.
 
     Raises
     ------
@@ -173,7 +175,7 @@ def add_report_file(record: UnitRecord, pdf: str | Path, root: str | Path) -> No
 
 
 def default_root(paths: list[Path]) -> Path:
-    """The current folder if it holds every file, else the files' deepest common folder."""
+    """Return the current folder if it holds every file, else the files' deepest common folder."""
     here = Path.cwd().resolve()
     full = [Path(p).resolve() for p in paths]
     if all(here in p.parents for p in full):

@@ -37,7 +37,7 @@ class ReportOutcome:
 
 
 def report_and_record(verify_path: str | Path, reports: str | Path, results_csv: str | Path | None,
-                      db: str | None = None, station=None, archive_root: str | Path | None = None,  # noqa: ANN001
+                      db: str | None = None, station=None, archive_root: str | Path | None = None,
                       use_limits: bool = True) -> ReportOutcome:
     """Build the unit report of ``verify_path``, judge it, write its PDF, record it and export its row.
 

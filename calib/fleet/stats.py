@@ -47,10 +47,17 @@ def group_yield(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         last = block.drop_duplicates(["product_id", "serial"], keep="last")
         first = block.drop_duplicates(["product_id", "serial"], keep="first")
         units, passed = len(last), int((last["verdict"] == "PASS").sum())
-        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "units": units, "passed": passed,
-                     "failed": units - passed, "yield_pct": 100.0 * passed / units if units else np.nan,
-                     "verifications": len(block),
-                     "first_pass_yield_pct": 100.0 * float((first["verdict"] == "PASS").mean()) if units else np.nan})
+        rows.append(
+            {
+                **dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True)),
+                "units": units,
+                "passed": passed,
+                "failed": units - passed,
+                "yield_pct": 100.0 * passed / units if units else np.nan,
+                "verifications": len(block),
+                "first_pass_yield_pct": 100.0 * float((first["verdict"] == "PASS").mean()) if units else np.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=[*keys, "units", "passed", "failed", "yield_pct", "verifications",
                                        "first_pass_yield_pct"])
 
@@ -142,12 +149,15 @@ def drift(series: pd.DataFrame, name_column: str) -> pd.DataFrame:
 DRIFT_PATTERNS = ("sensitivity_db", "latency_ms", "thd_pct")
 
 
-def drift_series(store, checks: pd.DataFrame | None = None,  # noqa: ANN001 - ResultsStore
+def drift_series(store, checks: pd.DataFrame | None = None,
                  **filters: str | None) -> pd.DataFrame:
-    """The drift-chart quantities per verify run: driver sensitivity, latency and THD (from the
+    """Return the drift-chart quantities per verify run.
+
+    Return the drift-chart quantities per verify run: driver sensitivity, latency and THD (from the
     characterize run) and cancellation at the centre (the verified checks; ``checks`` if already
     queried), in a long table (``run_id``, ``product_id``, ``serial``, ``station``, ``time_utc``,
-    ``quantity``, ``value``)."""
+    ``quantity``, ``value``).
+    """
     figures = store.drift_figures(**filters).rename(columns={"metric": "quantity"})
     figures = figures[figures["quantity"].str.endswith(DRIFT_PATTERNS)]
     checks = store.checks(**filters) if checks is None else checks

@@ -140,7 +140,7 @@ class ResultsStore:
         return out
 
     def _children(self, conn: Connection, new_runs: list[tuple[int, StageRun]]) -> None:
-        """Checks, files, figures and band curves of freshly inserted runs."""
+        """Insert the checks, files, figures and band curves of freshly inserted runs."""
         check_rows = [{"run_ref": rid, "position": k, "name": c.name, "value": _finite(c.value),
                        "limit_value": _finite(c.limit), "unit": c.unit, "op": c.op, "passed": bool(c.passed),
                        "detail": c.detail} for rid, run in new_runs for k, c in enumerate(run.checks)]
@@ -158,7 +158,7 @@ class ResultsStore:
     # -- queries ---------------------------------------------------------------------------------
 
     def _run_query(self, stage: str, product: str | None, station: str | None, serial: str | None,
-                   since: str | None, until: str | None, verdict: str | None):  # noqa: ANN202
+                   since: str | None, until: str | None, verdict: str | None):
         r, u, p, st = s.runs, s.units, s.products, s.stations
         q = (select(r.c.id.label("run_id"), p.c.product_id, u.c.serial, st.c.name.label("station"), r.c.stage,
                     r.c.time_utc, r.c.verdict, r.c.checks_total, r.c.checks_failed, r.c.calibration_serial,
@@ -183,7 +183,10 @@ class ResultsStore:
     def runs(self, stage: str = "verify", product: str | None = None, station: str | None = None,
              serial: str | None = None, since: str | None = None, until: str | None = None,
              verdict: str | None = None) -> pd.DataFrame:
-        """Runs of one ``stage``, oldest first, filtered (``serial`` may hold ``*`` wildcards; times are UTC text)."""
+        """Return runs of one ``stage``, oldest first, filtered.
+
+        ``serial`` may hold ``*`` wildcards; times are UTC text.
+        """
         q = self._run_query(stage, product, station, serial, since, until, verdict).order_by(s.runs.c.time_utc,
                                                                                             s.runs.c.id)
         with self.engine.connect() as conn:

@@ -22,7 +22,7 @@ __all__ = ["cancellation_gain_db", "cancellation_gain_from_ears_db"]
 def cancellation_gain_from_ears_db(
     ears: np.ndarray, freqs_hz: np.ndarray | None = None, bands: Bands | None = None
 ) -> np.ndarray:
-    """Cancellation gain from ear responses to inputs L and R.
+    """Return cancellation gain from ear responses to inputs L and R.
 
     Parameters
     ----------

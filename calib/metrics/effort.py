@@ -1,4 +1,4 @@
-"""Filter effort and white-noise gain.
+r"""Filter effort and white-noise gain.
 
 Filters are normalized so that ``|H| = 1`` means one driver fed at unity gain
 (see :mod:`calib.solve.regularized`), so filter effort in dB is the drive
@@ -9,7 +9,7 @@ driver tolerances, excursion per unit output; Cox, Zeskind & Kooij 1986):
 
 .. math::
 
-    \\mathrm{WNG}(f) = \\frac{|c_0^T w|^2}{\\|w\\|^2 \\; \\overline{|c_0|^2}}
+    \mathrm{WNG}(f) = \frac{|c_0^T w|^2}{\|w\|^2 \; \overline{|c_0|^2}}
 
 with ``c_0`` the on-axis plant row [S], ``w`` the driver weights and
 ``mean_s |c_{0,s}|^2`` the mean single-driver on-axis power, so that one
@@ -50,7 +50,9 @@ def effort_db(H: np.ndarray) -> np.ndarray:
     return power_db(np.max(np.abs(H.reshape(H.shape[0], -1)) ** 2, axis=-1))
 
 
-def max_effort_db(H: np.ndarray, freqs_hz: np.ndarray | None = None, band_hz: tuple[float, float] | None = None) -> float:
+def max_effort_db(
+    H: np.ndarray, freqs_hz: np.ndarray | None = None, band_hz: tuple[float, float] | None = None
+) -> float:
     """Maximum effort over bins (optionally only ``band_hz[0] <= f <= band_hz[1]``) and drivers, dB."""
     e = effort_db(H)
     if band_hz is not None:

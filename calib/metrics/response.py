@@ -1,11 +1,11 @@
-"""On-axis response deviation from a target response (docs/metrics.md, 'On-axis response deviation').
+r"""On-axis response deviation from a target response (docs/metrics.md, 'On-axis response deviation').
 
 Per third-octave band ``b``:
 
 .. math::
 
-    \\Delta_b = 10\\log_{10}\\langle |X|^2 \\rangle_b
-              - 10\\log_{10}\\langle 10^{T/10} \\rangle_b \\; [- \\mathrm{offset}]
+    \Delta_b = 10\log_{10}\langle |X|^2 \rangle_b
+              - 10\log_{10}\langle 10^{T/10} \rangle_b \; [- \mathrm{offset}]
 
 (band power averages of the response ``X`` and of the target ``T`` in dB).
 With ``normalize=True`` the mean deviation over the bands with data is
@@ -67,7 +67,9 @@ def response_deviation_db(
     else:
         target = np.asarray(target_db, dtype=float)
         if target.shape != freqs.shape:
-            raise ValueError(f"target_db must have shape [F]=({freqs.size},) or be (points_hz, points_db), got {target.shape}")
+            raise ValueError(
+                f"target_db must have shape [F]=({freqs.size},) or be (points_hz, points_db), got {target.shape}"
+            )
     got = band_power_average(freqs, np.abs(resp) ** 2, bands)
     want = band_power_average(freqs, 10.0 ** (target / 10.0), bands)
     dev = power_db(got, want)

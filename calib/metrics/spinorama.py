@@ -76,7 +76,7 @@ PIR_WEIGHTS = {"Listening Window": 0.12, "Early Reflections": 0.44, "Sound Power
 
 
 def orbit_directions(angles_deg: np.ndarray, orbit: str) -> np.ndarray:
-    """Unit vectors ``[A, 3]`` (device frame) of orbit angles; ``orbit`` is ``"h"`` or ``"v"``."""
+    """Return unit vectors ``[A, 3]`` (device frame) of orbit angles; ``orbit`` is ``"h"`` or ``"v"``."""
     a = np.deg2rad(np.asarray(angles_deg, dtype=float))
     zero = np.zeros_like(a)
     if orbit == "h":
@@ -147,7 +147,7 @@ def _rms(power: dict[str, np.ndarray], angles: dict[str, np.ndarray],
 
 def spinorama(horizontal: np.ndarray, vertical: np.ndarray, h_deg: np.ndarray = ORBIT_DEG,
               v_deg: np.ndarray = ORBIT_DEG, reference: float = 1.0) -> dict[str, np.ndarray]:
-    """The CTA-2034-A curves of one source.
+    """Return the CTA-2034-A curves of one source.
 
     Parameters
     ----------
@@ -206,7 +206,7 @@ def reference_rotation(axis_deg: tuple[float, float]) -> np.ndarray:
 
 def orbits_from_sphere(pattern: np.ndarray, azimuth_deg: np.ndarray, elevation_deg: np.ndarray,
                        axis_deg: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
-    """The two orbits about a reference axis, sampled from a sphere measured on an azimuth x elevation grid.
+    """Return the two orbits about a reference axis, sampled from a sphere measured on an azimuth x elevation grid.
 
     A turntable turning the device under an arc of microphones at several
     elevations measures the directions ``(azimuth a, elevation e)``. About the
@@ -250,7 +250,8 @@ def orbits_from_sphere(pattern: np.ndarray, azimuth_deg: np.ndarray, elevation_d
             raise ValueError(f"the sphere grid has no azimuth at {a:.4g} deg (within 0.5 deg), got {az.tolist()}")
         return pattern[i, j]
 
-    return tuple(np.stack([at(rot @ u) for u in orbit_directions(ORBIT_DEG, o)]) for o in "hv")  # type: ignore[return-value]
+    h, v = (np.stack([at(rot @ u) for u in orbit_directions(ORBIT_DEG, o)]) for o in "hv")
+    return h, v
 
 
 def sphere_mean_power(power: np.ndarray, azimuth_deg: np.ndarray, elevation_deg: np.ndarray) -> np.ndarray:

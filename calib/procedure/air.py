@@ -100,6 +100,7 @@ def speed_of_sound_m_s(
 
 
 def recorded_speed_of_sound(attrs: Mapping[str, object]) -> float:
-    """The speed of sound a measurement file recorded (its attributes), or the default for older files."""
+    """Return the speed of sound a measurement file recorded (its attributes), or the default for older files."""
     value = attrs.get(SPEED_OF_SOUND_ATTR)
+    # ignore[arg-type]: an HDF5 attribute value (a numpy scalar); float() raises on anything else
     return DEFAULT_SPEED_OF_SOUND_M_S if value is None else float(value)  # type: ignore[arg-type]

@@ -29,8 +29,11 @@ def _phase_error(proc: Procedure, scale: tuple[float, float, float], speed_of_so
     f_max = proc.targets.cancellation.band_hz()[1]
     drivers = np.array([d.position_m for d in proc.drivers])
     centres, yaws, half, _ = area.cells()
-    offset = tuple(0.5 * h * k for h, k in zip(half, scale))
-    return max(cell_phase_error_rad(f_max, drivers, c, w, offset, speed_of_sound) for c, w in zip(centres, yaws))
+    hx, hy, hyaw = (0.5 * h * k for h, k in zip(half, scale, strict=True))
+    offset = (hx, hy, hyaw)
+    return max(
+        cell_phase_error_rad(f_max, drivers, c, w, offset, speed_of_sound) for c, w in zip(centres, yaws, strict=True)
+    )
 
 
 def cell_phase_error_of(proc: Procedure, speed_of_sound: float = 343.0) -> float:
@@ -43,8 +46,8 @@ def _largest_scale(proc: Procedure, axes: tuple[int, ...], allowed: float, c: fl
     lo, hi = 0.0, 1.0
     while hi - lo > 0.01:
         mid = 0.5 * (lo + hi)
-        scale = tuple(mid if k in axes else 1.0 for k in range(3))
-        lo, hi = (mid, hi) if _phase_error(proc, scale, c) <= allowed else (lo, mid)  # type: ignore[arg-type]
+        scale = (mid if 0 in axes else 1.0, mid if 1 in axes else 1.0, mid if 2 in axes else 1.0)
+        lo, hi = (mid, hi) if _phase_error(proc, scale, c) <= allowed else (lo, mid)
     return lo
 
 
@@ -68,7 +71,7 @@ def area_problems(proc: Procedure) -> Iterator[str]:
     total = cell_phase_error_of(proc, c)
     if total <= allowed:
         return
-    alone = [_phase_error(proc, tuple(1.0 if i == k else 0.0 for i in range(3)), c) for k in range(3)]  # type: ignore[arg-type]
+    alone = [_phase_error(proc, (float(k == 0), float(k == 1), float(k == 2)), c) for k in range(3)]
     k = int(np.argmax(alone))
     axes: tuple[int, ...] = (k,)
     factor = _largest_scale(proc, axes, allowed, c)
@@ -96,7 +99,7 @@ def area_lines(proc: Procedure, step_s: float) -> list[str]:
     n_grid = xs.size * ys.size * ws.size
     n_cells = int(np.prod(counts))
     # Corners on the (n + 1)-point lattice of every axis that has an extent, plus the centres.
-    corners = int(np.prod([n + 1 if h > 0 else 1 for n, h in zip(counts, half)]))
+    corners = int(np.prod([n + 1 if h > 0 else 1 for n, h in zip(counts, half, strict=True)]))
     n_direct = corners + n_cells
     total = cell_phase_error_of(proc, proc.sim.speed_of_sound if proc.sim is not None else 343.0)
     allowed = allowed_phase_error_rad(max(float(proc.targets.cancellation.curve_hz_db[-1][1]), 1e-6))

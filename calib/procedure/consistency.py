@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -110,7 +110,8 @@ def _beam_sectors(proc: Procedure) -> Iterator[str]:
             continue
         lo, hi = sector
         if lo <= beam.main_lobe_deg:
-            yield f"{path}: expected a sector beyond the main lobe (from > {beam.main_lobe_deg:g} deg), got [{lo:g}, {hi:g}]"
+            yield (f"{path}: expected a sector beyond the main lobe (from > {beam.main_lobe_deg:g} deg), "
+                   f"got [{lo:g}, {hi:g}]")
 
 
 def beam_grid_problem(proc: Procedure) -> str | None:
@@ -127,7 +128,8 @@ def beam_grid_problem(proc: Procedure) -> str | None:
     for path, sector in (("targets.beam.null_sector_deg", beam.null_sector_deg),
                          ("fit.beam_null_sector_deg", beam.design_sector_deg(proc.fit))):
         if sector is not None and not np.any((grid >= sector[0] - 1e-9) & (grid <= sector[1] + 1e-9)):
-            return f"{path}: no turntable azimuth within [{sector[0]:g}, {sector[1]:g}] deg; add azimuths or widen the sector"
+            return (f"{path}: no turntable azimuth within [{sector[0]:g}, {sector[1]:g}] deg; "
+                    "add azimuths or widen the sector")
     return None
 
 
@@ -139,7 +141,7 @@ def _unique(path: str, names: list[str]) -> Iterator[str]:
         seen.add(name)
 
 
-def _same_names(path: str, mapping: dict[str, object], valid: list[str], what: str) -> Iterator[str]:
+def _same_names(path: str, mapping: Mapping[str, object], valid: list[str], what: str) -> Iterator[str]:
     for name in mapping:
         if name not in valid:
             yield f"{path}.{name}: {_expected_one_of(what, valid, name)}"

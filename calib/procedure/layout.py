@@ -17,8 +17,8 @@ from calib.procedure.spec import Position, Procedure
 
 
 def head_position(p: Position) -> HeadPosition:
-    """A procedure position as the rig's :class:`HeadPosition`."""
-    return HeadPosition(p.name, tuple(float(v) for v in p.xyz_m), float(p.yaw_deg))  # type: ignore[arg-type]
+    """Return a procedure position as the rig's :class:`HeadPosition`."""
+    return HeadPosition(p.name, (float(p.xyz_m[0]), float(p.xyz_m[1]), float(p.xyz_m[2])), float(p.yaw_deg))
 
 
 def channel_counts(proc: Procedure) -> tuple[int, int]:
@@ -46,7 +46,7 @@ def sphere_problem(proc: Procedure) -> str | None:
 
 
 def check_azimuths(proc: Procedure) -> np.ndarray:
-    """The turntable azimuths the checks of :func:`calib.stages.verdict.evaluate` read, in grid order.
+    """Return the turntable azimuths the checks of :func:`calib.stages.verdict.evaluate` read, in grid order.
 
     Every beam metric is relative to the front (0); the null depth reads
     ``+-null_deg``, the sector rejection every grid azimuth with ``|theta|`` in

@@ -6,12 +6,11 @@ form ``<file>: <field.path>: <what was expected>, got <value>``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import json
 import tomllib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,7 +67,7 @@ def load_procedure(path: str | Path) -> Procedure:
 
 
 def read_toml_text(path: Path, what: str) -> str:
-    """The text of a TOML file, or a one-line ProcedureError naming it."""
+    """Return the text of a TOML file, or a one-line ProcedureError naming it."""
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -99,9 +98,12 @@ def validate_toml(text: str, source: str, model: type[M],
 
 
 def migrate_driver_geometry(data: dict[str, Any]) -> dict[str, Any]:
-    """Procedures written before the product geometry moved to ``[[drivers]]`` (the procedure
+    """Upgrade procedures written before the product geometry moved to ``[[drivers]]``.
+
+    Procedures written before the product geometry moved to ``[[drivers]]`` (the procedure
     text stored in older measurement and calibration files): a driver without ``position_m``
-    takes ``position_m`` and ``axis_deg`` from its ``[sim.drivers.<name>]`` table."""
+    takes ``position_m`` and ``axis_deg`` from its ``[sim.drivers.<name>]`` table.
+    """
     sim_drivers = data.get("sim", {}).get("drivers", {}) if isinstance(data.get("sim"), dict) else {}
     drivers = data.get("drivers")
     if not isinstance(drivers, list) or not isinstance(sim_drivers, dict):
@@ -128,7 +130,7 @@ def parse_procedure(text: str, source: str = "<procedure>") -> Procedure:
 
 
 def describe_validation_error(exc: ValidationError, root: type[BaseModel]) -> str:
-    """The first error of ``exc`` as ``field.path: expected ..., got ...``."""
+    """Return the first error of ``exc`` as ``field.path: expected ..., got ...``."""
     error = exc.errors(include_url=False)[0]
     loc = tuple(error["loc"])
     kind = error["type"]

@@ -48,14 +48,19 @@ from calib.procedure.spec import Procedure
 HEADER = "# Production variant of {name}, derived by calib from its [production] table (do not edit: derive again).\n"
 
 
-def _section(proc: Procedure):  # noqa: ANN202 - ProductionSection
+def _section(proc: Procedure):
     if proc.production is None:
-        raise ProcedureError(f"{proc.source_path}: production: expected a [production] table to derive the variant from")
+        raise ProcedureError(
+            f"{proc.source_path}: production: expected a [production] table to derive the variant from"
+        )
     return proc.production
 
 
 def production_azimuths(proc: Procedure) -> np.ndarray:
-    """The production grid (module docstring), in the engine's order: 0 up to the largest, then -small to -largest."""
+    """Return the production grid (module docstring) in the engine's order.
+
+    0 up to the largest, then -small to -largest.
+    """
     prod = _section(proc)
     grid = proc.turntable.grid_deg()  # [-180, 180)
     lab = np.abs(wrap_deg(grid))
@@ -85,7 +90,7 @@ def production_azimuths(proc: Procedure) -> np.ndarray:
 
 
 def production_text(proc: Procedure) -> str:
-    """The production procedure's TOML text: the lab text with grid, positions and sweep derived."""
+    """Return the production procedure's TOML text: the lab text with grid, positions and sweep derived."""
     prod = _section(proc)
     doc = tomlkit.parse(proc.source_text)
     table = doc["turntable"]

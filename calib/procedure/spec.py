@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import numpy as np
-from calib.errors import ProcedureError
 from pydantic import AllowInfNan, BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
+
+from calib.errors import ProcedureError
 
 Num = Annotated[float, Strict(), AllowInfNan(False)]
 Int = Annotated[int, Strict()]
@@ -24,8 +25,14 @@ Str = Annotated[str, Strict(), Field(min_length=1)]
 Channel = Annotated[int, Strict(), Field(ge=1, le=256)]
 Vec3 = tuple[Num, Num, Num]
 #: ``[azimuth, elevation]`` of a driver axis, degrees.
-AxisDeg = tuple[Annotated[float, Strict(), AllowInfNan(False), Field(ge=-360, le=360)], Annotated[float, Strict(), AllowInfNan(False), Field(ge=-90, le=90)]]
-Band = tuple[Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)], Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)]]
+AxisDeg = tuple[
+    Annotated[float, Strict(), AllowInfNan(False), Field(ge=-360, le=360)],
+    Annotated[float, Strict(), AllowInfNan(False), Field(ge=-90, le=90)],
+]
+Band = tuple[
+    Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)],
+    Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)],
+]
 Angle = Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)]
 Sector = tuple[Angle, Angle]  # |azimuth| from, to (degrees), both sides of the device
 
@@ -33,7 +40,7 @@ SUPPORTED_SAMPLE_RATES = (44100, 48000, 88200, 96000)
 
 
 def _ordered_sector(value: tuple[float, float] | None) -> tuple[float, float] | None:
-    """A sector ``[from, to]`` must have ``from < to``."""
+    """Check that a sector ``[from, to]`` has ``from < to``."""
     if value is not None and not value[0] < value[1]:
         raise ValueError(f"expected [from, to] with from < to (degrees), got {list(value)}")
     return value
@@ -84,7 +91,7 @@ class Driver(_Section):
     polarity: Literal[1, -1] = 1  # expected acoustic polarity (checked from the characterize IRs)
 
     def axis_vector(self) -> tuple[float, float, float]:
-        """Unit on-axis vector in the device frame, from ``axis_deg``."""
+        """Return unit on-axis vector in the device frame, from ``axis_deg``."""
         az, el = np.deg2rad(self.axis_deg)
         return (float(np.cos(el) * np.cos(az)), float(np.cos(el) * np.sin(az)), float(np.sin(el)))
 
@@ -135,7 +142,8 @@ class TurntableSection(_Section):
     """
 
     azimuths_deg: list[Annotated[float, Strict(), AllowInfNan(False), Field(ge=-180, lt=180)]] | None = None
-    step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0.01, le=180)] | None = None  # >= 0.01: a grid that fits in memory
+    # >= 0.01: a grid that fits in memory
+    step_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0.01, le=180)] | None = None
     speed_deg_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 30.0
     settle_s: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
     timeout_s: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0)] = 60.0
@@ -148,7 +156,8 @@ class TurntableSection(_Section):
             raise ValueError("azimuths_deg: expected at least one azimuth, got an empty list")
         if self.azimuths_deg is not None and len(set(self.azimuths_deg)) != len(self.azimuths_deg):
             twice = sorted({a for a in self.azimuths_deg if self.azimuths_deg.count(a) > 1})
-            raise ValueError(f"azimuths_deg: expected each azimuth once, got {', '.join(f'{a:g}' for a in twice)} twice")
+            listed = ", ".join(f"{a:g}" for a in twice)
+            raise ValueError(f"azimuths_deg: expected each azimuth once, got {listed} twice")
         return self
 
     def grid_deg(self) -> np.ndarray:
@@ -156,6 +165,7 @@ class TurntableSection(_Section):
         if self.azimuths_deg is not None:
             values = np.asarray(self.azimuths_deg, dtype=float)
         else:
+            assert self.step_deg is not None  # _one_grid: exactly one of azimuths_deg and step_deg
             values = np.arange(0.0, 360.0 - 1e-9, float(self.step_deg))
         return (values + 180.0) % 360.0 - 180.0
 
@@ -207,8 +217,10 @@ class FitSection(_Section):
     # sector (or +-10 deg around its point null). Wider than the checked sector
     # = robustness to a unit turned on its shelf.
     beam_null_sector_deg: Sector | None = None
-    beam_main_lobe_margin_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5  # design lobe >= target + margin
-    beam_elevation_weight: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.0  # elevated ring's share of the sector energy
+    # design lobe >= target + margin
+    beam_main_lobe_margin_db: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.5
+    # elevated ring's share of the sector energy
+    beam_elevation_weight: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0)] = 0.0
 
     _sector_ordered = field_validator("beam_null_sector_deg")(_ordered_sector)
 
@@ -224,7 +236,7 @@ class CancellationTarget(_Section):
     @classmethod
     def _ascending(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
         freqs = [f for f, _ in value]
-        if any(b <= a for a, b in zip(freqs, freqs[1:])):
+        if any(b <= a for a, b in zip(freqs, freqs[1:], strict=False)):
             raise ValueError(f"expected frequencies in ascending order, got {freqs}")
         return value
 
@@ -233,7 +245,7 @@ class CancellationTarget(_Section):
         return self.curve_hz_db[0][0], self.curve_hz_db[-1][0]
 
     def min_db(self, freqs_hz: np.ndarray) -> np.ndarray:
-        """The curve at ``freqs_hz`` (linear in log-frequency); NaN outside its band."""
+        """Return the curve at ``freqs_hz`` (linear in log-frequency); NaN outside its band."""
         f = np.asarray(freqs_hz, dtype=float)
         fs_, db = np.array(self.curve_hz_db).T
         with np.errstate(divide="ignore"):
@@ -264,7 +276,10 @@ class BeamTarget(_Section):
     _sector_ordered = field_validator("null_sector_deg")(_ordered_sector)
 
     def design_sector_deg(self, fit: FitSection) -> tuple[float, float]:
-        """The sector the fit designs for: ``fit.beam_null_sector_deg``, else the checked one, else ``null_deg`` +-10."""
+        """Return the sector the fit designs for.
+
+        ``fit.beam_null_sector_deg``, else the checked one, else ``null_deg`` +-10.
+        """
         if fit.beam_null_sector_deg is not None:
             return fit.beam_null_sector_deg
         if self.null_sector_deg is not None:
@@ -332,14 +347,14 @@ class ListeningArea(_Section):
     cell_yaw_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 10.0
 
     def measured_axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The coarse head grid: depth x ``[Nx]``, lateral y ``[Ny]``, yaw ``[Nyaw]``."""
+        """Return the coarse head grid: depth x ``[Nx]``, lateral y ``[Ny]``, yaw ``[Nyaw]``."""
         x0, y0, _ = self.centre_m
         return (_axis_points(x0, self.depth_m, self.measure_depth_m),
                 _axis_points(y0, self.lateral_m, self.measure_lateral_m),
                 _axis_points(self.yaw_deg, self.yaw_range_deg, self.measure_yaw_deg))
 
     def grid_positions(self) -> list[Position]:
-        """The coarse grid as positions (neither design nor verify), x slowest, yaw fastest."""
+        """Return the coarse grid as positions (neither design nor verify), x slowest, yaw fastest."""
         xs, ys, yaws = self.measured_axes()
         z = self.centre_m[2]
         return [Position(name=f"area_x{x:.3f}_y{y:+.3f}_yaw{w:+.1f}", xyz_m=(float(x), float(y), z), yaw_deg=float(w),
@@ -425,12 +440,13 @@ class RoomGeometry(_Section):
     lab frame is the room frame shifted there): its z is the device height.
     """
 
-    dimensions_m: tuple[Annotated[float, Strict(), AllowInfNan(False), Field(gt=0.5, le=100)], ...] = Field(min_length=3, max_length=3)
+    dimensions_m: tuple[Annotated[float, Strict(), AllowInfNan(False), Field(gt=0.5, le=100)], ...] = Field(
+        min_length=3, max_length=3)
     device_position_m: Vec3
 
     @model_validator(mode="after")
     def _inside(self) -> RoomGeometry:
-        if any(not 0 < p < d for p, d in zip(self.device_position_m, self.dimensions_m)):
+        if any(not 0 < p < d for p, d in zip(self.device_position_m, self.dimensions_m, strict=True)):
             raise ValueError(
                 f"device_position_m {list(self.device_position_m)} must lie inside the room {list(self.dimensions_m)}"
             )
@@ -518,10 +534,10 @@ class SimFaults(_Section):
             if kind not in kinds or not driver:
                 raise ProcedureError(f"--sim-fault: expected dead=DRIVER or reversed=DRIVER, got {value!r}")
             fields[kinds[kind]].append(driver)
-        return cls(**fields)
+        return cls(dead_drivers=fields["dead_drivers"], reversed_drivers=fields["reversed_drivers"])
 
     def merged(self, extra: SimFaults) -> SimFaults:
-        """These faults plus ``extra`` (``--sim-fault``): lists are joined, ``extra``'s set scalars win."""
+        """Return these faults plus ``extra`` (``--sim-fault``): lists are joined, ``extra``'s set scalars win."""
         values = self.model_dump()
         for key in ("dead_drivers", "reversed_drivers", "dropout_calls"):
             values[key] = list(dict.fromkeys([*values[key], *getattr(extra, key)]))

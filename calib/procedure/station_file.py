@@ -147,7 +147,7 @@ class StationTurntable(_Section):
     range_start_deg: Annotated[float, Strict(), AllowInfNan(False), Field(ge=-360, le=0)] | None = None
 
     def driver_options(self) -> dict[str, object]:
-        """The keys set for this driver, as keyword arguments of its constructor."""
+        """Return the keys set for this driver, as keyword arguments of its constructor."""
         return {k: getattr(self, k) for k in _TURNTABLE_KEYS[self.driver] if getattr(self, k) is not None}
 
 
@@ -165,11 +165,13 @@ class StationAir(_Section):
     validity of Cramer's formula (:mod:`calib.procedure.air`).
     """
 
-    temperature_c: Annotated[float, Strict(), AllowInfNan(False), Field(ge=air.TEMPERATURE_RANGE_C[0], le=air.TEMPERATURE_RANGE_C[1])]
+    temperature_c: Annotated[
+        float, Strict(), AllowInfNan(False), Field(ge=air.TEMPERATURE_RANGE_C[0], le=air.TEMPERATURE_RANGE_C[1])
+    ]
     relative_humidity_pct: Annotated[float, Strict(), AllowInfNan(False), Field(ge=0, le=100)] | None = None
-    pressure_kpa: Annotated[float, Strict(), AllowInfNan(False), Field(ge=air.PRESSURE_RANGE_KPA[0], le=air.PRESSURE_RANGE_KPA[1])] = (
-        air.STANDARD_PRESSURE_KPA
-    )
+    pressure_kpa: Annotated[
+        float, Strict(), AllowInfNan(False), Field(ge=air.PRESSURE_RANGE_KPA[0], le=air.PRESSURE_RANGE_KPA[1])
+    ] = air.STANDARD_PRESSURE_KPA
 
     @property
     def speed_of_sound_m_s(self) -> float:
@@ -291,12 +293,14 @@ def parse_station(text: str, source: str = "<station>") -> Station:
     for problem in _problems(station):
         raise ProcedureError(f"{source}: {problem}")
     if station.turntable.driver == "lt360":
-        warnings.warn(UnverifiedProtocolWarning(f'{source}: turntable.driver: "lt360": {LT360_UNVERIFIED}'), stacklevel=2)
+        warnings.warn(
+            UnverifiedProtocolWarning(f'{source}: turntable.driver: "lt360": {LT360_UNVERIFIED}'), stacklevel=2
+        )
     return station
 
 
 def _problems(station: Station) -> Iterator[str]:
-    """Checks across keys of one station file (no procedure needed)."""
+    """Yield checks across keys of one station file (no procedure needed)."""
     rate = station.audio.sample_rate
     if rate is not None and rate not in SUPPORTED_SAMPLE_RATES:
         rates = ", ".join(str(r) for r in SUPPORTED_SAMPLE_RATES)
@@ -325,11 +329,12 @@ def _problems(station: Station) -> Iterator[str]:
             )
         path = station.calibration_path(mic)
         if path is not None and not path.is_file():
-            yield f"mics[{i}].calibration_file: expected an existing file, got {json.dumps(mic.calibration_file)} ({path})"
+            yield (f"mics[{i}].calibration_file: expected an existing file, "
+                   f"got {json.dumps(mic.calibration_file)} ({path})")
 
 
 def apply_station(proc: Procedure, station: Station) -> Procedure:
-    """The procedure as this station runs it.
+    """Return the procedure as this station runs it.
 
     A copy of ``proc`` with the station's ``[channels]`` (if given) and audio
     device (if given), re-checked with

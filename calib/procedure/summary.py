@@ -28,11 +28,16 @@ def summarize(proc: Procedure, estimated_s: float | None = None, room_lines: lis
         + f" on a {proc.arc.distance_m:g} m arc",
         f"  dummy head      left ear->in {ch.ears.left}, right ear->in {ch.ears.right}",
         "  loopback        "
-        + (f"out {ch.loopback.output} -> in {ch.loopback.input}" if ch.loopback else "NONE (IRs not latency-referenced)"),
+        + (
+            f"out {ch.loopback.output} -> in {ch.loopback.input}"
+            if ch.loopback
+            else "NONE (IRs not latency-referenced)"
+        ),
         f"  azimuths        {len(grid)} from {grid.min():g} to {grid.max():g} deg",
         "  positions       "
         + ", ".join(
-            f"{p.name} ({'design' if p.design else ''}{'+' if p.design and p.verify else ''}{'verify' if p.verify else ''})"
+            f"{p.name} ({'design' if p.design else ''}{'+' if p.design and p.verify else ''}"
+            f"{'verify' if p.verify else ''})"
             for p in proc.positions
         ),
         f"  sweep           {proc.sweep.band_hz[0]:g}-{proc.sweep.band_hz[1]:g} Hz, {proc.sweep.duration_s:g} s, "
@@ -49,9 +54,13 @@ def summarize(proc: Procedure, estimated_s: float | None = None, room_lines: lis
         b = proc.targets.beam
         lines.append(
             f"  target beam     nulls at +-{b.null_deg:g} deg >= {b.null_depth_min_db:g} dB in "
-            f"{b.band_hz[0]:g}-{b.band_hz[1]:g} Hz; main lobe >= {b.main_lobe_min_db:g} dB within +-{b.main_lobe_deg:g} deg"
-            + (f"; sector {b.null_sector_deg[0]:g}-{b.null_sector_deg[1]:g} deg >= {b.sector_rejection_min_db:g} dB"
-               if b.null_sector_deg is not None else "")
+            f"{b.band_hz[0]:g}-{b.band_hz[1]:g} Hz; "
+            f"main lobe >= {b.main_lobe_min_db:g} dB within +-{b.main_lobe_deg:g} deg"
+            + (
+                f"; sector {b.null_sector_deg[0]:g}-{b.null_sector_deg[1]:g} deg >= {b.sector_rejection_min_db:g} dB"
+                if b.null_sector_deg is not None
+                else ""
+            )
         )
     if proc.targets.effort is not None:
         lines.append(f"  target effort   <= {proc.targets.effort.max_db:g} dB")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def write_new(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
-def _manifest(cal: Calibration, kind: str, files: list[Path], taps: int, extra: dict[str, object]) -> dict:
+def _manifest(cal: Calibration, kind: str, files: list[Path], taps: int, extra: Mapping[str, object]) -> dict:
     return {
         "format": "calib-export",
         "version": 1,
@@ -102,7 +103,7 @@ def _manifest(cal: Calibration, kind: str, files: list[Path], taps: int, extra: 
         "procedure_sha256": cal.procedure_sha256,
         "calibration_software": cal.software,
         "software": f"calib {__version__}",
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **extra,
     }
 
@@ -160,7 +161,7 @@ def export_wav(cal: Calibration, path: str | Path) -> list[Path]:
 def camilladsp_config(
     cal: Calibration, names: list[list[str]], *, version: int = 4, chunksize: int | None = None
 ) -> dict:
-    """The CamillaDSP configuration (as a dict) for the raw filter files ``<name>.raw``.
+    """Return the CamillaDSP configuration (as a dict) for the raw filter files ``<name>.raw``.
 
     Capture is a 3-channel interleaved float32 stream on stdin holding the
     upmixed L', R', C (CamillaDSP cannot run calib's upmix: :data:`UPMIX_NOTE`); playback

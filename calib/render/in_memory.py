@@ -28,7 +28,7 @@ from calib.store.calibration import Calibration
 
 
 def effective_fir(cal: Calibration) -> np.ndarray:
-    """The FIR matrix from the upmixed inputs (L', R', C) to the drivers.
+    """Return the FIR matrix from the upmixed inputs (L', R', C) to the drivers.
 
     Returns
     -------

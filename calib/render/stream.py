@@ -72,7 +72,7 @@ class _Framer:
         return self._cut(self.buf_start + self.buf.shape[-1])
 
     def finish(self) -> tuple[np.ndarray, int]:
-        """The remaining frames (zeros after the end) and the signal length the STFT used."""
+        """Return the remaining frames (zeros after the end) and the signal length the STFT used."""
         n_pad = max(self.n_in, self.m)  # as upmix: at least one frame
         end = self.start(self.sft.p_max(n_pad) - 1) + self.m
         pad = end - (self.buf_start + self.buf.shape[-1])
@@ -94,7 +94,7 @@ class _Framer:
 def upmix_floor(
     blocks: Iterable[np.ndarray], sample_rate: float, *, time_constant_s: float = 0.1, frame_s: float = 0.04
 ) -> float:
-    """The power floor :func:`calib.render.upmix.upmix` derives from the whole signal, in one pass.
+    """Return the power floor :func:`calib.render.upmix.upmix` derives from the whole signal, in one pass.
 
     Parameters
     ----------
@@ -168,7 +168,7 @@ class StreamingUpmix:
         return self._emit(self._centre(self.framer.push(block)), self.framer.n_in)
 
     def finish(self) -> np.ndarray:
-        """The remaining (L', R', C) up to the end of the signal."""
+        """Return the remaining (L', R', C) up to the end of the signal."""
         frames, _ = self.framer.finish()
         return self._emit(self._centre(frames), self.framer.n_in)
 
@@ -261,12 +261,14 @@ class OverlapSave:
         self.n_in = 0
 
     def fork(self, state: np.ndarray) -> OverlapSave:
-        """A convolver with these filters (spectra shared, read-only) that carries ``state``.
+        """Return a convolver with these filters (spectra shared, read-only) that carries ``state``.
 
         ``state`` is [K, L - 1]: the last L - 1 inputs, as if it had run all along; nothing is emitted yet.
         """
         if np.shape(state) != self.buf[:, : self.taps - 1].shape:
-            raise ValueError(f"state: expected shape {list(self.buf[:, : self.taps - 1].shape)}, got {list(np.shape(state))}")
+            raise ValueError(
+                f"state: expected shape {list(self.buf[:, : self.taps - 1].shape)}, got {list(np.shape(state))}"
+            )
         conv = copy.copy(self)
         conv.buf, conv.n_in = np.array(state, dtype=np.float64), 0
         return conv
@@ -278,7 +280,7 @@ class OverlapSave:
         return self._run()
 
     def finish(self) -> np.ndarray:
-        """The remaining outputs, up to n_in + L - 1 in all (the filters' tails)."""
+        """Return the remaining outputs, up to n_in + L - 1 in all (the filters' tails)."""
         done = self.n_in - (self.buf.shape[-1] - (self.taps - 1))  # outputs emitted so far
         remaining = self.n_in + self.taps - 1 - done
         n_blocks = -(-remaining // self.step)

@@ -1,4 +1,4 @@
-"""Tracked rendering: the listening area's CTC bank, switched by head position with a crossfade.
+r"""Tracked rendering: the listening area's CTC bank, switched by head position with a crossfade.
 
 A calibration with a listening area (:class:`calib.store.calibration.AreaBank`)
 holds one L/R filter set per cell; the centre (beam) path is the same for all.
@@ -22,8 +22,8 @@ first sample: switching introduces no transient beyond the crossfade.
 The crossfade bounds the output's slope: with ``a`` and ``b`` the two sets'
 outputs, ``y = (1 - w) a + w b`` and
 
-.. math:: |\\Delta y| \\le \\max(|\\Delta a|, |\\Delta b|) + \\max|\\Delta w| \\, |b - a|,
-          \\qquad \\max|\\Delta w| = \\sin(\\pi / (2\\,\\mathrm{block})) \\approx \\pi / (2\\,\\mathrm{block}),
+.. math:: |\Delta y| \le \max(|\Delta a|, |\Delta b|) + \max|\Delta w| \, |b - a|,
+          \qquad \max|\Delta w| = \sin(\pi / (2\,\mathrm{block})) \approx \pi / (2\,\mathrm{block}),
 
 against ``|b - a|`` in one sample for a hard switch.
 """
@@ -63,7 +63,7 @@ class HeadTrack:
     yaw_deg: np.ndarray
 
     def at(self, t_s: float) -> tuple[np.ndarray, float]:
-        """The latest reported position at time ``t_s`` (the first one before the track starts)."""
+        """Return the latest reported position at time ``t_s`` (the first one before the track starts)."""
         i = max(int(np.searchsorted(self.t_s, t_s, side="right")) - 1, 0)
         return self.xyz_m[i], float(self.yaw_deg[i])
 
@@ -147,7 +147,7 @@ class TrackedConvolver:
         return np.pad(lr, ((0, 0), (0, 0), (0, self.taps - lr.shape[-1])))
 
     def _primed(self, cell: int) -> OverlapSave:
-        """A convolver for ``cell`` in the state of one that ran all along (its filter spectra cached)."""
+        """Return a convolver for ``cell`` in the state of one that ran all along (its filter spectra cached)."""
         template = self._templates.pop(cell, None)
         if template is None:
             template = OverlapSave(self.cell_fir(cell), self.nfft)

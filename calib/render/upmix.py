@@ -136,6 +136,6 @@ def centre_spectrum(
 
 
 def _pairs(z: np.ndarray) -> np.ndarray:
-    """A complex array as real [..., 2] (re, im) pairs, without a copy where possible."""
+    """Return a complex array as real [..., 2] (re, im) pairs, without a copy where possible."""
     z = np.ascontiguousarray(z, dtype=np.complex128)
     return z.view(np.float64).reshape(*z.shape, 2)

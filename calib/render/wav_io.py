@@ -30,7 +30,7 @@ class WavInput:
     frames: int
 
     def blocks(self, block: int) -> Iterator[np.ndarray]:
-        """The samples as [channels, b] blocks; raises FileFormatError at a non-finite sample."""
+        """Yield the samples as [channels, b] blocks; raises FileFormatError at a non-finite sample."""
         with soundfile.SoundFile(self.path) as f:
             start = 0
             for data in f.blocks(blocksize=block, dtype="float64", always_2d=True):

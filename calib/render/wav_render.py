@@ -42,12 +42,12 @@ class RenderedWav:
 
 
 def dbfs(peak: float) -> float:
-    """A linear peak in dB re full scale (``-inf`` for silence)."""
+    """Convert a linear peak to dB re full scale (``-inf`` for silence)."""
     return float(20 * np.log10(peak)) if peak > 0 else float("-inf")
 
 
 def choose_gain(peak_dbfs: float, gain_db: float | None, out_wav: Path, driver: str, at_s: float) -> float:
-    """The render's gain in dB for an unscaled output peak of ``peak_dbfs``.
+    """Return the render's gain in dB for an unscaled output peak of ``peak_dbfs``.
 
     Without ``gain_db``: 0 dB, or less so that the peak is :data:`HEADROOM_DBFS`.
     With it: ``gain_db``, refused (:class:`CalibError`) if the peak would exceed 0 dBFS.

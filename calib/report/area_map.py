@@ -37,7 +37,10 @@ def area_map_figure(m: AreaMap, bank: AreaBank, target_db: float) -> Figure:
     vmin, vmax = target_db - 15.0, target_db + 15.0
     ys_cell, xs_cell = cell_boundaries(bank, m.yaw_deg)
     mesh = None
-    for ax, values, title in ((axes[0], m.fixed_db, "fixed calibration"), (axes[1], m.tracked_db, "tracked (cell bank)")):
+    for ax, values, title in (
+        (axes[0], m.fixed_db, "fixed calibration"),
+        (axes[1], m.tracked_db, "tracked (cell bank)"),
+    ):
         mesh = ax.pcolormesh(_edges(m.y_m) * 100, _edges(m.x_m) * 100, values, cmap="RdYlGn", vmin=vmin, vmax=vmax,
                              shading="flat")
         if values.shape[0] > 1 and values.shape[1] > 1:
@@ -51,6 +54,7 @@ def area_map_figure(m: AreaMap, bank: AreaBank, target_db: float) -> Figure:
                      f"{100 * np.mean(values >= target_db):.0f}% >= {target_db:g} dB", fontsize=9)
         ax.set_xlabel("lateral y (cm)")
     axes[0].set_ylabel("depth x (cm)")
+    assert mesh is not None  # both panels drawn above
     fig.colorbar(mesh, ax=axes, label="cancellation, median over bands (dB)")
     fig.suptitle(f"Cancellation over the listening area at yaw {m.yaw_deg:g} deg; lines: cell boundaries", fontsize=10)
     return fig

@@ -7,27 +7,30 @@ derived here from the files' IRs and the metrics dictionaries (the keys of
 :func:`calib.stages.product_metrics.product_metrics`), so nothing is recomputed that
 the verdict depends on.
 
-Spectra are power-smoothed over a fraction of an octave (``1/3`` here): each
-bin is the mean of ``|X|^2`` over the bins within ``f·2^(±1/(2n))``, the
-usual presentation of loudspeaker responses (Hatziantoniou & Mourjopoulos,
-"Generalized fractional-octave smoothing of audio and acoustic responses",
-JAES 48(4), 2000, rectangular window).
+Spectra are power-smoothed over a fraction of an octave (``1/3`` here), the
+usual presentation of loudspeaker responses
+(:func:`calib.signals.smoothing.smooth_fractional_octave`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.projections.polar import PolarAxes
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter
 
+from calib.export.levels import ir_unit, level_db, level_label
 from calib.metrics.bands import Bands, band_power_average, power_db, third_octave_bands
 from calib.metrics.beam import wrap_deg
-from calib.export.levels import ir_unit, level_db, level_label
 from calib.metrics.effort import white_noise_gain_db
-from calib.stages.unit_report import UnitReport
+from calib.signals.convolve import next_pow2
+from calib.signals.smoothing import smooth_fractional_octave
 from calib.stages.product_metrics import horizontal_mic_index
+from calib.stages.unit_report import UnitReport
 from calib.store.measurement import Measurement
 
 A4_PORTRAIT_IN = (8.27, 11.69)
@@ -43,7 +46,7 @@ PREDICTED_COLORS = ("0.1", "0.45")
 """Predicted beam metrics: black and grey, dashed."""
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999")
 """Drivers and positions: the Okabe-Ito palette, told apart with the common colour-vision deficiencies."""
-LIMIT_STYLE = {"color": "k", "ls": "-.", "lw": 1.2}
+LIMIT_STYLE: dict[str, Any] = {"color": "k", "ls": "-.", "lw": 1.2}
 """Limit lines: black dash-dot, a colour no data curve uses."""
 RESPONSE_RANGE_DB = 80.0
 """Most a response plot spans below its peak (the data's own minimum in the sweep band if higher)."""
@@ -54,37 +57,6 @@ _HZ_TICKS_FINE = tuple(m * 10**e for e in range(1, 5) for m in (1, 1.5, 2, 3, 4,
 
 
 # ----------------------------------------------------------------- data
-
-
-def smooth_fractional_octave(freqs_hz: np.ndarray, power: np.ndarray, fraction: int = 3) -> np.ndarray:
-    """Fractional-octave smoothing of a power spectrum.
-
-    Parameters
-    ----------
-    freqs_hz : ndarray [F]
-        Ascending bin frequencies.
-    power : ndarray [..., F]
-        Power-like quantity (``|X|^2``), frequency last.
-    fraction : int
-        ``n`` of a ``1/n``-octave window.
-
-    Returns
-    -------
-    ndarray [..., F]
-        Mean of ``power`` over ``f·2^(-1/(2n)) <= f' <= f·2^(1/(2n))`` at every bin
-        (running sums, no loop over bins; the bin itself is always included).
-    """
-    f = np.asarray(freqs_hz, dtype=float)
-    p = np.asarray(power, dtype=float)
-    if f.ndim != 1 or p.shape[-1:] != f.shape:
-        raise ValueError(f"power must have F={f.size} bins on its last axis, got shape {p.shape}")
-    if fraction < 1:
-        raise ValueError(f"fraction: expected a positive integer (3 for 1/3 octave), got {fraction!r}")
-    half = 2.0 ** (1.0 / (2 * fraction))
-    lo = np.minimum(np.searchsorted(f, f / half, side="left"), np.arange(f.size))
-    hi = np.maximum(np.searchsorted(f, f * half, side="right"), np.arange(f.size) + 1)
-    csum = np.concatenate([np.zeros(p.shape[:-1] + (1,)), np.cumsum(p, axis=-1)], axis=-1)
-    return (csum[..., hi] - csum[..., lo]) / (hi - lo)
 
 
 def nearest_azimuth(azimuth_deg: np.ndarray, target_deg: float = 0.0) -> int:
@@ -134,7 +106,7 @@ def centre_patterns(report: UnitReport) -> tuple[np.ndarray, np.ndarray, np.ndar
     fir = report.calibration.fir[report.calibration.inputs.index("C")].astype(float)  # [S, T]
     on_grid = [nearest_azimuth(report.characterize.azimuth_deg, a) for a in ver.azimuth_deg]
     char_ir = np.asarray(report.characterize.directivity_ir[:, mic])[on_grid]  # [A, S, N]
-    n_fft = int(2 ** np.ceil(np.log2(max(ver.ir_length, char_ir.shape[-1] + fir.shape[-1]))))
+    n_fft = next_pow2(max(ver.ir_length, char_ir.shape[-1] + fir.shape[-1]))
     freqs, verified = spectrum(ver.directivity_ir[:, mic, ver.sources.index("C")], fs, n_fft)
     _, plant = spectrum(char_ir, fs, n_fft)
     _, h = spectrum(fir, fs, n_fft)
@@ -158,7 +130,7 @@ def closed_circle(azimuth_deg: np.ndarray, values: np.ndarray) -> tuple[np.ndarr
 # ----------------------------------------------------------------- pages
 
 
-def _finite(values: np.ndarray, reduce, default: float) -> float:  # noqa: ANN001 - numpy reduction
+def _finite(values: np.ndarray, reduce, default: float) -> float:
     """``reduce`` over the finite values (axis limits must be finite), ``default`` if there are none."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
@@ -168,8 +140,9 @@ def _finite(values: np.ndarray, reduce, default: float) -> float:  # noqa: ANN00
 def _page(title: str, report: UnitReport, subtitle: str = "") -> Figure:
     fig = Figure(figsize=A4_PORTRAIT_IN, layout="constrained")
     top = 0.99 - (0.045 + 0.012 * subtitle.count("\n") if subtitle else 0.025)
-    if fig.get_layout_engine() is not None:
-        fig.get_layout_engine().set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
     fig.text(0.5, 0.99, f"{title} — {report.procedure.product.name}, unit {report.serial}", ha="center", va="top",
              fontsize=12, fontweight="bold")
     if subtitle:
@@ -177,7 +150,7 @@ def _page(title: str, report: UnitReport, subtitle: str = "") -> Figure:
     return fig
 
 
-def _hz_ticks(ax, lo: float, hi: float, ticks=None) -> None:  # noqa: ANN001 - Axes, sequence of Hz
+def _hz_ticks(ax, lo: float, hi: float, ticks=None) -> None:
     """Log frequency axis labelled 20, 50, 100, ..., 1k, 2k, ... Hz (or at ``ticks``, e.g. band centres)."""
     ax.set_xscale("log")
     ax.set_xlim(lo, hi)
@@ -191,7 +164,7 @@ def _hz_ticks(ax, lo: float, hi: float, ticks=None) -> None:  # noqa: ANN001 - A
                        fontsize=7 if len(ticks) > 8 else None)
 
 
-def _freq_axis(ax, band_hz: tuple[float, float], label: bool = True, ticks=None) -> None:  # noqa: ANN001
+def _freq_axis(ax, band_hz: tuple[float, float], label: bool = True, ticks=None) -> None:
     _hz_ticks(ax, *band_hz, ticks=ticks)
     if label:
         ax.set_xlabel("frequency (Hz)")
@@ -230,7 +203,7 @@ def fig_driver_responses(report: UnitReport) -> Figure:
 
 
 def response_ylim(level_db: np.ndarray) -> tuple[float, float]:
-    """y range of a response plot: the finite data of the shown band, at most :data:`RESPONSE_RANGE_DB` deep."""
+    """Y range of a response plot: the finite data of the shown band, at most :data:`RESPONSE_RANGE_DB` deep."""
     peak = _finite(level_db, np.max, 0.0)
     low = max(_finite(level_db, np.min, peak - RESPONSE_RANGE_DB), peak - RESPONSE_RANGE_DB)
     return 5.0 * np.floor(low / 5.0) - 5.0, peak + 5.0
@@ -246,7 +219,7 @@ def map_top_db(*maps_db: np.ndarray) -> float:
     return float(max(6.0, 3.0 * np.ceil(loudest / 3.0)))
 
 
-def _map(ax, azimuth_deg: np.ndarray, bands: Bands, db: np.ndarray, title: str, top_db: float):  # noqa: ANN001, ANN202
+def _map(ax, azimuth_deg: np.ndarray, bands: Bands, db: np.ndarray, title: str, top_db: float):
     az, vals = closed_circle(azimuth_deg, db)
     az_edges = np.concatenate([[az[0] - (az[1] - az[0]) / 2], (az[1:] + az[:-1]) / 2, [az[-1] + (az[-1] - az[-2]) / 2]])
     f_edges = np.append(bands.lower_hz, bands.upper_hz[-1])
@@ -296,14 +269,14 @@ def centre_wng_db(report: UnitReport) -> tuple[np.ndarray, np.ndarray]:
     mic = horizontal_mic_index(report.procedure)
     fir = report.calibration.fir[report.calibration.inputs.index("C")].astype(float)  # [S, T]
     on_axis = meas.directivity_ir[nearest_azimuth(meas.azimuth_deg), mic]  # [S, N]
-    n_fft = int(2 ** np.ceil(np.log2(on_axis.shape[-1] + fir.shape[-1])))
+    n_fft = next_pow2(on_axis.shape[-1] + fir.shape[-1])
     freqs, c0 = spectrum(on_axis, meas.sample_rate, n_fft)
     _, h = spectrum(fir, meas.sample_rate, n_fft)
     return freqs, white_noise_gain_db(c0.T, h.T)
 
 
-def _shade_sector(ax, sector_deg: tuple[float, float] | None, polar: bool) -> None:  # noqa: ANN001 - Axes
-    """The null sector on both sides: grey on a polar plot (azimuth), hatched on a map (y axis)."""
+def _shade_sector(ax, sector_deg: tuple[float, float] | None, polar: bool) -> None:
+    """Shade the null sector on both sides: grey on a polar plot (azimuth), hatched on a map (y axis)."""
     if sector_deg is None:
         return
     lo, hi = sector_deg
@@ -328,6 +301,7 @@ def fig_beam(report: UnitReport) -> Figure:
     fig = _page("Centre beam", report)
     grid = fig.add_gridspec(3, 2, height_ratios=[3, 1.6, 1.6])
     polar = fig.add_subplot(grid[0, :], projection="polar")
+    assert isinstance(polar, PolarAxes)  # projection="polar" makes one
     freqs, verified, predicted = centre_patterns(report)
     az = report.verification.azimuth_deg
     beam = report.procedure.targets.beam
@@ -366,20 +340,22 @@ def fig_beam(report: UnitReport) -> Figure:
     sector_ax, null_ax, lobe_ax, wng_ax = panels
     # verified: solid, thick, colour, markers; predicted: dashed, thin, black/grey, drawn on top so that
     # where the two agree the verified colour shows between the dashes (print, grey scale, colour-blind)
-    styles = ((report.verified.beam, {"ls": "-", "marker": "o", "lw": 2.2, "zorder": 2}, VERIFIED_COLORS, "verified"),
-              (report.predicted.beam, {"ls": "--", "marker": None, "lw": 1.1, "zorder": 3}, PREDICTED_COLORS, "predicted"))
-    for metrics, style, colors, what in styles:
+    styles = (
+        (report.verified.beam, {"ls": "-", "marker": "o", "lw": 2.2, "zorder": 2}, VERIFIED_COLORS, "verified"),
+        (report.predicted.beam, {"ls": "--", "marker": None, "lw": 1.1, "zorder": 3}, PREDICTED_COLORS, "predicted"),
+    )
+    for metrics, line_style, colors, what in styles:
         if metrics is None:
             continue
         bb = metrics.bands_hz
         if metrics.sector_rejection_db is not None:
             for i, side in enumerate("+-"):
                 sector_ax.plot(bb, metrics.sector_rejection_db[i], color=colors[i], ms=3,
-                               label=f"{side} side {what}", **style)
+                               label=f"{side} side {what}", **line_style)
         for i, side in enumerate("+-"):
             null_ax.plot(bb, metrics.null_depth_db[i], color=colors[i], ms=3,
-                         label=f"{side}{beam.null_deg:g}° {what}", **style)
-        lobe_ax.plot(bb, metrics.main_lobe_db, color=colors[0], ms=3, label=what, **style)
+                         label=f"{side}{beam.null_deg:g}° {what}", **line_style)
+        lobe_ax.plot(bb, metrics.main_lobe_db, color=colors[0], ms=3, label=what, **line_style)
     f_wng, wng = centre_wng_db(report)
     inside = (f_wng >= beam.band_hz[0] / 1.2) & (f_wng <= beam.band_hz[1] * 1.2)
     wng_ax.plot(f_wng[inside], wng[inside], "-", color="tab:purple", lw=1.2, label="per bin (design)")
@@ -411,7 +387,7 @@ def fig_beam(report: UnitReport) -> Figure:
 
 
 def fig_cancellation(report: UnitReport) -> Figure:
-    """Cancellation gain per position and input, predicted (dashed) and verified (solid), against the limits.
+    """Plot cancellation gain per position and input, predicted (dashed) and verified (solid), against the limits.
 
     Design positions (judged band by band against the target less its
     tolerance, the shaded region below it) and holdout positions (judged on
@@ -459,8 +435,12 @@ def fig_cancellation(report: UnitReport) -> Figure:
                             ls="--", lw=1.0, color="k", alpha=0.7, zorder=3,
                             label="predicted" if i == 0 else None)
             ax.set_ylim(min(-5.0, _finite(cg, np.min, 0.0) - 2), max(30.0, _finite(cg, np.max, 0.0) + 3))
-            _freq_axis(ax, x_range, label=k == 1, ticks=(500, 700, 1000, 1500, 2000, 3000, 4000, 6000, 8000) if hi / lo < 20
-                       else None)
+            _freq_axis(
+                ax,
+                x_range,
+                label=k == 1,
+                ticks=(500, 700, 1000, 1500, 2000, 3000, 4000, 6000, 8000) if hi / lo < 20 else None,
+            )
             ax.set_ylabel("cancellation gain (dB, ipsi − contra)")
             what = "design positions" if kind == "design" else "holdout positions (◂ median)"
             ax.set_title(f"Input {inp}: {what}", fontsize=9.5)

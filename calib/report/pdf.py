@@ -24,11 +24,12 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.transforms import Bbox
 
 from calib import __version__
 from calib.report.figures import A4_PORTRAIT_IN, FAIL_COLOR, FIGURE_PAGES, PASS_COLOR
-from calib.stages.unit_report import UnitReport
 from calib.report.spinorama_page import spinorama_page_count, spinorama_pages
+from calib.stages.unit_report import UnitReport
 from calib.stages.verdict import Check
 from calib.store.atomic import write_atomic
 
@@ -97,7 +98,7 @@ def _short(sha256: str | None) -> str:
     return f"{sha256[:12]}…" if sha256 else "—"
 
 
-def _gate_text(gate) -> str:  # noqa: ANN001 - Gate
+def _gate_text(gate) -> str:
     """``4.25 ms, >= 250 Hz`` (reflection-free time and the lowest frequency judged)."""
     if not gate.gated:
         return "ungated"
@@ -114,7 +115,7 @@ def _header(fig: Figure, report: UnitReport) -> float:
         ("Serial", report.serial),
         ("Product", f"{proc.product.name} (id {proc.product.id})"),
         ("Verified (UTC)", ver.created_utc),
-        ("Report (UTC)", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")),
+        ("Report (UTC)", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")),
         ("Station / rig", f"{report.station} / {ver.rig}"),
         ("Software", ", ".join(software)),
         ("Procedure", f"sha256 {_short(ver.procedure_sha256)}"),
@@ -144,7 +145,7 @@ def _header(fig: Figure, report: UnitReport) -> float:
 
 
 def _verdict(fig: Figure, report: UnitReport) -> None:
-    """The verdict in large type (top right), the failure count and the SIMULATED mark under it."""
+    """Draw the verdict in large type (top right), the failure count and the SIMULATED mark under it."""
     n_fail = sum(not c.passed for c in report.checks)
     color = PASS_COLOR if report.verdict == "PASS" else FAIL_COLOR
     fig.text(0.84, 0.915, report.verdict, fontsize=40, fontweight="bold", color=color, ha="center", va="top",
@@ -157,7 +158,7 @@ def _verdict(fig: Figure, report: UnitReport) -> None:
 
 def _table(fig: Figure, checks: list[Check], predicted: dict[str, Check], top: float, continued: bool,
            row_h: float = ROW_HEIGHT) -> None:
-    """Checks as a table from figure height ``top`` down; failing rows tinted and bold, then the notes."""
+    """Draw checks as a table from figure height ``top`` down; failing rows tinted and bold, then the notes."""
     if not checks:
         fig.text(0.06, top, "No checks defined by the procedure's targets (verdict FAIL).", fontsize=10, va="top")
         return
@@ -168,18 +169,22 @@ def _table(fig: Figure, checks: list[Check], predicted: dict[str, Check], top: f
     for c in checks:
         op = {"<=": "≤", ">=": "≥", "==": "="}[c.op]
         pred = predicted.get(c.name)
-        cells.append([
-            c.name,
-            f"{c.value:.1f} {c.unit}".strip() if not c.exact else f"{c.value:+.0f}",
-            f"{op} {c.limit:g} {c.unit}".strip() if not c.exact else f"{op} {c.limit:+.0f}",
-            (f"{pred.value:.1f} {c.unit}".strip() if not c.exact else f"{pred.value:+.0f}") if pred is not None else "—",
-            "PASS" if c.passed else "FAIL",
-            c.detail,
-        ])
+        cells.append(
+            [
+                c.name,
+                f"{c.value:.1f} {c.unit}".strip() if not c.exact else f"{c.value:+.0f}",
+                f"{op} {c.limit:g} {c.unit}".strip() if not c.exact else f"{op} {c.limit:+.0f}",
+                (f"{pred.value:.1f} {c.unit}".strip() if not c.exact else f"{pred.value:+.0f}")
+                if pred is not None
+                else "—",
+                "PASS" if c.passed else "FAIL",
+                c.detail,
+            ]
+        )
         colours.append(["white"] * 6 if c.passed else [FAIL_ROW_COLOR] * 6)
     labels = ["Check", "Verified", "Limit", "Predicted", "Result", "Detail"]
     table = ax.table(cellText=cells, colLabels=labels, cellColours=colours, loc="upper left", cellLoc="left",
-                     colLoc="left", colWidths=[0.43, 0.10, 0.10, 0.09, 0.07, 0.21], bbox=(0, 0, 1, 1))
+                     colLoc="left", colWidths=[0.43, 0.10, 0.10, 0.09, 0.07, 0.21], bbox=Bbox.from_bounds(0, 0, 1, 1))
     table.auto_set_font_size(False)
     table.set_fontsize(7.5)
     for (row, col), cell in table.get_celld().items():
@@ -231,12 +236,12 @@ def _footer(fig: Figure, report: UnitReport, page: int, total: int) -> None:
 
 
 def verification_tag(report: UnitReport) -> str:
-    """The Keywords token naming the verification a report was made from."""
+    """Return the Keywords token naming the verification a report was made from."""
     return f"verification-sha256:{report.hashes.get('verification', '')}"
 
 
 def is_report_of(path: str | Path, report: UnitReport) -> bool:
-    """True if ``path`` is a complete PDF report of this very verification (same SHA-256)."""
+    """Return True if ``path`` is a complete PDF report of this very verification (same SHA-256)."""
     path = Path(path)
     if not report.hashes.get("verification") or not path.is_file():
         return False

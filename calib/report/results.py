@@ -42,7 +42,7 @@ LOCK_TIMEOUT_S = 30.0
 
 
 def column_name(name: str) -> str:
-    """A check name as a column stem: lowercase, non-alphanumerics to ``_``.
+    """Return a check name as a column stem: lowercase, non-alphanumerics to ``_``.
 
     Signs in front of numbers are kept as letters so that mirrored checks do
     not collide: ``+90`` -> ``p90``, ``-90`` -> ``m90``, ``+-45`` -> ``pm45``.
@@ -69,14 +69,14 @@ def check_columns(checks: list[Check]) -> dict[str, object]:
     return out
 
 
-def _nan_stat(func, values: np.ndarray) -> float:  # noqa: ANN001 - numpy reduction
+def _nan_stat(func, values: np.ndarray) -> float:
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     return float(func(values)) if values.size else float("nan")
 
 
 def summary_metrics(report: UnitReport) -> dict[str, float]:
-    """Verified headline numbers (NaN where the product has none).
+    """Return verified headline numbers (NaN where the product has none).
 
     ``min_design_cg_db``: smallest cancellation gain over inputs, design
     positions and bands; ``median_holdout_cg_db``: median over inputs,
@@ -98,7 +98,7 @@ def summary_metrics(report: UnitReport) -> dict[str, float]:
 
 
 def result_row(report: UnitReport, root: str | Path | None = None) -> dict[str, object]:
-    """The results-table row of one verified unit (file paths relative to ``root`` if given)."""
+    """Return the results-table row of one verified unit (file paths relative to ``root`` if given)."""
     row: dict[str, object] = {
         "serial": report.serial,
         "time_utc": report.verification.created_utc,
@@ -117,16 +117,15 @@ def result_row(report: UnitReport, root: str | Path | None = None) -> dict[str, 
     row.update(summary_metrics(report))
     for key in FILE_KEYS:
         path = report.files.get(key)
-        if path is not None and root is not None:
-            path = archive_path(path, root)
-        row[f"{key}_file"] = str(path) if path is not None else ""
+        shown = archive_path(path, root) if path is not None and root is not None else path
+        row[f"{key}_file"] = str(shown) if shown is not None else ""
         row[f"{key}_sha256"] = report.hashes.get(key, "")
     return row
 
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """An advisory exclusive lock on ``.<name>.lock`` beside ``path`` (POSIX; a no-op where fcntl is absent)."""
+    """Yield an advisory exclusive lock on ``.<name>.lock`` beside ``path`` (POSIX; a no-op where fcntl is absent)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
@@ -187,7 +186,7 @@ def append_result(report: UnitReport, csv_path: str | Path = DEFAULT_RESULTS_CSV
 
 
 def read_results(csv_path: str | Path = DEFAULT_RESULTS_CSV) -> pd.DataFrame:
-    """The results table as a DataFrame (serials and hashes as strings).
+    """Return the results table as a DataFrame (serials and hashes as strings).
 
     Raises
     ------
@@ -246,8 +245,9 @@ def yield_summary(df: pd.DataFrame) -> dict[str, object]:
         out = _yield(rows.drop_duplicates(keys, keep="last"))
         first = rows.drop_duplicates(keys, keep="first")
         out["verifications"] = len(rows)
-        out["first_pass"] = int((first["verdict"] == "PASS").sum())
-        out["first_pass_yield_pct"] = 100.0 * out["first_pass"] / len(first) if len(first) else float("nan")
+        first_pass = int((first["verdict"] == "PASS").sum())
+        out["first_pass"] = first_pass
+        out["first_pass_yield_pct"] = 100.0 * first_pass / len(first) if len(first) else float("nan")
         return out
 
     summary = block(ordered)

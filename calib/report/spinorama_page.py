@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 
 from calib.metrics.spinorama import CURVES, DI_CURVES
 from calib.report.figures import _freq_axis, _page
-from calib.stages.unit_report import UnitReport
 from calib.stages.spinorama import Spinorama
+from calib.stages.unit_report import UnitReport
 
 COLORS = {"On Axis": "#1f77b4", "Listening Window": "#ff7f0e", "Early Reflections": "#2ca02c",
           "Sound Power": "#d62728", "Estimated In-Room Response": "#9467bd",
@@ -30,18 +30,18 @@ def di_band_table(report: UnitReport, source: str = "C") -> list[tuple[str, floa
     """Mean ERDI and SPDI over the beam band (or 500 Hz - 4 kHz): ``(curve, predicted, verified)`` in dB."""
     spin = report.spinorama or {}
     band = report.procedure.targets.beam.band_hz if report.procedure.targets.beam else (500.0, 4000.0)
-    rows = []
+    rows: list[tuple[str, float, float]] = []
     for name in DI_CURVES:
         values = []
         for which in ("predicted", "verified"):
             s = spin[which]
             inside = (s.bands_hz >= band[0]) & (s.bands_hz <= band[1])
             values.append(float(np.nanmean(s.curves[source][name][inside])))
-        rows.append((name, *values))
+        rows.append((name, values[0], values[1]))
     return rows
 
 
-def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, title: str,  # noqa: ANN001
+def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, title: str,
                legend: bool = True) -> None:
     curves = spin.curves[source]
     f = spin.bands_hz
@@ -72,6 +72,8 @@ def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, ti
 def fig_spinorama_inputs(report: UnitReport) -> Figure:
     """C, L and R as verified, with the predicted DIs and the DI table of C."""
     spin = report.spinorama
+    if spin is None:
+        raise ValueError(f"unit {report.serial}: no spinorama (its procedure did not measure the sphere)")
     short = {"Early Reflections DI": "ERDI", "Sound Power DI": "SPDI"}
     table = ";  ".join(f"{short[n]} predicted {p:+.2f} / verified {v:+.2f} dB" for n, p, v in di_band_table(report))
     fig = _page("Spinorama (CTA-2034-A) of the inputs", report, f"C, beam band mean: {table}")
@@ -85,6 +87,8 @@ def fig_spinorama_inputs(report: UnitReport) -> Figure:
 
 def fig_spinorama_drivers(report: UnitReport) -> Figure:
     """Each driver about its own axis, predicted from the characterize IRs."""
+    if report.spinorama is None:
+        raise ValueError(f"unit {report.serial}: no spinorama (its procedure did not measure the sphere)")
     spin = report.spinorama["predicted"]
     drivers = list(spin.sphere_db)
     fig = _page("Spinorama (CTA-2034-A) of the drivers", report, "from the characterize IRs, each about its own axis")
@@ -96,7 +100,7 @@ def fig_spinorama_drivers(report: UnitReport) -> Figure:
 
 
 def spinorama_pages(report: UnitReport) -> list[Figure]:
-    """The spinorama pages of ``report`` (none when its procedure did not measure the sphere)."""
+    """Return the spinorama pages of ``report`` (none when its procedure did not measure the sphere)."""
     if not report.spinorama:
         return []
     return [fig_spinorama_inputs(report), fig_spinorama_drivers(report)]

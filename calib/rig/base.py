@@ -63,7 +63,7 @@ class AudioInterface(abc.ABC):
         """
 
     def start_run(self, name: str) -> None:  # noqa: B027 - optional hook
-        """A new measurement run ``name`` begins (a simulator draws its noise and latency afresh; hardware: nothing)."""
+        """Begin measurement run ``name`` (a simulator draws its noise and latency afresh; hardware: nothing)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the device."""
@@ -91,7 +91,7 @@ class Turntable(abc.ABC):
 
     @abc.abstractmethod
     def angle_deg(self) -> float:
-        """The current angle, read from the table."""
+        """Return the current angle, read from the table."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the connection."""

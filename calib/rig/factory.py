@@ -14,7 +14,7 @@ from calib.rig.virtual_lab import open_sim_rig
 RIG_KINDS = ("sim", "replay:<measurement.h5>", "portaudio")
 
 
-def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None = None, station=None) -> Rig:  # noqa: ANN001
+def open_rig(spec: str, proc: Procedure, serial: str, faults: SimFaults | None = None, station=None) -> Rig:
     """Open the rig named by ``spec`` for ``proc`` and unit ``serial``.
 
     Parameters

@@ -173,7 +173,10 @@ def format_devices(devices: Sequence[dict[str, Any]]) -> str:
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     right = {1, 4, 5, 6}  # numeric columns
     lines = [
-        " ".join(cell.rjust(w) if col in right else cell.ljust(w) for col, (cell, w) in enumerate(zip(row, widths)))
+        " ".join(
+            cell.rjust(w) if col in right else cell.ljust(w)
+            for col, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in rows
     ]
     return "\n".join(line.rstrip() for line in lines)
@@ -397,7 +400,7 @@ class PortAudioInterface(AudioInterface):
             )
         if job.flags:
             seen = np.any(job.flags, axis=0)
-            kinds = [name for name, on in zip(_XRUN_FLAGS, seen) if on]
+            kinds = [name for name, on in zip(_XRUN_FLAGS, seen, strict=True) if on]
             raise CaptureGlitchError(
                 f"xrun during playrec on device {self.device['name']!r}: {len(job.flags)} "
                 f"block(s) flagged ({', '.join(kinds)}); retry the step"

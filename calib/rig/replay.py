@@ -50,10 +50,10 @@ from pathlib import Path
 
 import numpy as np
 
-from calib.procedure.layout import head_position
 from calib.errors import FileFormatError, RigError
-from calib.procedure.spec import Procedure, SimFaults
 from calib.geometry import HeadPosition
+from calib.procedure.layout import head_position
+from calib.procedure.spec import Procedure, SimFaults
 from calib.rig.base import Rig
 from calib.sim.lab import EarReceiver, MicReceiver, Receiver
 from calib.store.measurement import Measurement, read_measurement
@@ -92,7 +92,7 @@ def _wrap_deg(angle_deg: np.ndarray | float) -> np.ndarray:
 
 
 def describe_grid(azimuth_deg: np.ndarray) -> str:
-    """A short text for an azimuth grid: ``"0..355 step 5"`` if uniform on [0, 360), else the values."""
+    """Return a short text for an azimuth grid: ``"0..355 step 5"`` if uniform on [0, 360), else the values."""
     az = np.asarray(azimuth_deg, dtype=float)
     if az.size >= 3:
         ordered = np.sort(az % 360.0)
@@ -134,8 +134,8 @@ class ReplayLab:
         self._mic_index = {name: i for i, name in enumerate(measurement.receivers)}
         self._positions = {p.name: (i, p) for i, p in enumerate(measurement.positions)}
         # Pressure per full scale, as the lab serves it (see the module notes on units).
-        self._dir = measurement.directivity_ir * self._scale("directivity", input_fs_per_pa)
-        self._bin = measurement.binaural_ir * self._scale("binaural", input_fs_per_pa)
+        self._dir = np.asarray(measurement.directivity_ir) * self._scale("directivity", input_fs_per_pa)
+        self._bin = np.asarray(measurement.binaural_ir) * self._scale("binaural", input_fs_per_pa)
 
     def _scale(self, group: str, input_fs_per_pa: float) -> float:
         attrs = self.measurement.attrs
@@ -187,7 +187,7 @@ class ReplayLab:
         return index
 
     def true_irs(self, receivers: Sequence[Receiver], turntable_deg: float = 0.0) -> np.ndarray:
-        """The file's IRs for ``receivers`` with the device turned by ``turntable_deg``.
+        """Return the file's IRs for ``receivers`` with the device turned by ``turntable_deg``.
 
         Microphones: the file's directivity IR at azimuth
         ``atan2(y, x) - turntable_deg`` (the arc microphones stand at lab
@@ -280,7 +280,7 @@ def check_replay_grid(lab: ReplayLab, proc: Procedure) -> None:
 
 
 def open_replay_rig(path: str | Path, proc: Procedure, serial: str, faults: SimFaults | None = None) -> Rig:
-    """The replay rig ``replay:<path>`` for ``proc`` and unit ``serial``.
+    """Return the replay rig ``replay:<path>`` for ``proc`` and unit ``serial``.
 
     Parameters
     ----------
@@ -326,7 +326,9 @@ def open_replay_rig(path: str | Path, proc: Procedure, serial: str, faults: SimF
 
     attrs = lab.measurement.attrs
     rig.speed_of_sound_m_s = recorded_speed_of_sound(attrs)
-    rig.air = f"replayed from {Path(path).name}: {attrs.get(SPEED_OF_SOUND_SOURCE_ATTR, 'not recorded (calib default)')}"
+    rig.air = (
+        f"replayed from {Path(path).name}: {attrs.get(SPEED_OF_SOUND_SOURCE_ATTR, 'not recorded (calib default)')}"
+    )
     return rig
 
 

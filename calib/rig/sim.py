@@ -17,10 +17,9 @@ in front of the head (physically what would happen).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import hashlib
 
 import numpy as np
 import scipy.fft
@@ -28,10 +27,10 @@ import scipy.fft
 from calib.errors import DeviceNotFoundError, RigError, TurntableError
 from calib.geometry import HeadPosition
 from calib.rig.base import AudioInterface, Positioner, Rig, Turntable
+from calib.signals.level import spl_to_pa
 from calib.sim.driver import nonlinearity_band_limited
 from calib.sim.lab import EarReceiver, MicReceiver, Receiver, VirtualLab, angle_key
 from calib.sim.params import NO_FAULTS, DeviceModel, Faults, LatencyModel, NoiseModel, RoomModel
-from calib.sim.propagation import spl_to_pa_rms
 
 LOOPBACK = "loopback"
 PLACED_EARS: tuple[EarReceiver, EarReceiver] = (EarReceiver(None, 0), EarReceiver(None, 1))
@@ -75,6 +74,7 @@ class SimTurntable(Turntable):
         """Simulated time spent moving and settling, seconds."""
 
     def move_to(self, angle_deg: float, timeout_s: float = 60.0) -> float:
+        """Turn the simulated table at ``speed_deg_s``, honouring a stall fault; return the angle reached."""
         target = float(angle_deg)
         if not np.isfinite(target):
             raise TurntableError(f"turntable target must be a finite angle in degrees, got {angle_deg!r}")
@@ -101,6 +101,7 @@ class SimTurntable(Turntable):
         return self.angle_deg()
 
     def angle_deg(self) -> float:
+        """Return the simulated table angle in degrees."""
         return float(self.state.turntable_deg)
 
 
@@ -112,6 +113,7 @@ class SimPositioner(Positioner):
         self.placed: list[HeadPosition] = []
 
     def place(self, position: HeadPosition) -> None:
+        """Place the head at once and record the placement."""
         self.state.head = position
         self.placed.append(position)
 
@@ -241,6 +243,7 @@ class SimAudioInterface(AudioInterface):
         out: list[Receiver] = []
         for i in self._acoustic:
             rec = self.input_map[i]
+            assert isinstance(rec, MicReceiver | EarReceiver)  # _acoustic indexes receivers only
             if isinstance(rec, EarReceiver) and rec.head is None:
                 if self.state.head is None:
                     continue  # no dummy head placed yet: that ear input records only noise
@@ -251,8 +254,13 @@ class SimAudioInterface(AudioInterface):
     def _live_inputs(self) -> list[int]:
         """Acoustic input channels that hear something now (ears only once a head is placed)."""
         return [
-            i for i in self._acoustic
-            if not (isinstance(self.input_map[i], EarReceiver) and self.input_map[i].head is None and self.state.head is None)
+            i
+            for i in self._acoustic
+            if not (
+                isinstance(rec := self.input_map[i], EarReceiver)
+                and rec.head is None
+                and self.state.head is None
+            )
         ]
 
     def start_run(self, name: str) -> None:
@@ -287,7 +295,7 @@ class SimAudioInterface(AudioInterface):
         return rng
 
     def _ir_spectra(self, receivers: list[Receiver], n_fft: int, active: np.ndarray) -> np.ndarray:
-        """rfft of the true IRs of the ``active`` drivers: [Ra, len(active), n_fft // 2 + 1].
+        """Rfft of the true IRs of the ``active`` drivers: [Ra, len(active), n_fft // 2 + 1].
 
         Kept for the last (angle, receivers), filled per driver on demand
         (a sequential sweep at a new angle transforms one driver's IRs, not all).
@@ -362,6 +370,7 @@ class SimAudioInterface(AudioInterface):
 
     # ------------------------------------------------------------------ interface
     def playrec(self, signal: np.ndarray) -> np.ndarray:
+        """Play ``signal`` [outputs, N] through the virtual lab and return the recording [inputs, N]."""
         x = np.asarray(signal, dtype=float)
         if x.ndim != 2 or x.shape[0] != self.n_outputs:
             raise RigError(f"signal must have shape ({self.n_outputs}, N), got {x.shape}")
@@ -377,7 +386,7 @@ class SimAudioInterface(AudioInterface):
         if live:
             pa = self._acoustic_capture(x)
             if self.noise.background_spl_db is not None:
-                pa += float(spl_to_pa_rms(self.noise.background_spl_db)) * rng.standard_normal(pa.shape)
+                pa += float(spl_to_pa(self.noise.background_spl_db)) * rng.standard_normal(pa.shape)
             gain = self.noise.input_fs_per_pa * 10.0 ** (self.faults.clip_gain_db / 20.0)
             captured[live] = pa * gain
         if self.loopback is not None:
@@ -410,8 +419,11 @@ _NONLINEARITY_MARGIN = 32
 
 
 def _where_drivers_play(x: np.ndarray, out_driver: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """Output channels of ``x`` [C, n] that feed a driver and are not silent, and the samples
-    [lo, hi) covering all their non-zero samples plus the filter margin (0, 0 if none)."""
+    """Return the live output channels and the sample range they cover.
+
+    Output channels of ``x`` [C, n] that feed a driver and are not silent, and the samples
+    [lo, hi) covering all their non-zero samples plus the filter margin (0, 0 if none).
+    """
     used = np.flatnonzero((out_driver >= 0) & np.any(x != 0.0, axis=-1))
     if used.size == 0:
         return used, 0, 0
@@ -436,7 +448,7 @@ def make_sim_rig(
     loopback: bool = True,
     turntable_speed_deg_s: float = 10.0,
 ) -> Rig:
-    """A complete simulated station.
+    """Return a complete simulated station.
 
     Channel layout (0-based): outputs ``0..S-1`` feed the drivers in device
     order, output ``S`` (if ``loopback``) is the reference output, wired to
@@ -452,7 +464,7 @@ def make_sim_rig(
     lab = VirtualLab(device, sample_rate, n_ir=n_ir, speed_of_sound=speed_of_sound, room=room)
     state = LabState()
     output_map: list[str | None] = list(lab.driver_names)
-    input_map: list[Receiver | str | None] = list(receivers)
+    input_map: list[Receiver | str] = list(receivers)
     lb = None
     if loopback:
         output_map.append(None)

@@ -23,7 +23,7 @@ from calib.rig.base import Positioner, Rig, Turntable
 
 
 def open_turntable(station: Station, proc: Procedure) -> Turntable:
-    """The station's turntable, configured from ``[turntable]``.
+    """Return the station's turntable, configured from ``[turntable]``.
 
     Raises
     ------
@@ -36,12 +36,12 @@ def open_turntable(station: Station, proc: Procedure) -> Turntable:
         from calib.rig.turntables import Et250Turntable
 
         host = options.pop("host")
-        return Et250Turntable(str(host), **options)  # type: ignore[arg-type]
+        return Et250Turntable(str(host), **options)  # type: ignore[arg-type]  # keys and types checked per driver
     if table.driver == "lt360":
         from calib.rig.turntables import Lt360Turntable
 
         port = options.pop("serial_port")
-        return Lt360Turntable(str(port), **options)  # type: ignore[arg-type]
+        return Lt360Turntable(str(port), **options)  # type: ignore[arg-type]  # keys and types checked per driver
     if table.driver == "sim":
         from calib.rig.sim import LabState, SimTurntable
 
@@ -52,7 +52,7 @@ def open_turntable(station: Station, proc: Procedure) -> Turntable:
 
 
 def open_positioner(station: Station) -> Positioner:
-    """The station's dummy-head positioner (``[positioner] kind``)."""
+    """Return the station's dummy-head positioner (``[positioner] kind``)."""
     if station.positioner.kind == "sim":
         from calib.rig.sim import LabState, SimPositioner
 

@@ -12,9 +12,9 @@ import numpy as np
 from calib.errors import ProcedureError
 from calib.procedure.spec import Procedure, SimFaults
 from calib.rig.base import Rig
+from calib.signals.level import spl_to_pa
 from calib.sim.lab import MicReceiver, Receiver
 from calib.sim.params import DeviceModel, DriverModel, Faults, LatencyModel, NoiseModel, RoomModel, UnitVariation
-from calib.sim.propagation import spl_to_pa_rms
 from calib.sim.variation import serial_seed, unit_from_serial
 
 
@@ -29,14 +29,14 @@ def mic_receivers(proc: Procedure) -> list[MicReceiver]:
 
 
 def nominal_device(proc: Procedure) -> DeviceModel:
-    """The product as designed, in driver order: geometry of ``[[drivers]]``, physics of ``[sim.drivers]``."""
+    """Return the product as designed, in driver order: geometry of ``[[drivers]]``, physics of ``[sim.drivers]``."""
     sim = _sim_section(proc)
     drivers = []
     for geometry in proc.drivers:
         name = geometry.name
         d = sim.drivers[name]
         # dB SPL (rms) of a full-scale sine at 1 m -> peak pressure per unit full scale.
-        sensitivity_pa = float(spl_to_pa_rms(d.sensitivity_db_spl) * np.sqrt(2.0))
+        sensitivity_pa = float(spl_to_pa(d.sensitivity_db_spl) * np.sqrt(2.0))
         drivers.append(
             DriverModel(
                 name=name,
@@ -56,7 +56,7 @@ def nominal_device(proc: Procedure) -> DeviceModel:
 
 
 def unit_device(proc: Procedure, serial: str) -> DeviceModel:
-    """The unit with serial ``serial``: the nominal device varied reproducibly."""
+    """Return the unit with serial ``serial``: the nominal device varied reproducibly."""
     v = _sim_section(proc).variation
     variation = UnitVariation(v.sensitivity_db, v.fc_pct, v.q_pct, v.position_mm)
     return unit_from_serial(nominal_device(proc), variation, serial)
@@ -84,7 +84,9 @@ def sim_models(proc: Procedure, faults: SimFaults | None) -> tuple[NoiseModel, L
     )
 
 
-def channel_maps(proc: Procedure, n_outputs: int, n_inputs: int) -> tuple[list[str | None], list[Receiver | str | None]]:
+def channel_maps(
+    proc: Procedure, n_outputs: int, n_inputs: int
+) -> tuple[list[str | None], list[Receiver | str | None]]:
     """Per output channel the driver name, per input channel the receiver (0-based lists)."""
     from calib.rig.sim import LOOPBACK, PLACED_EARS
 
@@ -103,7 +105,7 @@ def channel_maps(proc: Procedure, n_outputs: int, n_inputs: int) -> tuple[list[s
 
 
 def open_sim_rig(proc: Procedure, serial: str, faults: SimFaults | None = None) -> Rig:
-    """The virtual lab with unit ``serial`` of the procedure's product."""
+    """Return the virtual lab with unit ``serial`` of the procedure's product."""
     from calib.sim.lab import VirtualLab
 
     sim = _sim_section(proc)
@@ -115,8 +117,8 @@ def open_sim_rig(proc: Procedure, serial: str, faults: SimFaults | None = None) 
     return assemble_sim_rig("sim", lab, proc, serial, noise, latency, fault_model)
 
 
-def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latency, fault_model) -> Rig:  # noqa: ANN001
-    """A simulated station around any ``lab`` (virtual or replayed) with the procedure's channel map.
+def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latency, fault_model) -> Rig:
+    """Return a simulated station around any ``lab`` (virtual or replayed) with the procedure's channel map.
 
     ``lab`` needs ``sample_rate``, ``n_ir``, ``driver_names``, ``device.drivers``
     and ``true_irs(receivers, turntable_deg)``; noise, latency and faults are
@@ -146,7 +148,7 @@ def assemble_sim_rig(name: str, lab, proc: Procedure, serial: str, noise, latenc
     )
 
 
-def _sim_section(proc: Procedure):  # noqa: ANN202
+def _sim_section(proc: Procedure):
     if proc.sim is None:
         raise ProcedureError(
             f"{proc.source_path or '<procedure>'}: sim: the virtual lab needs a [sim] section "

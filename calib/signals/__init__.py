@@ -11,7 +11,7 @@ Typical single-sweep chain::
     snr = snr_db(ir, ir_length, noise_window(ir.shape[-1], ir_length, sweep.rate_s, fs))
 """
 
-from calib.signals.convolve import fft_convolve
+from calib.signals.convolve import fft_convolve, next_pow2
 from calib.signals.deconvolve import band_weight, deconvolve, deconvolve_with_sweep, regularized_inverse
 from calib.signals.harmonics import (
     HarmonicIRs,
@@ -23,6 +23,7 @@ from calib.signals.harmonics import (
 )
 from calib.signals.mesm import mesm_excitation, mesm_offsets, mesm_split
 from calib.signals.quality import estimate_latency_samples, is_clipped, noise_window, peak_dbfs, snr_db
+from calib.signals.smoothing import smooth_fractional_octave
 from calib.signals.sweep import Sweep, extended_range, synchronized_sweep
 from calib.signals.windows import fade, half_hann, window_ir
 
@@ -44,10 +45,12 @@ __all__ = [
     "mesm_excitation",
     "mesm_offsets",
     "mesm_split",
+    "next_pow2",
     "noise_window",
     "peak_dbfs",
     "regularized_inverse",
     "separate",
+    "smooth_fractional_octave",
     "snr_db",
     "synchronized_sweep",
     "thd_percent",

@@ -1,12 +1,33 @@
-"""FFT convolution over the last axis with broadcasting of the leading axes."""
+"""FFT convolution over the last axis with broadcasting of the leading axes, and FFT sizes."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import scipy.signal
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["fft_convolve"]
+__all__ = ["fft_convolve", "next_pow2"]
+
+
+def next_pow2(n: float) -> int:
+    """Return the smallest power of two ``>= n`` (an FFT size that holds ``n`` samples).
+
+    Parameters
+    ----------
+    n : float
+        A positive length; a fractional one is rounded up first.
+
+    Returns
+    -------
+    int
+        ``2**k`` with ``2**(k-1) < n <= 2**k`` (1 for ``n <= 1``).
+    """
+    m = math.ceil(n)
+    if m < 1:
+        raise ValueError(f"n: expected a positive length, got {n!r}")
+    return 1 << (m - 1).bit_length()  # exact in integers, unlike 2**ceil(log2(n)) in floating point
 
 
 def fft_convolve(x: ArrayLike, h: ArrayLike, n_out: int | None = None) -> NDArray[np.float64]:

@@ -35,8 +35,11 @@ __all__ = ["band_weight", "regularized_inverse", "deconvolve", "deconvolve_with_
 def band_weight(
     freqs_hz: ArrayLike, f_lo: float, f_hi: float, transition_octaves: float = 1.0
 ) -> NDArray[np.float64]:
-    """Weight 1 inside ``[f_lo, f_hi]``, a raised-cosine (log-frequency) skirt
-    ``transition_octaves`` wide on each side, 0 beyond. ``f_lo = 0`` means no low edge."""
+    """Return the band weight: 1 in the band, raised-cosine skirts, 0 beyond.
+
+    Weight 1 inside ``[f_lo, f_hi]``, a raised-cosine (log-frequency) skirt
+    ``transition_octaves`` wide on each side, 0 beyond. ``f_lo = 0`` means no low edge.
+    """
     f = np.asarray(freqs_hz, dtype=np.float64)
     if transition_octaves <= 0:
         return ((f >= f_lo) & (f <= f_hi)).astype(np.float64)

@@ -179,7 +179,7 @@ def detect_arrivals(
 
 
 def gate_window(n: int, sample_rate: float, end_s: float, fade_s: float) -> np.ndarray:
-    """A right-sided gate: 1 up to ``end_s - fade_s``, a half-Hann fade to 0 at ``end_s``, 0 after.
+    """Return a right-sided gate: 1 up to ``end_s - fade_s``, a half-Hann fade to 0 at ``end_s``, 0 after.
 
     Everything before the direct sound is kept (it is the deconvolution's
     noise, not a reflection). ``end_s = inf`` gives all ones.

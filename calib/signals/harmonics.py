@@ -67,8 +67,11 @@ class HarmonicIRs:
 
 
 def harmonic_delays_s(rate_s: float, n_harmonics: int) -> NDArray[np.float64]:
-    """Delays ``L ln n`` (s) for orders ``n = 1 .. n_harmonics``: the IR of
-    harmonic n appears at ``-L ln n`` (the first entry, the linear IR, is 0)."""
+    """Return the delays ``L ln n`` (s) of the harmonic IRs.
+
+    Delays ``L ln n`` (s) for orders ``n = 1 .. n_harmonics``: the IR of
+    harmonic n appears at ``-L ln n`` (the first entry, the linear IR, is 0).
+    """
     if not rate_s > 0:
         raise ValueError(f"rate_s (L) must be > 0 s, got {rate_s!r}")
     if n_harmonics < 1:
@@ -77,7 +80,7 @@ def harmonic_delays_s(rate_s: float, n_harmonics: int) -> NDArray[np.float64]:
 
 
 def harmonic_length_samples(rate_s: float, n_harmonics: int, sample_rate: float, ir_length: int) -> int:
-    """Common window length of the harmonic IRs: ``min(ir_length, floor(L ln((N+1)/N) fs))``.
+    """Return common window length of the harmonic IRs: ``min(ir_length, floor(L ln((N+1)/N) fs))``.
 
     The spacing between harmonics n and n+1, ``L ln((n+1)/n)``, shrinks with n,
     so the spacing after the highest order N bounds every window.

@@ -38,12 +38,14 @@ Method
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import scipy.signal
 from numpy.typing import ArrayLike
 
 from calib.errors import MeasurementError
+from calib.signals.convolve import next_pow2
 
 #: Reference sound pressure, Pa RMS (0 dB SPL in air).
 P_REF_PA = 20e-6
@@ -81,16 +83,29 @@ class CalibratorReading:
     steady_s: float
 
 
-def spl_to_pa(spl_db: float) -> float:
-    """RMS pressure in pascal of a sound pressure level in dB re 20 µPa."""
-    return P_REF_PA * 10.0 ** (spl_db / 20.0)
+@overload
+def spl_to_pa(spl_db: float) -> float: ...
+@overload
+def spl_to_pa(spl_db: np.ndarray) -> np.ndarray: ...
+def spl_to_pa(spl_db: float | np.ndarray) -> float | np.ndarray:
+    """Return the RMS pressure in pascal of a sound pressure level in dB re 20 µPa (element-wise)."""
+    return P_REF_PA * 10.0 ** (np.asarray(spl_db, dtype=float) / 20.0)
+
+
+@overload
+def pa_to_spl(pa_rms: float) -> float: ...
+@overload
+def pa_to_spl(pa_rms: np.ndarray) -> np.ndarray: ...
+def pa_to_spl(pa_rms: float | np.ndarray) -> float | np.ndarray:
+    """Return the sound pressure level in dB re 20 µPa of an RMS pressure in pascal (element-wise)."""
+    return 20.0 * np.log10(np.asarray(pa_rms, dtype=float) / P_REF_PA)
 
 
 def _detect_tone(
     x: np.ndarray, sample_rate: float, f_lo: float, f_hi: float
 ) -> tuple[float, float, float]:
     """Strongest in-band component: (frequency, SNR in dB, noise density per Hz)."""
-    nperseg = min(x.size, int(2 ** np.ceil(np.log2(sample_rate / 4.0))))  # ~2-4 Hz bins
+    nperseg = min(x.size, next_pow2(sample_rate / 4.0))  # ~2-4 Hz bins
     freqs, psd = scipy.signal.welch(x, fs=sample_rate, window="hann", nperseg=nperseg)
     df = freqs[1] - freqs[0]
     band = np.flatnonzero((freqs >= f_lo) & (freqs <= f_hi))

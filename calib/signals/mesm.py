@@ -175,21 +175,23 @@ def _least_span_offsets(lo: np.ndarray, hi: np.ndarray, n_sources: int) -> NDArr
         return ~np.any((x[:, None] > lo_s) & (x[:, None] < hi_s), axis=1) & (x > 0)
 
     uniform = int(starts.max())  # every difference a multiple of the largest forbidden end: always allowed
-    best = [uniform * (n_sources - 1), uniform * np.arange(n_sources, dtype=np.int64)]
+    best_end = uniform * (n_sources - 1)
+    best = uniform * np.arange(n_sources, dtype=np.int64)
 
     def search(placed: list[int]) -> None:
+        nonlocal best_end, best
         if len(placed) == n_sources:
-            if placed[-1] < best[0]:
-                best[0], best[1] = placed[-1], np.array(placed, dtype=np.int64)
+            if placed[-1] < best_end:
+                best_end, best = placed[-1], np.array(placed, dtype=np.int64)
             return
         cand = np.unique((np.asarray(placed)[:, None] + starts[None, :]).ravel())
-        cand = cand[(cand > placed[-1]) & (cand < best[0])]
+        cand = cand[(cand > placed[-1]) & (cand < best_end)]
         for c in cand:
             if allowed(c - np.asarray(placed)).all():
                 search(placed + [int(c)])
 
     search([0])
-    return best[1]
+    return best
 
 
 def contamination_bound_db(linear: ArrayLike, harmonics: ArrayLike) -> NDArray[np.float64]:

@@ -124,7 +124,7 @@ def peak_dbfs(x: ArrayLike) -> NDArray[np.float64]:
 
 
 def is_clipped(x: ArrayLike, threshold: float = 0.999, min_run: int = 3) -> NDArray[np.bool_]:
-    """True where at least ``min_run`` consecutive samples reach ``|x| >= threshold``.
+    """Return True where at least ``min_run`` consecutive samples reach ``|x| >= threshold``.
 
     A clipping converter holds full scale for several samples; a single sample
     near full scale is a legitimate peak, hence the run length.

@@ -99,7 +99,9 @@ class Sweep:
         fs = np.where(inside, f, self.f1_hz)  # avoid log(0) outside
         L = self.rate_s
         x = 0.5 * np.sqrt(L / fs) * np.exp(1j * (2 * np.pi * fs * L * (1.0 - np.log(fs / self.f1_hz)) - np.pi / 4))
-        return np.where(inside, self.sample_rate * self.amplitude * self._envelope(L * np.log(fs / self.f1_hz)) * x, 0.0)
+        return np.where(
+            inside, self.sample_rate * self.amplitude * self._envelope(L * np.log(fs / self.f1_hz)) * x, 0.0
+        )
 
     def _envelope(self, t_s: NDArray[np.float64]) -> NDArray[np.float64]:
         """Half-Hann fade envelope at times ``t_s`` (continuous-time version of the fades)."""

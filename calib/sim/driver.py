@@ -16,9 +16,9 @@ PISTON_FIRST_NULL = 3.831705970207512
 
 
 def piston_directivity(ka_sin: np.ndarray | float) -> np.ndarray:
-    """Far-field directivity of a rigid circular piston in an infinite baffle.
+    r"""Far-field directivity of a rigid circular piston in an infinite baffle.
 
-    .. math:: D(x) = \\frac{2 J_1(x)}{x}, \\quad x = k a \\sin\\theta, \\quad D(0) = 1
+    .. math:: D(x) = \frac{2 J_1(x)}{x}, \quad x = k a \sin\theta, \quad D(0) = 1
 
     (Kinsler et al., *Fundamentals of Acoustics*, 4th ed., sec. 7.4; Beranek,
     *Acoustics*, ch. 4). Real-valued; negative between the first and second
@@ -42,9 +42,9 @@ def piston_directivity(ka_sin: np.ndarray | float) -> np.ndarray:
 
 
 def rear_gain(cos_angle: np.ndarray | float, rear_attenuation_db: np.ndarray | float) -> np.ndarray:
-    """Smooth rear-hemisphere attenuation of a boxed driver.
+    r"""Smooth rear-hemisphere attenuation of a boxed driver.
 
-    .. math:: g = 10^{-A u^2 / 20}, \\quad u = \\max(0, -\\cos\\theta)
+    .. math:: g = 10^{-A u^2 / 20}, \quad u = \max(0, -\cos\theta)
 
     1 over the front hemisphere, ``-A`` dB straight behind; ``u**2`` makes the
     transition at 90 degrees smooth (zero slope). Frequency independent: a
@@ -62,10 +62,10 @@ def driver_directivity(
     rear_attenuation_db: np.ndarray | float,
     speed_of_sound: float = 343.0,
 ) -> np.ndarray:
-    """Directivity of a boxed driver: baffled piston times a rear attenuation.
+    r"""Directivity of a boxed driver: baffled piston times a rear attenuation.
 
-    .. math:: D(f, \\theta) = \\frac{2 J_1(ka\\sin\\theta)}{ka\\sin\\theta}\\, g_{rear}(\\theta),
-              \\quad k = 2\\pi f / c
+    .. math:: D(f, \theta) = \frac{2 J_1(ka\sin\theta)}{ka\sin\theta}\, g_{rear}(\theta),
+              \quad k = 2\pi f / c
 
     The piston term is symmetric about 90 degrees, the rear term (see
     :func:`rear_gain`) breaks the symmetry.
@@ -99,12 +99,12 @@ def driver_response(
     q: np.ndarray | float,
     lowpass_hz: np.ndarray | float,
 ) -> np.ndarray:
-    """Linear electro-acoustic response: 2nd-order high-pass times 2nd-order low-pass.
+    r"""Linear electro-acoustic response: 2nd-order high-pass times 2nd-order low-pass.
 
     .. math::
-        H(s) = \\frac{s^2}{s^2 + s\\,\\omega_c/Q + \\omega_c^2}\\,
-               \\frac{\\omega_l^2}{s^2 + \\sqrt{2}\\,\\omega_l s + \\omega_l^2},
-        \\quad s = j 2\\pi f
+        H(s) = \frac{s^2}{s^2 + s\,\omega_c/Q + \omega_c^2}\,
+               \frac{\omega_l^2}{s^2 + \sqrt{2}\,\omega_l s + \omega_l^2},
+        \quad s = j 2\pi f
 
     The high-pass is the closed-box Thiele-Small alignment (Small, "Closed-box
     loudspeaker systems", JAES 20(10), 1972): ``|H(f_c)| = Q``. The low-pass is
@@ -132,7 +132,7 @@ def driver_response(
 
 
 def nonlinearity(x: np.ndarray, h2: np.ndarray | float, h3: np.ndarray | float) -> np.ndarray:
-    """Static polynomial distortion ``y = x + h2 x**2 + h3 x**3``.
+    """Return static polynomial distortion ``y = x + h2 x**2 + h3 x**3``.
 
     A memoryless Hammerstein front end: for ``x = A cos(wt)`` the 2nd harmonic
     has amplitude ``h2 A**2 / 2``, the 3rd ``h3 A**3 / 4``, and the fundamental

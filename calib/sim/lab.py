@@ -86,7 +86,7 @@ class EarReceiver:
             if xyz.shape != (3,) or not np.all(np.isfinite(xyz)):
                 raise ProcedureError(f"head {self.head.name!r} xyz_m must be 3 finite numbers, got {self.head.xyz_m!r}")
             # A hashable, canonical head (tuples of floats) so receivers can key caches.
-            head = HeadPosition(self.head.name, tuple(float(v) for v in xyz), float(self.head.yaw_deg))
+            head = HeadPosition(self.head.name, (float(xyz[0]), float(xyz[1]), float(xyz[2])), float(self.head.yaw_deg))
             object.__setattr__(self, "head", head)
 
     @property
@@ -337,7 +337,7 @@ class VirtualLab:
 
     # ------------------------------------------------------------------ impulse responses
     def true_irs(self, receivers: Sequence[Receiver], turntable_deg: float = 0.0) -> np.ndarray:
-        """The system the simulated rig convolves with (ground truth for tests).
+        """Return the system the simulated rig convolves with (ground truth for tests).
 
         ``irfft`` of :meth:`transfer` on the rfft grid of ``n_ir`` (the
         imaginary part at Nyquist is dropped, as irfft does). Time origin: the
@@ -380,8 +380,12 @@ class VirtualLab:
 
     def _check_length(self, receivers: Sequence[Receiver], turntable_deg: float) -> None:
         src, _, _ = self._sources(turntable_deg)
-        points = [np.asarray(r.xyz_m if isinstance(r, MicReceiver) else r.head.xyz_m) for r in receivers
-                  if isinstance(r, MicReceiver) or r.head is not None]
+        points = []
+        for r in receivers:
+            if isinstance(r, MicReceiver):
+                points.append(np.asarray(r.xyz_m))
+            elif r.head is not None:
+                points.append(np.asarray(r.head.xyz_m))
         if not points:
             return
         dist = np.linalg.norm(np.asarray(points)[:, None, None, :] - src[None], axis=-1)

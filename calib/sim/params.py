@@ -120,7 +120,7 @@ class DeviceModel:
         return driver_names(self)
 
     def driver(self, name: str) -> DriverModel:
-        """The driver called ``name``; ProcedureError listing the valid names otherwise."""
+        """Return the driver called ``name``; ProcedureError listing the valid names otherwise."""
         for d in self.drivers:
             if d.name == name:
                 return d

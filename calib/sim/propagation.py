@@ -1,4 +1,4 @@
-"""Free-field propagation from a point source, and SPL units.
+"""Free-field propagation from a point source (SPL units: :mod:`calib.signals.level`).
 
 Pure numpy. Time convention ``e^{+j omega t}``: a delay ``tau`` is
 ``e^{-j omega tau}``.
@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-P_REF_PA = 20e-6
-"""Reference pressure of sound pressure level, 20 uPa."""
-
 
 def point_source(
     freqs_hz: np.ndarray,
@@ -18,9 +15,9 @@ def point_source(
     speed_of_sound: float = 343.0,
     reference_m: float = 1.0,
 ) -> np.ndarray:
-    """Monopole transfer, normalised to the pressure at ``reference_m``.
+    r"""Monopole transfer, normalised to the pressure at ``reference_m``.
 
-    .. math:: G(f, r) = \\frac{r_0}{r}\\, e^{-j k r}, \\quad k = 2\\pi f / c
+    .. math:: G(f, r) = \frac{r_0}{r}\, e^{-j k r}, \quad k = 2\pi f / c
 
     This is the free-field Green's function ``e^{-jkr} / (4 pi r)`` (Kinsler
     et al., *Fundamentals of Acoustics*, sec. 7.2) scaled by ``4 pi r0``, so
@@ -52,14 +49,4 @@ def propagation_delay_s(distance_m: np.ndarray | float, speed_of_sound: float = 
     return np.asarray(distance_m, dtype=float) / speed_of_sound
 
 
-def spl_to_pa_rms(spl_db: np.ndarray | float) -> np.ndarray:
-    """RMS pressure (Pa) of a sound pressure level (dB re 20 uPa)."""
-    return P_REF_PA * 10.0 ** (np.asarray(spl_db, dtype=float) / 20.0)
-
-
-def pa_rms_to_spl(pa_rms: np.ndarray | float) -> np.ndarray:
-    """Sound pressure level (dB re 20 uPa) of an RMS pressure in Pa."""
-    return 20.0 * np.log10(np.asarray(pa_rms, dtype=float) / P_REF_PA)
-
-
-__all__ = ["P_REF_PA", "pa_rms_to_spl", "point_source", "propagation_delay_s", "spl_to_pa_rms"]
+__all__ = ["point_source", "propagation_delay_s"]

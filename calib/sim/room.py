@@ -1,4 +1,4 @@
-"""Shoebox room by the image-source method (Allen & Berkley 1979).
+r"""Shoebox room by the image-source method (Allen & Berkley 1979).
 
 Pure numpy. The room spans ``[0, Lx] x [0, Ly] x [0, Lz]`` in room
 coordinates; every wall has the same real, frequency-independent pressure
@@ -8,7 +8,7 @@ Allen & Berkley, "Image method for efficiently simulating small-room
 acoustics", JASA 65(4), 1979, eq. (8)-(10): with parities ``p = (u, v, w)`` in
 {0, 1}^3 and integers ``(n, l, m)``, the image of a source at ``(x, y, z)`` is
 
-.. math:: \\mathbf{x}_{p,r} = \\big((1-2u)x + 2nL_x,\\ (1-2v)y + 2lL_y,\\ (1-2w)z + 2mL_z\\big)
+.. math:: \mathbf{x}_{p,r} = \big((1-2u)x + 2nL_x,\ (1-2v)y + 2lL_y,\ (1-2w)z + 2mL_z\big)
 
 and its pressure is scaled by ``beta^(|n-u| + |n| + |l-v| + |l| + |m-w| + |m|)``,
 the exponent being the number of wall hits (the reflection order). A
@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def image_lattice(max_order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def image_sources(
     source_xyz_m: np.ndarray,
-    dimensions_m: np.ndarray,
+    dimensions_m: npt.ArrayLike,
     max_order: int,
     reflection_coefficient: float,
 ) -> ImageSources:

@@ -140,7 +140,7 @@ def ear_directions(
     ear_azimuth_deg: float = 100.0,
     ear_elevation_deg: float = 0.0,
 ) -> NDArray[np.float64]:
-    """Unit vectors from the head centre to the two ears, in the device frame.
+    """Return unit vectors from the head centre to the two ears, in the device frame.
 
     AES69 frame: x forward (device front), y left, z up, azimuth counter-clockwise
     from +x. The head faces azimuth ``head_yaw_deg``; the left ear is at azimuth
@@ -274,7 +274,7 @@ def _sphere_series(freqs_hz: ArrayLike, source_distance_m: ArrayLike, cos_theta:
 
 def _static_series(x: NDArray[np.float64], rho: NDArray[np.float64], tol: float, n_terms: int,
                    strict: bool) -> NDArray[np.float64]:
-    """f = 0: potential flow around a rigid sphere, ``sum (2m+1)/(m+1) P_m(x) rho^{-m}``."""
+    """F = 0: potential flow around a rigid sphere, ``sum (2m+1)/(m+1) P_m(x) rho^{-m}``."""
     total = np.ones_like(x)
     p_prev, p_cur, rho_pow = np.zeros_like(x), np.ones_like(x), np.ones_like(x)
     small_prev = np.zeros(x.shape, bool)
@@ -295,7 +295,7 @@ def _static_series(x: NDArray[np.float64], rho: NDArray[np.float64], tol: float,
 
 def _dynamic_series(mu: NDArray[np.float64], rho: NDArray[np.float64], x: NDArray[np.float64],
                     tol: float, n_terms: int, strict: bool) -> NDArray[np.complex128]:
-    """f > 0: the ratio form of Duda & Martens' recurrence (module docstring)."""
+    """F > 0: the ratio form of Duda & Martens' recurrence (module docstring)."""
     out = np.empty(mu.shape, complex)
     idx = np.arange(mu.size)                       # output positions of the working arrays
     finished = np.zeros(mu.shape, bool)            # converged, result already stored
@@ -329,8 +329,9 @@ def _dynamic_series(mu: NDArray[np.float64], rho: NDArray[np.float64], x: NDArra
                 return out
             if 4 * np.count_nonzero(finished) >= finished.size:
                 keep = ~finished
+                # ignore[assignment]: the generator's element type is the union of these arrays' dtypes
                 (idx, finished, jmu, za, zr, s_a, s_r, gain, x, p_prev, p_cur, total,
-                 small_prev) = (v[keep] for v in (idx, finished, jmu, za, zr, s_a, s_r, gain,
+                 small_prev) = (v[keep] for v in (idx, finished, jmu, za, zr, s_a, s_r, gain,  # type: ignore[assignment]
                                                   x, p_prev, p_cur, total, small_prev))
     _check_converged(strict, tol, n_terms, float(np.max(jmu.imag)), rho)
     rest = ~finished

@@ -22,14 +22,14 @@ _DRAWS_PER_DRIVER = 6  # sensitivity, fc, q, x, y, z
 
 
 def serial_seed(serial: str) -> int:
-    """A 64-bit seed from the SHA-256 digest of the UTF-8 serial."""
+    """Return a 64-bit seed from the SHA-256 digest of the UTF-8 serial."""
     if not isinstance(serial, str) or not serial:
         raise ValueError(f"serial must be a non-empty string, got {serial!r}")
     return int.from_bytes(hashlib.sha256(serial.encode("utf-8")).digest()[:8], "big")
 
 
 def unit_from_serial(nominal: DeviceModel, variation: UnitVariation, serial: str) -> DeviceModel:
-    """The unit with serial number ``serial``: the nominal device with production spread.
+    """Return the unit with serial number ``serial``: the nominal device with production spread.
 
     For each driver ``i`` (in order), with ``z`` independent standard normal
     draws clipped to +-4 (``numpy.random.default_rng(serial_seed(serial))``,

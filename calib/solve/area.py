@@ -1,4 +1,4 @@
-"""Listening areas: ear transfer functions between measured head positions, and the cell grid.
+r"""Listening areas: ear transfer functions between measured head positions, and the cell grid.
 
 A product that tracks its listener needs driver-to-ear transfer functions
 everywhere in a listening area, but a station measures the dummy head on a
@@ -12,8 +12,8 @@ interpolated after the part that moves fastest with position is taken out:
 
    .. math::
 
-       L = \\sqrt{R^2 + a^2 - 2 a R \\cos\\theta} \\quad (\\cos\\theta \\ge a / R), \\qquad
-       L = \\sqrt{R^2 - a^2} + a\\,(\\theta - \\arccos(a / R)) \\quad \\text{otherwise},
+       L = \sqrt{R^2 + a^2 - 2 a R \cos\theta} \quad (\cos\theta \ge a / R), \qquad
+       L = \sqrt{R^2 - a^2} + a\,(\theta - \arccos(a / R)) \quad \text{otherwise},
 
    ``R`` the driver-to-centre distance, ``a`` the head radius, ``theta`` the
    angle at the centre between the driver and the ear.
@@ -33,7 +33,7 @@ yaw ``psi``) changes the path-length difference between two drivers
 
 .. math::
 
-    \\Delta\\varphi = \\frac{2 \\pi f_{max}}{c} \\max_{e, s, s'} \\left|\\Delta (L_{es} - L_{es'})\\right|
+    \Delta\varphi = \frac{2 \pi f_{max}}{c} \max_{e, s, s'} \left|\Delta (L_{es} - L_{es'})\right|
 
 at the highest frequency of the target curve. A crosstalk null whose two
 halves are off by ``Delta phi`` leaves ``|1 - e^{j Delta phi}| = 2 sin(Delta phi / 2)``
@@ -99,7 +99,9 @@ class HeadGrid:
         for name in ("x_m", "y_m", "yaw_deg"):
             values = np.asarray(getattr(self, name), dtype=float)
             if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)) or np.any(np.diff(values) <= 0):
-                raise ValueError(f"{name} must be a non-empty ascending list of finite numbers, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be a non-empty ascending list of finite numbers, got {getattr(self, name)!r}"
+                )
             object.__setattr__(self, name, tuple(float(v) for v in values))
 
     @property
@@ -235,11 +237,11 @@ def interpolate_ear_tfs(
     acc = np.zeros((target.shape[0], freqs.size, 2, n_src), complex if method == "complex" else float)
     phase = np.zeros_like(acc, dtype=float)
     for corner in cartesian((0, 1), repeat=3):
-        idx = [lo + c for (lo, _), c in zip(weights, corner)]
-        w = np.prod([wt if c else 1.0 - wt for (_, wt), c in zip(weights, corner)], axis=0)  # [P]
+        idx = [lo + c for (lo, _), c in zip(weights, corner, strict=True)]
+        w = np.prod([wt if c else 1.0 - wt for (_, wt), c in zip(weights, corner, strict=True)], axis=0)  # [P]
         if not np.any(w > 0):
             continue
-        ix, iy, iw = (np.minimum(i, n - 1) for i, n in zip(idx, grid.shape))
+        ix, iy, iw = (np.minimum(i, n - 1) for i, n in zip(idx, grid.shape, strict=True))
         residual = tfs[ix, iy, iw] * np.exp(k[None] * lengths[ix, iy, iw][:, None])  # [P, F, 2, S]
         if method == "complex":
             acc += w[:, None, None, None] * residual
@@ -295,7 +297,7 @@ def cell_phase_error_rad(f_max_hz: float, sources_m: np.ndarray, centre_m: np.nd
 
 def cell_design_points(centre_m: np.ndarray, yaw_deg: float,
                        half_size: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """A cell's design positions: its centre, then the corners along every axis with an extent.
+    """Return a cell's design positions: its centre, then the corners along every axis with an extent.
 
     Returns head centres ``[K, 3]`` and yaws ``[K]``, ``K = 1 + 2^n`` for ``n``
     axes with a non-zero half size.
@@ -305,7 +307,7 @@ def cell_design_points(centre_m: np.ndarray, yaw_deg: float,
     xyz, yaws = [centre], [float(yaw_deg)]
     for signs in cartesian((-1.0, 1.0), repeat=len(axes)):
         step = np.zeros(3)
-        for k, sign in zip(axes, signs):
+        for k, sign in zip(axes, signs, strict=True):
             step[k] = sign * half_size[k]
         xyz.append(centre + np.array([step[0], step[1], 0.0]))
         yaws.append(float(yaw_deg) + step[2])
@@ -314,7 +316,7 @@ def cell_design_points(centre_m: np.ndarray, yaw_deg: float,
 
 def cell_index(centres_m: np.ndarray, yaws_deg: np.ndarray, half_size: tuple[float, float, float],
                xyz_m: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
-    """The cell each head is in: nearest centre in units of the half size (Chebyshev distance).
+    """Return the cell each head is in: nearest centre in units of the half size (Chebyshev distance).
 
     Cells on a regular grid tile the area, so a head inside is in the cell
     whose normalized distance is at most 1; outside, the nearest edge cell

@@ -240,7 +240,9 @@ def design_beamformer(
     if not 0 < beta_range[0] < beta_range[1]:
         raise ValueError(f"beta_range must satisfy 0 < lo < hi, got {beta_range!r}")
     if plant_elevated is not None and np.shape(plant_elevated) != plant.shape:
-        raise ValueError(f"plant_elevated must have the shape of plant_arc {plant.shape}, got {np.shape(plant_elevated)}")
+        raise ValueError(
+            f"plant_elevated must have the shape of plant_arc {plant.shape}, got {np.shape(plant_elevated)}"
+        )
     taper = band_taper(freqs, band_hz, taper_oct)
     i0 = azimuth_index(az, 0.0, tol_deg)
     for side in (1.0, -1.0):  # each side must be sampled, or that side is unconstrained
@@ -298,7 +300,7 @@ def design_beamformer(
     )
 
 
-def _limits(c0: np.ndarray, d0: np.ndarray):  # noqa: ANN202 - returns a closure
+def _limits(c0: np.ndarray, d0: np.ndarray):
     """``limits(w [..., F, S]) -> (WNG dB, effort dB)`` for filters with on-axis response ``d0``."""
     ref = np.mean(np.abs(c0) ** 2, axis=-1)
 
@@ -310,8 +312,8 @@ def _limits(c0: np.ndarray, d0: np.ndarray):  # noqa: ANN202 - returns a closure
 
 
 def _loaded_candidates(taper, r_sector, mu, r_lobe, r_side, c0, d0, limits, wng_min_db, effort_cap_db, beta_range,
-                       n_iter):  # noqa: ANN001, ANN202 - internal, arrays as documented
-    """Filters [M, F, S] and loading [M, F]: per main-lobe weight, the least loading meeting WNG and effort.
+                       n_iter):
+    """Return filters [M, F, S] and loading [M, F]: per main-lobe weight, the least loading meeting WNG and effort.
 
     For each ``mu`` one Hermitian eigendecomposition of the unloaded matrix
     ``A = t (R_s + mu R_ml + R_side) / g_0^2``; then every ``beta`` costs
@@ -327,7 +329,7 @@ def _loaded_candidates(taper, r_sector, mu, r_lobe, r_side, c0, d0, limits, wng_
     z = np.einsum("mfts,ft->mfs", vecs.conj(), c0.conj())  # U^H c0^H
 
     def solve(beta_rel: np.ndarray) -> np.ndarray:
-        """Filters [..., M, F, S] for loading [..., M, F] (on axis = D_0)."""
+        """Return filters [..., M, F, S] for loading [..., M, F] (on axis = D_0)."""
         y = z / (lam + beta_rel[..., None])
         x = (vecs @ y[..., None])[..., 0]
         on_axis = np.sum(z.conj() * y, axis=-1)  # c_0 U y, as c_0 U = z^H
@@ -338,6 +340,7 @@ def _loaded_candidates(taper, r_sector, mu, r_lobe, r_side, c0, d0, limits, wng_
         wng, effort = limits(solve(beta_flat.reshape(beta_flat.shape[:-1] + (n_mu, n_freqs))))
         return ((wng >= wng_min_db) & (effort <= effort_cap_db)).reshape(beta_flat.shape)
 
-    beta_flat, _ = bisect_log(robust_enough, *beta_range, n_mu * n_freqs, true_above=True, n_iter=n_iter)
+    beta_flat, _ = bisect_log(robust_enough, beta_range[0], beta_range[1], n_mu * n_freqs, true_above=True,
+                              n_iter=n_iter)
     beta = beta_flat.reshape(n_mu, n_freqs)
     return solve(beta), beta

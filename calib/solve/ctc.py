@@ -1,4 +1,4 @@
-"""Robust crosstalk-cancellation (CTC) filters tuned to a cancellation target.
+r"""Robust crosstalk-cancellation (CTC) filters tuned to a cancellation target.
 
 For input L the design asks, at every design head position ``p`` stacked
 (a zone rather than a point), for the left ear to receive the target and the
@@ -9,9 +9,9 @@ trade-off in CTC):
 
 .. math::
 
-    H_\\beta = (C^H C + \\beta g^2 I)^{-1} C^H D, \\qquad
-    D_{(p,\\mathrm{L}),\\mathrm{L}} = D_{(p,\\mathrm{R}),\\mathrm{R}}
-        = g(f)\\, e^{-j 2\\pi f \\tau_m} v(f),
+    H_\beta = (C^H C + \beta g^2 I)^{-1} C^H D, \qquad
+    D_{(p,\mathrm{L}),\mathrm{L}} = D_{(p,\mathrm{R}),\mathrm{R}}
+        = g(f)\, e^{-j 2\pi f \tau_m} v(f),
 
 other entries 0, ``g`` the RMS ear response (:func:`reference_gain`) and
 ``v`` the optional ipsilateral virtualization target. With two drivers this

@@ -156,9 +156,9 @@ def align_delays(
             raise ValueError(f"delays_samples must be {len(sets)} integers, got {delays_samples!r}")
         delays = delays.astype(int)
     shifts = delays.max() - delays
-    length = max(f.shape[-1] + s for f, s in zip(sets, shifts))
+    length = max(f.shape[-1] + s for f, s in zip(sets, shifts, strict=True))
     aligned = []
-    for f, s in zip(sets, shifts):
+    for f, s in zip(sets, shifts, strict=True):
         pad = [(0, 0)] * (f.ndim - 1) + [(int(s), int(length - f.shape[-1] - s))]
         aligned.append(np.pad(f, pad))
     return aligned, shifts

@@ -1,11 +1,11 @@
-"""Regularized least-squares filter design, vectorized over frequency bins.
+r"""Regularized least-squares filter design, vectorized over frequency bins.
 
 Per frequency bin ``f`` the filters for ``K`` inputs solve (Kirkeby & Nelson
 1999, eq. 8; Kirkeby et al. 1998)
 
 .. math::
 
-    H(f) = \\left(C^H W C + \\beta(f) I\\right)^{-1} C^H W D(f)
+    H(f) = \left(C^H W C + \beta(f) I\right)^{-1} C^H W D(f)
 
 with ``C`` the plant [E receivers x S drivers], ``W = diag(w)`` non-negative
 receiver weights, ``D`` the target responses [E x K] and ``beta >= 0``. ``H``
@@ -17,7 +17,7 @@ condition number) the weighted plant is factorised once per bin,
 
 .. math::
 
-    H = V \\,\\mathrm{diag}\\!\\left(\\frac{s}{s^2 + \\beta}\\right) U^H W^{1/2} D .
+    H = V \,\mathrm{diag}\!\left(\frac{s}{s^2 + \beta}\right) U^H W^{1/2} D .
 
 This is exact for every ``beta > 0``; for ``beta = 0`` it is the
 pseudo-inverse (least-squares solution when ``S <= E``, minimum-norm solution
@@ -125,7 +125,7 @@ class TikhonovSolver:
         return cls(u=u, s=s, vh=vh, sqrt_w=sqrt_w)
 
     def take(self, index: np.ndarray) -> TikhonovSolver:
-        """The solver restricted to some bins (``index`` into axis F)."""
+        """Return the solver restricted to some bins (``index`` into axis F)."""
         return TikhonovSolver(u=self.u[index], s=self.s[index], vh=self.vh[index], sqrt_w=self.sqrt_w[index])
 
     def project(self, target: np.ndarray) -> np.ndarray:
@@ -139,7 +139,7 @@ class TikhonovSolver:
         return np.conj(np.swapaxes(self.u, -1, -2)) @ (self.sqrt_w[..., None] * target)
 
     def solve_projected(self, coords: np.ndarray, beta: np.ndarray) -> np.ndarray:
-        """Filters [..., F, S, K] from :meth:`project` output and ``beta`` [..., F].
+        """Return filters [..., F, S, K] from :meth:`project` output and ``beta`` [..., F].
 
         Leading axes of ``beta`` evaluate several regularizations at once.
         """
@@ -149,7 +149,7 @@ class TikhonovSolver:
         return np.conj(np.swapaxes(self.vh, -1, -2)) @ (factor[..., None] * coords)
 
     def solve(self, target: np.ndarray, beta: np.ndarray | float) -> np.ndarray:
-        """Filters H [F, S, K] for targets [F, E, K] and ``beta`` (float or [F])."""
+        """Return filters H [F, S, K] for targets [F, E, K] and ``beta`` (float or [F])."""
         return self.solve_projected(self.project(target), check_beta(beta, self.s.shape[0]))
 
 
@@ -183,7 +183,7 @@ def regularized_solve(
 
 
 def reference_gain(plant: np.ndarray, floor_rel: float = 1e-12) -> np.ndarray:
-    """Reference gain ``g(f)``: RMS magnitude over all receivers and drivers.
+    """Return reference gain ``g(f)``: RMS magnitude over all receivers and drivers.
 
     ``g(f) = sqrt(mean_{e,s} |C_{e,s}(f)|^2)`` for a plant [F, E, S] (pass
     only the elements that define the reference: the ears at the design

@@ -1,4 +1,4 @@
-"""Virtualization targets: ear signals of a virtual +-30 deg stereo pair.
+r"""Virtualization targets: ear signals of a virtual +-30 deg stereo pair.
 
 Spherical-head model, times relative to the arrival at the head centre:
 
@@ -9,10 +9,10 @@ Spherical-head model, times relative to the arrival at the head centre:
 
 .. math::
 
-    S(\\omega) = \\frac{1 + j \\alpha \\omega / (2\\omega_0)}{1 + j \\omega / (2\\omega_0)},
-    \\qquad \\omega_0 = c / a,
+    S(\omega) = \frac{1 + j \alpha \omega / (2\omega_0)}{1 + j \omega / (2\omega_0)},
+    \qquad \omega_0 = c / a,
 
-a one-pole low-pass (shelf) with corner ``f_c = 2\\omega_0 / (2\\pi) = c / (\\pi a)``
+a one-pole low-pass (shelf) with corner ``f_c = 2\omega_0 / (2\pi) = c / (\pi a)``
 (1.25 kHz for ``a = 8.75`` cm) and high-frequency floor ``alpha(theta_c)``,
 ``alpha(phi) = (1 + alpha_min/2) + (1 - alpha_min/2) cos(phi / phi_min * 180 deg)``
 with ``alpha_min = 0.1``, ``phi_min = 150 deg`` and ``phi_c = 90 + theta`` deg

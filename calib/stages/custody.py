@@ -1,4 +1,6 @@
-"""Chain of custody: a verification names, by SHA-256, the calibration and the characterize
+"""Chain of custody between verification, calibration and measurement files.
+
+Chain of custody: a verification names, by SHA-256, the calibration and the characterize
 measurement it was made with, by paths relative to the archive root.
 
 The archive root is the folder given as ``--out``: a verification lives at
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +43,7 @@ LINKS = ("calibration", "characterize")
 
 
 def find_by_sha256(folder: Path, pattern: str, sha256: str) -> Path | None:
-    """The newest file in ``folder`` matching ``pattern`` whose SHA-256 is ``sha256``."""
+    """Return the newest file in ``folder`` matching ``pattern`` whose SHA-256 is ``sha256``."""
     if not folder.is_dir():
         return None
     for path in sorted(folder.glob(pattern), reverse=True):
@@ -54,7 +57,7 @@ def relative_to_root(path: Path, root: Path) -> str:
     return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()
 
 
-def seal(attrs: dict[str, object]) -> str:
+def seal(attrs: Mapping[str, object]) -> str:
     """SHA-256 of the sealed identity attributes (canonical JSON)."""
     values = {k: _text(attrs.get(k)) for k in SEALED}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
@@ -62,7 +65,7 @@ def seal(attrs: dict[str, object]) -> str:
 
 def custody_attrs(*, serial: str, procedure_sha256: str, calibration: Path, calibration_serial: str,
                   characterize: Path, root: Path) -> dict[str, str]:
-    """The custody attributes of a new verification archived under ``root``."""
+    """Return the custody attributes of a new verification archived under ``root``."""
     attrs: dict[str, str] = {
         "serial": serial,
         "stage": "verify",
@@ -88,7 +91,7 @@ class Chain:
 
 
 def archive_root(verify_path: Path) -> Path:
-    """The archive root of a verification file (``<root>/<serial>/verify-*.h5``)."""
+    """Return the archive root of a verification file (``<root>/<serial>/verify-*.h5``)."""
     return Path(verify_path).resolve().parent.parent
 
 

@@ -33,14 +33,15 @@ from calib.procedure.air import recorded_speed_of_sound
 from calib.procedure.consistency import beam_grid_problem
 from calib.procedure.load import parse_procedure
 from calib.procedure.spec import Procedure
+from calib.signals.convolve import next_pow2
 from calib.solve.beamformer import design_beamformer
 from calib.solve.ctc import design_ctc
 from calib.solve.fir import synthesize_fir
 from calib.solve.virtual import virtual_targets
-from calib.stages.verdict import Check, evaluate
 from calib.stages.gating import Gates, gated_binaural, measurement_gates, supported_band_error
 from calib.stages.product_metrics import Metrics, fir_response, horizontal_mic_index, product_metrics, rfft_grid
 from calib.stages.tracked import fit_bank, grid_ear_tfs
+from calib.stages.verdict import Check, evaluate
 from calib.store.calibration import Calibration, file_sha256, write_calibration
 from calib.store.measurement import Measurement, read_measurement, utc_stamp
 
@@ -59,14 +60,22 @@ class FitResult:
     warnings: list[str] = field(default_factory=list)
     gates: Gates | None = None
 
+    @property
+    def calibration_path(self) -> Path:
+        """The calibration file :func:`fit_file` wrote (a :class:`FitError` for a fit that was not written)."""
+        if self.path is None:
+            raise FitError("the fit was not written to a calibration file "
+                           "(fit_file writes it; fit_measurement does not)")
+        return self.path
+
 
 def procedure_of(meas: Measurement) -> Procedure:
-    """The procedure stored in a measurement file."""
+    """Return the procedure stored in a measurement file."""
     return parse_procedure(meas.procedure_text, source=f"{meas.path}:/procedure")
 
 
 def design_target_db(proc: Procedure, freqs_hz: np.ndarray, lowest_hz: float = 0.0) -> np.ndarray:
-    """The CTC design target: the product curve plus the margin, tapered to 0 dB at the design band edges.
+    """Return the CTC design target: the product curve plus the margin, tapered to 0 dB at the design band edges.
 
     Inside the target curve's band, widened to the outer edges of its end
     third-octave bands (the checks average whole bands): curve + ``fit.ctc_margin_db``.
@@ -103,7 +112,7 @@ def fit_measurement(meas: Measurement) -> FitResult:
         raise FitError(f"{meas.path}: {beam_problem}")
     fs = meas.sample_rate
     taps = proc.fit.taps
-    n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length, taps) * 2)))
+    n_fft = next_pow2(max(meas.ir_length, taps) * 2)
     freqs = rfft_grid(n_fft, fs)
     c = recorded_speed_of_sound(meas.attrs)  # the air the unit was measured in
     tau_m = proc.fit.modeling_delay_ms * 1e-3
@@ -191,7 +200,7 @@ def predicted_metrics(proc: Procedure, meas: Measurement, cal: Calibration, gate
     """
     gates = gates or measurement_gates(meas, proc)
     binaural_ir = gated_binaural(meas, gates)
-    n_fft = int(2 ** np.ceil(np.log2(meas.ir_length + cal.fir.shape[-1])))
+    n_fft = next_pow2(meas.ir_length + cal.fir.shape[-1])
     freqs = rfft_grid(n_fft, meas.sample_rate)
     _, H = fir_response(cal.fir, meas.sample_rate, n_fft)  # [F, S, K]
     ears = np.moveaxis(np.fft.rfft(binaural_ir, n_fft, axis=-1), -1, 0)  # [F, P, 2, S]
@@ -216,13 +225,13 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _azimuth_blocks(directivity_ir) -> list[slice]:  # noqa: ANN001 - ndarray or LazyDataset [A, R, S, N]
+def _azimuth_blocks(directivity_ir) -> list[slice]:
     return _chunks(directivity_ir.shape[0], AZIMUTH_BLOCK)
 
 
-def arc_spectra(directivity_ir, mic: int, n_fft: int,  # noqa: ANN001 - ndarray or LazyDataset
+def arc_spectra(directivity_ir, mic: int, n_fft: int,
                 windows: np.ndarray | None = None) -> np.ndarray:
-    """rfft of one microphone's IRs over all azimuths, [F, A, S] complex64, a block of azimuths at a time.
+    """Rfft of one microphone's IRs over all azimuths, [F, A, S] complex64, a block of azimuths at a time.
 
     Only that microphone leaves the file when ``directivity_ir`` is a
     :class:`calib.store.measurement.LazyDataset`. Single precision suffices:
@@ -241,7 +250,7 @@ def arc_spectra(directivity_ir, mic: int, n_fft: int,  # noqa: ANN001 - ndarray 
 
 
 def virtualizer_fir(proc: Procedure, sample_rate: int) -> np.ndarray:
-    """The 2x2 stereo virtualizer ``[2, 2, Tv]``: ipsilateral delay, contralateral delayed low-pass.
+    """Return the 2x2 stereo virtualizer ``[2, 2, Tv]``: ipsilateral delay, contralateral delayed low-pass.
 
     Built from :func:`calib.solve.virtual.virtual_targets` relative to the
     ipsilateral path (so the diagonal is a pure delay of ``VIRTUALIZER_DELAY``).

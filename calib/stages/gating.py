@@ -29,9 +29,9 @@ import h5py
 import numpy as np
 
 from calib.errors import ProcedureError
+from calib.geometry import HeadPosition
 from calib.procedure.air import DEFAULT_SPEED_OF_SOUND_M_S, recorded_speed_of_sound
 from calib.procedure.spec import GateSection, Procedure, RoomGeometry
-from calib.geometry import HeadPosition
 from calib.signals.gate import Arrivals, detect_arrivals, gate_window, lowest_supported_hz
 from calib.sim.lab import rotation_z
 from calib.sim.room import reflection_paths_m
@@ -72,7 +72,7 @@ class Gate:
         return bool(np.any(np.isfinite(self.end_s)))
 
     def windows(self, n: int, sample_rate: float) -> np.ndarray:
-        """The windows ``[steps, n]`` (ones where ungated)."""
+        """Return the windows ``[steps, n]`` (ones where ungated)."""
         ends = np.broadcast_to(np.asarray(self.end_s, float), np.shape(self.end_s) or (1,))
         return np.stack([np.ones(n) if not np.isfinite(e) else gate_window(n, sample_rate, float(e), self.fade_s)
                          for e in ends])
@@ -92,7 +92,7 @@ class Gates:
     binaural: Gate
 
     def of(self, group: str, receiver: int = 0) -> Gate:
-        """The gate of ``receiver`` in ``group`` (binaural: both ears share one)."""
+        """Return the gate of ``receiver`` in ``group`` (binaural: both ears share one)."""
         return self.binaural if group == "binaural" else self.directivity[receiver]
 
 
@@ -100,8 +100,8 @@ UNGATED = Gate(np.array([np.inf]), 0.0, np.inf, 0.0, "none")
 
 
 # ---------------------------------------------------------------- geometry
-def room_of(proc: Procedure, station=None) -> RoomGeometry | None:  # noqa: ANN001 - Station
-    """The room a measurement of ``proc`` happens in: the station's ``[room]``, else ``[sim.room]``."""
+def room_of(proc: Procedure, station=None) -> RoomGeometry | None:
+    """Return the room a measurement of ``proc`` happens in: the station's ``[room]``, else ``[sim.room]``."""
     if station is not None and getattr(station, "room", None) is not None:
         return station.room
     if proc.sim is not None and proc.sim.room is not None:
@@ -109,8 +109,11 @@ def room_of(proc: Procedure, station=None) -> RoomGeometry | None:  # noqa: ANN0
     return None
 
 
-def room_for_rig(proc: Procedure, rig_spec: str, station=None) -> RoomGeometry | None:  # noqa: ANN001
-    """The room a rig measures in: the virtual lab's ``[sim.room]``, a PortAudio station's ``[room]``; a replay: unknown."""
+def room_for_rig(proc: Procedure, rig_spec: str, station=None) -> RoomGeometry | None:
+    """Return the room a rig measures in.
+
+    The virtual lab's ``[sim.room]``, a PortAudio station's ``[room]``; a replay: unknown.
+    """
     if rig_spec == "sim":
         return proc.sim.room if proc.sim is not None else None
     if rig_spec == "portaudio":
@@ -119,8 +122,8 @@ def room_for_rig(proc: Procedure, rig_spec: str, station=None) -> RoomGeometry |
 
 
 def check_room_supports_targets(proc: Procedure, room: RoomGeometry | None, where: str,
-                                station=None) -> Gates | None:  # noqa: ANN001 - Station
-    """The geometric gates, raising ProcedureError when they cannot support the target bands."""
+                                station=None) -> Gates | None:
+    """Return the geometric gates, raising ProcedureError when they cannot support the target bands."""
     gates = predicted_gates(proc, room, station)
     if gates is not None:
         problem = supported_band_error(proc, gates, where)
@@ -129,7 +132,7 @@ def check_room_supports_targets(proc: Procedure, room: RoomGeometry | None, wher
     return gates
 
 
-def speed_of_sound(proc: Procedure, station=None) -> float:  # noqa: ANN001 - Station
+def speed_of_sound(proc: Procedure, station=None) -> float:
     """m/s before measuring: the station's air, else the virtual lab's, else the default."""
     if station is not None:
         return float(station.speed_of_sound()[0])
@@ -228,8 +231,8 @@ def annotate_reflections(path: str | Path, proc: Procedure, room: RoomGeometry |
         f.flush()
 
 
-def reflections_of(meas, proc: Procedure) -> dict[str, dict[str, np.ndarray]]:  # noqa: ANN001 - Measurement
-    """The stored ``/reflections`` of a measurement, or the detection computed now (older files)."""
+def reflections_of(meas, proc: Procedure) -> dict[str, dict[str, np.ndarray]]:
+    """Return the stored ``/reflections`` of a measurement, or the detection computed now (older files)."""
     if meas.reflections:
         return meas.reflections
     out = {}
@@ -242,7 +245,7 @@ def reflections_of(meas, proc: Procedure) -> dict[str, dict[str, np.ndarray]]:  
 # ---------------------------------------------------------------- gates
 def receiver_gate(direct_s: np.ndarray, first_s: np.ndarray, geometric_first_s: np.ndarray | None,
                   peak_level: np.ndarray, fade_s: float) -> Gate:
-    """The gates of one receiver from its arrivals at every step and driver (``[steps, S]`` each).
+    """Return the gates of one receiver from its arrivals at every step and driver (``[steps, S]`` each).
 
     Per step, the window closes :data:`GUARD_S` before the earliest
     reflection, detected or geometric, of any driver; the step's direct sound
@@ -265,8 +268,8 @@ def receiver_gate(direct_s: np.ndarray, first_s: np.ndarray, geometric_first_s: 
     return Gate(end, fade_s, float(free[worst]), lowest_supported_hz(float(free[worst]), fade_s), basis)
 
 
-def measurement_gates(meas, proc: Procedure) -> Gates:  # noqa: ANN001 - Measurement
-    """The gates of a characterize or verify measurement (ungated with ``[gate] mode = "off"``)."""
+def measurement_gates(meas, proc: Procedure) -> Gates:
+    """Return the gates of a characterize or verify measurement (ungated with ``[gate] mode = "off"``)."""
     if proc.gate.mode == "off":
         return Gates(tuple(UNGATED for _ in meas.receivers), UNGATED)  # windows broadcast over steps
     refl = reflections_of(meas, proc)
@@ -281,7 +284,9 @@ def measurement_gates(meas, proc: Procedure) -> Gates:  # noqa: ANN001 - Measure
             return receiver_gate(r["direct_s"][pick], r["first_s"][pick], None if geo is None else geo[pick],
                                  level[pick], fade)
         # both ears: fold the ear axis into the drivers
-        fold = lambda x: np.reshape(x, (x.shape[0], -1))  # noqa: E731
+        def fold(x: np.ndarray) -> np.ndarray:
+            return np.reshape(x, (x.shape[0], -1))
+
         return receiver_gate(fold(r["direct_s"]), fold(r["first_s"]), None if geo is None else fold(geo),
                              fold(level), fade)
 
@@ -289,20 +294,23 @@ def measurement_gates(meas, proc: Procedure) -> Gates:  # noqa: ANN001 - Measure
     return Gates(mics, gate("binaural", meas.binaural_ir, slice(None)))
 
 
-def gated_binaural(meas, gates: Gates) -> np.ndarray:  # noqa: ANN001 - Measurement
-    """The ear IRs ``[P, 2, S, N]`` with each head position's gate applied (arc microphones:
-    :func:`calib.stages.fit.arc_spectra` gates one microphone at a time)."""
+def gated_binaural(meas, gates: Gates) -> np.ndarray:
+    """Return the ear IRs ``[P, 2, S, N]`` with each head position's gate applied.
+
+    Return the ear IRs ``[P, 2, S, N]`` with each head position's gate applied (arc microphones:
+    :func:`calib.stages.fit.arc_spectra` gates one microphone at a time).
+    """
     windows = gates.binaural.windows(meas.ir_length, meas.sample_rate)  # [P or 1, N]
     return np.asarray(meas.binaural_ir, float) * windows[:, None, None, :]
 
 
-def _peak_levels(ir) -> np.ndarray:  # noqa: ANN001 - ndarray or LazyDataset [steps, ...]
+def _peak_levels(ir) -> np.ndarray:
     """``max |ir|`` over samples, a block of steps at a time (lazy datasets stay in the file)."""
     return np.concatenate([np.max(np.abs(np.asarray(ir[i : i + 32])), axis=-1) for i in range(0, len(ir), 32)])
 
 
-def predicted_gates(proc: Procedure, room: RoomGeometry | None, station=None) -> Gates | None:  # noqa: ANN001
-    """The gates the room geometry alone implies (before measuring); None without a room or with gating off."""
+def predicted_gates(proc: Procedure, room: RoomGeometry | None, station=None) -> Gates | None:
+    """Return the gates the room geometry alone implies (before measuring); None without a room or with gating off."""
     if room is None or proc.gate.mode == "off":
         return None
     from calib.procedure.layout import head_position

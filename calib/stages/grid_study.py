@@ -23,12 +23,12 @@ import numpy as np
 from calib.capture.runner import new_measurement_path
 from calib.capture.schedule import estimate_unit_time_s
 from calib.procedure.load import parse_procedure
-from calib.procedure.spec import Procedure
 from calib.procedure.production import production_text
-from calib.stages.verdict import Check, evaluate, verdict
+from calib.procedure.spec import Procedure
 from calib.stages.fit import fit_file, predicted_metrics, procedure_of
 from calib.stages.measure import characterize
 from calib.stages.unit_report import build_unit_report
+from calib.stages.verdict import Check, evaluate, verdict
 from calib.stages.verify import verify_calibration
 from calib.store.measurement import read_measurement
 
@@ -58,10 +58,11 @@ class GridComparison:
 
     @property
     def max_delta_db(self) -> float:
+        """Return the largest absolute difference between the grids, in dB."""
         return float(np.nanmax(np.abs(self.deltas_db)))
 
     def lines(self) -> list[str]:
-        """The comparison as console lines."""
+        """Return the comparison as console lines."""
         out = [f"{self.serial} ({self.rig}): production vs lab calibration, both judged on the lab measurement",
                f"  {'check':<44}{'lab':>8}{'prod':>8}{'delta':>8}"]
         for lab, prod, delta in zip(self.lab_checks, self.production_checks, self.deltas_db, strict=True):
@@ -104,7 +105,7 @@ def compare_grids(lab_procedure: Procedure, serial: str, out_dir: str | Path, ri
     lab_fit = fit_file(lab_path, lab_dir / serial / f"calibration-{lab_path.stem}.h5")
     prod_fit = fit_file(characterize(production, serial, rig_spec,
                                      new_measurement_path(prod_dir, serial, "characterize"), progress=False))
-    verified = build_unit_report(verify_calibration(prod_fit.path, rig_spec, prod_dir, progress=False))
+    verified = build_unit_report(verify_calibration(prod_fit.calibration_path, rig_spec, prod_dir, progress=False))
 
     lab = read_measurement(lab_path, lazy=True)
     judge = procedure_of(lab)

@@ -26,7 +26,7 @@ from calib.stages.gating import annotate_reflections, check_room_supports_target
 
 
 def with_station(proc: Procedure, station: str | Path | Station | None) -> tuple[Procedure, Station | None]:
-    """The procedure as ``station`` runs it (a station file's path or a loaded one), and the station."""
+    """Return the procedure as ``station`` runs it (a station file's path or a loaded one), and the station."""
     if station is None:
         return proc, None
     loaded = station if isinstance(station, Station) else load_station(station)

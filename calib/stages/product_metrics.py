@@ -16,7 +16,7 @@ from calib.metrics.beam import azimuth_index, directivity_index_db, main_lobe_db
 from calib.metrics.ctc import cancellation_gain_from_ears_db
 from calib.metrics.effort import band_effort_db, max_effort_db, white_noise_gain_db
 from calib.procedure.spec import Procedure
-
+from calib.signals.convolve import next_pow2
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Metrics:
     beam: BeamMetrics | None = None
 
     def datasets(self) -> tuple[dict[str, np.ndarray], dict[str, dict[str, object]]]:
-        """The calibration file's ``/predicted`` datasets (``ctc/cancellation_db`` ...) and their attributes.
+        """Return the calibration file's ``/predicted`` datasets (``ctc/cancellation_db`` ...) and their attributes.
 
         The position names are an attribute of ``ctc/cancellation_db``, not a
         dataset (docs/file-formats.md, 'Calibration file').
@@ -111,13 +111,13 @@ def rfft_grid(n_fft: int, sample_rate: int) -> np.ndarray:
 def fir_response(fir: np.ndarray, sample_rate: int, n_fft: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Bin frequencies and responses ``[F, S, K]`` of an FIR matrix ``[K, S, T]`` (default grid: 4 T, a power of 2)."""
     taps = fir.shape[-1]
-    n = n_fft or int(2 ** np.ceil(np.log2(4 * taps)))
+    n = n_fft or next_pow2(4 * taps)
     H = np.fft.rfft(np.asarray(fir, dtype=float), n, axis=-1)  # [K, S, F]
     return rfft_grid(n, sample_rate), np.transpose(H, (2, 1, 0))
 
 
 def horizontal_mic_index(proc: Procedure) -> int:
-    """The arc microphone closest to the horizontal plane (beam metrics use it)."""
+    """Return the arc microphone closest to the horizontal plane (beam metrics use it)."""
     return int(np.argmin([abs(m.elevation_deg) for m in proc.mics]))
 
 

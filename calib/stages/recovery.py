@@ -67,7 +67,7 @@ def unit_lock(out_dir: str | Path, serial: str) -> Iterator[Path]:
 
 def set_aside(path: Path, reason: str) -> Path:
     """Rename ``path`` out of the way (never delete it) and say so in one line (:func:`calib.notes.note`)."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = path.with_name(f"{path.name}.set-aside-{stamp}")
     n = 1
     while target.exists():
@@ -87,7 +87,7 @@ def _reason(exc: FileFormatError, path: Path) -> str:
 class Found:
     """What a unit folder holds for one stage after screening."""
 
-    complete: list  # noqa: UP006 - Measurement or Calibration objects, newest first
+    complete: list  # Measurement or Calibration objects, newest first
     incomplete: list
 
 
@@ -110,8 +110,8 @@ def screen_measurements(out_dir: str | Path, serial: str, stage: str) -> Found:
     return found
 
 
-def screen_calibrations(folder: Path, measurement_sha256: str):  # noqa: ANN201 - Calibration | None
-    """The newest valid calibration in ``folder`` fitted from that measurement; invalid ones are set aside."""
+def screen_calibrations(folder: Path, measurement_sha256: str):
+    """Return the newest valid calibration in ``folder`` fitted from that measurement; invalid ones are set aside."""
     from calib.store.calibration import read_calibration
 
     for path in sorted(folder.glob("calibration-*.h5"), reverse=True):

@@ -30,6 +30,7 @@ from calib.metrics.bands import Bands, power_db
 from calib.metrics.spinorama import orbits_from_sphere, sphere_mean_power, spinorama
 from calib.procedure.layout import sphere_problem
 from calib.procedure.spec import Procedure
+from calib.signals.convolve import next_pow2
 from calib.stages.gating import Gates, measurement_gates
 from calib.stages.product_metrics import fir_response, rfft_grid
 from calib.store.calibration import Calibration
@@ -167,7 +168,7 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
         reference = REFERENCE_PA if str(unit) == IR_UNIT_PASCAL else 1.0
     fs = meas.sample_rate
     taps = 0 if cal is None else cal.fir.shape[-1]
-    n_fft = int(2 ** np.ceil(np.log2(max(meas.ir_length + taps, 16384))))  # >= 2.9 Hz bins at 48 kHz
+    n_fft = next_pow2(max(meas.ir_length + taps, 16384))  # >= 2.9 Hz bins at 48 kHz
     if bands is None:
         gated = [] if gates is None else [g.lowest_hz for g in gates.directivity]
         bands = log_bands(max([*gated, proc.sweep.band_hz[0], 100.0]), min(proc.sweep.band_hz[1], 20000.0, fs / 2))
@@ -181,7 +182,7 @@ def unit_spinorama(proc: Procedure, meas: Measurement, cal: Calibration | None =
     az, el = np.asarray(meas.azimuth_deg, float), _elevations(proc, meas)
     rows = np.argsort(el)  # elevations ascending, whatever the arc's order
     power, el = power[:, rows], el[rows]
-    axis_of = {d.name: tuple(d.axis_deg) for d in proc.drivers}
+    axis_of = {d.name: (float(d.axis_deg[0]), float(d.axis_deg[1])) for d in proc.drivers}
     result = Spinorama(bands, {}, {}, az, el, reference=reference)
     for k, source in enumerate(sources):
         axis = axis_of.get(source, FRONT)

@@ -24,6 +24,7 @@ from calib.errors import FitError
 from calib.metrics.bands import third_octave_bands
 from calib.metrics.ctc import cancellation_gain_from_ears_db
 from calib.procedure.spec import Procedure
+from calib.signals.convolve import next_pow2
 from calib.solve.area import (
     HeadGrid,
     cell_design_points,
@@ -46,7 +47,7 @@ class BankFit:
 
 
 def area_grid(proc: Procedure) -> HeadGrid:
-    """The coarse head grid of ``[listening_area]`` as a :class:`HeadGrid`."""
+    """Return the coarse head grid of ``[listening_area]`` as a :class:`HeadGrid`."""
     area = proc.listening_area
     if area is None:
         raise FitError(f"{proc.source_path or '<procedure>'}: listening_area: the procedure has none")
@@ -60,7 +61,7 @@ def driver_geometry_m(proc: Procedure) -> np.ndarray:
 
 
 def grid_ear_tfs(proc: Procedure, meas: Measurement, binaural_ir: np.ndarray, n_fft: int) -> np.ndarray:
-    """The area grid's ear spectra ``[Nx, Ny, Nyaw, F, 2, S]`` from the (gated) binaural IRs ``[P, 2, S, N]``."""
+    """Return the area grid's ear spectra ``[Nx, Ny, Nyaw, F, 2, S]`` from the (gated) binaural IRs ``[P, 2, S, N]``."""
     grid = area_grid(proc)
     assert proc.listening_area is not None
     names = [p.name for p in proc.listening_area.grid_positions()]
@@ -104,7 +105,7 @@ def fit_bank(proc: Procedure, freqs_hz: np.ndarray, grid_tfs: np.ndarray, target
     centres, yaws, half, _ = area.cells()
     tau_m = proc.fit.modeling_delay_ms * 1e-3
     firs, worst, met = [], [], []
-    for centre, yaw in zip(centres, yaws):
+    for centre, yaw in zip(centres, yaws, strict=True):
         xyz, yaw_k = cell_design_points(centre, yaw, half)
         plant = interpolate_ear_tfs(freqs_hz, grid_tfs, grid, sources, xyz, yaw_k, speed_of_sound)
         design = design_ctc(plant, freqs_hz, target_db, proc.fit.effort_cap_db,
@@ -137,7 +138,7 @@ def band_cancellation_db(ear_irs: np.ndarray, fir_lr: np.ndarray, sample_rate: i
     fir = np.asarray(fir_lr, float)
     if fir.ndim == 3:
         fir = np.broadcast_to(fir, (irs.shape[0], *fir.shape))
-    n_fft = int(2 ** np.ceil(np.log2(irs.shape[-1] + fir.shape[-1])))  # linear, not circular
+    n_fft = next_pow2(irs.shape[-1] + fir.shape[-1])  # linear, not circular
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     ears = np.einsum("pesf,pksf->fpek", np.fft.rfft(irs, n_fft), np.fft.rfft(fir, n_fft))
     return cancellation_gain_from_ears_db(ears, freqs, third_octave_bands(*band_hz))
@@ -165,7 +166,7 @@ class AreaMap:
 
 def cancellation_map(proc: Procedure, fir_fixed: np.ndarray, bank: AreaBank, ear_irs_at, sample_rate: int,
                      n_depth: int = 7, n_lateral: int = 21, yaw_deg: float | None = None) -> AreaMap:
-    """Fixed and tracked cancellation on a grid over the area at one yaw.
+    """Return fixed and tracked cancellation on a grid over the area at one yaw.
 
     ``ear_irs_at(xyz [P, 3], yaw [P]) -> [P, 2, S, N]`` gives the ear IRs
     (the simulator's truth, or measured verification positions). Points

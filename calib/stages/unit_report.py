@@ -13,13 +13,13 @@ from calib.errors import FileFormatError
 from calib.procedure.layout import sphere_problem
 from calib.procedure.load import parse_procedure
 from calib.procedure.spec import Procedure
-from calib.stages.verdict import Check, driver_checks, evaluate, verdict
+from calib.stages.custody import check_custody
 from calib.stages.fit import predicted_metrics
 from calib.stages.gating import Gates, measurement_gates
-from calib.stages.spinorama import unit_spinorama
 from calib.stages.product_metrics import Metrics
+from calib.stages.spinorama import unit_spinorama
+from calib.stages.verdict import Check, driver_checks, evaluate, verdict
 from calib.stages.verify import verified_metrics
-from calib.stages.custody import check_custody
 from calib.store.calibration import Calibration, file_sha256, read_calibration
 from calib.store.measurement import Measurement, read_measurement
 

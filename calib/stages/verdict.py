@@ -86,7 +86,7 @@ def _worst_band(name: str, values: np.ndarray, bands_hz: np.ndarray, limit: floa
 
 
 def beam_checks(proc: Procedure, metrics: BeamMetrics) -> list[Check]:
-    """The centre beam, per 1/3-octave band: point nulls, sector (each side), main lobe, DI, WNG.
+    """Return the centre beam, per 1/3-octave band: point nulls, sector (each side), main lobe, DI, WNG.
 
     The WNG is judged where the metrics carry it (the prediction: it needs
     the per-driver plant, which a verification of input C does not have).
@@ -114,7 +114,7 @@ def beam_checks(proc: Procedure, metrics: BeamMetrics) -> list[Check]:
     return checks
 
 
-def driver_checks(proc: Procedure, characterize) -> list[Check]:  # noqa: ANN001 - Measurement
+def driver_checks(proc: Procedure, characterize) -> list[Check]:
     """Every driver present (best SNR over the arc) and of the expected acoustic polarity.
 
     The fit compensates anything it measures, including a reversed wiring, so

@@ -28,30 +28,34 @@ from pathlib import Path
 import numpy as np
 
 from calib.capture.absolute import station_calibrations
-from calib.capture.runner import latest_incomplete, new_measurement_path, run_measurement
 from calib.capture.plan import MeasurementPlan, plan_for
-from calib.procedure.layout import channel_counts, check_azimuths, head_position
+from calib.capture.runner import latest_incomplete, new_measurement_path, run_measurement
 from calib.errors import CalibError, FileFormatError
+from calib.procedure.layout import channel_counts, check_azimuths, head_position
 from calib.procedure.load import parse_procedure
 from calib.procedure.spec import Procedure, RoomGeometry
 from calib.rig.factory import open_rig
+from calib.serial import check_serial
+from calib.signals.convolve import next_pow2
+from calib.stages.custody import custody_attrs, find_by_sha256
 from calib.stages.gating import annotate_reflections, room_for_rig
 from calib.stages.product_metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
 from calib.store.calibration import Calibration, read_calibration
-from calib.serial import check_serial
-from calib.stages.custody import custody_attrs, find_by_sha256
 from calib.store.measurement import Measurement
 
 
 def verify_method(proc: Procedure, room: RoomGeometry | None) -> str:
-    """``"filters"`` or ``"drivers"`` (module docstring): ``[gate] verify``, where ``auto`` follows the room."""
+    """Return ``"filters"`` or ``"drivers"`` (module docstring): ``[gate] verify``, where ``auto`` follows the room."""
     if proc.gate.verify != "auto":
         return proc.gate.verify
     return "drivers" if room is not None and proc.gate.mode == "auto" else "filters"
 
 
 def plan_verify(proc: Procedure, cal: Calibration, method: str = "filters") -> MeasurementPlan:
-    """At the checks' azimuths and every verification position: inputs L, R, C through the FIRs, or each driver alone."""
+    """Plan the verification: the checks' azimuths and every verification position.
+
+    Inputs L, R, C through the FIRs, or each driver alone.
+    """
     n_out, _ = channel_counts(proc)
     positions = [head_position(p) for p in proc.verify_positions()]
     azimuths = check_azimuths(proc)
@@ -65,7 +69,10 @@ def plan_verify(proc: Procedure, cal: Calibration, method: str = "filters") -> M
 
 
 def filter_feeds(proc: Procedure, fir: np.ndarray, output_channels: list[int]) -> np.ndarray:
-    """Feeds ``[K, n_outputs, T]`` of the filter inputs: each input through its FIR row to the drivers' outputs."""
+    """Return feeds ``[K, n_outputs, T]`` of the filter inputs.
+
+    Each input through its FIR row to the drivers' outputs.
+    """
     n_out, _ = channel_counts(proc)
     k, _, taps = fir.shape
     feeds = np.zeros((k, n_out, taps))
@@ -85,7 +92,7 @@ def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Me
             f"{meas.path}: sources: expected a verify measurement of inputs {cal.inputs} or drivers {cal.drivers}, "
             f"got {meas.stage} of {meas.sources}"
         )
-    n_fft = int(2 ** np.ceil(np.log2(meas.ir_length * 2)))
+    n_fft = next_pow2(meas.ir_length * 2)
     freqs = rfft_grid(n_fft, meas.sample_rate)
     ears = np.moveaxis(np.fft.rfft(meas.binaural_ir[:, :, :2], n_fft, axis=-1), -1, 0)  # [F, P, 2, 2]
     mic = horizontal_mic_index(proc)
@@ -96,7 +103,7 @@ def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Me
 
 
 def characterize_of(calibration_path: Path, sha256: str, unit_folder: Path) -> Path:
-    """The characterize measurement a calibration was fitted from (beside it, or in the unit's folder)."""
+    """Return the characterize measurement a calibration was fitted from (beside it, or in the unit's folder)."""
     for folder in dict.fromkeys((calibration_path.parent, unit_folder)):
         found = find_by_sha256(folder, "characterize-*.h5", sha256)
         if found is not None:
@@ -113,9 +120,9 @@ def verify_calibration(
     out_dir: str | Path = "measurements",
     resume: bool = False,
     unit_serial: str | None = None,
-    faults=None,  # noqa: ANN001 - SimFaults
+    faults=None,
     progress: bool | None = None,
-    station=None,  # noqa: ANN001 - Station
+    station=None,
 ) -> Path:
     """Re-measure a unit through a calibration's filters (its own unit, or ``unit_serial`` to test cross-unit use).
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def temp_name(path: Path, pid: int | None = None) -> Path:
-    """The hidden temporary name of ``path`` for process ``pid`` (this process by default)."""
+    """Return the hidden temporary name of ``path`` for process ``pid`` (this process by default)."""
     return path.with_name(f".{path.name}.{os.getpid() if pid is None else pid}.tmp")
 
 

@@ -53,7 +53,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _now_utc() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -82,6 +82,7 @@ class AreaBank:
         self.fir = np.asarray(self.fir, dtype=np.float32)
         self.centres_m = np.asarray(self.centres_m, dtype=float)
         self.yaw_deg = np.asarray(self.yaw_deg, dtype=float)
+        # ignore[assignment]: any length is kept here so that validation names a wrong one
         self.half_size = tuple(float(v) for v in self.half_size)  # type: ignore[assignment]
 
     @property
@@ -317,13 +318,14 @@ def read_calibration(path: str | Path) -> Calibration:
             return Calibration(
                 serial=str(attr("serial")),
                 product_id=str(attr("product_id")),
+                # ignore: HDF5 attribute values (numpy scalars); int() and float() raise on anything else
                 sample_rate=int(attr("sample_rate")),  # type: ignore[call-overload]
                 drivers=list(dataset("drivers").asstr()[()]),
                 output_channels=[int(c) for c in dataset("output_channels")[()]],
                 fir=dataset("fir")[()],
                 virtualizer=dataset("virtualizer")[()],
                 virtualizer_delay_samples=int(dataset("virtualizer").attrs.get("delay_samples", 0)),
-                modeling_delay_s=float(attr("modeling_delay_s")),  # type: ignore[arg-type]
+                modeling_delay_s=float(attr("modeling_delay_s")),  # type: ignore[arg-type]  # as sample_rate
                 measurement_sha256=str(attr("measurement_sha256")),
                 procedure_sha256=str(attr("procedure_sha256")),
                 procedure_text=dataset("procedure").asstr()[()],

@@ -33,9 +33,11 @@ import datetime as _dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 
 from calib import __version__
 from calib.errors import FileFormatError
@@ -81,15 +83,15 @@ class Measurement:
     sources: list[str]
     azimuth_deg: np.ndarray
     receivers: list[str]
-    directivity_ir: np.ndarray
+    directivity_ir: np.ndarray | LazyDataset
     directivity_done: np.ndarray
     positions: list[HeadPosition]
-    binaural_ir: np.ndarray
+    binaural_ir: np.ndarray | LazyDataset
     binaural_done: np.ndarray
     quality: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    attrs: dict[str, object] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)  # HDF5 attribute values: numpy scalars or text
     reflections: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
-    """``/reflections/<group>/<name>``: arrival times per step (see :mod:`calib.stages.gating`); empty in older files."""
+    """``/reflections/<group>/<name>``: arrival times per step (:mod:`calib.stages.gating`); empty in older files."""
 
     @property
     def ir_length(self) -> int:
@@ -107,8 +109,8 @@ class Measurement:
 
 
 def utc_stamp(now: _dt.datetime | None = None) -> str:
-    """A UTC time stamp usable in file names, e.g. ``20261125T224519Z``."""
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    """Return a UTC time stamp usable in file names, e.g. ``20261125T224519Z``."""
+    now = now or _dt.datetime.now(_dt.UTC)
     return now.strftime("%Y%m%dT%H%M%SZ")
 
 
@@ -152,7 +154,7 @@ def create_measurement(
                 "sample_rate": int(sample_rate),
                 "rig": rig,
                 "simulated": bool(simulated),
-                "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 "software": f"calib {__version__}",
                 "procedure_sha256": procedure_sha256,
                 "complete": False,
@@ -222,11 +224,12 @@ class LazyDataset:
     is opened per read, so nothing stays open between reads.
     """
 
-    def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> None:
         self.path, self.name, self.shape, self.dtype = path, name, tuple(shape), np.dtype(dtype)
 
     @property
     def ndim(self) -> int:
+        """Return the number of dimensions of the dataset."""
         return len(self.shape)
 
     def __len__(self) -> int:
@@ -296,7 +299,7 @@ def read_measurement(path: str | Path, stage: str | None = None, *, lazy: bool =
 
 
 def _read_checked(path: Path, f: h5py.File, lazy: bool = False, dtype: type = np.float64) -> Measurement:
-    """The body of :func:`read_measurement`: every field read through a check."""
+    """Return the body of :func:`read_measurement`: every field read through a check."""
     attrs = dict(f.attrs)
     for name in ("serial", "stage", "sample_rate", "rig", "created_utc", "software", "procedure_sha256", "complete"):
         if name not in attrs:
@@ -346,6 +349,7 @@ def _read_checked(path: Path, f: h5py.File, lazy: bool = False, dtype: type = np
         quality[group] = {k: _numbers(path, f, f"quality/{group}/{k}", shape, allow_bool=k == "clipped")
                           for k, shape in shapes.items()}
     positions = [
+        # ignore[arg-type]: rows of the [P, 3] dataset _numbers checked, so 3 coordinates each
         HeadPosition(str(nm), tuple(float(v) for v in p), float(y))  # type: ignore[arg-type]
         for nm, p, y in zip(names, xyz, yaw, strict=True)
     ]
@@ -364,19 +368,19 @@ def _read_checked(path: Path, f: h5py.File, lazy: bool = False, dtype: type = np
 
 
 def _irs(path: Path, f: h5py.File, name: str, shape: tuple[int | None, ...], lazy: bool,
-         dtype: type) -> np.ndarray | LazyDataset:
-    """An IR dataset checked like :func:`_numbers`, read now as ``dtype`` or left in the file (``lazy``)."""
+         dtype: npt.DTypeLike) -> np.ndarray | LazyDataset:
+    """Return an IR dataset checked like :func:`_numbers`, read now as ``dtype`` or left in the file (``lazy``)."""
     ds = _dataset(path, f, name)
     if lazy:
         if ds.dtype.kind != "f" or len(ds.shape) != len(shape) or any(
-                w is not None and g != w for g, w in zip(ds.shape, shape)):
+                w is not None and g != w for g, w in zip(ds.shape, shape, strict=True)):
             _numbers(path, f, name, shape)  # raises the one-line error
         return LazyDataset(path, name, ds.shape, dtype)
     return _numbers(path, f, name, shape).astype(dtype, copy=False)
 
 
 def _non_finite_steps(ir: np.ndarray | LazyDataset, done: np.ndarray) -> list[int]:
-    """Steps marked done with NaN/inf samples, checked a block of steps at a time."""
+    """Return steps marked done with NaN/inf samples, checked a block of steps at a time."""
     bad: list[int] = []
     for start in range(0, len(done), 32):
         block = np.asarray(ir[start : start + 32])
@@ -425,12 +429,14 @@ def _strings(path: Path, f: h5py.File, name: str) -> list[str]:
 def _numbers(
     path: Path, f: h5py.File, name: str, shape: tuple[int | None, ...], allow_bool: bool = False
 ) -> np.ndarray:
-    """A numeric dataset of ``shape`` (None: any length) as float64 (int64/bool kept where stored so)."""
+    """Return a numeric dataset of ``shape`` (None: any length) as float64 (int64/bool kept where stored so)."""
     ds = _dataset(path, f, name)
     kinds = "fiu" + ("b" if allow_bool else "")
     if ds.dtype.kind not in kinds:
         raise FileFormatError(f"{path}: /{name}: expected numbers, got dtype {ds.dtype}")
-    if len(ds.shape) != len(shape) or any(want is not None and got != want for got, want in zip(ds.shape, shape)):
+    if len(ds.shape) != len(shape) or any(
+        want is not None and got != want for got, want in zip(ds.shape, shape, strict=True)
+    ):
         want = "x".join("N" if w is None else str(w) for w in shape) or "a scalar"
         got = "x".join(map(str, ds.shape)) or "a scalar"
         raise FileFormatError(f"{path}: /{name}: expected shape {want}, got {got}")
@@ -446,7 +452,7 @@ def _flags(path: Path, f: h5py.File, name: str, n: int) -> np.ndarray:
 
 
 def file_format(path: str | Path) -> str | None:
-    """The ``format`` attribute of an HDF5 file (None if it has none), or a one-line FileFormatError."""
+    """Return the ``format`` attribute of an HDF5 file (None if it has none), or a one-line FileFormatError."""
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such file")

@@ -168,7 +168,7 @@ def read_mic_calibration(path: str | Path) -> MicCalibration:
 
 
 def mic_correction(cal: MicCalibration, freqs_hz: ArrayLike) -> NDArray[np.complex128]:
-    """The microphone's complex response at ``freqs_hz``: divide a measurement by it.
+    """Return the microphone's complex response at ``freqs_hz``: divide a measurement by it.
 
     ``H(f) = 10^(g(f)/20) · exp(j·φ(f)·π/180)`` with ``g`` and the unwrapped
     phase ``φ`` interpolated linearly over log-frequency, held beyond the

@@ -76,7 +76,7 @@ EAR_AZIMUTH_DEG = 100.0
 _SPHERICAL_UNITS = "degree, degree, metre"
 
 
-def _sofar():  # noqa: ANN202 - the sofar module
+def _sofar():
     try:
         import sofar
     except ImportError:
@@ -89,7 +89,7 @@ def _sofa_date(iso: str) -> str:
     try:
         when = _dt.datetime.fromisoformat(iso)
     except ValueError:
-        when = _dt.datetime.now(_dt.timezone.utc)
+        when = _dt.datetime.now(_dt.UTC)
     return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -106,7 +106,7 @@ def export_sofa(
     *,
     organization: str = "",
     author_contact: str = "",
-    license: str = "No license provided, ask the author for permission",  # noqa: A002 - the AES69 name
+    license: str = "No license provided, ask the author for permission",  # the AES69 name
     room_type: str | None = None,
     room_description: str | None = None,
 ) -> Path:
@@ -159,7 +159,7 @@ def export_sofa(
             f"{meas.path}: {group}: expected every step measured for SOFA export, got {missing.size} of "
             f"{done.size} missing (first: index {missing[0]}); complete it with calib run --resume"
         )
-    ir = meas.directivity_ir if group == "directivity" else meas.binaural_ir  # [M, R, E, N]
+    ir = np.asarray(meas.directivity_ir if group == "directivity" else meas.binaural_ir)  # [M, R, E, N]
     if not np.all(np.isfinite(ir)):
         raise FileFormatError(f"{meas.path}: /{group}/ir: expected finite samples, got NaN or infinity")
 
@@ -195,7 +195,7 @@ def export_sofa(
     if sofa.GLOBAL_RoomType != "free field":  # AES69: a reverberant room must be described
         sofa.add_attribute("GLOBAL_RoomDescription", room_description or _room_description(meas, proc))
     sofa.GLOBAL_DateCreated = _sofa_date(meas.created_utc)
-    sofa.GLOBAL_DateModified = _sofa_date(_dt.datetime.now(_dt.timezone.utc).isoformat())
+    sofa.GLOBAL_DateModified = _sofa_date(_dt.datetime.now(_dt.UTC).isoformat())
     sofa.GLOBAL_Origin = f"calib measurement file {meas.path.name} (rig {meas.rig}, simulated={meas.simulated})"
     sofa.GLOBAL_History = f"exported by calib {__version__} from {meas.path.name}"
     sofa.GLOBAL_Comment = (
@@ -229,7 +229,7 @@ def export_sofa(
     return out
 
 
-def _procedure(meas: Measurement):  # noqa: ANN202 - Procedure
+def _procedure(meas: Measurement):
     from calib.procedure.load import parse_procedure
 
     try:
@@ -238,7 +238,7 @@ def _procedure(meas: Measurement):  # noqa: ANN202 - Procedure
         raise FileFormatError(f"cannot export SOFA: the stored procedure is invalid: {exc}") from None
 
 
-def _room_description(meas: Measurement, proc) -> str:  # noqa: ANN001
+def _room_description(meas: Measurement, proc) -> str:
     room = proc.sim.room if proc.sim is not None else None
     if meas.simulated and room is not None:
         dims = " x ".join(f"{v:g}" for v in room.dimensions_m)
@@ -249,15 +249,15 @@ def _room_description(meas: Measurement, proc) -> str:  # noqa: ANN001
     return "measurement room (not described by calib; see the station records)"
 
 
-def _add_vector(sofa, name: str, xyz: list[float]) -> None:  # noqa: ANN001
-    """An AES69 general [I, C] cartesian vector variable (a View carries the Up's coordinate type too)."""
+def _add_vector(sofa, name: str, xyz: list[float]) -> None:
+    """Add an AES69 general [I, C] cartesian vector variable (a View carries the Up's coordinate type too)."""
     sofa.add_variable(name, np.asarray([xyz], float), "double", "IC")
     if name.endswith("View"):
         sofa.add_attribute(f"{name}_Type", "cartesian")
         sofa.add_attribute(f"{name}_Units", "metre")
 
 
-def _emitter_positions(meas: Measurement, proc) -> np.ndarray:  # noqa: ANN001
+def _emitter_positions(meas: Measurement, proc) -> np.ndarray:
     """[E, 3] emitter positions: the product's driver positions (``[[drivers]] position_m``).
 
     A ``verify`` file's sources are the filter inputs L, R, C, which every
@@ -269,7 +269,7 @@ def _emitter_positions(meas: Measurement, proc) -> np.ndarray:  # noqa: ANN001
     return np.array([drivers.get(name, centre) for name in meas.sources], dtype=float).reshape(-1, 3)
 
 
-def _directivity_geometry(sofa, meas: Measurement, proc) -> None:  # noqa: ANN001
+def _directivity_geometry(sofa, meas: Measurement, proc) -> None:
     az = np.asarray(meas.azimuth_deg, float)
     d = proc.arc.distance_m
     sofa.ListenerPosition = _spherical(az, 0.0, d)
@@ -283,7 +283,7 @@ def _directivity_geometry(sofa, meas: Measurement, proc) -> None:  # noqa: ANN00
     sofa.ReceiverPosition_Units = "metre"
 
 
-def _binaural_geometry(sofa, meas: Measurement) -> None:  # noqa: ANN001
+def _binaural_geometry(sofa, meas: Measurement) -> None:
     sofa.ListenerPosition = np.array([p.xyz_m for p in meas.positions], float).reshape(-1, 3)
     sofa.ListenerPosition_Type = "cartesian"
     sofa.ListenerPosition_Units = "metre"
@@ -296,7 +296,7 @@ def _binaural_geometry(sofa, meas: Measurement) -> None:  # noqa: ANN001
     sofa.ReceiverPosition_Units = _SPHERICAL_UNITS
 
 
-def _add_view(sofa, view: np.ndarray) -> None:  # noqa: ANN001
+def _add_view(sofa, view: np.ndarray) -> None:
     sofa.add_variable("ListenerView", view, "double", "MC")
     sofa.add_attribute("ListenerView_Type", "spherical")
     sofa.add_attribute("ListenerView_Units", _SPHERICAL_UNITS)

@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from calib.capture.runner import run_measurement
 from calib.capture.plan import MeasurementPlan, plan_characterize
+from calib.capture.runner import run_measurement
 from calib.procedure import Procedure, parse_procedure
 from calib.procedure.spec import SimFaults
 from calib.rig.base import Rig

@@ -45,7 +45,10 @@ def _mic_file(path: Path, b: np.ndarray, a: np.ndarray) -> Path:
     """A REW file of the filter's magnitude at 1/12-octave points, 10 Hz .. 24 kHz (no phase column)."""
     freqs = 10 * 2 ** (np.arange(0, 12 * np.log2(24000 / 10)) / 12)
     _, h = scipy.signal.freqz(b, a, worN=freqs, fs=FS)
-    lines = ["Microphone calibration data", *(f"{f:.3f}\t{20 * np.log10(abs(v)):.4f}" for f, v in zip(freqs, h))]
+    lines = [
+        "Microphone calibration data",
+        *(f"{f:.3f}\t{20 * np.log10(abs(v)):.4f}" for f, v in zip(freqs, h, strict=True)),
+    ]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -118,7 +118,7 @@ def test_one_percent_thd_leaves_the_linear_ir_unaffected(baseline, cap, schedule
         assert np.all(np.abs(dist[group] - clean[group]) <= 3.0)
 
 
-def _arrival_samples(ir: np.ndarray, driver, fs: int, band_hz=(1000.0, 3000.0)) -> float:  # noqa: ANN001
+def _arrival_samples(ir: np.ndarray, driver, fs: int, band_hz=(1000.0, 3000.0)) -> float:
     """Propagation delay of one IR: phase slope of H / (driver's own response) in the mid band.
 
     The lab's transfer is directivity (real, positive below the piston's first null) x

@@ -46,7 +46,7 @@ def _done_steps(path: Path) -> int | None:
         return None
 
 
-def _interrupted(cap, text: str, folder: Path, n_steps: int):  # noqa: ANN001, ANN202 - conftest Run
+def _interrupted(cap, text: str, folder: Path, n_steps: int):
     """A run stopped (KeyboardInterrupt, as Ctrl-C) after ``n_steps`` steps were written."""
     run = cap.start_run(text, folder)
     written = []

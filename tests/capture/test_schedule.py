@@ -59,7 +59,7 @@ def test_turntable_travel_is_the_path_the_engine_drives(new_run, cap):
 class _LoseSamples:
     """Wraps an interface: every input loses ``length`` samples starting ``at`` samples after the latency."""
 
-    def __init__(self, audio, at: int, length: int = 256) -> None:  # noqa: ANN001
+    def __init__(self, audio, at: int, length: int = 256) -> None:
         self.audio, self.at, self.length = audio, at, length
         self.n_outputs, self.n_inputs, self.sample_rate = audio.n_outputs, audio.n_inputs, audio.sample_rate
 

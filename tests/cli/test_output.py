@@ -31,7 +31,7 @@ def test_check_table_aligns_long_position_names() -> None:
     assert check_table(checks[:1], prefix="predicted ")[0].startswith("  predicted PASS  cancellation L")
 
 
-def test_help_names_every_exit_code(capsys) -> None:  # noqa: ANN001
+def test_help_names_every_exit_code(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     for code, meaning in (("0", "PASS"), ("1", "FAIL"), ("2", "bad input"), ("130", "interrupted")):
@@ -40,13 +40,13 @@ def test_help_names_every_exit_code(capsys) -> None:  # noqa: ANN001
     assert "--quiet" in out and "--verbose" in out
 
 
-def test_quiet_and_verbose_together_is_a_usage_error(capsys) -> None:  # noqa: ANN001
+def test_quiet_and_verbose_together_is_a_usage_error(capsys) -> None:
     assert main(["--quiet", "--verbose", "inspect", "nothing.h5"]) == 2
     err = capsys.readouterr().err
     assert err == "calib: error: --quiet and --verbose: expected at most one of them\n"
 
 
 @pytest.mark.parametrize("args", [["inspect"], ["render", "--subtype", "PCM_8", "a", "b", "c"]])
-def test_click_errors_exit_2(args, capsys) -> None:  # noqa: ANN001
+def test_click_errors_exit_2(args, capsys) -> None:
     assert main(args) == 2
     assert capsys.readouterr().err.count("\n") == 1

@@ -22,7 +22,7 @@ def postgres() -> Iterator[TempPostgres]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """A fresh, empty results database of each kind."""
     if request.param == "sqlite":
         return str(tmp_path / "results.db")

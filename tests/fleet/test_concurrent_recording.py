@@ -15,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from calib.fleet.store import ResultsStore
 from fleet_helpers import synthetic_unit
+
+from calib.fleet.store import ResultsStore
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
@@ -52,7 +53,7 @@ def _record_in_parallel(batches: list[list], url: str, tmp: Path) -> list[str]:
     return outs
 
 
-def test_eight_stations_at_once_record_eight_runs_none_lost_none_doubled(db_url, tmp_path) -> None:  # noqa: ANN001
+def test_eight_stations_at_once_record_eight_runs_none_lost_none_doubled(db_url, tmp_path) -> None:
     units = [synthetic_unit(f"SN{i:04d}", {"cancellation L @ centre": (20.0 + i, 12.0, ">=")},
                             f"2026-12-01T10:00:0{i}Z", station=f"st-{i % 3}") for i in range(8)]
     shared = synthetic_unit("SN-SAME", {"filter effort": (5.0, 15.0, "<=")}, "2026-12-01T11:00:00Z")

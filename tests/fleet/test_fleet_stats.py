@@ -38,7 +38,7 @@ def _batch(seed: int = 7) -> tuple[list, pd.DataFrame]:
 
 
 @pytest.fixture
-def batch_store(tmp_path):  # noqa: ANN001
+def batch_store(tmp_path):
     records, hand = _batch()
     store = ResultsStore(str(tmp_path / "fleet.db"))
     store.record_many(records[:15])
@@ -48,7 +48,7 @@ def batch_store(tmp_path):  # noqa: ANN001
     store.close()
 
 
-def test_cpk_and_yield_match_a_hand_computation(batch_store) -> None:  # noqa: ANN001
+def test_cpk_and_yield_match_a_hand_computation(batch_store) -> None:
     store, hand = batch_store
     view = fleet_view(store)
     # hand: Cpk of a lower limit (mean - LSL) / 3s, of an upper limit (USL - mean) / 3s, s with ddof=1
@@ -72,7 +72,7 @@ def test_cpk_and_yield_match_a_hand_computation(batch_store) -> None:  # noqa: A
     assert by_station.loc["st-a", "units"] == 15 and by_station.loc["st-a", "failed"] == 1  # SN0017 is odd: st-a
 
 
-def test_the_faulty_unit_is_the_outlier(batch_store) -> None:  # noqa: ANN001
+def test_the_faulty_unit_is_the_outlier(batch_store) -> None:
     store, hand = batch_store
     out = stats.outliers(store.checks())
     assert set(out["serial"]) == {FAULTY}
@@ -81,7 +81,7 @@ def test_the_faulty_unit_is_the_outlier(batch_store) -> None:  # noqa: ANN001
     np.testing.assert_allclose(out.loc[0, "z"], 0.6745 * (3.0 - x.median()) / mad, rtol=1e-9)
 
 
-def test_drift_and_the_fleet_report(batch_store, tmp_path) -> None:  # noqa: ANN001
+def test_drift_and_the_fleet_report(batch_store, tmp_path) -> None:
     store, _ = batch_store
     view = fleet_view(store)
     sens = view.drift.set_index("quantity").loc["driver left sensitivity_db"]
@@ -93,7 +93,7 @@ def test_drift_and_the_fleet_report(batch_store, tmp_path) -> None:  # noqa: ANN
     assert pdf.read_bytes()[:5] == b"%PDF-"
 
 
-def test_golden_limits_judge_later_units(batch_store) -> None:  # noqa: ANN001
+def test_golden_limits_judge_later_units(batch_store) -> None:
     store, hand = batch_store
     golden = [f"SN{i:04d}" for i in range(5)]
     lset = derive_limits(store, "duo2", golden, k=3.0, note="first five")
@@ -113,7 +113,7 @@ def test_golden_limits_judge_later_units(batch_store) -> None:  # noqa: ANN001
     assert all(c.passed for c in golden_checks(load_limits(store, "duo2", 1), good))
 
 
-def test_golden_limit_errors(batch_store) -> None:  # noqa: ANN001
+def test_golden_limit_errors(batch_store) -> None:
     store, _ = batch_store
     with pytest.raises(LimitsError, match="at least 3 known-good serials, got 2"):
         derive_limits(store, "duo2", ["SN0001", "SN0002"])

@@ -12,13 +12,13 @@ from calib.cli.main import main
 from calib.fleet.db import LATEST_VERSION, ResultsDatabaseError, resolve_url
 from calib.fleet.exchange import export_table, import_results_csv
 from calib.fleet.record import utc_text
-from calib.store.archive import ArchivePathError, archive_path
 from calib.fleet.store import ResultsStore
+from calib.store.archive import ArchivePathError, archive_path
 
 UNIT = {"cancellation L @ centre": (18.5, 12.0, ">="), "filter effort": (7.25, 15.0, "<=")}
 
 
-def test_recording_twice_is_one_run_with_its_chain(db_url) -> None:  # noqa: ANN001
+def test_recording_twice_is_one_run_with_its_chain(db_url) -> None:
     record = synthetic_unit("SN1", UNIT, "2026-12-01T09:00:00Z", figures={"driver left latency_ms": 5.5})
     with ResultsStore(db_url) as store:
         first, second = store.record(record), store.record(record)
@@ -35,7 +35,7 @@ def test_recording_twice_is_one_run_with_its_chain(db_url) -> None:  # noqa: ANN
             assert conn.execute(text("SELECT max(version) FROM schema_version")).scalar() == LATEST_VERSION
 
 
-def test_filters(tmp_path) -> None:  # noqa: ANN001
+def test_filters(tmp_path) -> None:
     with ResultsStore(str(tmp_path / "r.db")) as store:
         store.record(synthetic_unit("A1", UNIT, "2026-12-01T09:00:00Z", station="s1"))
         store.record(synthetic_unit("A2", {"filter effort": (20.0, 15.0, "<=")}, "2026-12-02T09:00:00Z", station="s2"))
@@ -49,7 +49,7 @@ def test_filters(tmp_path) -> None:  # noqa: ANN001
             store.checks(colour="red")
 
 
-def test_a_newer_schema_and_bad_urls_are_one_line_errors(tmp_path) -> None:  # noqa: ANN001
+def test_a_newer_schema_and_bad_urls_are_one_line_errors(tmp_path) -> None:
     path = tmp_path / "r.db"
     with ResultsStore(str(path)) as store, store.engine.begin() as conn:
         conn.execute(text("INSERT INTO schema_version VALUES (99, 'from the future', '2030-01-01T00:00:00Z')"))
@@ -61,7 +61,7 @@ def test_a_newer_schema_and_bad_urls_are_one_line_errors(tmp_path) -> None:  # n
         ResultsStore("postgresql+psycopg://calib@/nodb?host=/nonexistent-socket-dir")
 
 
-def test_url_choice(monkeypatch) -> None:  # noqa: ANN001
+def test_url_choice(monkeypatch) -> None:
     monkeypatch.delenv("CALIB_RESULTS_DB", raising=False)
     assert resolve_url() == "sqlite:///measurements/results.db"
     assert resolve_url(None, "postgresql://h/db") == "postgresql://h/db"
@@ -70,7 +70,7 @@ def test_url_choice(monkeypatch) -> None:  # noqa: ANN001
     assert resolve_url("postgresql://a/b", "postgresql://h/db") == "postgresql://a/b"
 
 
-def test_archive_paths_and_times(tmp_path) -> None:  # noqa: ANN001
+def test_archive_paths_and_times(tmp_path) -> None:
     (tmp_path / "measurements" / "SN1").mkdir(parents=True)
     assert archive_path(tmp_path / "measurements" / "SN1" / "v.h5", tmp_path) == "measurements/SN1/v.h5"
     with pytest.raises(ArchivePathError, match="outside the archive root"):
@@ -78,7 +78,7 @@ def test_archive_paths_and_times(tmp_path) -> None:  # noqa: ANN001
     assert utc_text("2026-12-01T10:00:00+01:00") == "2026-12-01T09:00:00Z"
 
 
-def test_import_an_old_results_csv_then_export(tmp_path) -> None:  # noqa: ANN001
+def test_import_an_old_results_csv_then_export(tmp_path) -> None:
     old = pd.DataFrame({
         "serial": ["A1", "A1", "A2", "A3"], "time_utc": ["2026-11-01T10:00:00+00:00"] * 4,
         "product_id": ["duo2"] * 4, "product_name": ["Duo 2"] * 4, "verdict": ["PASS", "PASS", "FAIL", "PASS"],
@@ -105,7 +105,7 @@ def test_import_an_old_results_csv_then_export(tmp_path) -> None:  # noqa: ANN00
             export_table(store, tmp_path / "out.xlsx")
 
 
-def test_cli_results_fleet_limits(tmp_path, capsys) -> None:  # noqa: ANN001
+def test_cli_results_fleet_limits(tmp_path, capsys) -> None:
     db = str(tmp_path / "r.db")
     with ResultsStore(db) as store:
         for i in range(4):

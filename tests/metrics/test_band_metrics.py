@@ -46,7 +46,7 @@ def test_band_without_bins_is_nan_and_nan_bins_are_skipped():
     power = np.ones(freqs.size)
     power[0] = np.nan
     got = band_power_average(freqs, power, b)
-    empty = np.array([not np.any((freqs >= lo) & (freqs < hi)) for lo, hi in zip(b.lower_hz, b.upper_hz)])
+    empty = np.array([not np.any((freqs >= lo) & (freqs < hi)) for lo, hi in zip(b.lower_hz, b.upper_hz, strict=True)])
     assert empty.sum() >= 5
     assert np.all(np.isnan(got[empty]))
     assert_allclose(got[~empty], 1.0)

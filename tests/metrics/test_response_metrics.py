@@ -21,7 +21,9 @@ def test_response_equal_to_target_has_zero_deviation():
 
 def test_shape_deviation_per_band():
     tilt = np.where(FREQS >= 1000, 2.0, 1.0)  # +6 dB above 1 kHz (the 1 kHz band straddles the step)
-    dev = response_deviation_db(np.vstack([tilt, np.ones(FREQS.size)]), FREQS, np.zeros(FREQS.size), BANDS, normalize=False)
+    dev = response_deviation_db(
+        np.vstack([tilt, np.ones(FREQS.size)]), FREQS, np.zeros(FREQS.size), BANDS, normalize=False
+    )
     assert dev.shape == (2, len(BANDS))
     assert_allclose(dev[0, BANDS.lower_hz >= 1000], 20 * np.log10(2), atol=1e-9)
     assert_allclose(dev[0, BANDS.upper_hz <= 1000], 0.0, atol=1e-9)

@@ -115,7 +115,7 @@ def test_sound_power_against_lebedev_for_the_virtual_labs_drivers():
         freqs = np.geomspace(100.0, drv.get("lowpass_hz", 20000.0), 120)
 
         def pattern(u: np.ndarray) -> np.ndarray:
-            return driver_directivity(freqs, radius, u[..., 0], rear)  # noqa: B023
+            return driver_directivity(freqs, radius, u[..., 0], rear)  # noqa: B023 - called in this iteration only
 
         sp = spinorama(pattern(orbit_directions(ORBIT_DEG, "h")), pattern(orbit_directions(ORBIT_DEG, "v")))
         sphere = db(w @ pattern(x.T) ** 2 / w.sum())

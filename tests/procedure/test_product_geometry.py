@@ -59,6 +59,8 @@ def test_sim_rig_records_the_simulated_air(tmp_path):
     from calib.rig.virtual_lab import open_sim_rig
 
     path = tmp_path / "duo-340.toml"
-    path.write_text(DUO.read_text().replace("[sim.drivers.left]", "[sim]\nspeed_of_sound = 340.0\n\n[sim.drivers.left]"))
+    path.write_text(
+        DUO.read_text().replace("[sim.drivers.left]", "[sim]\nspeed_of_sound = 340.0\n\n[sim.drivers.left]")
+    )
     with open_sim_rig(load_procedure(path), "SN1") as rig:
         assert (rig.speed_of_sound_m_s, rig.air) == (340.0, "simulated: [sim] speed_of_sound")

@@ -14,9 +14,9 @@ from calib.capture.schedule import estimate_unit_time_s
 from calib.cli.main import main
 from calib.errors import ProcedureError
 from calib.procedure import load_procedure, parse_procedure
+from calib.procedure.layout import check_azimuths
 from calib.procedure.production import production_azimuths, production_procedure, production_text
 from calib.procedure.summary import _fmt_duration
-from calib.procedure.layout import check_azimuths
 
 AURORA = Path(__file__).resolve().parents[2] / "procedures" / "aurora5.toml"
 DUO = AURORA.with_name("duo2.toml")

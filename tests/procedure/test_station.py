@@ -70,7 +70,8 @@ BAD = [
     ("unknown key", '[turntable]\ndriver = "manual"\nspeed = 3.0\n',
      r"^{f}: turntable\.speed: unknown key; expected one of: driver, host, port, serial_port, "),
     ("unknown section", '[audo]\ndevice = "x"\n',
-     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, air, dummy_head, mics, room, results$"),
+     r"^{f}: audo: unknown key; expected one of: station, audio, channels, turntable, positioner, air, "
+     r"dummy_head, mics, room, results$"),
     ("air outside Cramer's range", '[air]\ntemperature_c = 35.0\n',
      r"^{f}: air\.temperature_c: expected a number <= 30(\.0)?, got 35\.0$"),
     ("dummy head too small", '[dummy_head]\near_radius_m = 0.01\n',
@@ -82,7 +83,8 @@ BAD = [
     ("et250 without host", '[turntable]\ndriver = "et250"\n',
      r'^{f}: turntable\.host: required for driver "et250", got none$'),
     ("serial key on a UDP table", '[turntable]\ndriver = "et250"\nhost = "h"\nbaudrate = 9600\n',
-     r'^{f}: turntable\.baudrate: not a key of driver "et250"; expected one of: driver, host, forward_clockwise, port, '),
+     r'^{f}: turntable\.baudrate: not a key of driver "et250"; '
+     r"expected one of: driver, host, forward_clockwise, port, "),
     ("et250 without its direction", '[turntable]\ndriver = "et250"\nhost = "h"\n',
      r'^{f}: turntable\.forward_clockwise: required for driver "et250", got none$'),
     ("wrong type", '[turntable]\ndriver = "et250"\nhost = "h"\nport = "5025"\n',
@@ -96,7 +98,8 @@ BAD = [
     ("duplicate mic", '[[mics]]\nname = "arc_0"\nsensitivity_fs_per_pa = 0.05\n'
      '[[mics]]\nname = "arc_0"\nsensitivity_fs_per_pa = 0.05\n',
      r'^{f}: mics\[1\]\.name: expected a unique name, got "arc_0" twice$'),
-    ("missing calibration file", '[[mics]]\nname = "arc_0"\nsensitivity_fs_per_pa = 0.05\ncalibration_file = "no.txt"\n',
+    ("missing calibration file",
+     '[[mics]]\nname = "arc_0"\nsensitivity_fs_per_pa = 0.05\ncalibration_file = "no.txt"\n',
      r'^{f}: mics\[0\]\.calibration_file: expected an existing file, got "no.txt" \(.*no\.txt\)$'),
     ("unsupported rate", "[audio]\nsample_rate = 47000\n",
      r"^{f}: audio\.sample_rate: expected one of 44100, 48000, 88200, 96000 Hz, got 47000$"),
@@ -180,7 +183,7 @@ def test_open_portaudio_rig_wiring(monkeypatch):
 
     calls = {}
 
-    def fake(device, sample_rate, outs, ins, turntable, positioner, *, blocksize, latency):  # noqa: ANN001
+    def fake(device, sample_rate, outs, ins, turntable, positioner, *, blocksize, latency):
         calls.update(device=device, rate=sample_rate, outs=outs, ins=ins, table=turntable, pos=positioner,
                      blocksize=blocksize, latency=latency)
         if device == "broken":
@@ -219,5 +222,6 @@ def test_station_room_is_validated_and_read(tmp_path):
     path.write_text('[room]\ndimensions_m = [7.0, 6.0, 3.2]\ndevice_position_m = [2.5, 3.0, 1.2]\n')
     assert load_station(path).room.device_position_m == (2.5, 3.0, 1.2)
     path.write_text('[room]\ndimensions_m = [7.0, 6.0, 3.2]\ndevice_position_m = [2.5, 3.0, 3.5]\n')
-    with pytest.raises(ProcedureError, match=r"bench.toml: room: .*device_position_m \[2.5, 3.0, 3.5\] must lie inside"):
+    with pytest.raises(ProcedureError,
+                       match=r"bench.toml: room: .*device_position_m \[2.5, 3.0, 3.5\] must lie inside"):
         load_station(path)

@@ -12,8 +12,8 @@ from scipy.io import wavfile
 
 from calib.cli.cmd_render import export, render
 from calib.cli.main import cli, main
-from calib.render.in_memory import render as render_stereo
 from calib.geometry import HeadPosition
+from calib.render.in_memory import render as render_stereo
 from calib.store.calibration import write_calibration
 from calib.store.measurement import create_measurement
 

@@ -11,8 +11,8 @@ import yaml
 from scipy.io import wavfile
 
 from calib import __version__
-from calib.render.in_memory import effective_fir, render_inputs
 from calib.render.export import export_camilladsp, export_raw, export_wav
+from calib.render.in_memory import effective_fir, render_inputs
 from calib.store.calibration import write_calibration
 
 

@@ -15,6 +15,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.signal import fftconvolve
 
+from calib.geometry import HeadPosition
 from calib.metrics.bands import band_power_average, third_octave_bands
 from calib.procedure.load import parse_procedure
 from calib.render.stream import render_blocks
@@ -25,7 +26,6 @@ from calib.render.tracked import (
     read_track,
     render_tracked,
 )
-from calib.geometry import HeadPosition
 from calib.rig.virtual_lab import unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.ctc import design_ctc
@@ -55,7 +55,10 @@ def world():
     lab = VirtualLab(unit_device(proc, "SN-RT"), FS, n_ir=4096)
 
     def irs(xyz, yaws):
-        heads = [HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w)) for i, (p, w) in enumerate(zip(xyz, yaws))]
+        heads = [
+            HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w))
+            for i, (p, w) in enumerate(zip(xyz, yaws, strict=True))
+        ]
         out = lab.true_irs([EarReceiver(h, e) for h in heads for e in (0, 1)])
         return out.reshape(len(heads), 2, *out.shape[1:])
 
@@ -81,8 +84,11 @@ SETTLE_BLOCKS = 7
 
 
 def _moving_head(n_blocks: int, back: bool = False) -> HeadTrack:
-    """A head holding at y = -4.5 cm, then crossing to +4.5 cm at 0.5 m/s, then holding or coming back
-    (a 100 Hz tracker)."""
+    """A head that holds, crosses the centre and holds or comes back.
+
+    A head holding at y = -4.5 cm, then crossing to +4.5 cm at 0.5 m/s, then holding or coming back
+    (a 100 Hz tracker).
+    """
     t = np.arange(0, n_blocks * BLOCK / FS, 0.01)
     travel = SPEED_M_S * np.maximum(t - SETTLE_BLOCKS * BLOCK / FS, 0.0)
     if back:
@@ -117,7 +123,9 @@ def test_crossfade_bounds_the_output_slope_where_a_hard_switch_steps(world):
     previous = cells[0]
     for i, cell in enumerate(cells):
         seg = slice(i * BLOCK, (i + 1) * BLOCK)
-        expected = pure[cell, :, seg] if cell == previous else (1 - fade) * pure[previous, :, seg] + fade * pure[cell, :, seg]
+        expected = (
+            pure[cell, :, seg] if cell == previous else (1 - fade) * pure[previous, :, seg] + fade * pure[cell, :, seg]
+        )
         assert_allclose(y[:, seg], expected, atol=1e-9 * np.max(np.abs(pure)))
         previous = cell
     # On the output: the slope never exceeds what the two cells and the fade allow (module docstring)...
@@ -200,7 +208,10 @@ def test_streamed_tracked_render_equals_the_fixed_render_for_a_one_cell_bank(wor
     single = Calibration(**{**cal.__dict__, "area": one, "path": None})
     rng = np.random.default_rng(9)
     stereo = 0.1 * rng.standard_normal((2, 7000))
-    blocks = lambda: (stereo[:, i:i + 3000] for i in range(0, stereo.shape[-1], 3000))
+
+    def blocks():
+        return (stereo[:, i:i + 3000] for i in range(0, stereo.shape[-1], 3000))
+
     expected = np.concatenate(list(render_blocks(single, blocks)), axis=-1)
     track = HeadTrack(np.array([0.0]), np.array([[1.0, 0.02, 0.0]]), np.array([180.0]))
     got = np.concatenate(list(render_tracked(single, blocks, track, block=512)), axis=-1)
@@ -225,7 +236,10 @@ def test_calib_render_with_a_track(world, tmp_path, capsys):
     assert main(["render", str(cal_path), str(tmp_path / "in.wav"), str(tmp_path / "out.wav"),
                  "--track", str(track), "--block", "512"]) == 0
     rate, out = wavfile.read(tmp_path / "out.wav")
-    blocks = lambda: iter([stereo.astype(np.float64)])
+
+    def blocks():
+        return iter([stereo.astype(np.float64)])
+
     expected = np.concatenate(list(render_tracked(cal, blocks, read_track(track), block=512)), axis=-1)
     assert rate == FS and out.shape == expected.T.shape
     # calib render keeps 1 dB of headroom: the feeds scaled so that their peak is -1 dBFS (never raised)

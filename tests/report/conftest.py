@@ -13,7 +13,7 @@ from calib.procedure.spec import SimFaults
 from calib.stages.unit_report import UnitReport
 
 
-def build_report(sim_units, product: str, serial: str, faults: SimFaults | None = None) -> UnitReport:  # noqa: ANN001
+def build_report(sim_units, product: str, serial: str, faults: SimFaults | None = None) -> UnitReport:
     """Measure, fit and verify one simulated unit (30 deg grid, 0.5 s sweeps) and assemble its report.
 
     ``faults`` are present during verification only (the unit was healthy when calibrated).
@@ -22,9 +22,12 @@ def build_report(sim_units, product: str, serial: str, faults: SimFaults | None 
 
 
 @pytest.fixture(scope="session")
-def reports(sim_units) -> dict[str, UnitReport]:  # noqa: ANN001
-    """``pass``: a good Duo 2; ``dead``: a Duo 2 whose left driver died after calibration;
-    ``beam``: an Aurora 5 (5 drivers, centre beam, different checks)."""
+def reports(sim_units) -> dict[str, UnitReport]:
+    """Verified report fixtures: ``pass``, ``dead`` and ``beam``.
+
+    ``pass``: a good Duo 2; ``dead``: a Duo 2 whose left driver died after calibration;
+    ``beam``: an Aurora 5 (5 drivers, centre beam, different checks).
+    """
     return {
         "pass": build_report(sim_units, "duo2", "SN-PASS-1"),
         "dead": build_report(sim_units, "duo2", "SN-DEAD-2", SimFaults(dead_drivers=["left"])),

@@ -52,7 +52,7 @@ def _ir(meas, row: dict[str, str]) -> np.ndarray:
     return meas.binaural_ir[p, ["left ear", "right ear"].index(row["receiver"]), s]
 
 
-def test_wav_irs_equal_the_measurement(reports, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_wav_irs_equal_the_measurement(reports, tmp_path, capsys) -> None:
     char = reports["pass"].files["characterize"]
     meas = read_measurement(char)
     out = tmp_path / "wav"
@@ -77,7 +77,7 @@ def test_wav_irs_equal_the_measurement(reports, tmp_path, capsys) -> None:  # no
     assert "exists already" in capsys.readouterr().err
 
 
-def test_frd_equals_the_dft_of_the_gated_measurement(reports, tmp_path) -> None:  # noqa: ANN001
+def test_frd_equals_the_dft_of_the_gated_measurement(reports, tmp_path) -> None:
     char = reports["pass"].files["characterize"]
     meas = read_measurement(char)
     gates = measurement_gates(meas, parse_procedure(meas.procedure_text))
@@ -124,14 +124,17 @@ def test_frd_of_a_pascal_ir_is_spl_at_0_dbfs() -> None:
     assert "SPL at 0 dBFS (dB re 20 µPa)" in text.splitlines()[1]
 
 
-def test_export_measurement_rejects_an_unknown_format(tmp_path) -> None:  # noqa: ANN001
+def test_export_measurement_rejects_an_unknown_format(tmp_path) -> None:
     with pytest.raises(ValueError, match="fmt: expected one of wav, frd, got 'txt'"):
         export_measurement(tmp_path / "x.h5", tmp_path, "txt")
 
 
-def test_gated_export_windows_each_step_before_its_reflection(reports, tmp_path, monkeypatch) -> None:  # noqa: ANN001
-    """A gate per azimuth (the free-field fixture has none): the FRD is the DFT of the IR times a half-Hann
-    fade ending at that azimuth's gate, written independently here; the manifest names the gate."""
+def test_gated_export_windows_each_step_before_its_reflection(reports, tmp_path, monkeypatch) -> None:
+    """FRD export with a gate per azimuth, checked against an independent DFT.
+
+    A gate per azimuth (the free-field fixture has none): the FRD is the DFT of the IR times a half-Hann
+    fade ending at that azimuth's gate, written independently here; the manifest names the gate.
+    """
     import calib.export.measurements as exp
     from calib.stages.gating import UNGATED, Gate, Gates
 

@@ -23,7 +23,14 @@ from matplotlib.collections import PolyCollection, QuadMesh
 from matplotlib.image import imread
 from matplotlib.projections.polar import PolarAxes
 
-from calib.report.figures import FIGURE_PAGES, fig_beam, fig_cancellation, fig_directivity_maps, fig_filters, fig_quality
+from calib.report.figures import (
+    FIGURE_PAGES,
+    fig_beam,
+    fig_cancellation,
+    fig_directivity_maps,
+    fig_filters,
+    fig_quality,
+)
 from calib.report.pdf import MIN_ROWS_ON_A_PAGE, summary_pages, write_report
 
 needs_poppler = pytest.mark.skipif(not all(shutil.which(t) for t in ("pdftoppm", "pdftotext")),
@@ -31,12 +38,12 @@ needs_poppler = pytest.mark.skipif(not all(shutil.which(t) for t in ("pdftoppm",
 
 
 @pytest.fixture(scope="session")
-def beam_pdf(reports, tmp_path_factory) -> Path:  # noqa: ANN001
+def beam_pdf(reports, tmp_path_factory) -> Path:
     return write_report(reports["beam"], tmp_path_factory.mktemp("pages") / "beam.pdf")
 
 
 @needs_poppler
-def test_every_page_renders_to_a_png_that_is_not_blank(reports, beam_pdf, tmp_path) -> None:  # noqa: ANN001
+def test_every_page_renders_to_a_png_that_is_not_blank(reports, beam_pdf, tmp_path) -> None:
     subprocess.run(["pdftoppm", "-r", "24", "-png", str(beam_pdf), str(tmp_path / "p")], check=True)
     pngs = sorted(tmp_path.glob("p-*.png"))
     assert len(pngs) == len(summary_pages(reports["beam"])) + len(FIGURE_PAGES) == 7
@@ -46,7 +53,7 @@ def test_every_page_renders_to_a_png_that_is_not_blank(reports, beam_pdf, tmp_pa
 
 
 @needs_poppler
-def test_checks_table_rows_units_and_notes(reports, beam_pdf) -> None:  # noqa: ANN001
+def test_checks_table_rows_units_and_notes(reports, beam_pdf) -> None:
     report = reports["beam"]
     text = subprocess.run(["pdftotext", "-layout", "-f", "1", "-l", "1", str(beam_pdf), "-"], check=True,
                           capture_output=True, text=True).stdout
@@ -61,7 +68,7 @@ def test_checks_table_rows_units_and_notes(reports, beam_pdf) -> None:  # noqa: 
     assert "target less its tolerance" in flat and "have no prediction" in flat
 
 
-def test_long_tables_leave_no_row_alone(reports) -> None:  # noqa: ANN001
+def test_long_tables_leave_no_row_alone(reports) -> None:
     import dataclasses
 
     report = reports["dead"]
@@ -72,13 +79,13 @@ def test_long_tables_leave_no_row_alone(reports) -> None:  # noqa: ANN001
         assert sum(per_page) == n and min(per_page) >= min(n, MIN_ROWS_ON_A_PAGE), (n, per_page)
 
 
-def _data_axes(fig):  # noqa: ANN001, ANN202
+def _data_axes(fig):
     return [ax for ax in fig.axes if ax.axison and not isinstance(ax, PolarAxes)
             and (ax.lines or ax.collections or ax.images or ax.patches)]
 
 
 @pytest.mark.parametrize("key", ["beam", "dead"])
-def test_every_axis_is_labelled(reports, key) -> None:  # noqa: ANN001
+def test_every_axis_is_labelled(reports, key) -> None:
     report = reports[key]
     for build in FIGURE_PAGES:
         fig = build(report)
@@ -91,14 +98,14 @@ def test_every_axis_is_labelled(reports, key) -> None:  # noqa: ANN001
             assert any(s.get_xlabel().strip() for s in siblings), where
 
 
-def _verified_and_predicted(ax):  # noqa: ANN001, ANN202
+def _verified_and_predicted(ax):
     lines = [ln for ln in ax.lines if np.size(ln.get_xdata()) > 1]
     verified = [ln for ln in lines if ln.get_linestyle() == "-" and "predicted" not in ln.get_label()]
     predicted = [ln for ln in lines if ln.get_linestyle() == "--"]
     return verified, predicted
 
 
-def test_cancellation_shading_covers_no_passing_curve(reports) -> None:  # noqa: ANN001
+def test_cancellation_shading_covers_no_passing_curve(reports) -> None:
     for key in ("beam", "dead"):
         report = reports[key]
         passed = {c.name: c.passed for c in report.checks}
@@ -136,7 +143,7 @@ def test_cancellation_shading_covers_no_passing_curve(reports) -> None:  # noqa:
             assert ax.get_xlim()[1] > report.procedure.targets.cancellation.band_hz()[1]
 
 
-def test_predicted_and_verified_are_told_apart_and_both_visible(reports) -> None:  # noqa: ANN001
+def test_predicted_and_verified_are_told_apart_and_both_visible(reports) -> None:
     report = reports["beam"]
     fig = fig_beam(report)
     panels = [ax for ax in fig.axes[1:4]]  # sector, point nulls, main lobe
@@ -151,7 +158,7 @@ def test_predicted_and_verified_are_told_apart_and_both_visible(reports) -> None
                 assert pre.get_linewidth() < ver.get_linewidth(), ax.get_title()
 
 
-def test_polar_labels_maps_filters_and_quality(reports) -> None:  # noqa: ANN001
+def test_polar_labels_maps_filters_and_quality(reports) -> None:
     report = reports["beam"]
     polar = fig_beam(report).axes[0]
     labels = [t.get_text() for t in polar.get_yticklabels()]
@@ -181,9 +188,12 @@ def test_polar_labels_maps_filters_and_quality(reports) -> None:  # noqa: ANN001
         assert any(t.get_text() == "no step needed a retry" for t in ax.texts)
 
 
-def test_verification_latencies_are_its_own(reports) -> None:  # noqa: ANN001
-    """The sim draws latency per call; a verification is a run of its own, not the characterize run's draws
-    again (page 8 showed both latency series on top of each other)."""
+def test_verification_latencies_are_its_own(reports) -> None:
+    """A verification draws its own latency, not the characterize run's.
+
+    The sim draws latency per call; a verification is a run of its own, not the characterize run's draws
+    again (page 8 showed both latency series on top of each other).
+    """
     report = reports["beam"]
     char, ver = (m.quality["directivity"]["latency_samples"][:, 0] for m in (report.characterize, report.verification))
     # the verification measures the checks' azimuths only (calib.procedure.layout.check_azimuths): compare those

@@ -32,7 +32,6 @@ from calib.report.figures import (
     ir_unit,
     nearest_azimuth,
     pattern_bands_db,
-    smooth_fractional_octave,
 )
 from calib.report.pdf import MIN_ROWS_ON_A_PAGE, ROW_HEIGHT, rows_per_page, summary_pages, write_report
 
@@ -71,7 +70,7 @@ def tree_count(pdf: Path) -> int:
 
 
 @pytest.fixture(scope="session")
-def pdfs(reports, tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
+def pdfs(reports, tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("pdf")  # the beam product's pages are drawn in test_beam_product_pages
     return {key: write_report(reports[key], out / f"{key}.pdf") for key in ("pass", "dead")}
 
@@ -79,7 +78,7 @@ def pdfs(reports, tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001
 # ------------------------------------------------------------------ the PDF
 
 
-def test_page_count_summary_plus_one_page_per_figure(pdfs, reports, tmp_path) -> None:  # noqa: ANN001
+def test_page_count_summary_plus_one_page_per_figure(pdfs, reports, tmp_path) -> None:
     # Duo 2's 15 checks (4 driver checks, 11 acoustic) fit on page 1, then 6 figure pages.
     assert len(reports["pass"].checks) == len(reports["dead"].checks) == 15
     assert len(FIGURE_PAGES) == 6
@@ -103,7 +102,7 @@ def test_rows_per_page_never_leaves_a_row_alone() -> None:
 
 
 @needs_poppler
-def test_page1_of_a_passing_simulated_unit(pdfs, reports) -> None:  # noqa: ANN001
+def test_page1_of_a_passing_simulated_unit(pdfs, reports) -> None:
     report = reports["pass"]
     text = page_text(pdfs["pass"], 1)
     assert report.serial in text
@@ -119,7 +118,7 @@ def test_page1_of_a_passing_simulated_unit(pdfs, reports) -> None:  # noqa: ANN0
 
 
 @needs_poppler
-def test_fail_report_names_the_failing_checks_on_page1(pdfs, reports) -> None:  # noqa: ANN001
+def test_fail_report_names_the_failing_checks_on_page1(pdfs, reports) -> None:
     report = reports["dead"]
     failing = [c for c in report.checks if not c.passed]
     assert report.verdict == "FAIL" and len(failing) >= 6  # a dead driver ruins the cancellation
@@ -133,7 +132,7 @@ def test_fail_report_names_the_failing_checks_on_page1(pdfs, reports) -> None:  
 
 
 @needs_poppler
-def test_metadata_names_serial_and_verdict(pdfs, reports) -> None:  # noqa: ANN001
+def test_metadata_names_serial_and_verdict(pdfs, reports) -> None:
     for key in ("pass", "dead"):
         info = subprocess.run(["pdfinfo", str(pdfs[key])], check=True, capture_output=True, text=True).stdout
         fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
@@ -143,7 +142,7 @@ def test_metadata_names_serial_and_verdict(pdfs, reports) -> None:  # noqa: ANN0
 
 
 @needs_poppler
-def test_figure_pages_are_titled(pdfs) -> None:  # noqa: ANN001
+def test_figure_pages_are_titled(pdfs) -> None:
     titles = ("Drivers", "Directivity", "Centre beam", "Crosstalk cancellation", "Filters", "Measurement quality")
     for page, title in enumerate(titles, start=2):
         text = page_text(pdfs["pass"], page)
@@ -151,7 +150,7 @@ def test_figure_pages_are_titled(pdfs) -> None:  # noqa: ANN001
 
 
 @needs_poppler
-def test_real_rig_is_not_marked_simulated_and_long_check_lists_continue(reports, tmp_path) -> None:  # noqa: ANN001
+def test_real_rig_is_not_marked_simulated_and_long_check_lists_continue(reports, tmp_path) -> None:
     report = reports["dead"]
     real = dataclasses.replace(
         report,
@@ -177,12 +176,12 @@ def test_real_rig_is_not_marked_simulated_and_long_check_lists_continue(reports,
     assert rows(first) + rows(second) == 60 and rows(second) >= MIN_ROWS_ON_A_PAGE
 
 
-def test_replacing_a_report_is_atomic(reports, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def test_replacing_a_report_is_atomic(reports, tmp_path, monkeypatch) -> None:
     report = reports["pass"]
     path = tmp_path / "unit.pdf"
     path.write_bytes(b"old report")
 
-    def broken(_report):  # noqa: ANN001, ANN202
+    def broken(_report):
         raise RuntimeError("figure failed")
 
     monkeypatch.setattr(pdf_module, "FIGURE_PAGES", (broken,))
@@ -200,26 +199,6 @@ def test_replacing_a_report_is_atomic(reports, tmp_path, monkeypatch) -> None:  
 # ------------------------------------------------------------- figure data
 
 
-def test_smoothing_matches_a_direct_window_mean() -> None:
-    rng = np.random.default_rng(1)
-    freqs = np.linspace(0.0, 2000.0, 201)
-    power = rng.random((2, freqs.size))
-    got = smooth_fractional_octave(freqs, power, fraction=3)
-    half = 2 ** (1 / 6)
-    for i in (0, 1, 7, 50, 120, 200):  # reference: the mean over the window, bin by bin
-        inside = (freqs >= freqs[i] / half) & (freqs <= freqs[i] * half)
-        inside[i] = True
-        np.testing.assert_allclose(got[:, i], power[:, inside].mean(axis=-1), rtol=1e-12)
-    np.testing.assert_allclose(smooth_fractional_octave(freqs, np.full(freqs.size, 3.0)), 3.0, rtol=1e-12)
-
-
-def test_smoothing_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="F=3 bins"):
-        smooth_fractional_octave(np.arange(3.0), np.ones(4))
-    with pytest.raises(ValueError, match="fraction: expected a positive integer"):
-        smooth_fractional_octave(np.arange(3.0), np.ones(3), fraction=0)
-
-
 def test_nearest_azimuth_wraps_around() -> None:
     az = np.array([0.0, 30.0, 60.0, 90.0, 120.0, 150.0, -180.0, -150.0, -120.0, -90.0, -60.0, -30.0])
     assert nearest_azimuth(az) == 0
@@ -227,7 +206,7 @@ def test_nearest_azimuth_wraps_around() -> None:
     assert nearest_azimuth(az, -95.0) == 9
 
 
-def test_onaxis_level_matches_the_sim_sensitivity(reports) -> None:  # noqa: ANN001
+def test_onaxis_level_matches_the_sim_sensitivity(reports) -> None:
     # Duo 2 sim: 85 dB SPL at 1 m for a full-scale sine, mic 2 m from the axis,
     # driver 3 cm forward and 7.5 cm to the side, input gain 0.05 FS/Pa:
     # |H| = p(1 m) * 1 m / r * 0.05 (peak over peak). Unit variation: 0.5 dB sd.
@@ -238,7 +217,7 @@ def test_onaxis_level_matches_the_sim_sensitivity(reports) -> None:  # noqa: ANN
     np.testing.assert_allclose(level[:, i], expected, atol=1.5)
 
 
-def test_centre_pattern_reproduces_the_verified_beam_metrics(reports) -> None:  # noqa: ANN001
+def test_centre_pattern_reproduces_the_verified_beam_metrics(reports) -> None:
     report = reports["beam"]
     freqs, verified, predicted = centre_patterns(report)
     az = report.verification.azimuth_deg
@@ -257,7 +236,7 @@ def test_centre_pattern_reproduces_the_verified_beam_metrics(reports) -> None:  
     np.testing.assert_allclose(pre_db[off_null], ver_db[off_null], atol=1.0)
 
 
-def test_figures_survive_a_silent_driver_and_infinite_gains(reports) -> None:  # noqa: ANN001
+def test_figures_survive_a_silent_driver_and_infinite_gains(reports) -> None:
     report = reports["pass"]
     char_ir = report.characterize.directivity_ir.copy()
     char_ir[:, :, 0] = 0.0  # driver 'left' silent: -inf dB on axis
@@ -280,14 +259,19 @@ def test_figures_survive_a_silent_driver_and_infinite_gains(reports) -> None:  #
     fig.savefig(io.BytesIO(), format="pdf")  # draws without error
 
 
-def test_beam_product_pages(reports) -> None:  # noqa: ANN001
-    """Aurora 5 (5 drivers, a centre beam): the beam panels show the verified metrics against their limits,
-    predicted apart from verified (line style and colour), the sector shaded, the WNG against frequency."""
+def test_beam_product_pages(reports) -> None:
+    """Aurora 5 beam panels: verified against limits, predicted apart, sector shaded, WNG.
+
+    Aurora 5 (5 drivers, a centre beam): the beam panels show the verified metrics against their limits,
+    predicted apart from verified (line style and colour), the sector shaded, the WNG against frequency.
+    """
     report = reports["beam"]
     beam = report.procedure.targets.beam
     fig = fig_beam(report)
     polar, sector_ax, null_ax, lobe_ax, wng_ax = fig.axes[:5]
-    np.testing.assert_allclose(sector_ax.lines[0].get_ydata(), report.verified.beam.sector_rejection_db[0], rtol=1e-12)
+    np.testing.assert_allclose(
+        sector_ax.lines[0].get_ydata(), report.verified.beam.sector_rejection_db[0], rtol=1e-12
+    )
     np.testing.assert_allclose(null_ax.lines[0].get_ydata(), report.verified.beam.null_depth_db[0], rtol=1e-12)
     np.testing.assert_allclose(lobe_ax.lines[0].get_ydata(), report.verified.beam.main_lobe_db, rtol=1e-12)
     assert sector_ax.lines[-1].get_ydata()[0] == beam.sector_rejection_min_db - beam.tolerance_db
@@ -297,7 +281,7 @@ def test_beam_product_pages(reports) -> None:  # noqa: ANN001
         ver = next(line for line in ax.lines if "verified" in line.get_label())
         pre = next(line for line in ax.lines if "predicted" in line.get_label())
         assert ver.get_linestyle() != pre.get_linestyle() and ver.get_color() != pre.get_color()
-    for ver, pre in zip(polar.lines[0::2], polar.lines[1::2]):
+    for ver, pre in zip(polar.lines[0::2], polar.lines[1::2], strict=True):
         assert "verified" in ver.get_label() and "predicted" in pre.get_label()
         assert ver.get_linestyle() != pre.get_linestyle() and ver.get_color() != pre.get_color()
     shaded = [c for c in polar.collections if c.get_label().startswith("null sector")]
@@ -315,7 +299,7 @@ def test_beam_product_pages(reports) -> None:  # noqa: ANN001
     assert len(report.checks) == 34 and len(summary_pages(report)) == 1
 
 
-def test_ir_unit_follows_the_file_attributes(reports) -> None:  # noqa: ANN001
+def test_ir_unit_follows_the_file_attributes(reports) -> None:
     meas = reports["pass"].characterize
     assert ir_unit(meas) == "FS/FS"
     absolute = dataclasses.replace(meas, attrs={**meas.attrs, "ir_unit_directivity": "Pa/FS"})

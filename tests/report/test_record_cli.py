@@ -11,7 +11,7 @@ from calib.cli.main import main
 from calib.fleet.store import ResultsStore
 
 
-def test_the_same_verification_reported_twice_is_one_run(reports, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_the_same_verification_reported_twice_is_one_run(reports, tmp_path, capsys) -> None:
     unit = reports["pass"]
     verification = unit.files["verification"]
     root = verification.parents[2]  # the chain's folder: measurements/ lives in it
@@ -44,7 +44,7 @@ def test_the_same_verification_reported_twice_is_one_run(reports, tmp_path, caps
     assert len(table) == 1 and not table.loc[0, "verification_file"].startswith("/")  # relative, once
 
 
-def test_report_outside_the_archive_root_is_a_one_line_error(reports, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_report_outside_the_archive_root_is_a_one_line_error(reports, tmp_path, capsys) -> None:
     verification = reports["pass"].files["verification"]
     code = main(["report", str(verification), "--reports", str(tmp_path / "r"), "--db", str(tmp_path / "r.db"),
                  "--results", str(tmp_path / "r.csv"), "--archive-root", str(tmp_path / "elsewhere")])
@@ -52,7 +52,7 @@ def test_report_outside_the_archive_root_is_a_one_line_error(reports, tmp_path, 
     assert code == 2 and "outside the archive root" in err and "Traceback" not in err
 
 
-def _golden_db(unit, root, db, shifts: tuple[float, ...]) -> None:  # noqa: ANN001
+def _golden_db(unit, root, db, shifts: tuple[float, ...]) -> None:
     """A database holding three golden copies of ``unit`` with every value shifted, and limits derived from them."""
     import copy
     import dataclasses
@@ -77,7 +77,7 @@ def _golden_db(unit, root, db, shifts: tuple[float, ...]) -> None:  # noqa: ANN0
         derive_limits(store, unit.procedure.product.id, [r.serial for r in golden], k=3.0)
 
 
-def test_golden_limits_enter_the_verdict_of_later_reports(reports, tmp_path, capsys) -> None:  # noqa: ANN001
+def test_golden_limits_enter_the_verdict_of_later_reports(reports, tmp_path, capsys) -> None:
     unit = reports["pass"]
     verification = unit.files["verification"]
     root = verification.parents[2]
@@ -102,7 +102,7 @@ def test_golden_limits_enter_the_verdict_of_later_reports(reports, tmp_path, cap
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def report_db(request, tmp_path_factory):  # noqa: ANN001
+def report_db(request, tmp_path_factory):
     """A fresh results database of each kind (PostgreSQL: a throwaway server; skipped, saying why, if none starts)."""
     if request.param == "sqlite":
         yield str(tmp_path_factory.mktemp("db") / "results.db")
@@ -117,7 +117,7 @@ def report_db(request, tmp_path_factory):  # noqa: ANN001
     server.stop()
 
 
-def test_eight_calib_report_processes_at_once_record_eight_runs(reports, report_db, tmp_path) -> None:  # noqa: ANN001
+def test_eight_calib_report_processes_at_once_record_eight_runs(reports, report_db, tmp_path) -> None:
     """Eight stations finish at once: eight ``calib report`` processes on eight units' verifications.
 
     The eight verifications are copies of one real verification re-labelled

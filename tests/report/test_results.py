@@ -47,11 +47,11 @@ def test_check_columns_value_unit_and_pass_flag() -> None:
     }
 
 
-def _check(report, name: str) -> Check:  # noqa: ANN001
+def _check(report, name: str) -> Check:
     return next(c for c in report.checks if c.name == name)
 
 
-def test_summary_metrics_agree_with_the_checks(reports) -> None:  # noqa: ANN001
+def test_summary_metrics_agree_with_the_checks(reports) -> None:
     # Duo 2's target curve is flat (12 dB), so each design check sits at its
     # position's smallest cancellation gain: the row's minimum is theirs.
     duo = reports["pass"]
@@ -73,7 +73,7 @@ def test_summary_metrics_agree_with_the_checks(reports) -> None:  # noqa: ANN001
     assert row["calibration_sha256"] == beam.hashes["calibration"] and len(row["verification_sha256"]) == 64
 
 
-def test_two_appends_two_rows_then_a_second_product_adds_columns(reports, tmp_path) -> None:  # noqa: ANN001
+def test_two_appends_two_rows_then_a_second_product_adds_columns(reports, tmp_path) -> None:
     csv = tmp_path / "measurements" / "results.csv"
     rows = [append_result(reports[key], csv) for key in ("pass", "dead")]
     df = read_results(csv)
@@ -138,7 +138,7 @@ def test_yield_of_an_empty_table_and_bad_tables() -> None:
         yield_summary(pd.DataFrame({"serial": ["A"], "product_id": ["x"], "verdict": ["PASS"]}))
 
 
-def test_read_results_errors(tmp_path) -> None:  # noqa: ANN001
+def test_read_results_errors(tmp_path) -> None:
     with pytest.raises(FileFormatError, match="no such results table"):
         read_results(tmp_path / "missing.csv")
     other = tmp_path / "other.csv"
@@ -151,7 +151,7 @@ def test_read_results_errors(tmp_path) -> None:  # noqa: ANN001
         read_results(empty)
 
 
-def test_append_refuses_a_foreign_csv_and_leaves_it_alone(reports, tmp_path) -> None:  # noqa: ANN001
+def test_append_refuses_a_foreign_csv_and_leaves_it_alone(reports, tmp_path) -> None:
     csv = tmp_path / "results.csv"
     csv.write_text("a,b\n1,2\n")
     with pytest.raises(FileFormatError, match="missing column"):

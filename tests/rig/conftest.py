@@ -13,9 +13,9 @@ locally and fails them when ``CI`` is set: CI must exercise the real stream.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-import functools
 import shutil
 import signal
 import subprocess

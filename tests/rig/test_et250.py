@@ -175,7 +175,9 @@ def test_duplicated_replies_are_not_taken_for_later_answers(table):
 def test_refused_move_is_one_clear_error(table):
     fake, drv = table(forward_clockwise=False)
     fake.refuse_moves = True
-    with pytest.raises(TurntableError, match=r"^ET250 at 127\.0\.0\.1:\d+ refused rotate forward 60 deg \(reply 6600\)$"):
+    with pytest.raises(
+        TurntableError, match=r"^ET250 at 127\.0\.0\.1:\d+ refused rotate forward 60 deg \(reply 6600\)$"
+    ):
         drv.move_to(60.0)
     assert sum(1 for p in fake.requests if p == _req(1, 600)) == 1  # a refusal is not retried
 

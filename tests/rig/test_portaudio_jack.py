@@ -42,8 +42,8 @@ import pytest
 from numpy.testing import assert_allclose
 
 from calib.errors import DeviceNotFoundError, RigError
-from calib.rig import portaudio
 from calib.geometry import HeadPosition
+from calib.rig import portaudio
 from calib.rig.base import Positioner, Rig, Turntable
 from calib.rig.portaudio import PortAudioInterface, format_devices, list_devices, make_portaudio_rig
 

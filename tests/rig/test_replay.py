@@ -12,12 +12,12 @@ import pytest
 import scipy.signal
 from numpy.testing import assert_allclose, assert_array_equal
 
-from calib.capture.runner import run_measurement
 from calib.capture.plan import plan_characterize
-from calib.procedure.layout import head_position
+from calib.capture.runner import run_measurement
 from calib.errors import FileFormatError, ProcedureError, RigError
-from calib.procedure import parse_procedure
 from calib.geometry import HeadPosition
+from calib.procedure import parse_procedure
+from calib.procedure.layout import head_position
 from calib.rig.factory import open_rig
 from calib.rig.replay import ReplayLab, describe_grid, load_replay_measurement
 from calib.sim.lab import EarReceiver, MicReceiver
@@ -80,8 +80,16 @@ def _quality(n_recv: int, n_src: int) -> StepQuality:
                        np.zeros(n_src, int))
 
 
-def hand_made_file(path: Path, text: str, *, complete: bool = True, stage: str = "characterize",
-                   extra_attrs: dict | None = None, n: int = 4096, seed: int = 3) -> tuple[Path, np.ndarray, np.ndarray]:
+def hand_made_file(
+    path: Path,
+    text: str,
+    *,
+    complete: bool = True,
+    stage: str = "characterize",
+    extra_attrs: dict | None = None,
+    n: int = 4096,
+    seed: int = 3,
+) -> tuple[Path, np.ndarray, np.ndarray]:
     """A measurement file holding random decaying FIRs (not from this code's physics).
 
     Returns (path, directivity IRs [A, Rm, S, N], binaural IRs [P, 2, S, N]).
@@ -214,7 +222,7 @@ def test_lab_units_pascal_files_served_as_is(tmp_path: Path) -> None:
         (EarReceiver(None, 1), 0.0, r"ear receiver 'head/right' has no head position"),
     ],
 )
-def test_lab_rejects_what_the_file_does_not_hold(plant, receiver, turntable_deg: float, match: str) -> None:  # noqa: ANN001
+def test_lab_rejects_what_the_file_does_not_hold(plant, receiver, turntable_deg: float, match: str) -> None:
     lab = ReplayLab(load_replay_measurement(plant[0]), input_fs_per_pa=0.05)
     with pytest.raises(RigError, match=match):
         lab.true_irs([receiver], turntable_deg)
@@ -246,13 +254,13 @@ def test_describe_grid() -> None:
         ({"sample_rate = 48000": "sample_rate = 44100"}, r"has sample_rate 48000 Hz, the procedure's is 44100 Hz$"),
     ],
 )
-def test_grid_mismatch_is_one_clear_error(plant, subs: dict[str, str], match: str) -> None:  # noqa: ANN001
+def test_grid_mismatch_is_one_clear_error(plant, subs: dict[str, str], match: str) -> None:
     proc = parse_procedure(variant(**subs))
     with pytest.raises(RigError, match=f"^replay file {re.escape(str(plant[0]))} {match}"):
         open_rig(f"replay:{plant[0]}", proc, SERIAL)
 
 
-def test_a_subset_of_the_file_is_replayable(plant) -> None:  # noqa: ANN001
+def test_a_subset_of_the_file_is_replayable(plant) -> None:
     """Fewer azimuths (90 only; procedures no longer wrap -270), one mic and one position: all in the file."""
     text = variant(**{"azimuths_deg = [0.0, 90.0, -90.0]": "azimuths_deg = [90.0]"})
     start, end = text.index('[[positions]]\nname = "holdout_far"'), text.index("[sweep]")
@@ -262,7 +270,7 @@ def test_a_subset_of_the_file_is_replayable(plant) -> None:  # noqa: ANN001
         assert (rig.speed_of_sound_m_s, rig.air) == (343.0, "replayed from plant.h5: not recorded (calib default)")
 
 
-def test_replay_takes_the_speed_of_sound_the_file_recorded(plant, tmp_path: Path) -> None:  # noqa: ANN001
+def test_replay_takes_the_speed_of_sound_the_file_recorded(plant, tmp_path: Path) -> None:
     path = tmp_path / "warm.h5"
     shutil.copy(plant[0], path)
     with h5py.File(path, "r+") as f:
@@ -309,13 +317,13 @@ def _nan_but_complete(tmp: Path) -> Path:
         (_nan_but_complete, r"nan\.h5: /binaural/ir: expected finite samples"),
     ],
 )
-def test_not_a_replayable_measurement(tmp_path: Path, make, match: str) -> None:  # noqa: ANN001
+def test_not_a_replayable_measurement(tmp_path: Path, make, match: str) -> None:
     path = make(tmp_path)
     with pytest.raises(FileFormatError, match=match):
         open_rig(f"replay:{path}", parse_procedure(variant()), SERIAL)
 
 
-def test_replay_needs_the_sim_section_for_its_noise_model(plant) -> None:  # noqa: ANN001
+def test_replay_needs_the_sim_section_for_its_noise_model(plant) -> None:
     text = variant()
     proc = parse_procedure(text[: text.index("[sim]")])
     with pytest.raises(ProcedureError, match=r"sim: the virtual lab needs a \[sim\] section"):

@@ -127,8 +127,9 @@ def test_nonlinearity_before_the_linear_response():
     # passes 1-3 kHz within 0.5 %.
     assert_allclose(spec[100], (amp + 0.75 * h3 * amp**3) * np.abs(c[0]) * 0.05, rtol=5e-3)
     assert_allclose(spec[200], h2 * amp**2 / 2 * np.abs(c[1]) * 0.05, rtol=5e-3)
-    assert_allclose(spec[300], h3 * amp**3 / 4 * np.abs(np.exp(-2j * np.pi * 3 * f0 * np.arange(N_IR) / FS) @ ir) * 0.05,
-                    rtol=5e-3)
+    assert_allclose(
+        spec[300], h3 * amp**3 / 4 * np.abs(np.exp(-2j * np.pi * 3 * f0 * np.arange(N_IR) / FS) @ ir) * 0.05, rtol=5e-3
+    )
 
 
 def test_distortion_above_nyquist_does_not_alias():

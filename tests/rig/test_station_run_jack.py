@@ -71,7 +71,9 @@ def _path(src: np.ndarray, axis: np.ndarray, rcv: np.ndarray, normal: np.ndarray
     n = np.arange(N_TAPS, dtype=float)
     d = r / c * SAMPLE_RATE
     k = n - d
-    direct = np.sinc(k) * np.where(np.abs(k) < 32, 0.42 + 0.5 * np.cos(np.pi * k / 32) + 0.08 * np.cos(2 * np.pi * k / 32), 0)
+    direct = np.sinc(k) * np.where(
+        np.abs(k) < 32, 0.42 + 0.5 * np.cos(np.pi * k / 32) + 0.08 * np.cos(2 * np.pi * k / 32), 0
+    )
     ring = np.where(k >= 0, 0.3 * np.exp(-np.maximum(k, 0) / 12.0) * np.cos(2 * np.pi * 2500.0 * k / SAMPLE_RATE), 0)
     return gain * (direct + ring)
 
@@ -218,7 +220,7 @@ relative_humidity_pct = {AIR[1]}
 
 
 def _band_error_db(measured: np.ndarray, plant: np.ndarray) -> float:
-    """sum |H - P|^2 / sum |P|^2 over BAND_HZ, in dB (no time shift: loopback-referenced)."""
+    """Sum |H - P|^2 / sum |P|^2 over BAND_HZ, in dB (no time shift: loopback-referenced)."""
     n = measured.shape[-1]
     freqs = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
     band = (freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])

@@ -181,8 +181,12 @@ def test_lt360_error_reply(lt360_fake):
 
 
 def test_lt360_missing_port():
-    with pytest.raises(DeviceNotFoundError, match=r"cannot open LT360 serial port '/dev/calib-no-such-port'.*ports found"), \
-            pytest.warns(UnverifiedProtocolWarning):
+    with (
+        pytest.raises(
+            DeviceNotFoundError, match=r"cannot open LT360 serial port '/dev/calib-no-such-port'.*ports found"
+        ),
+        pytest.warns(UnverifiedProtocolWarning),
+    ):
         Lt360Turntable("/dev/calib-no-such-port")
 
 

@@ -23,7 +23,7 @@ def sweep():
 
 
 def run(sweep, h, a2=A2, a3=A3, latency=321):
-    """y = h * (x + a2 x^2 + a3 x^3), with latency on microphone and loopback."""
+    """Y = h * (x + a2 x^2 + a3 x^3), with latency on microphone and loopback."""
     x = np.r_[sweep.signal, np.zeros(FS // 2)]
     n = x.size
     u = x + a2 * x**2 + a3 * x**3

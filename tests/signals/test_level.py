@@ -8,7 +8,9 @@ from numpy.testing import assert_allclose
 
 from calib.errors import CalibError
 from calib.signals.level import (
+    P_REF_PA,
     CalibratorError,
+    pa_to_spl,
     sensitivity_from_calibrator,
     spl_to_pa,
 )
@@ -121,3 +123,12 @@ def test_clipping_and_bad_arguments():
         sensitivity_from_calibrator(np.zeros(FS), FS, calibrator_freq_hz=20000.0)
     with pytest.raises(CalibratorError, match=r"0\.1 s is shorter than min_steady_s=0\.5 s"):
         sensitivity_from_calibrator(np.zeros(FS // 10), FS)
+
+
+def test_spl_units():
+    # 94 dB SPL is 1.0024 Pa RMS; 0 dB is the reference; arrays map element-wise and back
+    assert_allclose(spl_to_pa(94.0), 20e-6 * 10 ** (94 / 20), rtol=1e-15)
+    assert_allclose(spl_to_pa(94.0), 1.0024, rtol=1e-4)
+    assert spl_to_pa(0.0) == P_REF_PA == 20e-6
+    assert_allclose(pa_to_spl(spl_to_pa(np.array([20.0, 120.0]))), [20.0, 120.0], rtol=1e-13)
+    assert isinstance(spl_to_pa(94.0), float) and spl_to_pa(np.zeros((2, 3))).shape == (2, 3)

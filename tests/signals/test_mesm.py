@@ -23,7 +23,7 @@ def brute_force_delta(rate_s, ir_length, n_harmonics, n_sources, fs, guard):
         used = {}
         clash = False
         for k in range(n_sources):
-            for a, b in zip(starts, stops):
+            for a, b in zip(starts, stops, strict=True):
                 for s in range(k * delta + a, k * delta + b):
                     if used.setdefault(s, k) != k:
                         clash = True
@@ -87,7 +87,9 @@ def mesm_capture(a2, a3, n_sources=5, seed=3):
     off = mesm_offsets(sweep.rate_s, 0.05, 3, n_sources, FS)
     rng = np.random.default_rng(seed)
     t = np.arange(1024)
-    hs = np.stack([rng.standard_normal(t.size) * np.exp(-t / (60 + 20 * k)) * (t > 20 + 5 * k) for k in range(n_sources)])
+    hs = np.stack(
+        [rng.standard_normal(t.size) * np.exp(-t / (60 + 20 * k)) * (t > 20 + 5 * k) for k in range(n_sources)]
+    )
     ex = mesm_excitation(sweep, n_sources, off[1], tail_samples=ir_length + 500)
     u = ex + a2 * ex**2 + a3 * ex**3  # each driver distorts its own signal
     y = np.sum(scipy.signal.fftconvolve(u, hs, axes=-1)[:, : ex.shape[1]], axis=0)

@@ -108,7 +108,7 @@ def test_latency_exact_for_integer_delays():
     ref = rng.standard_normal(3000)
     delays = [0, 17, 1234, 6999]
     rec = np.zeros((len(delays), 10000))
-    for row, d in zip(rec, delays):
+    for row, d in zip(rec, delays, strict=True):
         row[d : d + ref.size] = ref[: 10000 - d]
     rec += 0.1 * rng.standard_normal(rec.shape)  # 20 dB SNR
     assert_array_equal(estimate_latency_samples(rec, ref), delays)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.signals.convolve import fft_convolve
+from calib.signals.convolve import fft_convolve, next_pow2
 from calib.signals.windows import fade, half_hann, window_ir
 
 
@@ -66,6 +66,19 @@ def test_fft_convolve_errors():
         fft_convolve(np.ones(10), np.ones(0))
     with pytest.raises(ValueError, match="n_out must be >= 0"):
         fft_convolve(np.ones(10), np.ones(3), n_out=-1)
+
+
+def test_next_pow2():
+    # the smallest 2**k >= n, exact in integers (also at 2**k ± 1 where a float log2 is closest to k)
+    cases = {1: 1, 2: 2, 3: 4, 4: 4, 5: 8, 1000: 1024, 1024: 1024, 1025: 2048, 12000.0: 16384, 0.3: 1}
+    assert {n: next_pow2(n) for n in cases} == cases
+    for k in (20, 40, 60):
+        assert next_pow2(2**k - 1) == next_pow2(2**k) == 2**k and next_pow2(2**k + 1) == 2 ** (k + 1)
+    assert all(next_pow2(n) == int(2 ** np.ceil(np.log2(n))) for n in range(1, 5000))
+    with pytest.raises(ValueError, match="n: expected a positive length, got 0"):
+        next_pow2(0)
+    with pytest.raises(ValueError, match="n: expected a positive length, got -3"):
+        next_pow2(-3.5)
 
 
 def test_numerical_core_imports_no_io():

@@ -1,7 +1,6 @@
 """Driver physics against closed forms and scipy references."""
 
 import numpy as np
-import pytest
 from numpy.testing import assert_allclose
 from scipy.signal import freqs as analog_freqs
 from scipy.special import j1

@@ -81,7 +81,7 @@ def test_true_irs_are_irfft_of_transfer_and_cached():
 
 
 def test_a_second_lab_of_the_same_unit_reuses_the_true_irs():
-    """calib run's verification opens a new lab of the unit it measured: the truth is computed once."""
+    """Calib run's verification opens a new lab of the unit it measured: the truth is computed once."""
     mics = mic_arc(1.0, [5.0])
     first = VirtualLab(DEVICE, FS, 4096).true_irs(mics, 33.0)
     second = VirtualLab(DEVICE, FS, 4096)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.sim.propagation import pa_rms_to_spl, point_source, propagation_delay_s, spl_to_pa_rms
+from calib.sim.propagation import point_source, propagation_delay_s
 
 
 def test_inverse_distance_law():
@@ -30,11 +30,6 @@ def test_delay_is_r_over_c_group_delay_and_ir_peak():
     assert int(np.argmax(np.abs(ir))) == n_delay
     assert_allclose(ir[n_delay], 1 / r_int, rtol=1e-12)
     assert_allclose(np.delete(ir, n_delay), 0.0, atol=1e-12)
-
-
-def test_spl_units():
-    assert_allclose(spl_to_pa_rms(94.0), 1.0024, rtol=1e-4)
-    assert_allclose(pa_rms_to_spl(spl_to_pa_rms(np.array([20.0, 120.0]))), [20.0, 120.0])
 
 
 def test_nonpositive_distance_raises():

@@ -42,8 +42,11 @@ def _bessel_point_source(freqs_hz, r_m, theta_deg, n_terms=80):
 
 
 def _rayleigh_plane_wave(freqs_hz, theta_deg, n_terms=80):
-    """Rayleigh series (Morse & Ingard 8.2), e^{+jwt}, incident e^{+jk a cos(theta)} at the ear:
-    P/P0 = -j/(ka)^2 sum (2m+1) j^m P_m(cos theta) / h_m'(ka)."""
+    """Rigid-sphere pressure at the ear from the Rayleigh series.
+
+    Rayleigh series (Morse & Ingard 8.2), e^{+jwt}, incident e^{+jk a cos(theta)} at the ear:
+    P/P0 = -j/(ka)^2 sum (2m+1) j^m P_m(cos theta) / h_m'(ka).
+    """
     mu = 2 * np.pi * freqs_hz * A / C
     x = np.cos(np.deg2rad(theta_deg))
     total = sum((2 * m + 1) * 1j ** m * eval_legendre(m, x) / _h2(m, mu, True)
@@ -52,8 +55,11 @@ def _rayleigh_plane_wave(freqs_hz, theta_deg, n_terms=80):
 
 
 def _laplace_rigid_sphere(rho, theta_deg):
-    """Closed form of sum (2m+1)/(m+1) P_m(x) t^m, t = 1/rho (potential flow, f = 0):
-    2/D - ln((t - x + D)/(1 - x))/t with D = sqrt(1 - 2xt + t^2); at x = 1: 2/(1-t) + ln(1-t)/t."""
+    """Closed form of a Legendre series (potential flow, f = 0).
+
+    Closed form of sum (2m+1)/(m+1) P_m(x) t^m, t = 1/rho (potential flow, f = 0):
+    2/D - ln((t - x + D)/(1 - x))/t with D = sqrt(1 - 2xt + t^2); at x = 1: 2/(1-t) + ln(1-t)/t.
+    """
     t = 1.0 / rho
     x = np.cos(np.deg2rad(theta_deg))
     d = np.sqrt(1 - 2 * x * t + t * t)

@@ -47,18 +47,20 @@ def test_deviations_follow_the_stated_spread():
                    (x.fc_hz / 100.0 - 1) / 0.05,
                    (x.q / 0.8 - 1) / 0.04,
                    *((np.asarray(x.position_m) - n.position_m) / 0.5e-3)]
-                  for u in units for x, n in zip(u.drivers, NOMINAL.drivers)])
+                  for u in units for x, n in zip(u.drivers, NOMINAL.drivers, strict=True)])
     assert np.abs(d).max() <= 4.0 + 1e-9  # z-scores within 4 std devs
     # 1000 draws per column: sample std within 10 % of 1, mean within 0.15
     assert_allclose(d.std(axis=0), 1.0, atol=0.1)
     assert_allclose(d.mean(axis=0), 0.0, atol=0.15)
     # untouched fields stay nominal
-    assert all(x.axis == n.axis and x.radius_m == n.radius_m for x, n in zip(units[0].drivers, NOMINAL.drivers))
+    assert all(
+        x.axis == n.axis and x.radius_m == n.radius_m for x, n in zip(units[0].drivers, NOMINAL.drivers, strict=True)
+    )
 
 
 def test_zero_variation_is_nominal_and_bad_variation_raises():
     same = unit_from_serial(NOMINAL, UnitVariation(0.0, 0.0, 0.0, 0.0), "X")
-    for x, n in zip(same.drivers, NOMINAL.drivers):
+    for x, n in zip(same.drivers, NOMINAL.drivers, strict=True):
         assert_allclose([x.sensitivity_pa, x.fc_hz, x.q, *x.position_m],
                         [n.sensitivity_pa, n.fc_hz, n.q, *n.position_m], rtol=1e-15)
     with pytest.raises(ProcedureError, match=r"fc_pct must be in \[0, 20\) percent, got 25"):

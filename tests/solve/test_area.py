@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.procedure.load import load_procedure
 from calib.geometry import HeadPosition
+from calib.procedure.load import load_procedure
 from calib.rig.virtual_lab import unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.area import (
@@ -97,7 +97,7 @@ def aurora_truth():
     src = np.array([d.position_m for d in proc.drivers])
 
     def tfs(xyz, yaws):
-        heads = [HeadPosition(f"h{i}", tuple(p), float(w)) for i, (p, w) in enumerate(zip(xyz, yaws))]
+        heads = [HeadPosition(f"h{i}", tuple(p), float(w)) for i, (p, w) in enumerate(zip(xyz, yaws, strict=True))]
         irs = lab.true_irs([EarReceiver(h, e) for h in heads for e in (0, 1)])
         irs = irs.reshape(len(heads), 2, *irs.shape[1:])
         return np.moveaxis(np.fft.rfft(irs, axis=-1), -1, 1)  # [P, F, 2, S]

@@ -46,9 +46,12 @@ def _sector_covariance(n_drv, spacing_m, freq_hz, sector_deg):
 
 
 def test_sector_optimum_equals_the_generalized_eigenvalue():
-    """Sector-energy criterion, no lobe/side terms, negligible loading: the design reaches
+    """Sector-energy design reaches the generalized-eigenvalue optimum.
+
+    Sector-energy criterion, no lobe/side terms, negligible loading: the design reaches
     min_w w^H R_s w / |c_0 w|^2 = 1 / lambda_max(c_0^H c_0, R_s), computed independently
-    (scipy generalized eigenproblem on the continuous-sector covariance)."""
+    (scipy generalized eigenproblem on the continuous-sector covariance).
+    """
     n_drv, spacing = 3, 0.06
     az = np.arange(-180.0, 180.0, 1.0)  # a fine grid: the design's sector sum approximates the integral
     plant = _arc_plant(n_drv, spacing, az)
@@ -177,8 +180,11 @@ def test_value_errors(kwargs, match):
 
 
 def test_two_drivers_have_no_sector_beam():
-    """Duo 2 geometry (2 drivers 15 cm apart): the best sector design rejects the 80-100 deg sector
-    by 10 dB or more only within 1/3 octave of c / 2d = 1.14 kHz (procedures/duo2.toml)."""
+    """Duo 2 sector rejection holds only near c / 2d.
+
+    Duo 2 geometry (2 drivers 15 cm apart): the best sector design rejects the 80-100 deg sector
+    by 10 dB or more only within 1/3 octave of c / 2d = 1.14 kHz (procedures/duo2.toml).
+    """
     spacing = 0.15
     plant = _arc_plant(2, spacing, AZ)
     d = _design(plant, main_lobe_min_db=-6.0)

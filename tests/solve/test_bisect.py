@@ -34,7 +34,10 @@ def test_bracket_ends():
     assert_allclose(beta, 1e-3) and not np.any(ok)
 
 
-@pytest.mark.parametrize("lo, hi, n_iter, match", [(0.0, 1.0, 5, "0 < lo < hi"), (2.0, 1.0, 5, "0 < lo < hi"), (1.0, 2.0, 0, "n_iter must be >= 1")])
+@pytest.mark.parametrize(
+    "lo, hi, n_iter, match",
+    [(0.0, 1.0, 5, "0 < lo < hi"), (2.0, 1.0, 5, "0 < lo < hi"), (1.0, 2.0, 0, "n_iter must be >= 1")],
+)
 def test_value_errors(lo, hi, n_iter, match):
     with pytest.raises(ValueError, match=match):
         bisect_log(lambda b: b > 1, lo, hi, 2, true_above=True, n_iter=n_iter)

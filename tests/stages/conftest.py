@@ -31,8 +31,7 @@ class FittedUnit:
     @property
     def calibration(self) -> Path:
         """The calibration file written by ``fit_file``."""
-        assert self.fit.path is not None
-        return self.fit.path
+        return self.fit.calibration_path
 
 
 @pytest.fixture(scope="session")
@@ -42,21 +41,21 @@ def aurora5() -> Procedure:
 
 
 @pytest.fixture(scope="session")
-def aurora5_unit_a(sim_units) -> FittedUnit:  # noqa: ANN001
+def aurora5_unit_a(sim_units) -> FittedUnit:
     """Unit "SN-A" characterized on the sim and fitted (``fit_file``)."""
     unit = sim_units.unit("aurora5", "SN-A")
     return FittedUnit(unit.serial, unit.measurement, unit.fit)
 
 
 @pytest.fixture(scope="session")
-def aurora5_unit_b(sim_units) -> FittedUnit:  # noqa: ANN001
+def aurora5_unit_b(sim_units) -> FittedUnit:
     """Unit "SN-B" characterized on the sim and fitted (``fit_file``)."""
     unit = sim_units.unit("aurora5", "SN-B")
     return FittedUnit(unit.serial, unit.measurement, unit.fit)
 
 
 @pytest.fixture(scope="session")
-def lab(sim_units, tmp_path_factory: pytest.TempPathFactory) -> dict:  # noqa: ANN001
+def lab(sim_units, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Aurora 5 on a 15-degree grid (24 azimuths incl. 0 and +-90): unit A measured and fitted."""
     unit = sim_units.unit("aurora5", "SN-A", step_deg=15.0)
     return {"proc": unit.procedure, "out": unit.out, "calibration": unit.calibration, "unit": unit,
@@ -64,6 +63,6 @@ def lab(sim_units, tmp_path_factory: pytest.TempPathFactory) -> dict:  # noqa: A
 
 
 @pytest.fixture(scope="session")
-def own(lab: dict):  # noqa: ANN201 - UnitReport
+def own(lab: dict):
     """Unit A (15-degree grid) verified with its own calibration."""
     return lab["unit"].verified()

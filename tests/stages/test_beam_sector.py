@@ -22,8 +22,8 @@ from calib.metrics.bands import band_power_average, third_octave_bands
 from calib.metrics.beam import main_lobe_db, sector_level_db, sector_mask
 from calib.rig.virtual_lab import sim_models, unit_device
 from calib.sim.lab import MicReceiver, VirtualLab
-from calib.stages.verdict import verdict
 from calib.stages.fit import fit_measurement
+from calib.stages.verdict import verdict
 from calib.stages.verify import verified_metrics, verify_calibration
 from calib.store.calibration import read_calibration
 from calib.store.measurement import read_measurement
@@ -36,7 +36,8 @@ ROTATION_DEG = 5.0
 ROTATED_MIN_DB = 15.0
 
 
-@pytest.fixture(scope="session")  # session: pytest-xdist may interleave other modules, which tears a module fixture down
+# session: pytest-xdist may interleave other modules, which tears a module fixture down
+@pytest.fixture(scope="session")
 def units(aurora5, aurora5_unit_a, aurora5_unit_b, tmp_path_factory):
     """Per serial: the fit result and the verified metrics (its own filters re-measured on the sim)."""
     out = {}
@@ -117,10 +118,14 @@ def test_turned_unit_keeps_the_sector(aurora5, units, serial):
 
 
 def test_elevated_ring_option_trades_horizontal_for_elevated_rejection(aurora5, aurora5_unit_a):
-    """``[fit] beam_elevation_weight = 1``: the 30 deg ring's sector joins the design. Its worst band
-    rises from a few dB to >= 15 dB; the horizontal sector pays for it (5 drivers, one main lobe)."""
+    """``[fit] beam_elevation_weight = 1`` brings the 30 deg ring into the design.
+
+    ``[fit] beam_elevation_weight = 1``: the 30 deg ring's sector joins the design. Its worst band
+    rises from a few dB to >= 15 dB; the horizontal sector pays for it (5 drivers, one main lobe).
+    """
     meas = read_measurement(aurora5_unit_a.measurement)
-    text = meas.procedure_text.replace("\nbeam_main_lobe_margin_db", "\nbeam_elevation_weight = 1.0\nbeam_main_lobe_margin_db")
+    text = meas.procedure_text.replace("\nbeam_main_lobe_margin_db",
+                                      "\nbeam_elevation_weight = 1.0\nbeam_main_lobe_margin_db")
     assert text != meas.procedure_text
     plain = aurora5_unit_a.fit
     meas.procedure_text = text  # the fit reads the procedure stored in the measurement

@@ -29,15 +29,15 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from calib.cli.main import main
 from calib.errors import CalibError, FileFormatError, FitError
+from calib.geometry import HeadPosition
 from calib.metrics.bands import third_octave_bands
 from calib.metrics.beam import main_lobe_db, null_depth_db
 from calib.metrics.ctc import cancellation_gain_from_ears_db
 from calib.procedure.spec import Procedure
-from calib.geometry import HeadPosition
 from calib.rig.virtual_lab import sim_models, unit_device
 from calib.sim.lab import EarReceiver, MicReceiver, VirtualLab
-from calib.stages.verdict import verdict
 from calib.stages.fit import fit_file, fit_measurement
+from calib.stages.verdict import verdict
 from calib.store.calibration import file_sha256, read_calibration
 from calib.store.measurement import create_measurement, read_measurement
 
@@ -297,6 +297,8 @@ def test_fit_file_reads_lazily_and_fits_the_same_filters(aurora5_unit_a):
     # float64 read of the whole file (the former path) must give the same filters and predictions.
     eager = fit_measurement(read_measurement(aurora5_unit_a.measurement))
     lazy = aurora5_unit_a.fit
-    assert_allclose(lazy.calibration.fir, eager.calibration.fir, rtol=0, atol=1e-7 * np.abs(eager.calibration.fir).max())
+    assert_allclose(
+        lazy.calibration.fir, eager.calibration.fir, rtol=0, atol=1e-7 * np.abs(eager.calibration.fir).max()
+    )
     for name, value in eager.calibration.predicted.items():
         assert_allclose(lazy.calibration.predicted[name], value, rtol=1e-9, atol=1e-9, err_msg=name)

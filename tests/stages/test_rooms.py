@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.stages.measure import measure_unit
 from calib.cli.main import main
-from calib.procedure.load import parse_procedure
 from calib.geometry import HeadPosition
+from calib.procedure.load import parse_procedure
 from calib.rig.virtual_lab import mic_receivers, unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.stages.fit import fit_file
+from calib.stages.measure import measure_unit
 from calib.stages.product_metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
 from calib.stages.unit_report import build_unit_report
 from calib.stages.verify import verify_calibration
@@ -56,7 +56,8 @@ def _run(base: Path, room: str | None) -> dict:
             "report": build_unit_report(verification)}
 
 
-@pytest.fixture(scope="session")  # session: pytest-xdist may interleave other modules, which tears a module fixture down
+# session: pytest-xdist may interleave other modules, which tears a module fixture down
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("rooms")
     return {room: _run(base, room) for room in (None, *ROOMS)}

@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 
-from calib.capture.runner import find_measurements, new_measurement_path, run_measurement
 from calib.capture.plan import plan_characterize
+from calib.capture.runner import find_measurements, new_measurement_path, run_measurement
 from calib.cli.main import main
 from calib.procedure import load_procedure
 from calib.rig.factory import open_rig

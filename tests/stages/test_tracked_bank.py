@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from calib.stages.measure import measure_unit
 from calib.errors import FitError
-from calib.procedure.load import parse_procedure
 from calib.geometry import HeadPosition
+from calib.procedure.load import parse_procedure
 from calib.rig.virtual_lab import sim_models, unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.area import cell_index
 from calib.stages.fit import fit_file
+from calib.stages.measure import measure_unit
 from calib.stages.tracked import band_cancellation_db, grid_ear_tfs
 from calib.store.calibration import read_calibration
 from calib.store.measurement import read_measurement
@@ -54,7 +54,10 @@ def true_ear_irs(proc, xyz, yaws) -> np.ndarray:
     sim = proc.sim
     lab = VirtualLab(unit_device(proc, SERIAL), proc.audio.sample_rate, n_ir=sim.true_ir_length,
                      speed_of_sound=sim.speed_of_sound, room=sim_models(proc, None)[3])
-    heads = [HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w)) for i, (p, w) in enumerate(zip(xyz, yaws))]
+    heads = [
+        HeadPosition(f"h{i}", tuple(float(v) for v in p), float(w))
+        for i, (p, w) in enumerate(zip(xyz, yaws, strict=True))
+    ]
     irs = lab.true_irs([EarReceiver(h, e) for h in heads for e in (0, 1)])
     return irs.reshape(len(heads), 2, *irs.shape[1:])
 

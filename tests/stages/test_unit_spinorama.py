@@ -17,13 +17,6 @@ import pytest
 from numpy.testing import assert_allclose
 
 from calib.errors import CalibError
-from calib.metrics.spinorama import CURVES, DI_CURVES, ORBIT_DEG, orbit_directions, spinorama
-from calib.procedure.load import load_procedure
-from calib.report.pdf import page_count
-from calib.report.spinorama_page import di_band_table, spinorama_page_count, spinorama_pages
-from calib.sim.driver import driver_directivity
-from calib.procedure.layout import sphere_problem
-from calib.stages.spinorama import unit_spinorama
 from calib.export.directivity import (
     SPINORAMA_COLUMNS,
     write_balloon_csv,
@@ -31,12 +24,19 @@ from calib.export.directivity import (
     write_orbit_txt,
     write_spinorama_csv,
 )
+from calib.metrics.spinorama import CURVES, DI_CURVES, ORBIT_DEG, orbit_directions, spinorama
+from calib.procedure.layout import sphere_problem
+from calib.procedure.load import load_procedure
+from calib.report.pdf import page_count
+from calib.report.spinorama_page import di_band_table, spinorama_page_count, spinorama_pages
+from calib.sim.driver import driver_directivity
+from calib.stages.spinorama import unit_spinorama
 
 PROCEDURES = Path(__file__).resolve().parents[2] / "procedures"
 
 
 @pytest.fixture(scope="module")
-def sphere_unit(sim_units):  # noqa: ANN001, ANN201 - the UnitReport of one verified sphere unit
+def sphere_unit(sim_units):
     unit = sim_units.unit("aurora5_sphere", "SPH0001", step_deg=10.0, duration_s=0.15,
                           settings=(("true_ir_length", 4096), ("ir_length", 2048), ("n_harmonics", 3),
                                     ("taps", 1024)))
@@ -75,7 +75,7 @@ def test_measured_driver_indices_match_the_labs_pistons(sphere_unit):
         band = (f >= 200.0) & (f <= model.lowpass_hz)
 
         def pattern(u: np.ndarray) -> np.ndarray:
-            return driver_directivity(f, model.radius_m, u[:, 0], model.rear_attenuation_db)  # noqa: B023
+            return driver_directivity(f, model.radius_m, u[:, 0], model.rear_attenuation_db)  # noqa: B023 - this iteration
 
         want = spinorama(pattern(orbit_directions(ORBIT_DEG, "h")), pattern(orbit_directions(ORBIT_DEG, "v")))
         for name in DI_CURVES:

@@ -7,12 +7,12 @@ import pytest
 from numpy.testing import assert_allclose
 
 from calib.cli.cmd_measure import parse_faults
-from calib.stages.measure import measure_unit
 from calib.cli.main import main
 from calib.errors import FileFormatError
 from calib.metrics.driver import ir_polarity
 from calib.procedure.spec import SimFaults
 from calib.stages.fit import fit_file
+from calib.stages.measure import measure_unit
 from calib.stages.unit_report import build_unit_report
 from calib.stages.verify import verify_calibration
 
@@ -73,7 +73,8 @@ def test_unit_a_calibration_on_unit_b_is_worse(lab, own):
 def test_faulty_unit_fails_with_named_checks(lab, fault, failing):
     """A fault present through the whole run (characterize and verify) ends in FAIL."""
     serial = "SN-F-" + fault.split("=")[0]
-    characterize = measure_unit(str(lab["proc"]), serial, "sim", str(lab["out"]), resume=False, faults=parse_faults((fault,)))
+    characterize = measure_unit(str(lab["proc"]), serial, "sim", str(lab["out"]), resume=False,
+                                faults=parse_faults((fault,)))
     fit = fit_file(characterize)
     report = build_unit_report(verify_calibration(fit.path, "sim", lab["out"], faults=parse_faults((fault,)),
                                                   progress=False))

@@ -11,9 +11,9 @@ from calib.capture.schedule import estimate_unit_time_s
 from calib.errors import CalibError
 from calib.metrics.beam import wrap_deg
 from calib.procedure import load_procedure
-from calib.stages.verdict import evaluate
-from calib.stages.product_metrics import product_metrics
 from calib.procedure.layout import check_azimuths
+from calib.stages.product_metrics import product_metrics
+from calib.stages.verdict import evaluate
 
 FS = 48000
 N_FFT = 256  # 188 Hz bins: every beam band (500 Hz - 4 kHz third octaves) holds at least one

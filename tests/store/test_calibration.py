@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from calib.errors import FileFormatError
-from calib.store.calibration import FORMAT, VERSION, Calibration, file_sha256, read_calibration, write_calibration
+from calib.store.calibration import (
+    FORMAT,
+    VERSION,
+    AreaBank,
+    Calibration,
+    file_sha256,
+    read_calibration,
+    write_calibration,
+)
 
 
 def _cal(**changes: object) -> Calibration:
@@ -133,9 +141,7 @@ def test_inconsistent_calibration_rejected(changes, match):
 
 
 # ---------------------------------------------------------------------- the listening area's bank
-def _bank(n_cells: int = 3, **changes: object) -> "AreaBank":
-    from calib.store.calibration import AreaBank
-
+def _bank(n_cells: int = 3, **changes: object) -> AreaBank:
     rng = np.random.default_rng(5)
     fields: dict[str, object] = dict(fir=rng.standard_normal((n_cells, 2, 2, 32)),
                                      centres_m=np.column_stack([np.ones(n_cells), np.linspace(-0.1, 0.1, n_cells),

@@ -119,7 +119,7 @@ def _cal_file(tmp_path, with_phase):
     freqs = 10 * 2 ** (np.arange(0, 24 * 11.3) / 24)  # 1/24 octave, 10 Hz .. ~25 kHz
     h = _shelf(freqs)
     lines = ['"Sens Factor =-1.2dB"']
-    for f, v in zip(freqs, h):
+    for f, v in zip(freqs, h, strict=True):
         row = f"{f:.3f} {20 * np.log10(abs(v)):.4f}"
         lines.append(row + (f" {np.rad2deg(np.angle(v)):.4f}" if with_phase else ""))
     return read_mic_calibration(write(tmp_path, "\n".join(lines) + "\n"))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import sofar
 
-from calib.procedure.layout import head_position
 from calib.errors import FileFormatError
 from calib.procedure import parse_procedure
+from calib.procedure.layout import head_position
 from calib.store.measurement import StepQuality, create_measurement, write_step
 from calib.store.sofa import export_sofa
 
@@ -145,8 +145,8 @@ def test_old_file_speed_of_sound_default_and_verify_emitters(tmp_path):
     path, proc, _, _ = _measurement(tmp_path, DUO.read_text())
     sofa = sofar.read_sofa(str(export_sofa(path, tmp_path / "x.sofa")), verify=True, verbose=False)
     assert sofa.GLOBAL_calibSpeedOfSound == "343.00 m/s (not recorded: calib default)"
-    from calib.store.sofa import _emitter_positions
     from calib.store.measurement import read_measurement
+    from calib.store.sofa import _emitter_positions
 
     meas = read_measurement(path)
     meas.sources = ["L", "R", "C"]
@@ -155,7 +155,9 @@ def test_old_file_speed_of_sound_default_and_verify_emitters(tmp_path):
 
 def test_export_errors(tmp_path):
     path, _, _, _ = _measurement(tmp_path, DUO.read_text(), skip=("directivity", 3))
-    with pytest.raises(FileFormatError, match=r"directivity: expected every step measured .* 1 of 36 missing \(first: index 3\)"):
+    with pytest.raises(
+        FileFormatError, match=r"directivity: expected every step measured .* 1 of 36 missing \(first: index 3\)"
+    ):
         export_sofa(path, tmp_path / "a.sofa")
     export_sofa(path, tmp_path / "b.sofa", group="binaural")  # that group is complete
     with pytest.raises(FileExistsError, match="exists already"):

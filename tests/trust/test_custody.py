@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from calib.cli.main import main
-from calib.stages.recovery import unit_lock
 from calib.errors import CalibError
 from calib.procedure.spec import SimFaults
 from calib.stages.fit import fit_file
+from calib.stages.recovery import unit_lock
 
 
 def _report_args(a: dict[str, Path], verification: Path | None = None) -> list[str]:
@@ -23,7 +23,7 @@ def _report_args(a: dict[str, Path], verification: Path | None = None) -> list[s
             "--results", str(a["results"])]
 
 
-def _one_error(capsys) -> str:  # noqa: ANN001
+def _one_error(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("calib: error: "), err
     return err[0]
@@ -131,7 +131,7 @@ def test_second_run_of_the_same_unit_is_refused_in_one_line(archive, capsys) -> 
             pass
 
 
-class _other_process_lock:  # noqa: N801 - a context manager used once
+class _other_process_lock:  # lower case: a context manager used once
     """Take the unit lock from a forked child and report its error (the parent holds it)."""
 
     def __init__(self, out: Path) -> None:
@@ -166,7 +166,7 @@ class _other_process_lock:  # noqa: N801 - a context manager used once
 def test_unexpected_error_is_one_line_with_a_logged_trace(archive, tmp_path, capsys, monkeypatch) -> None:
     import calib.stages.unit_report as unit
 
-    def broken(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+    def broken(*_args, **_kwargs):
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(unit, "build_unit_report", broken)
@@ -183,7 +183,7 @@ def test_os_error_is_one_line_exit_2(archive, capsys, monkeypatch) -> None:
 
     import calib.report.results as results
 
-    def full(*_args, **_kw):  # noqa: ANN002, ANN003, ANN202
+    def full(*_args, **_kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(archive["results"]))
 
     monkeypatch.setattr(results, "_write_atomic", full)

@@ -1,5 +1,8 @@
-"""Property-based tests: random mutations of valid procedures and HDF5 files never end in a traceback
-or a silent success (whatever is accepted satisfies the invariants the readers promise)."""
+"""Property-based tests: mutated procedures and HDF5 files never crash a reader.
+
+Property-based tests: random mutations of valid procedures and HDF5 files never end in a traceback
+or a silent success (whatever is accepted satisfies the invariants the readers promise).
+"""
 
 from __future__ import annotations
 
@@ -64,7 +67,7 @@ def test_mutated_procedure_is_refused_in_one_line_or_fully_finite(line: int, val
 
 
 @st.composite
-def h5_mutations(draw):  # noqa: ANN001, ANN201
+def h5_mutations(draw):
     kind = draw(st.sampled_from(["attr", "dataset", "truncate", "flip"]))
     if kind == "attr":
         name = draw(st.sampled_from(["format", "version", "serial", "stage", "sample_rate", "complete", "simulated",
@@ -84,7 +87,7 @@ def h5_mutations(draw):  # noqa: ANN001, ANN201
     return (kind, "", fraction)
 
 
-def _apply(path: Path, mutation: tuple) -> None:  # noqa: ANN001
+def _apply(path: Path, mutation: tuple) -> None:
     kind, name, arg = mutation
     if kind in ("truncate", "flip"):
         data = bytearray(path.read_bytes())
@@ -140,7 +143,7 @@ def _check_calibration(path: Path) -> None:
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutation=h5_mutations())
-def test_mutated_hdf5_files_are_refused_in_one_line_or_valid(archive_master, mutation) -> None:  # noqa: ANN001
+def test_mutated_hdf5_files_are_refused_in_one_line_or_valid(archive_master, mutation) -> None:
     unit = archive_master / "m" / "T1"
     (char,) = unit.glob("characterize-*.h5")
     (cal,) = unit.glob("calibration-*.h5")

@@ -105,7 +105,7 @@ def checksum(data: bytes) -> int:
 
 
 def encode_request(command: int, argument: int = 0) -> bytes:
-    """The 4-byte request: command, argument (u16 big-endian, 0.1 deg), XOR checksum."""
+    """Return the 4-byte request: command, argument (u16 big-endian, 0.1 deg), XOR checksum."""
     if command not in COMMAND_NAMES:
         valid = ", ".join(f"{c} ({n})" for c, n in COMMAND_NAMES.items())
         raise TurntableError(f"unknown ET250 command {command!r}; valid: {valid}")
@@ -205,7 +205,9 @@ class Et250Turntable(PolledTurntable):
         if retries < 0:
             raise TurntableError(f"retries must be >= 0, got {retries!r}")
         if tolerance_deg < STEP_TENTHS / 20.0:
-            raise TurntableError(f"tolerance_deg must be >= 0.25 (the table moves in 0.5 deg steps), got {tolerance_deg!r}")
+            raise TurntableError(
+                f"tolerance_deg must be >= 0.25 (the table moves in 0.5 deg steps), got {tolerance_deg!r}"
+            )
         self.address = (host, int(port))
         self.name = f"ET250 at {host}:{port}"
         self.forward_clockwise = bool(forward_clockwise)
@@ -293,7 +295,7 @@ class Et250Turntable(PolledTurntable):
         return self.normalise(sign * tenths / 10.0)
 
     def angle_deg(self) -> float:
-        """The table's current angle in calib's convention, normalised into its range."""
+        """Return the table's current angle in calib's convention, normalised into its range."""
         return self._to_calib_deg(self.status().angle_tenths)
 
     def _is_moving(self) -> bool:
@@ -341,7 +343,9 @@ class Et250Turntable(PolledTurntable):
                         f"should turn {_DIRECTION_NAMES[direction]} (stop sent); check turntable.forward_clockwise"
                     )
                 error = angle_error_deg(reached, target)
-                if not status.moving and (abs(error) <= self.tolerance_deg or time.monotonic() - start >= self.settle_s):
+                if not status.moving and (
+                    abs(error) <= self.tolerance_deg or time.monotonic() - start >= self.settle_s
+                ):
                     break
                 now = time.monotonic()
                 if now >= deadline:

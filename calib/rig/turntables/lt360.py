@@ -45,8 +45,7 @@ import warnings
 import serial
 from serial.tools import list_ports
 
-from calib.errors import DeviceNotFoundError, TurntableError
-from calib.errors import UnverifiedProtocolWarning
+from calib.errors import DeviceNotFoundError, TurntableError, UnverifiedProtocolWarning
 from calib.procedure.station_file import LT360_UNVERIFIED
 from calib.rig.turntables.polled import PolledTurntable, wrap_angle_deg
 
@@ -179,7 +178,7 @@ class Lt360Turntable(PolledTurntable):
         return MOVING_REPLIES[reply]
 
     def angle_deg(self) -> float:
-        """The table's current angle in calib's convention, normalised into its range."""
+        """Return the table's current angle in calib's convention, normalised into its range."""
         return self.normalise(self._sign * self._table_position())
 
     def close(self) -> None:

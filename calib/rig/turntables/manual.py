@@ -69,7 +69,7 @@ class ManualTurntable(Turntable):
         return self._angle_deg
 
     def angle_deg(self) -> float:
-        """The last angle the operator confirmed."""
+        """Return the last angle the operator confirmed."""
         return self._angle_deg
 
 

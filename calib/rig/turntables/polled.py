@@ -109,8 +109,8 @@ class PolledTurntable(Turntable):
         return wrap_angle_deg(round(angle_deg * 10.0) / 10.0, self.range_start_deg)
 
     @abc.abstractmethod
-    def _start_move(self, target_deg: float) -> None:
-        """Send the absolute move to ``target_deg`` (already normalised)."""
+    def _start_move(self, target_deg: float) -> int | None:
+        """Send the absolute move to ``target_deg`` (already normalised); a driver may return a move token."""
 
     @abc.abstractmethod
     def _is_moving(self) -> bool:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from calib.metrics.bands import power_db
+from calib.metrics.beam import wrap_deg
 
 __all__ = [
     "CURVES",
@@ -110,7 +111,7 @@ def sound_power_weights(angles_deg: np.ndarray) -> np.ndarray:
     weights sum to 0.99637, not 1). Only ratios matter: the average divides by
     the sum of the weights.
     """
-    a = np.abs((np.asarray(angles_deg, dtype=float) + 180.0) % 360.0 - 180.0)
+    a = np.abs(wrap_deg(angles_deg))
     t = np.minimum(a, 180.0 - a)  # angle from the nearer of the front and rear axes
     if not np.allclose(t, np.round(t / 10.0) * 10.0, atol=1e-6):
         raise ValueError(f"sound power weights exist for multiples of 10 deg only, "
@@ -124,12 +125,12 @@ def sound_power_weights(angles_deg: np.ndarray) -> np.ndarray:
 def orbit_sound_power_weights(h_deg: np.ndarray, v_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weights of the orbits' angles for the 70-point sound power (0 and 180 deg counted once, on the horizontal)."""
     wv = sound_power_weights(v_deg)
-    shared = np.isclose(np.abs((np.asarray(v_deg, float) + 180.0) % 360.0 - 180.0) % 180.0, 0.0)
+    shared = np.isclose(np.abs(wrap_deg(v_deg)) % 180.0, 0.0)
     return sound_power_weights(h_deg), np.where(shared, 0.0, wv)
 
 
 def _index(angles_deg: np.ndarray, target: float, orbit: str) -> int:
-    diff = np.abs((np.asarray(angles_deg, float) - target + 180.0) % 360.0 - 180.0)
+    diff = np.abs(wrap_deg(np.asarray(angles_deg, float) - target))
     i = int(np.argmin(diff))
     if diff[i] > 0.5:
         name = "horizontal" if orbit == "h" else "vertical"
@@ -244,7 +245,7 @@ def orbits_from_sphere(pattern: np.ndarray, azimuth_deg: np.ndarray, elevation_d
         if abs(el[j]) > 89.5:  # a pole: every azimuth is the same direction
             return pattern[0, j]
         a = float(np.rad2deg(np.arctan2(u[1], u[0])))
-        diff = np.abs((az - a + 180.0) % 360.0 - 180.0)
+        diff = np.abs(wrap_deg(az - a))
         i = int(np.argmin(diff))
         if diff[i] > 0.5:
             raise ValueError(f"the sphere grid has no azimuth at {a:.4g} deg (within 0.5 deg), got {az.tolist()}")

@@ -35,7 +35,7 @@ def sphere_problem(proc: Procedure) -> str | None:
     need_el = np.arange(-90.0, 91.0, 10.0)
     missing_el = [e for e in need_el if not np.any(np.abs(el - e) <= 0.5)]
     az = proc.turntable.grid_deg()
-    missing_az = [a for a in ORBIT_DEG if not np.any(np.abs((az - a + 180.0) % 360.0 - 180.0) <= 0.5)]
+    missing_az = [a for a in ORBIT_DEG if not np.any(np.abs(wrap_deg(az - a)) <= 0.5)]
     if missing_el:
         return (f"mics: the spinorama needs arc microphones at every 10 deg from -90 to 90 deg elevation, "
                 f"missing {', '.join(f'{e:g}' for e in missing_el)}")

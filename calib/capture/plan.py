@@ -81,7 +81,7 @@ class MeasurementPlan:
     position_feeds: tuple[np.ndarray | None, ...] = ()
 
     def for_step(self, group: str, index: int) -> MeasurementPlan:
-        """The plan one step plays: this one, with the head position's own feeds where it has some."""
+        """Return the plan one step plays: this one, with the head position's own feeds where it has some."""
         own = self.position_feeds[index] if group == "binaural" and self.position_feeds else None
         return self if own is None else replace(self, feeds=own)
 

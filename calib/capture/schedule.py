@@ -293,7 +293,7 @@ def estimate_plan_time_s(plan: MeasurementPlan) -> float:
 
 
 def verify_plan_estimate(proc) -> MeasurementPlan:
-    """The free-field verification's plan for time estimates: inputs L, R, C through ``fit.taps`` taps.
+    """Return the free-field verification's plan for time estimates: inputs L, R, C through ``fit.taps`` taps.
 
     At the azimuths the checks read and every verification position; with a
     listening area, its hidden heads too (:func:`calib.procedure.area.hidden_positions`).

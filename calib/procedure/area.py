@@ -60,7 +60,7 @@ HIDDEN_TRIES = 50
 
 
 def hidden_positions(proc: Procedure) -> list[Position]:
-    """The verification's hidden heads: inside cells, none a measured grid point nor a cell's design point.
+    """Return the verification's hidden heads: inside cells, none a measured grid point nor a cell's design point.
 
     Deterministic: the unscrambled Halton sequence in 3 dimensions (bases 2,
     3, 5 for depth, lateral, yaw; its first point, the area's corner,

@@ -34,8 +34,8 @@ def cell_boundaries(bank: AreaBank, yaw_deg: float) -> tuple[np.ndarray, np.ndar
 
 
 def _draw_maps(fig: Figure, axes, m: AreaMap, bank: AreaBank, target_db: float,
-               hidden: HiddenHeads | None = None) -> None:
-    """Fixed (``axes[0]``) and tracked (``axes[1]``) maps, the cell boundaries, the hidden heads marked."""
+               hidden: HiddenHeads | None = None, title_sep: str = " ") -> None:
+    """Draw fixed (``axes[0]``) and tracked (``axes[1]``) maps, the cell boundaries, the hidden heads marked."""
     vmin, vmax = target_db - 15.0, target_db + 15.0
     ys_cell, xs_cell = cell_boundaries(bank, m.yaw_deg)
     mesh = None
@@ -55,7 +55,7 @@ def _draw_maps(fig: Figure, axes, m: AreaMap, bank: AreaBank, target_db: float,
         if hidden is not None:  # projected onto the map's plane (their yaws may differ from the map's)
             ax.scatter(hidden.xyz_m[:, 1] * 100, hidden.xyz_m[:, 0] * 100, marker="x", color="k", s=30, lw=1.2,
                        label="hidden heads (verified)", zorder=3)
-        ax.set_title(f"{title}: median {np.median(values):.1f} dB, "
+        ax.set_title(f"{title}:{title_sep}median {np.median(values):.1f} dB, "
                      f"{100 * np.mean(values >= target_db):.0f}% >= {target_db:g} dB", fontsize=9)
         ax.set_xlabel("lateral y (cm)")
     axes[0].set_ylabel("depth x (cm)")
@@ -86,13 +86,13 @@ def _hidden_lines(hidden: HiddenHeads) -> list[str]:
     for k, name in enumerate(hidden.names):
         fixed = f"{hidden.fixed_db[k]:6.1f} dB" if hidden.fixed_db is not None else "     —   "
         mark = "PASS" if hidden.tracked_db[k] >= hidden.min_db else "FAIL"
-        lines.append(f"{k + 1:>2}  {name:<36} cell {int(hidden.cells[k]):>4}   tracked {hidden.tracked_db[k]:6.1f} dB   "
-                     f"fixed {fixed}   {mark}")
+        lines.append(f"{k + 1:>2}  {name:<36} cell {int(hidden.cells[k]):>4}   "
+                     f"tracked {hidden.tracked_db[k]:6.1f} dB   fixed {fixed}   {mark}")
     return lines
 
 
 def area_pages(report: UnitReport) -> list[Figure]:
-    """The listening area page: the predicted map, fixed against tracked, and the hidden heads as verified.
+    """Return the listening area page: the predicted map, fixed against tracked, and the hidden heads as verified.
 
     None when the calibration has no bank.
     """
@@ -104,12 +104,15 @@ def area_pages(report: UnitReport) -> list[Figure]:
     fig = Figure(figsize=A4_PORTRAIT_IN)
     fig.text(0.06, 0.965, f"Listening area — unit {report.serial}: fixed against tracked CTC", fontsize=12,
              fontweight="bold", va="top")
-    fig.text(0.06, 0.94, f"{bank.n_cells} cells; map at yaw {m.yaw_deg:g} deg predicted from the characterize grid "
-             "(ear responses interpolated between the measured heads); lines: cell boundaries.",
-             fontsize=8, va="top", wrap=True)
-    axes = [fig.add_axes((0.08, 0.56, 0.36, 0.34)), fig.add_axes((0.50, 0.56, 0.36, 0.34))]
+    fig.text(0.06, 0.94, f"{bank.n_cells} cells; map at yaw {m.yaw_deg:g} deg predicted from the characterize "
+             "grid (ear responses interpolated\nbetween the measured heads); lines: cell boundaries; crosses: the "
+             "hidden heads verified.", fontsize=8, va="top")
+    axes = [fig.add_axes((0.13, 0.56, 0.33, 0.32)), fig.add_axes((0.50, 0.56, 0.33, 0.32))]
     axes[1].sharey(axes[0])
-    _draw_maps(fig, axes, m, bank, area.hidden_min_db, hidden)
+    axes[1].tick_params(labelleft=False)
+    _draw_maps(fig, axes, m, bank, area.hidden_min_db, hidden, title_sep="\n")
+    fig.text(0.06, 0.50, f"median over the map: fixed calibration {np.median(m.fixed_db):.1f} dB, tracked "
+             f"{np.median(m.tracked_db):.1f} dB (median over the target's bands, worse input)", fontsize=8, va="top")
     y = 0.47
     fig.text(0.06, y, "Hidden heads (verified: measured through the filters of their cell)", fontsize=10,
              fontweight="bold", va="top")

@@ -33,7 +33,14 @@ from calib.procedure.spec import Procedure
 from calib.signals.convolve import next_pow2
 from calib.solve.area import cell_index, interpolate_ear_tfs
 from calib.stages.gating import Gates, gated_binaural, measurement_gates
-from calib.stages.tracked import AreaMap, area_grid, band_cancellation_db, cancellation_map, driver_geometry_m, grid_ear_tfs
+from calib.stages.tracked import (
+    AreaMap,
+    area_grid,
+    band_cancellation_db,
+    cancellation_map,
+    driver_geometry_m,
+    grid_ear_tfs,
+)
 from calib.stages.verdict import Check
 from calib.store.calibration import Calibration
 from calib.store.measurement import Measurement
@@ -44,7 +51,7 @@ HIDDEN_CELLS_ATTR = "hidden_cells"
 
 
 def hidden_heads(proc: Procedure, cal: Calibration) -> tuple[list[HeadPosition], np.ndarray]:
-    """The hidden heads a calibration with a bank is verified at, and the cell of each (none without a bank)."""
+    """Return the hidden heads a calibration with a bank is verified at, and the cell of each (none without a bank)."""
     if cal.area is None:
         return [], np.zeros(0, dtype=np.int64)
     heads = [head_position(p) for p in hidden_positions(proc)]
@@ -57,14 +64,14 @@ def hidden_heads(proc: Procedure, cal: Calibration) -> tuple[list[HeadPosition],
 
 
 def hidden_attrs(heads: list[HeadPosition], cells: np.ndarray) -> dict[str, object]:
-    """The verification file's record of the hidden heads (empty without any)."""
+    """Return the verification file's record of the hidden heads (empty without any)."""
     if not heads:
         return {}
     return {HIDDEN_POSITIONS_ATTR: ",".join(h.name for h in heads), HIDDEN_CELLS_ATTR: np.asarray(cells, np.int64)}
 
 
 def hidden_of(meas: Measurement) -> tuple[np.ndarray, np.ndarray]:
-    """Indices into ``meas.positions`` of the hidden heads and their cells (empty arrays if it has none)."""
+    """Return indices into ``meas.positions`` of the hidden heads and their cells (empty arrays if it has none)."""
     names = str(meas.attrs.get(HIDDEN_POSITIONS_ATTR, "") or "")
     if not names:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -112,7 +119,7 @@ def _median_worse_input(cancellation_db: np.ndarray) -> np.ndarray:
 
 
 def verified_hidden(proc: Procedure, meas: Measurement, cal: Calibration) -> HiddenHeads | None:
-    """The hidden heads' cancellation from a verify measurement (None if it measured none)."""
+    """Return the hidden heads' cancellation from a verify measurement (None if it measured none)."""
     index, cells = hidden_of(meas)
     if index.size == 0:
         return None
@@ -152,7 +159,7 @@ def hidden_checks(hidden: HiddenHeads | None) -> list[Check]:
 
 def predicted_area_map(proc: Procedure, characterize: Measurement, cal: Calibration,
                        gates: Gates | None = None) -> AreaMap:
-    """Fixed and tracked cancellation over the area at its yaw, from the characterize grid's interpolated ears."""
+    """Return fixed and tracked cancellation over the area at its yaw, from the characterize grid's ears."""
     if cal.area is None:
         raise FileFormatError(f"{cal.path}: /area: expected a listening area bank, the calibration has none")
     gates = gates or measurement_gates(characterize, proc)

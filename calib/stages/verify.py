@@ -119,7 +119,7 @@ def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Me
 
 
 def without_positions(meas: Measurement, index: np.ndarray) -> Measurement:
-    """A copy of ``meas`` without the head positions ``index`` (IRs read into memory)."""
+    """Return a copy of ``meas`` without the head positions ``index`` (IRs read into memory)."""
     n = len(meas.positions)
     keep = np.setdiff1d(np.arange(n), index)
 

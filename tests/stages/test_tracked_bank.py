@@ -20,7 +20,7 @@ from calib.procedure.load import parse_procedure
 from calib.rig.virtual_lab import sim_models, unit_device
 from calib.sim.lab import EarReceiver, VirtualLab
 from calib.solve.area import cell_index
-from calib.stages.area_verify import verified_hidden
+from calib.stages.area_verify import hidden_checks, verified_hidden
 from calib.stages.tracked import band_cancellation_db, grid_ear_tfs
 from calib.stages.unit_report import build_unit_report
 from calib.stages.verify import verify_calibration
@@ -172,3 +172,38 @@ def test_hidden_cells_out_of_the_bank_are_refused(area_unit):
     short = replace(meas, attrs={**meas.attrs, "hidden_cells": np.array([0, 1])})
     with pytest.raises(FileFormatError, match=r"hidden_cells: expected 6 cells \(one per hidden position\), got 2"):
         verified_hidden(report.procedure, short, report.calibration)
+
+
+def test_hidden_heads_measured_driver_by_driver_give_tracked_and_fixed_and_a_wrong_cell_fails(tracked_unit, area_unit):
+    """The ``drivers`` path (each driver alone, the cell's filters in software), fed the characterize grid's heads.
+
+    The grid's edge heads (y = +-5 cm) stand in for hidden heads: through their own cell (nearest centre
+    +-3.75 cm) the figure meets the truth and passes; through the opposite edge's cell it fails.
+    """
+    proc, measurement, _ = tracked_unit
+    cal = read_calibration(area_unit.calibration)
+    meas = read_measurement(measurement)
+    edges = [p.name for p in meas.positions if p.name.startswith("area_")]
+    index = [meas.position_index(n) for n in edges]
+    xyz = np.array([meas.positions[i].xyz_m for i in index])
+    yaws = np.array([meas.positions[i].yaw_deg for i in index])
+    own = cell_index(cal.area.centres_m, cal.area.yaw_deg, cal.area.half_size, xyz, yaws)
+    assert_array_equal(own, [0, 3])
+
+    def as_verified(cells):
+        attrs = {**meas.attrs, "hidden_positions": ",".join(edges), "hidden_cells": np.asarray(cells)}
+        return verified_hidden(proc, replace(meas, stage="verify", attrs=attrs), cal)
+
+    good, wrong = as_verified(own), as_verified(own[::-1])
+    truth = true_ear_irs(proc, xyz, yaws)
+    band = proc.targets.cancellation.band_hz()
+
+    def through(fir):
+        return np.median(band_cancellation_db(truth, fir, cal.sample_rate, band), axis=-1).min(axis=0)
+
+    assert_allclose(good.tracked_db, through(cal.area.fir[own]), atol=1.5)
+    assert_allclose(good.fixed_db, through(cal.fir[:2]), atol=1.5)
+    assert np.all(good.tracked_db >= 15.0) and np.all(good.tracked_db > good.fixed_db + 5.0), good
+    assert np.all(wrong.tracked_db < 10.0), wrong.tracked_db
+    assert [c.passed for c in hidden_checks(good)] == [True, True]
+    assert [c.passed for c in hidden_checks(wrong)] == [False, False]

@@ -5,6 +5,8 @@
   configuration and test run; verify it once per fault set. The stage and
   report tests take their units from here, so a unit several folders need is
   measured once.
+- ``area_unit``: an Aurora 5 with a small listening area (+-5 cm lateral,
+  4 cells), characterized and fitted with its bank.
 - Tests that use one of the expensive fixtures in :data:`SHARED_FIXTURES` are
   marked ``slow`` (``pytest -m "not slow"`` skips them) and put into one
   pytest-xdist group per fixture, so that with ``pytest -n 2 --dist loadgroup``
@@ -35,6 +37,7 @@ SHARED_FIXTURES = {
     "units": "aurora5-5deg",  # tests/stages/test_beam_sector.py: units A and B verified
     "runs": "rooms",  # tests/stages/test_rooms.py: one unit in free field and in three rooms
     "sphere_unit": "aurora5-sphere",  # tests/stages/test_unit_spinorama.py: one unit measured on the sphere
+    "area_unit": "tracked",  # a small listening area's bank: tests/stages/test_tracked_bank.py, report, verify
 }
 #: Test modules that run whole measurement chains themselves (no shared fixture fits them).
 SLOW_MODULES = {"test_run.py": "run", "test_resume.py": "resume", "test_tracked_bank.py": "tracked"}
@@ -150,3 +153,15 @@ class SimUnits:
 def sim_units(tmp_path_factory: pytest.TempPathFactory) -> SimUnits:
     """The run's :class:`SimUnits` (one per xdist worker)."""
     return SimUnits(tmp_path_factory.mktemp("sim-units"))
+
+
+#: aurora5_area cut down for tests: a +-5 cm lateral area (4 cells of 2.5 cm; no depth, no yaw) measured at its
+#: two edges only, a 30 deg turntable and 0.3 s sweeps.
+AREA_UNIT = dict(step_deg=30.0, duration_s=0.3,
+                 settings=(("lateral_m", 0.05), ("depth_m", 0.0), ("yaw_range_deg", 0.0)))
+
+
+@pytest.fixture(scope="session")
+def area_unit(sim_units: SimUnits) -> SimUnit:
+    """An Aurora 5 unit (SN-TRACK) with a small listening area: characterized and fitted with its bank."""
+    return sim_units.unit("aurora5_area", "SN-TRACK", **AREA_UNIT)

@@ -8,7 +8,7 @@ channel, so the schedule code never needs to know which stage it runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,6 +44,10 @@ class MeasurementPlan:
         ``[sweep]``'s MESM clearance and dedicated THD sweep (:mod:`calib.capture.schedule`).
     turntable_speed_deg_s, settle_s : float
         ``[turntable]``'s speed and settle time (the station-time estimate).
+    position_feeds : tuple
+        Empty, or per head position the feeds played there instead of
+        ``feeds`` (same shape), or None for ``feeds``: a listening area's
+        hidden heads are verified through the filters of their cell.
     """
 
     stage: str
@@ -74,6 +78,12 @@ class MeasurementPlan:
     thd_sweep_s: float | None = None
     turntable_speed_deg_s: float = 30.0
     settle_s: float = 0.0
+    position_feeds: tuple[np.ndarray | None, ...] = ()
+
+    def for_step(self, group: str, index: int) -> MeasurementPlan:
+        """Return the plan one step plays: this one, with the head position's own feeds where it has some."""
+        own = self.position_feeds[index] if group == "binaural" and self.position_feeds else None
+        return self if own is None else replace(self, feeds=own)
 
     @property
     def thd_step(self) -> tuple[str, int]:

@@ -163,7 +163,8 @@ def run_measurement(
             with clock.turning():
                 _place(rig, plan, group, index)
             inputs = groups[group]
-            capture, quality = _capture_with_retries(plan, rig, inputs, plan.step_label(group, index),
+            capture, quality = _capture_with_retries(plan.for_step(group, index), rig, inputs,
+                                                     plan.step_label(group, index),
                                                      thd_sweep=(group, index) == plan.thd_step, clock=clock)
             assert capture.contamination_db is not None  # _capture always sets it (-inf for one source)
             worst_contamination = np.maximum(worst_contamination, np.max(capture.contamination_db, axis=0))

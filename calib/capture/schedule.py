@@ -292,20 +292,27 @@ def estimate_plan_time_s(plan: MeasurementPlan) -> float:
     return turntable + captures
 
 
+def verify_plan_estimate(proc) -> MeasurementPlan:
+    """Return the free-field verification's plan for time estimates: inputs L, R, C through ``fit.taps`` taps.
+
+    At the azimuths the checks read and every verification position; with a
+    listening area, its hidden heads too (:func:`calib.procedure.area.hidden_positions`).
+    """
+    from calib.capture.plan import plan_for
+    from calib.procedure.area import hidden_positions
+    from calib.procedure.layout import channel_counts, check_azimuths, head_position
+
+    n_out, _ = channel_counts(proc)
+    positions = [head_position(p) for p in [*proc.verify_positions(), *hidden_positions(proc)]]
+    return plan_for(proc, "verify", ["L", "R", "C"], np.zeros((3, n_out, proc.fit.taps)), positions,
+                    proc.sweep.ir_length + proc.fit.taps, check_azimuths(proc))
+
+
 def estimate_unit_time_s(proc) -> float:
     """Physical station time per unit for characterize + verify, seconds (:func:`estimate_plan_time_s`).
 
-    The verification is estimated as the free-field one (inputs L, R, C
-    through filters of ``fit.taps`` taps) at the azimuths the checks read.
+    The verification is estimated as the free-field one (:func:`verify_plan_estimate`).
     """
-    from calib.capture.plan import plan_characterize, plan_for
-    from calib.procedure.layout import check_azimuths, head_position
+    from calib.capture.plan import plan_characterize
 
-    char = plan_characterize(proc)
-    n_out = char.feeds.shape[1]
-    verify = plan_for(
-        proc, "verify", ["L", "R", "C"], np.zeros((3, n_out, proc.fit.taps)),
-        [head_position(p) for p in proc.verify_positions()], proc.sweep.ir_length + proc.fit.taps,
-        check_azimuths(proc),
-    )
-    return estimate_plan_time_s(char) + estimate_plan_time_s(verify)
+    return estimate_plan_time_s(plan_characterize(proc)) + estimate_plan_time_s(verify_plan_estimate(proc))

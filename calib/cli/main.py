@@ -210,10 +210,10 @@ def _area_lines(proc: Any) -> list[str]:
     if proc.listening_area is None:
         return []
     from calib.capture.plan import plan_characterize
-    from calib.capture.schedule import capture_seconds
+    from calib.capture.schedule import capture_seconds, verify_plan_estimate
     from calib.procedure.area import area_lines
 
-    return area_lines(proc, capture_seconds(plan_characterize(proc)))
+    return area_lines(proc, capture_seconds(plan_characterize(proc)), capture_seconds(verify_plan_estimate(proc)))
 
 
 def _estimate(proc: Any) -> float:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+from scipy.stats import qmc
 
-from calib.procedure.spec import Procedure
+from calib.procedure.spec import Position, Procedure
 from calib.solve.area import allowed_phase_error_rad, cell_phase_error_rad
 
 #: Field of each cell axis, in the order of ``ListeningArea.cells()``' half-size (depth, lateral, yaw).
@@ -51,6 +52,59 @@ def _largest_scale(proc: Procedure, axes: tuple[int, ...], allowed: float, c: fl
     return lo
 
 
+#: A hidden head keeps this fraction of its cell's half size from the cell's centre and from its edges on
+#: every axis with extent (off the cell's design points, unambiguously in one cell), and from a measured grid point.
+HIDDEN_MARGIN = 0.1
+#: Halton candidates tried per hidden position wanted before giving up.
+HIDDEN_TRIES = 50
+
+
+def hidden_positions(proc: Procedure) -> list[Position]:
+    """Return the verification's hidden heads: inside cells, none a measured grid point nor a cell's design point.
+
+    Deterministic: the unscrambled Halton sequence in 3 dimensions (bases 2,
+    3, 5 for depth, lateral, yaw; its first point, the area's corner,
+    skipped) mapped onto the area ``centre +- extent`` per axis; a candidate
+    is kept if on every axis with extent it lies between ``HIDDEN_MARGIN``
+    and ``1 - HIDDEN_MARGIN`` of its cell's half size from the cell's centre
+    (so it is neither a centre nor a corner the cell was designed over, nor
+    on a boundary), and on some axis more than ``HIDDEN_MARGIN`` half sizes
+    from every measured grid coordinate. The first
+    ``listening_area.hidden_positions`` kept are returned (fewer only if the
+    area has no extent at all). Named ``hidden<k>_x..._y..._yaw...``; measured
+    by verification only.
+    """
+    area = proc.listening_area
+    if area is None or area.hidden_positions == 0:
+        return []
+    x0, y0, z0 = area.centre_m
+    centre = np.array([x0, y0, area.yaw_deg])
+    extent = np.array([area.depth_m, area.lateral_m, area.yaw_range_deg])
+    axes = np.flatnonzero(extent > 0)
+    if axes.size == 0:
+        return []
+    centres, yaws, half, _ = area.cells()
+    half_size = np.array(half)
+    cell_points = np.column_stack([centres[:, :2], yaws])  # [C, 3]: depth, lateral, yaw
+    grid = area.measured_axes()
+    sequence = qmc.Halton(d=3, scramble=False)
+    sequence.fast_forward(1)
+    candidates = centre + (2.0 * sequence.random(area.hidden_positions * HIDDEN_TRIES) - 1.0) * extent
+    kept: list[Position] = []
+    for point in candidates:
+        offset = np.abs(point - cell_points)[:, axes] / half_size[axes]  # [C, A]: in half sizes
+        cell = int(np.argmin(np.max(offset, axis=1)))
+        inside = bool(np.all((offset[cell] >= HIDDEN_MARGIN) & (offset[cell] <= 1.0 - HIDDEN_MARGIN)))
+        off_grid = any(np.min(np.abs(grid[a] - point[a])) > HIDDEN_MARGIN * half_size[a] for a in axes)
+        if inside and off_grid:
+            x, y, w = (float(v) for v in point)
+            kept.append(Position(name=f"hidden{len(kept) + 1}_x{x:.3f}_y{y:+.3f}_yaw{w:+.1f}", xyz_m=(x, y, z0),
+                                 yaw_deg=w, design=False, verify=True, characterize=False))
+            if len(kept) == area.hidden_positions:
+                break
+    return kept
+
+
 def area_problems(proc: Procedure) -> Iterator[str]:
     """Cells too large for the target at its highest frequency; grid positions too close to the device."""
     area = proc.listening_area
@@ -85,10 +139,11 @@ def area_problems(proc: Procedure) -> Iterator[str]:
            f"got {getattr(area, CELL_FIELDS[k]):g}")
 
 
-def area_lines(proc: Procedure, step_s: float) -> list[str]:
-    """``calib check`` lines: the area, its cells and the station time of its grid against every cell.
+def area_lines(proc: Procedure, step_s: float, verify_step_s: float = 0.0) -> list[str]:
+    """``calib check`` lines: the area, its cells, the station time of its grid against every cell, the hidden heads.
 
-    ``step_s`` is the capture time of one head position (all drivers, the procedure's schedule).
+    ``step_s`` is the capture time of one head position (all drivers, the procedure's schedule),
+    ``verify_step_s`` that of one verification head (inputs L, R, C through the filters).
     Measuring every cell directly means its corners (shared between neighbours) and its centre.
     """
     area = proc.listening_area
@@ -102,6 +157,7 @@ def area_lines(proc: Procedure, step_s: float) -> list[str]:
     corners = int(np.prod([n + 1 if h > 0 else 1 for n, h in zip(counts, half, strict=True)]))
     n_direct = corners + n_cells
     total = cell_phase_error_of(proc, proc.sim.speed_of_sound if proc.sim is not None else 343.0)
+    n_hidden = len(hidden_positions(proc))
     allowed = allowed_phase_error_rad(max(float(proc.targets.cancellation.curve_hz_db[-1][1]), 1e-6))
     return [
         (f"  listening area  {list(area.centre_m)} m +-{area.depth_m:g} m depth, +-{area.lateral_m:g} m lateral, "
@@ -112,4 +168,6 @@ def area_lines(proc: Procedure, step_s: float) -> list[str]:
         (f"  area station    {n_grid} head positions ({xs.size} x {ys.size} x {ws.size}), "
          f"{n_grid * step_s / 60:.1f} min of {proc.sweep.schedule} capture; every cell measured: {n_direct} "
          f"positions, {n_direct * step_s / 60:.1f} min"),
+        (f"  area verify     {n_hidden} hidden heads through their cells, {n_hidden * verify_step_s / 60:.1f} min "
+         f"(in the verify time above); each >= {area.hidden_min_db:g} dB"),
     ]

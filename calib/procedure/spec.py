@@ -331,7 +331,9 @@ class ListeningArea(_Section):
     set per cell (``cell_*``: the largest cell size per axis), robust over the
     cell's corners and centre. ``calib check`` refuses cells too large for the
     target curve at its highest frequency
-    (:func:`calib.solve.area.cell_phase_error_rad`).
+    (:func:`calib.solve.area.cell_phase_error_rad`). Verification measures
+    ``hidden_positions`` heads inside cells and off the grid through the bank
+    and judges each against ``hidden_min_db``.
     """
 
     centre_m: Vec3
@@ -345,6 +347,10 @@ class ListeningArea(_Section):
     cell_lateral_m: Step
     cell_depth_m: Step
     cell_yaw_deg: Annotated[float, Strict(), AllowInfNan(False), Field(gt=0, le=180)] = 10.0
+    # Verification: heads measured through the bank inside cells, off the grid (calib.procedure.area.hidden_positions)
+    hidden_positions: Annotated[int, Strict(), Field(ge=0, le=64)] = 6
+    # ... each judged: tracked cancellation, median over the target's bands, worse input, at least this (dB)
+    hidden_min_db: Num = 15.0
 
     def measured_axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return the coarse head grid: depth x ``[Nx]``, lateral y ``[Ny]``, yaw ``[Nyaw]``."""

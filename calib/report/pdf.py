@@ -3,7 +3,9 @@
 Page 1 is what a lab engineer signs off: unit identity, provenance (files
 and their SHA-256), the verdict in large type and the table of checks with
 the failing ones highlighted; a rig that moved no air is marked SIMULATED in
-red. The figures of :mod:`calib.report.figures` follow, one page each.
+red. The figures of :mod:`calib.report.figures` follow, one page each, then
+the spinorama pages (a procedure that measured the sphere) and the listening
+area page (a calibration with a bank, :mod:`calib.report.area_map`).
 
 Reports are derived data: a report of another verification of the unit is
 replaced, but atomically (:func:`calib.store.atomic.write_atomic`: a hidden
@@ -27,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from calib import __version__
+from calib.report.area_map import area_page_count, area_pages
 from calib.report.figures import A4_PORTRAIT_IN, FAIL_COLOR, FIGURE_PAGES, PASS_COLOR
 from calib.report.spinorama_page import spinorama_page_count, spinorama_pages
 from calib.stages.unit_report import UnitReport
@@ -91,7 +94,7 @@ def rows_per_page(n_checks: int, first_height: float, more_height: float = MORE_
 
 def page_count(report: UnitReport) -> int:
     """Pages of the PDF :func:`write_report` writes for ``report``."""
-    return len(summary_pages(report)) + len(FIGURE_PAGES) + spinorama_page_count(report)
+    return len(summary_pages(report)) + len(FIGURE_PAGES) + spinorama_page_count(report) + area_page_count(report)
 
 
 def _short(sha256: str | None) -> str:
@@ -270,7 +273,7 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     summary = summary_pages(report)
-    total = len(summary) + len(FIGURE_PAGES) + spinorama_page_count(report)
+    total = len(summary) + len(FIGURE_PAGES) + spinorama_page_count(report) + area_page_count(report)
     metadata = {
         "Title": f"calib verification report {report.serial}: {report.verdict}",
         "Subject": f"{report.procedure.product.id} unit {report.serial} verdict {report.verdict}"
@@ -288,7 +291,7 @@ def write_report(report: UnitReport, path: str | Path) -> Path:
                 page += 1
                 _footer(fig, report, page, total)
                 pdf.savefig(fig)
-            for fig in chain((build(report) for build in FIGURE_PAGES), spinorama_pages(report)):
+            for fig in chain((build(report) for build in FIGURE_PAGES), spinorama_pages(report), area_pages(report)):
                 page += 1
                 _footer(fig, report, page, total)
                 pdf.savefig(fig)

@@ -13,11 +13,13 @@ from calib.errors import FileFormatError
 from calib.procedure.layout import sphere_problem
 from calib.procedure.load import parse_procedure
 from calib.procedure.spec import Procedure
+from calib.stages.area_verify import HiddenHeads, hidden_checks, predicted_area_map, verified_hidden
 from calib.stages.custody import check_custody
 from calib.stages.fit import predicted_metrics
 from calib.stages.gating import Gates, measurement_gates
 from calib.stages.product_metrics import Metrics
 from calib.stages.spinorama import unit_spinorama
+from calib.stages.tracked import AreaMap
 from calib.stages.verdict import Check, driver_checks, evaluate, verdict
 from calib.stages.verify import verified_metrics
 from calib.store.calibration import Calibration, file_sha256, read_calibration
@@ -53,6 +55,12 @@ class UnitReport:
     spinorama : dict or None
         ``"predicted"`` and ``"verified"`` :class:`calib.stages.spinorama.Spinorama`
         when the procedure measured the sphere, else None.
+    area_map : AreaMap or None
+        A calibration with a listening area's bank: fixed against tracked
+        cancellation over the area, predicted from the characterize grid
+        (:func:`calib.stages.area_verify.predicted_area_map`).
+    hidden : HiddenHeads or None
+        The hidden heads verified through their cells (their checks are in ``checks``).
     """
 
     procedure: Procedure
@@ -69,6 +77,8 @@ class UnitReport:
     station: str = "sim"
     gates: Gates | None = None
     spinorama: dict | None = None
+    area_map: AreaMap | None = None
+    hidden: HiddenHeads | None = None
 
     @property
     def serial(self) -> str:
@@ -102,7 +112,9 @@ def build_unit_report(verify_path: str | Path, station: str | None = None) -> Un
     gates = measurement_gates(characterize, proc)
     predicted = predicted_metrics(proc, characterize, cal, gates)
     verified = verified_metrics(proc, verification, cal)
-    checks = driver_checks(proc, characterize) + evaluate(proc, verified)
+    hidden = verified_hidden(proc, verification, cal)
+    checks = driver_checks(proc, characterize) + evaluate(proc, verified) + hidden_checks(hidden)
+    area_map = predicted_area_map(proc, characterize, cal, gates) if cal.area is not None else None
     spinorama = None
     if sphere_problem(proc) is None:  # the procedure measured the sphere: CTA-2034 curves, predicted and verified
         predicted_spin = unit_spinorama(proc, characterize, cal, gates)
@@ -124,4 +136,6 @@ def build_unit_report(verify_path: str | Path, station: str | None = None) -> Un
         station=station or verification.rig,
         gates=gates,
         spinorama=spinorama,
+        area_map=area_map,
+        hidden=hidden,
     )

@@ -14,7 +14,10 @@ Two methods (``[gate] verify``):
 Only what the checks read is re-measured: every verification position
 (design and holdout) and the azimuths :func:`calib.procedure.layout.check_azimuths` derives from
 the beam target (the front, the point nulls, the null sector and the main
-lobe; the whole grid only when the directivity index is judged).
+lobe; the whole grid only when the directivity index is judged). A
+calibration with a listening area's bank is also verified at hidden heads
+between the area's grid points, each through its cell's filters
+(:mod:`calib.stages.area_verify`).
 
 The re-measurement is a measurement file of stage ``verify``;
 :func:`calib.stages.unit_report.build_unit_report` computes its metrics exactly like
@@ -23,6 +26,7 @@ the fit's predictions and judges them against the procedure's targets.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +41,7 @@ from calib.procedure.spec import Procedure, RoomGeometry
 from calib.rig.factory import open_rig
 from calib.serial import check_serial
 from calib.signals.convolve import next_pow2
+from calib.stages.area_verify import hidden_attrs, hidden_heads, hidden_of
 from calib.stages.custody import custody_attrs, find_by_sha256
 from calib.stages.gating import annotate_reflections, room_for_rig
 from calib.stages.product_metrics import Metrics, horizontal_mic_index, product_metrics, rfft_grid
@@ -55,17 +60,25 @@ def plan_verify(proc: Procedure, cal: Calibration, method: str = "filters") -> M
     """Plan the verification: the checks' azimuths and every verification position.
 
     Inputs L, R, C through the FIRs, or each driver alone.
+    A calibration with a bank adds the hidden heads (last); with ``filters``
+    each plays its cell's L and R filters and the beam's C.
     """
     n_out, _ = channel_counts(proc)
-    positions = [head_position(p) for p in proc.verify_positions()]
+    hidden, cells = hidden_heads(proc, cal)
+    positions = [head_position(p) for p in proc.verify_positions()] + hidden
     azimuths = check_azimuths(proc)
     if method == "drivers":
         feeds = np.zeros((len(cal.drivers), n_out, 1))
         for j, channel in enumerate(cal.output_channels):
             feeds[j, channel - 1, 0] = 1.0
         return plan_for(proc, "verify", list(cal.drivers), feeds, positions, proc.sweep.ir_length, azimuths)
-    return plan_for(proc, "verify", list(cal.inputs), filter_feeds(proc, cal.fir, cal.output_channels), positions,
+    plan = plan_for(proc, "verify", list(cal.inputs), filter_feeds(proc, cal.fir, cal.output_channels), positions,
                     proc.sweep.ir_length + cal.fir.shape[-1], azimuths)
+    if not hidden:
+        return plan
+    assert cal.area is not None  # hidden heads come from the bank
+    own = [filter_feeds(proc, np.concatenate([cal.area.fir[c], cal.fir[2:]]), cal.output_channels) for c in cells]
+    return replace(plan, position_feeds=(None,) * (len(positions) - len(hidden)) + tuple(own))
 
 
 def filter_feeds(proc: Procedure, fir: np.ndarray, output_channels: list[int]) -> np.ndarray:
@@ -83,6 +96,9 @@ def filter_feeds(proc: Procedure, fir: np.ndarray, output_channels: list[int]) -
 
 def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Metrics:
     """Metrics of a verify measurement (inputs L, R, C as sources; or the drivers, gated and filtered)."""
+    hidden, _ = hidden_of(meas)
+    if hidden.size:  # judged on their own (calib.stages.area_verify.verified_hidden)
+        meas = without_positions(meas, hidden)
     if meas.stage == "verify" and list(meas.sources) == list(cal.drivers):
         from calib.stages.fit import predicted_metrics
 
@@ -100,6 +116,22 @@ def verified_metrics(proc: Procedure, meas: Measurement, cal: Calibration) -> Me
     return product_metrics(
         proc, freqs, ears, [p.name for p in meas.positions], pattern, meas.azimuth_deg, cal.fir, meas.sample_rate
     )
+
+
+def without_positions(meas: Measurement, index: np.ndarray) -> Measurement:
+    """Return a copy of ``meas`` without the head positions ``index`` (IRs read into memory)."""
+    n = len(meas.positions)
+    keep = np.setdiff1d(np.arange(n), index)
+
+    def per_step(group: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, np.ndarray]]:
+        # The binaural group's per-step arrays (quality, reflection arrivals) follow the positions.
+        return {g: {k: (np.asarray(v)[keep] if g == "binaural" and np.ndim(v) and len(v) == n else v)
+                    for k, v in arrays.items()} for g, arrays in group.items()}
+
+    return replace(meas, positions=[meas.positions[i] for i in keep],
+                   binaural_ir=np.asarray(meas.binaural_ir)[keep],
+                   binaural_done=np.asarray(meas.binaural_done)[keep],
+                   quality=per_step(meas.quality), reflections=per_step(meas.reflections))
 
 
 def characterize_of(calibration_path: Path, sha256: str, unit_folder: Path) -> Path:
@@ -150,6 +182,7 @@ def verify_calibration(
     else:
         path = new_measurement_path(out_dir, serial, "verify")
     cals, extra = station_calibrations(proc, station)
+    extra.update(hidden_attrs(*hidden_heads(proc, cal)))
     extra.update(custody_attrs(serial=serial, procedure_sha256=proc.sha256, calibration=Path(calibration_path),
                                calibration_serial=cal.serial, characterize=characterize, root=Path(out_dir)))
     with open_rig(rig_spec, proc, serial, faults, station=station) as rig:

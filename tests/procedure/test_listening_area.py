@@ -84,3 +84,12 @@ def test_calib_check_states_area_station_time(capsys):
     assert "27 head positions (3 x 3 x 3)" in line and "every cell measured: 1030 positions" in line
     assert_allclose([grid_min, direct_min], [27 * step_min, 1030 * step_min], atol=0.051)
     assert np.isclose(direct_min / grid_min, 1030 / 27, rtol=0.01)
+    # The verification's hidden heads: counted in the verify time, which grows by as much.
+    from calib.capture.schedule import estimate_unit_time_s, verify_plan_estimate
+
+    verify_min = capture_seconds(verify_plan_estimate(proc)) / 60
+    line = next(ln for ln in out.splitlines() if ln.startswith("  area verify"))
+    assert "6 hidden heads through their cells" in line and "each >= 15 dB" in line
+    assert_allclose(float(re.search(r"([\d.]+) min", line).group(1)), 6 * verify_min, atol=0.051)
+    none = proc.model_copy(update={"listening_area": proc.listening_area.model_copy(update={"hidden_positions": 0})})
+    assert_allclose(estimate_unit_time_s(proc) - estimate_unit_time_s(none), 6 * verify_min * 60, rtol=1e-9)

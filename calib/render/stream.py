@@ -169,7 +169,7 @@ class StreamingUpmix:
         self.state = np.zeros((3, self.framer.m // 2 + 1))  # [3, F] smoothing state across frames
         self.tail = np.zeros(self.framer.m - self.framer.hop)  # overlap-add still pending
         self.windowed = np.empty((2, CHUNK, self.framer.m))  # buffers of the spectral work on a chunk
-        self.term = np.empty((CHUNK, self.framer.m // 2 + 1))
+        self.products = np.empty((3, CHUNK, 2 * (self.framer.m // 2 + 1)))
         self.out_start = self.framer.start(sft.p_min)  # absolute index of the next centre sample
         self.stereo = np.zeros((2, 0))  # input not yet emitted, from absolute index `emitted`
         self.emitted = 0
@@ -208,11 +208,12 @@ class StreamingUpmix:
         fr = self.framer
         n_p = frames.shape[1]
         spec = scipy.fft.rfft(np.multiply(frames, fr.sft.win, out=self.windowed[:, :n_p]), axis=-1)  # [2, P, F]
-        re, im, term = spec.real, spec.imag, self.term[:n_p]
+        # |L|^2, |R|^2, Re L R* per bin: products of the interleaved (re, im) pairs, then the pairs' sums.
+        pairs, products = spec.view(np.float64), self.products[:, :n_p]  # [2, P, 2F], [3, P, 2F]
+        np.multiply(pairs, pairs, out=products[:2])
+        np.multiply(pairs[0], pairs[1], out=products[2])
         raw = np.empty((n_p, 3, spec.shape[-1]))  # [P, 3, F]: one row per frame for the smoothing
-        for row, (i, j) in enumerate(((0, 0), (1, 1), (0, 1))):  # |L|^2, |R|^2, Re L R*
-            np.multiply(re[i], re[j], out=raw[:, row])
-            raw[:, row] += np.multiply(im[i], im[j], out=term)
+        np.add(products[..., 0::2], products[..., 1::2], out=raw.transpose(1, 0, 2))
         smooth = self._smooth(raw)
         y = scipy.fft.irfft(centre_spectrum(spec[0], spec[1], smooth[:, 0], smooth[:, 1], smooth[:, 2], self.floor),
                             fr.m, overwrite_x=True)

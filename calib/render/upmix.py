@@ -118,8 +118,8 @@ def centre_spectrum(
     floor
         Power floor added to the denominators (silence gives C = 0).
     """
-    # In place on the real [.., F] statistics, scaled by 4 (4 E|S|^2 = E|L|^2 + E|R|^2 - 2 Re E[L R*], ...)
-    # so that no pass is spent on the factors: this runs on every frame of every render.
+    # Passes in place on a few buffers, the statistics scaled by 4 (4 E|S|^2 = E|L|^2 + E|R|^2 - 2 Re E[L R*],
+    # ...) so that none is spent on the factors: this runs on every bin of every frame of every render.
     floor4 = 4.0 * floor
     diff = p_ll - p_rr  # 4 Re E[M S*]
     lr2 = p_lr + p_lr  # 2 Re E[L R*]
@@ -146,14 +146,10 @@ def centre_spectrum(
     g_alpha = np.multiply(half_gain, alpha, out=alpha)
     g_l = np.subtract(half_gain, g_alpha, out=diff)
     g_r = np.add(half_gain, g_alpha, out=mm4)
+    # Real and imaginary parts apart: a broadcast (re, im) axis of length 2 makes numpy's inner loops 2 long.
     out = np.empty(np.broadcast_shapes(xl.shape, xr.shape), dtype=np.result_type(xl, xr, np.complex128))
-    out_v = out.view(np.float64).reshape(*out.shape, 2)
-    np.multiply(_pairs(xl), g_l[..., None], out=out_v)
-    out_v += _pairs(xr) * g_r[..., None]
+    right_part = np.empty(out.shape)
+    for dest, left, right in ((out.real, xl.real, xr.real), (out.imag, xl.imag, xr.imag)):
+        np.multiply(left, g_l, out=dest)
+        dest += np.multiply(right, g_r, out=right_part)
     return out
-
-
-def _pairs(z: np.ndarray) -> np.ndarray:
-    """Return a complex array as real [..., 2] (re, im) pairs, without a copy where possible."""
-    z = np.ascontiguousarray(z, dtype=np.complex128)
-    return z.view(np.float64).reshape(*z.shape, 2)

@@ -37,9 +37,12 @@ def test_render_blocks_equals_whole_file_render(make_cal, n, block, tv, delay):
     cal = make_cal(virtualizer_taps=tv, delay_samples=delay)
     x = _stereo(n)
     ref = render(cal, x)
-    got = np.concatenate(list(render_blocks(cal, _blocks(x, block))), axis=-1)
+    got = np.concatenate(list(render_blocks(cal, _blocks(x, block))), axis=-1)  # float32 filter transforms
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6 * np.abs(ref).max())
+    # In float64 throughout, the stream is the whole-file render to rounding: the blocking changes nothing.
+    exact = np.concatenate(list(render_blocks(cal, _blocks(x, block), dtype=np.float64)), axis=-1)
+    np.testing.assert_allclose(exact, ref, rtol=0, atol=1e-11 * np.abs(ref).max())
 
 
 def test_streaming_upmix_equals_upmix_with_silence_and_other_options():

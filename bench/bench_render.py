@@ -18,7 +18,8 @@ Printed, all in this run, one thread (BLAS/FFT threads pinned to 1):
    machine may be shared: see :func:`cpu`);
 2. ``calib render`` from the command line on 60 s and 3600 s of stereo
    (16-bit WAV): wall time, RTF and peak RSS (``/usr/bin/time %M``), the 60 s
-   also with the checkout given by ``--before`` (e.g. ``/work/main``).
+   also with the checkout given by ``--before`` (e.g. ``/work/main``), whose
+   :func:`calib.render.stream.render_blocks` is timed in memory too (in a subprocess).
 
 Targets: RTF >= 300 for the whole render; peak RSS <= 300 MB at both lengths. The
 FFT-bound limit printed with the figures (the same FFTs timed alone, at the render's
@@ -144,11 +145,34 @@ def matmul_gflops(dtype: type[np.floating] = np.float64) -> float:
     return 2 * 1024**3 / cpu(lambda: a @ a, 3)[0] / 1e9
 
 
-def in_memory(cal: Calibration, seconds: float) -> None:
-    x = music_like(seconds)
+def stereo_blocks(x: np.ndarray):
+    """Return what render_blocks takes: a callable giving [2, BLOCK] blocks of ``x`` afresh on every call."""
+    return lambda: (x[:, i : i + BLOCK] for i in range(0, x.shape[-1], BLOCK))
 
-    def blocks():
-        return (x[:, i : i + BLOCK] for i in range(0, x.shape[-1], BLOCK))
+
+def render_seconds(seconds: float) -> float:
+    """Return the CPU seconds (least of REPEAT) of render_blocks on ``seconds`` of :func:`music_like`.
+
+    It times whichever calib is first on the path: in a subprocess with the ``--before`` checkout, that version.
+    """
+    cal, blocks = calibration(), stereo_blocks(music_like(seconds))
+    return cpu(lambda: list(render_blocks(cal, blocks)), REPEAT)[0]
+
+
+def before_in_memory(before: Path, seconds: float) -> float:
+    """Return :func:`render_seconds` with the checkout ``before`` first on the path (this bench file, its calib)."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_render; "
+            f"print(bench_render.render_seconds({seconds!r}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=before,
+                         env={**os.environ, "PYTHONPATH": str(before)})
+    if res.returncode != 0:
+        raise RuntimeError(f"render_blocks with {before} failed:\n{res.stderr[-2000:]}")
+    return float(res.stdout.split()[-1])
+
+
+def in_memory(cal: Calibration, seconds: float, before: Path | None) -> None:
+    x = music_like(seconds)
+    blocks = stereo_blocks(x)
 
     eff = effective_fir(cal)
     conv = OverlapSave(eff, dtype=np.float32)  # as render_blocks runs it
@@ -182,6 +206,10 @@ def in_memory(cal: Calibration, seconds: float) -> None:
     print(f"    floor pass* {t_floor:6.2f} s (RTF {seconds / t_floor:7.1f}), upmix* {t_upmix:6.2f} s "
           f"(RTF {seconds / t_upmix:6.1f}), filters* (overlap-save, float32) {t_filt:6.2f} s "
           f"(RTF {seconds / t_filt:6.1f}; float64 {t_filt64:6.2f} s, RTF {seconds / t_filt64:6.1f})")
+    if before is not None:
+        t_before = before_in_memory(before, seconds)
+        print(f"  streaming render of {before}*: {t_before:7.2f} s  RTF {seconds / t_before:7.1f}  "
+              f"(now {t_before / t_render:.2f}x faster)")
     print(f"  whole-file render (former):          {t_whole:7.2f} s  RTF {seconds / t_whole:7.1f}  "
           f"(streaming equals it within {err:.1e} of peak; float32 filters against float64: {err_32:.1e})")
     print(f"  filters by scipy oaconvolve:         {t_oa:7.2f} s  RTF {seconds / t_oa:7.1f}  "
@@ -246,7 +274,7 @@ def main() -> None:
     parser.add_argument("--long-s", type=float, default=3600.0, help="the long command-line run")
     args = parser.parse_args()
     cal = calibration()
-    in_memory(cal, args.seconds)
+    in_memory(cal, args.seconds, args.before)
     command_line(cal, args.long_s, args.before)
 
 

@@ -169,7 +169,11 @@ class StreamingUpmix:
         self.state = np.zeros((3, self.framer.m // 2 + 1))  # [3, F] smoothing state across frames
         self.tail = np.zeros(self.framer.m - self.framer.hop)  # overlap-add still pending
         self.windowed = np.empty((2, CHUNK, self.framer.m))  # buffers of the spectral work on a chunk
-        self.products = np.empty((3, CHUNK, 2 * (self.framer.m // 2 + 1)))
+        n_bins = self.framer.m // 2 + 1
+        self.spec = np.empty((2, CHUNK, n_bins), dtype=complex)
+        self.products = np.empty((3, CHUNK, 2 * n_bins))
+        self.raw = np.empty((CHUNK, 3, n_bins))
+        self.centre_frames = np.empty((CHUNK, self.framer.m))
         self.out_start = self.framer.start(sft.p_min)  # absolute index of the next centre sample
         self.stereo = np.zeros((2, 0))  # input not yet emitted, from absolute index `emitted`
         self.emitted = 0
@@ -190,12 +194,13 @@ class StreamingUpmix:
         n_p, hop, r = frames.shape[1], fr.hop, fr.m // fr.hop
         if n_p == 0:
             return np.zeros(0)
-        # Spectral work in chunks of CHUNK frames: every per-bin temporary stays in cache.
-        y = np.concatenate([self._centre_frames(frames[:, i : i + CHUNK]) for i in range(0, n_p, CHUNK)])
-        # Overlap-add: frame i starts i hops after the first; r = m / hop segments per frame.
+        # Spectral work in chunks of CHUNK frames (every per-bin temporary stays in cache), each chunk
+        # overlap-added at once: frame i starts i hops after the first; r = m / hop segments per frame.
         ola = np.zeros((n_p + r - 1, hop))
-        for j in range(r):
-            ola[j : j + n_p] += y[:, j * hop : (j + 1) * hop]
+        for i in range(0, n_p, CHUNK):
+            y = self._centre_frames(frames[:, i : i + CHUNK])
+            for j in range(r):
+                ola[i + j : i + j + y.shape[0]] += y[:, j * hop : (j + 1) * hop]
         ola = ola.reshape(-1)
         ola[: self.tail.size] += self.tail
         final, self.tail = ola[: n_p * hop], ola[n_p * hop :].copy()
@@ -207,16 +212,18 @@ class StreamingUpmix:
         """[2, P, m] frames -> [P, m] windowed centre frames, ready for the overlap-add."""
         fr = self.framer
         n_p = frames.shape[1]
-        spec = scipy.fft.rfft(np.multiply(frames, fr.sft.win, out=self.windowed[:, :n_p]), axis=-1)  # [2, P, F]
+        # numpy's FFTs (pocketfft too) write into the buffers kept across chunks: no fresh pages per chunk.
+        windowed = np.multiply(frames, fr.sft.win, out=self.windowed[:, :n_p])
+        spec = np.fft.rfft(windowed, axis=-1, out=self.spec[:, :n_p])  # [2, P, F]
         # |L|^2, |R|^2, Re L R* per bin: products of the interleaved (re, im) pairs, then the pairs' sums.
         pairs, products = spec.view(np.float64), self.products[:, :n_p]  # [2, P, 2F], [3, P, 2F]
         np.multiply(pairs, pairs, out=products[:2])
         np.multiply(pairs[0], pairs[1], out=products[2])
-        raw = np.empty((n_p, 3, spec.shape[-1]))  # [P, 3, F]: one row per frame for the smoothing
+        raw = self.raw[:n_p]  # [P, 3, F]: one row per frame for the smoothing
         np.add(products[..., 0::2], products[..., 1::2], out=raw.transpose(1, 0, 2))
         smooth = self._smooth(raw)
-        y = scipy.fft.irfft(centre_spectrum(spec[0], spec[1], smooth[:, 0], smooth[:, 1], smooth[:, 2], self.floor),
-                            fr.m, overwrite_x=True)
+        y = np.fft.irfft(centre_spectrum(spec[0], spec[1], smooth[:, 0], smooth[:, 1], smooth[:, 2], self.floor),
+                         fr.m, axis=-1, out=self.centre_frames[:n_p])
         y *= fr.sft.dual_win
         return y
 

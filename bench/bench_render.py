@@ -8,18 +8,23 @@ Printed, all in this run, one thread (BLAS/FFT threads pinned to 1):
 
 1. real-time factor (audio seconds per second of CPU) of the whole render
    in memory, :func:`calib.render.stream.render_blocks` (upmix + filters), and of
-   its stages; the whole-file render (:func:`calib.render.in_memory.render`, the
+   its stages (the filters in float32 as the render runs them, and in float64, with
+   the difference of their outputs against the peak); the whole-file render (:func:`calib.render.in_memory.render`, the
    former implementation) and :func:`scipy.signal.oaconvolve` for the filter
    stage on the same signal; and the flop-count limit: the minimum FFT and
    multiply-add count of the same algorithm (upmix STFT, overlap-save with the
-   chosen FFT length) at the single-core rate of a float64 matrix product;
+   chosen FFT length) at the single-core rate of a matrix product (float64 for the
+   upmix, float32 for the filters). Timings are the least of ``REPEAT`` runs (the
+   machine may be shared: see :func:`cpu`);
 2. ``calib render`` from the command line on 60 s and 3600 s of stereo
    (16-bit WAV): wall time, RTF and peak RSS (``/usr/bin/time %M``), the 60 s
-   also with the checkout given by ``--before`` (e.g. ``/work/main``).
+   also with the checkout given by ``--before`` (e.g. ``/work/main``), whose
+   :func:`calib.render.stream.render_blocks` is timed in memory too (in a subprocess).
 
 Targets: RTF >= 300 for the whole render; peak RSS <= 300 MB at both lengths. The
-FFT-bound limit printed with the figures (the same FFTs timed alone) shows how far
-any float64 implementation of this algorithm could go on the machine at hand.
+FFT-bound limit printed with the figures (the same FFTs timed alone, at the render's
+precisions) shows how far any implementation of this algorithm could go on the
+machine at hand, before any of the upmix's elementwise work per bin.
 
 Run: ``python bench/bench_render.py [--before /work/main] [--long-s 3600]`` (some minutes).
 """
@@ -53,6 +58,7 @@ from calib.store.calibration import Calibration, write_calibration  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 FS = 48000
 RTF_TARGET, RSS_LIMIT_MB = 300.0, 300.0
+REPEAT = 3  # runs of each in-memory timing; the least is printed (see cpu)
 
 
 def calibration(n_drivers: int = 5, taps: int = 2048, virtualizer_taps: int = 256) -> Calibration:
@@ -77,11 +83,19 @@ def music_like(seconds: float, seed: int = 1) -> np.ndarray:
     return 0.5 * x / np.abs(x).max()
 
 
-def cpu(fn):
-    """CPU seconds of one call (process time: one thread, independent of other load) and the result."""
-    t0 = time.process_time()
-    out = fn()
-    return time.process_time() - t0, out
+def cpu(fn, repeat: int = 1):
+    """CPU seconds of a call, the least of ``repeat`` calls, and the last result.
+
+    Process time counts this thread only, but on a shared machine other processes still slow it
+    (caches, memory bandwidth, a busy sibling hyperthread): the least of a few runs is the figure
+    least disturbed by them, as :mod:`timeit` advises.
+    """
+    best, out = np.inf, None
+    for _ in range(repeat):
+        t0 = time.process_time()
+        out = fn()
+        best = min(best, time.process_time() - t0)
+    return best, out
 
 
 def fft_flops(n: int) -> float:
@@ -89,8 +103,11 @@ def fft_flops(n: int) -> float:
     return 2.5 * n * np.log2(n)
 
 
-def flop_limit_rtf(cal: Calibration, conv: OverlapSave, gflops: float) -> tuple[float, float, float]:
-    """Flops per audio second of the upmix and the filters, and the RTF at ``gflops``."""
+def flop_limit_rtf(cal: Calibration, conv: OverlapSave, gflops: float, gflops_32: float) -> tuple[float, float, float]:
+    """Flops per audio second of the upmix and the filters, and the RTF they allow.
+
+    The upmix at ``gflops`` (float64), the filters at ``gflops_32`` (float32, as the render runs them).
+    """
     sft = _stft(FS, 0.04)
     m, hop = sft.m_num, sft.hop
     bins = m // 2 + 1
@@ -100,73 +117,110 @@ def flop_limit_rtf(cal: Calibration, conv: OverlapSave, gflops: float) -> tuple[
     k, s = 3, len(cal.drivers)
     per_block = (k + s) * fft_flops(conv.nfft) + k * s * 8 * (conv.nfft // 2 + 1)  # complex MAC = 8 flops
     filters = per_block * FS / conv.step + 2 * FS  # + L - C, R - C
-    return upmix, filters, gflops * 1e9 / (upmix + filters)
+    return upmix, filters, 1e9 / (upmix / gflops + filters / gflops_32)
 
 
 def fft_bound_rtf(conv: OverlapSave) -> float:
     """RTF if the render did nothing but its FFTs: measured here, on this core, at the render's sizes.
 
-    Per audio second the upmix needs 2 forward and 1 inverse FFT of m samples per hop,
-    the overlap-save 3 forward and S inverse FFTs of ``nfft`` per step; no FFT
-    algorithm change preserves the output, so this bounds any float64 implementation.
+    Per audio second the upmix needs 2 forward and 1 inverse FFT of m samples per hop (float64),
+    the overlap-save 3 forward and S inverse FFTs of ``nfft`` per step (in the convolver's
+    precision, float32 for the render); no FFT algorithm change preserves the output, so this
+    bounds any implementation of the render with pocketfft at these precisions.
     """
     sft = _stft(FS, 0.04)
     m, hop = sft.m_num, sft.hop
     rng = np.random.default_rng(0)
-    frames, blocks = rng.standard_normal((128, m)), rng.standard_normal((16, conv.nfft))
-    t_m = min(cpu(lambda: scipy.fft.irfft(scipy.fft.rfft(frames, axis=-1), m, axis=-1))[0] for _ in range(5)) / 128 / 2
-    t_n = min(cpu(lambda: scipy.fft.irfft(scipy.fft.rfft(blocks, axis=-1), conv.nfft, axis=-1))[0]
-              for _ in range(3)) / 16 / 2
+    frames, blocks = rng.standard_normal((128, m)), rng.standard_normal((16, conv.nfft)).astype(conv.dtype)
+    t_m = cpu(lambda: scipy.fft.irfft(scipy.fft.rfft(frames, axis=-1), m, axis=-1), 5)[0] / 128 / 2
+    t_n = cpu(lambda: scipy.fft.irfft(scipy.fft.rfft(blocks, axis=-1), conv.nfft, axis=-1), 5)[0] / 16 / 2
     n_s = conv.spectra.shape[1]
     per_second = 3 * t_m * FS / hop + (3 + n_s) * t_n * FS / conv.step
     return 1.0 / per_second
 
 
-def matmul_gflops() -> float:
-    a = np.random.default_rng(0).standard_normal((1024, 1024))
+def matmul_gflops(dtype: type[np.floating] = np.float64) -> float:
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(dtype)
     a @ a
-    best = min(cpu(lambda: a @ a)[0] for _ in range(3))
-    return 2 * 1024**3 / best / 1e9
+    return 2 * 1024**3 / cpu(lambda: a @ a, 3)[0] / 1e9
 
 
-def in_memory(cal: Calibration, seconds: float) -> None:
+def stereo_blocks(x: np.ndarray):
+    """Return what render_blocks takes: a callable giving [2, BLOCK] blocks of ``x`` afresh on every call."""
+    return lambda: (x[:, i : i + BLOCK] for i in range(0, x.shape[-1], BLOCK))
+
+
+def render_seconds(seconds: float) -> float:
+    """Return the CPU seconds (least of REPEAT) of render_blocks on ``seconds`` of :func:`music_like`.
+
+    It times whichever calib is first on the path: in a subprocess with the ``--before`` checkout, that version.
+    """
+    cal, blocks = calibration(), stereo_blocks(music_like(seconds))
+    return cpu(lambda: list(render_blocks(cal, blocks)), REPEAT)[0]
+
+
+def before_in_memory(before: Path, seconds: float) -> float:
+    """Return :func:`render_seconds` with the checkout ``before`` first on the path (this bench file, its calib)."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_render; "
+            f"print(bench_render.render_seconds({seconds!r}))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=before,
+                         env={**os.environ, "PYTHONPATH": str(before)})
+    if res.returncode != 0:
+        raise RuntimeError(f"render_blocks with {before} failed:\n{res.stderr[-2000:]}")
+    return float(res.stdout.split()[-1])
+
+
+def in_memory(cal: Calibration, seconds: float, before: Path | None) -> None:
     x = music_like(seconds)
-
-    def blocks():
-        return (x[:, i : i + BLOCK] for i in range(0, x.shape[-1], BLOCK))
+    blocks = stereo_blocks(x)
 
     eff = effective_fir(cal)
-    conv = OverlapSave(eff)
-    t_render, feeds = cpu(lambda: np.concatenate(list(render_blocks(cal, blocks)), axis=-1))
-    t_floor, floor = cpu(lambda: upmix_floor(blocks(), FS))
-    up = StreamingUpmix(FS, floor)
-    t_upmix, parts = cpu(lambda: [*(up.push(b) for b in blocks()), up.finish()])
-    centre = np.concatenate(parts, axis=-1)
-    t_filt, _ = cpu(lambda: [*(conv.push(centre[:, i : i + BLOCK]) for i in range(0, centre.shape[-1], BLOCK)),
-                             conv.finish()])
+    conv = OverlapSave(eff, dtype=np.float32)  # as render_blocks runs it
+    t_render, feeds = cpu(lambda: np.concatenate(list(render_blocks(cal, blocks)), axis=-1), REPEAT)
+    t_floor, floor = cpu(lambda: upmix_floor(blocks(), FS), REPEAT)
+
+    def upmix_all() -> np.ndarray:
+        up = StreamingUpmix(FS, floor)
+        return np.concatenate([*(up.push(b) for b in blocks()), up.finish()], axis=-1)
+
+    def filters(conv: OverlapSave) -> np.ndarray:
+        fresh = conv.fork(np.zeros((3, conv.taps - 1)))
+        return np.concatenate([*(fresh.push(centre[:, i : i + BLOCK]) for i in range(0, centre.shape[-1], BLOCK)),
+                               fresh.finish()], axis=-1)
+
+    t_upmix, centre = cpu(upmix_all, REPEAT)
+    t_filt, out_32 = cpu(lambda: filters(conv), REPEAT)
+    t_filt64, out_64 = cpu(lambda: filters(OverlapSave(eff)), REPEAT)
     t_oa, _ = cpu(lambda: sum(oaconvolve(centre[k][None, :], eff[k], axes=-1) for k in range(3)))
     t_whole, ref = cpu(lambda: render(cal, x))
     err = float(np.abs(feeds - ref).max() / np.abs(ref).max())
-    gflops = matmul_gflops()
-    f_up, f_filt, limit = flop_limit_rtf(cal, conv, gflops)
+    err_32 = float(np.abs(out_32 - out_64).max() / np.abs(out_64).max())
+    gflops, gflops_32 = matmul_gflops(), matmul_gflops(np.float32)
+    f_up, f_filt, limit = flop_limit_rtf(cal, conv, gflops, gflops_32)
     print(f"in memory, {seconds:.0f} s of stereo at {FS} Hz -> {len(cal.drivers)} drivers, "
-          f"{eff.shape[-1]} taps (overlap-save FFT {conv.nfft}, step {conv.step}); CPU seconds, one thread:")
+          f"{eff.shape[-1]} taps (overlap-save FFT {conv.nfft}, step {conv.step}); CPU seconds, one thread, "
+          f"least of {REPEAT} runs where marked *:")
     verdict = "PASS" if seconds / t_render >= RTF_TARGET else "FAIL"
-    print(f"  streaming render (upmix + filters): {t_render:7.2f} s  RTF {seconds / t_render:7.1f}  "
+    print(f"  streaming render (upmix + filters)*: {t_render:7.2f} s  RTF {seconds / t_render:7.1f}  "
           f"(target {RTF_TARGET:.0f}: {verdict})")
-    print(f"    floor pass {t_floor:6.2f} s (RTF {seconds / t_floor:7.1f}), upmix {t_upmix:6.2f} s "
-          f"(RTF {seconds / t_upmix:6.1f}), filters (overlap-save) {t_filt:6.2f} s (RTF {seconds / t_filt:6.1f})")
-    print(f"  whole-file render (former):         {t_whole:7.2f} s  RTF {seconds / t_whole:7.1f}  "
-          f"(streaming equals it within {err:.1e} of peak)")
-    print(f"  filters by scipy oaconvolve:        {t_oa:7.2f} s  RTF {seconds / t_oa:7.1f}  "
+    print(f"    floor pass* {t_floor:6.2f} s (RTF {seconds / t_floor:7.1f}), upmix* {t_upmix:6.2f} s "
+          f"(RTF {seconds / t_upmix:6.1f}), filters* (overlap-save, float32) {t_filt:6.2f} s "
+          f"(RTF {seconds / t_filt:6.1f}; float64 {t_filt64:6.2f} s, RTF {seconds / t_filt64:6.1f})")
+    if before is not None:
+        t_before = before_in_memory(before, seconds)
+        print(f"  streaming render of {before}*: {t_before:7.2f} s  RTF {seconds / t_before:7.1f}  "
+              f"(now {t_before / t_render:.2f}x faster)")
+    print(f"  whole-file render (former):          {t_whole:7.2f} s  RTF {seconds / t_whole:7.1f}  "
+          f"(streaming equals it within {err:.1e} of peak; float32 filters against float64: {err_32:.1e})")
+    print(f"  filters by scipy oaconvolve:         {t_oa:7.2f} s  RTF {seconds / t_oa:7.1f}  "
           f"(overlap-save is {t_oa / t_filt:.2f}x faster)")
-    print(f"  flop-count limit at {gflops:.1f} GFLOP/s (1024 matmul, one core): upmix {f_up / 1e6:.0f} + "
-          f"filters {f_filt / 1e6:.0f} MFLOP per audio second -> RTF {limit:.0f} "
-          f"(filters alone {gflops * 1e9 / f_filt:.0f}, upmix alone {gflops * 1e9 / f_up:.0f}); "
+    print(f"  flop-count limit at {gflops:.1f} GFLOP/s float64 and {gflops_32:.1f} float32 (1024 matmul, one core): "
+          f"upmix {f_up / 1e6:.0f} + filters {f_filt / 1e6:.0f} MFLOP per audio second -> RTF {limit:.0f} "
+          f"(filters alone {gflops_32 * 1e9 / f_filt:.0f}, upmix alone {gflops * 1e9 / f_up:.0f}); "
           f"achieved {seconds / t_render / limit:.0%} of it")
     fft_rtf = fft_bound_rtf(conv)
-    print(f"  FFT-bound limit (the render's FFTs alone, pocketfft float64, timed here): RTF {fft_rtf:.0f}; "
-          f"achieved {seconds / t_render / fft_rtf:.0%} of it")
+    print(f"  FFT-bound limit (the render's FFTs alone, pocketfft, upmix float64, filters float32, timed here): "
+          f"RTF {fft_rtf:.0f}; achieved {seconds / t_render / fft_rtf:.0%} of it")
 
 
 def write_input(path: Path, seconds: float) -> None:
@@ -220,7 +274,7 @@ def main() -> None:
     parser.add_argument("--long-s", type=float, default=3600.0, help="the long command-line run")
     args = parser.parse_args()
     cal = calibration()
-    in_memory(cal, args.seconds)
+    in_memory(cal, args.seconds, args.before)
     command_line(cal, args.long_s, args.before)
 
 

@@ -109,23 +109,37 @@ def upmix_floor(
         ``1e-12 * mean(E|L|^2 + E|R|^2) + tiny`` over all frames and bins.
     """
     framer = _Framer(sample_rate, frame_s)
+    m, hop = framer.m, framer.hop
+    r = m // hop  # hops per frame
     w = framer.sft.win
-    alt = w * (-1.0) ** np.arange(framer.m)  # Nyquist bin: the window times (-1)^n
+    alt = w * (-1.0) ** np.arange(m)  # Nyquist bin: the window times (-1)^n
+    # Frame p is hop segments p .. p + r - 1: each sum over a frame is r partial sums over segments,
+    # one matrix product for all segments (per sample 3 r multiply-adds, no [P, m] temporaries).
+    seg_w2 = (w**2).reshape(r, hop).T  # [hop, r]
+    seg_lin = np.concatenate([w.reshape(r, hop), alt.reshape(r, hop)]).T  # [hop, 2 r]: DC and Nyquist
     per_frame: list[np.ndarray] = []
 
     def power(frames: np.ndarray) -> np.ndarray:  # [2, P, m] -> [P]: one-sided power, L + R
-        energy = np.einsum("cpn,n->p", frames**2, w**2)
-        dc, nyq = frames @ w, frames @ alt
-        return (framer.m * energy + (dc**2).sum(0) + (nyq**2).sum(0)) / 2.0
+        n_p = frames.shape[1]
+        if n_p == 0:
+            return np.zeros(0)
+        segs = np.concatenate([frames[:, :, :hop], frames[:, -1, hop:].reshape(2, r - 1, hop)], axis=1)  # [2, Q, hop]
+        parts_e, parts_l = (segs * segs) @ seg_w2, segs @ seg_lin  # [2, Q, r], [2, Q, 2 r]
+        energy, dc, nyq = parts_e[:, :n_p, 0].copy(), parts_l[:, :n_p, 0].copy(), parts_l[:, :n_p, r].copy()
+        for j in range(1, r):
+            energy += parts_e[:, j : j + n_p, j]
+            dc += parts_l[:, j : j + n_p, j]
+            nyq += parts_l[:, j : j + n_p, r + j]
+        return (m * energy.sum(0) + (dc**2).sum(0) + (nyq**2).sum(0)) / 2.0
 
     for block in blocks:
         per_frame.append(power(framer.push(block)))
     per_frame.append(power(framer.finish()[0]))
-    r = np.concatenate(per_frame)
-    a = np.exp(-framer.hop / (time_constant_s * sample_rate))
-    n_frames, n_bins = r.size, framer.m // 2 + 1
+    raw = np.concatenate(per_frame)
+    a = np.exp(-hop / (time_constant_s * sample_rate))
+    n_frames, n_bins = raw.size, m // 2 + 1
     weights = 1.0 - a ** (n_frames - np.arange(n_frames))
-    return _REL_FLOOR * float(r @ weights) / (n_frames * n_bins) + np.finfo(float).tiny
+    return _REL_FLOOR * float(raw @ weights) / (n_frames * n_bins) + np.finfo(float).tiny
 
 
 class StreamingUpmix:
@@ -153,11 +167,13 @@ class StreamingUpmix:
         self.floor = floor
         self.a = np.exp(-sft.hop / (time_constant_s * sample_rate))
         self.state = np.zeros((3, self.framer.m // 2 + 1))  # [3, F] smoothing state across frames
-        # The smoothing over a chunk of frames as one matrix (see _smooth); a shorter chunk uses its top-left part.
-        lag = np.subtract.outer(np.arange(CHUNK), np.arange(CHUNK))
-        self.chunk_weights = np.where(lag >= 0, (1.0 - self.a) * self.a ** np.maximum(lag, 0), 0.0)  # [P, P] lower
-        self.chunk_decay = self.a ** np.arange(1, CHUNK + 1)  # a^(p + 1)
         self.tail = np.zeros(self.framer.m - self.framer.hop)  # overlap-add still pending
+        self.windowed = np.empty((2, CHUNK, self.framer.m))  # buffers of the spectral work on a chunk
+        n_bins = self.framer.m // 2 + 1
+        self.spec = np.empty((2, CHUNK, n_bins), dtype=complex)
+        self.products = np.empty((3, CHUNK, 2 * n_bins))
+        self.raw = np.empty((CHUNK, 3, n_bins))
+        self.centre_frames = np.empty((CHUNK, self.framer.m))
         self.out_start = self.framer.start(sft.p_min)  # absolute index of the next centre sample
         self.stereo = np.zeros((2, 0))  # input not yet emitted, from absolute index `emitted`
         self.emitted = 0
@@ -178,12 +194,13 @@ class StreamingUpmix:
         n_p, hop, r = frames.shape[1], fr.hop, fr.m // fr.hop
         if n_p == 0:
             return np.zeros(0)
-        # Spectral work in chunks of CHUNK frames: every per-bin temporary stays in cache.
-        y = np.concatenate([self._centre_frames(frames[:, i : i + CHUNK]) for i in range(0, n_p, CHUNK)])
-        # Overlap-add: frame i starts i hops after the first; r = m / hop segments per frame.
+        # Spectral work in chunks of CHUNK frames (every per-bin temporary stays in cache), each chunk
+        # overlap-added at once: frame i starts i hops after the first; r = m / hop segments per frame.
         ola = np.zeros((n_p + r - 1, hop))
-        for j in range(r):
-            ola[j : j + n_p] += y[:, j * hop : (j + 1) * hop]
+        for i in range(0, n_p, CHUNK):
+            y = self._centre_frames(frames[:, i : i + CHUNK])
+            for j in range(r):
+                ola[i + j : i + j + y.shape[0]] += y[:, j * hop : (j + 1) * hop]
         ola = ola.reshape(-1)
         ola[: self.tail.size] += self.tail
         final, self.tail = ola[: n_p * hop], ola[n_p * hop :].copy()
@@ -194,31 +211,36 @@ class StreamingUpmix:
     def _centre_frames(self, frames: np.ndarray) -> np.ndarray:
         """[2, P, m] frames -> [P, m] windowed centre frames, ready for the overlap-add."""
         fr = self.framer
-        spec = scipy.fft.rfft(frames * fr.sft.win, axis=-1)  # [2, P, F]
-        xl, xr = spec[0], spec[1]
-        l_v, r_v = xl.view(np.float64), xr.view(np.float64)  # interleaved (re, im)
-        raw = np.empty((xl.shape[0], 3, xl.shape[1]))  # [P, 3, F]: one row per frame for the smoothing
-        np.add(l_v[..., 0::2] ** 2, l_v[..., 1::2] ** 2, out=raw[:, 0])
-        np.add(r_v[..., 0::2] ** 2, r_v[..., 1::2] ** 2, out=raw[:, 1])
-        np.add(l_v[..., 0::2] * r_v[..., 0::2], l_v[..., 1::2] * r_v[..., 1::2], out=raw[:, 2])  # Re L R*
+        n_p = frames.shape[1]
+        # numpy's FFTs (pocketfft too) write into the buffers kept across chunks: no fresh pages per chunk.
+        windowed = np.multiply(frames, fr.sft.win, out=self.windowed[:, :n_p])
+        spec = np.fft.rfft(windowed, axis=-1, out=self.spec[:, :n_p])  # [2, P, F]
+        # |L|^2, |R|^2, Re L R* per bin: products of the interleaved (re, im) pairs, then the pairs' sums.
+        pairs, products = spec.view(np.float64), self.products[:, :n_p]  # [2, P, 2F], [3, P, 2F]
+        np.multiply(pairs, pairs, out=products[:2])
+        np.multiply(pairs[0], pairs[1], out=products[2])
+        raw = self.raw[:n_p]  # [P, 3, F]: one row per frame for the smoothing
+        np.add(products[..., 0::2], products[..., 1::2], out=raw.transpose(1, 0, 2))
         smooth = self._smooth(raw)
-        y = scipy.fft.irfft(centre_spectrum(xl, xr, smooth[:, 0], smooth[:, 1], smooth[:, 2], self.floor), fr.m)
+        y = np.fft.irfft(centre_spectrum(spec[0], spec[1], smooth[:, 0], smooth[:, 1], smooth[:, 2], self.floor),
+                         fr.m, axis=-1, out=self.centre_frames[:n_p])
         y *= fr.sft.dual_win
         return y
 
     def _smooth(self, raw: np.ndarray) -> np.ndarray:
-        """E[.][p] = a E[.][p-1] + (1 - a) raw[p] over the frames (axis 0), from the carried state.
+        """E[.][p] = a E[.][p-1] + (1 - a) raw[p] over the frames (axis 0), from the carried state, in place.
 
-        The recursion unrolled over the P frames of a chunk is one matrix product,
-        E[p] = sum_q (1 - a) a^(p - q) raw[q] (q <= p) + a^(p + 1) E[-1], the same
-        sums as :func:`scipy.signal.lfilter` with ``b = [1 - a]``, ``a = [1, -a]``
-        (which the whole-file upmix uses) in another order: equal to rounding.
+        The recursion of :func:`scipy.signal.lfilter` with ``b = [1 - a]``, ``a = [1, -a]``
+        (which the whole-file upmix uses), frame by frame on whole [3, F] rows: two
+        passes per frame (a running sum along axis 0 in numpy is several times slower).
         """
-        n_p = raw.shape[0]
-        out = (self.chunk_weights[:n_p, :n_p] @ raw.reshape(n_p, -1)).reshape(raw.shape)
-        out += self.chunk_decay[:n_p, None, None] * self.state
-        self.state = out[-1].copy()
-        return out
+        raw *= 1.0 - self.a
+        prev, term = self.state, np.empty_like(self.state)
+        for row in raw:
+            row += np.multiply(prev, self.a, out=term)
+            prev = row
+        self.state = raw[-1].copy()
+        return raw
 
     def _emit(self, centre: np.ndarray, n_total: int) -> np.ndarray:
         """(L - C, R - C, C) for the final samples below the signal's end."""
@@ -234,30 +256,37 @@ class OverlapSave:
 
     Output s is sum over k of h[k, s] * x[k], the same as
     :func:`scipy.signal.oaconvolve` per pair, with the last L - 1 inputs of
-    each block carried over as state.
+    each block carried over as state. The sum over the inputs is taken in the
+    frequency domain, so a block costs K forward and S inverse FFTs (3 + 5 for
+    the render, not 15) and K S complex multiply-adds per bin.
 
     Parameters
     ----------
     fir
         [K, S, L] filters.
     nfft
-        FFT length; by default the power of two with the fewest operations
-        per output sample, (K + S) nfft log2(nfft) / (nfft - L + 1).
+        FFT length; by default the fast length (:func:`scipy.fft.next_fast_len`)
+        with the least work per output sample, :func:`cost_per_sample`.
+    dtype
+        Precision of the transforms: ``numpy.float64`` (default), or
+        ``numpy.float32`` (complex64 spectra), about twice as fast: the error of a
+        float32 FFT convolution is a few 1e-7 of the output peak, the rounding of
+        the float32 WAV the render writes anyway (bench/bench_render.py prints it).
     """
 
-    def __init__(self, fir: np.ndarray, nfft: int | None = None) -> None:
+    def __init__(self, fir: np.ndarray, nfft: int | None = None, dtype: type[np.floating] = np.float64) -> None:
         h = np.asarray(fir, dtype=np.float64)
         if h.ndim != 3 or h.shape[-1] == 0:
             raise ValueError(f"fir: expected shape [K, S, L >= 1], got {list(h.shape)}")
         n_k, n_s, n_taps = h.shape
         if nfft is None:
-            sizes = 2 ** np.arange(int(np.ceil(np.log2(2 * n_taps))), int(np.ceil(np.log2(64 * n_taps))) + 1)
-            nfft = int(min(sizes, key=lambda n: n * np.log2(n) / (n - n_taps + 1)))
+            nfft = best_fft_length(n_k, n_s, n_taps)
         if nfft < n_taps:
             raise ValueError(f"nfft: expected >= the filter length {n_taps}, got {nfft}")
         self.nfft, self.taps, self.step = nfft, n_taps, nfft - n_taps + 1
-        self.spectra = scipy.fft.rfft(h, nfft, axis=-1)  # [K, S, F]
-        self.buf = np.zeros((n_k, n_taps - 1))  # the state: last L - 1 inputs, then unprocessed input
+        self.dtype = np.dtype(dtype)
+        self.spectra = scipy.fft.rfft(h, nfft, axis=-1).astype(np.result_type(self.dtype, np.complex64))  # [K, S, F]
+        self.buf = np.zeros((n_k, n_taps - 1), self.dtype)  # the state: last L - 1 inputs, then unprocessed input
         self.n_in = 0
 
     def fork(self, state: np.ndarray) -> OverlapSave:
@@ -270,12 +299,12 @@ class OverlapSave:
                 f"state: expected shape {list(self.buf[:, : self.taps - 1].shape)}, got {list(np.shape(state))}"
             )
         conv = copy.copy(self)
-        conv.buf, conv.n_in = np.array(state, dtype=np.float64), 0
+        conv.buf, conv.n_in = np.array(state, dtype=self.dtype), 0
         return conv
 
     def push(self, x: np.ndarray) -> np.ndarray:
         """Convolve the next [K, b] inputs; returns the [S, b'] outputs now complete."""
-        self.buf = np.concatenate([self.buf, x], axis=-1)
+        self.buf = np.concatenate([self.buf, x], axis=-1, dtype=self.dtype)
         self.n_in += x.shape[-1]
         return self._run()
 
@@ -289,19 +318,50 @@ class OverlapSave:
 
     def _run(self) -> np.ndarray:
         n_blocks = (self.buf.shape[-1] - (self.taps - 1)) // self.step
-        n_s = self.spectra.shape[1]
+        n_k, n_s = self.spectra.shape[:2]
         if n_blocks <= 0:
             return np.zeros((n_s, 0))
         frames = sliding_window_view(self.buf, self.nfft, axis=-1)[:, :: self.step][:, :n_blocks]
         spec = scipy.fft.rfft(frames, axis=-1)  # [K, B, F]
-        out = np.empty((n_s, n_blocks, self.nfft // 2 + 1), dtype=complex)
-        for s in range(n_s):  # K x S products: a loop keeps one [B, F] temporary per driver
+        out = np.empty((n_s, *spec.shape[1:]), dtype=spec.dtype)
+        term = np.empty(spec.shape[1:], dtype=spec.dtype)
+        for s in range(n_s):  # the sum over inputs per driver, in place: one [B, F] temporary in all
             np.multiply(spec[0], self.spectra[0, s], out=out[s])
-            for k in range(1, spec.shape[0]):
-                out[s] += spec[k] * self.spectra[k, s]
-        y = scipy.fft.irfft(out, self.nfft, axis=-1)[..., self.taps - 1 :]  # drop the wrapped part
+            for k in range(1, n_k):
+                out[s] += np.multiply(spec[k], self.spectra[k, s], out=term)
+        y = scipy.fft.irfft(out, self.nfft, axis=-1, overwrite_x=True)
         self.buf = self.buf[:, n_blocks * self.step :]
-        return y.reshape(n_s, -1)
+        feeds = np.empty((n_s, n_blocks * self.step))  # float64 out, whatever the transforms' precision
+        feeds.reshape(n_s, n_blocks, self.step)[...] = y[..., self.taps - 1 :]  # drop the wrapped part
+        return feeds
+
+
+#: Relative cost of one complex multiply-add per bin against one real FFT's n log2(n) (numpy, measured on x86-64).
+_MAC_PER_FFT_UNIT = 6.0
+
+
+def cost_per_sample(n_inputs: int, n_outputs: int, taps: int, nfft: int) -> float:
+    """Work of overlap-save per output sample, in units of n log2(n) of a real FFT.
+
+    Per block: ``n_inputs`` forward and ``n_outputs`` inverse FFTs of ``nfft`` and
+    ``n_inputs * n_outputs`` complex multiply-adds per bin, for ``nfft - taps + 1`` new outputs.
+    """
+    ffts = (n_inputs + n_outputs) * nfft * np.log2(nfft)
+    macs = _MAC_PER_FFT_UNIT * n_inputs * n_outputs * (nfft // 2 + 1)
+    return float(ffts + macs) / (nfft - taps + 1)
+
+
+def best_fft_length(n_inputs: int, n_outputs: int, taps: int) -> int:
+    """Return the FFT length with the least :func:`cost_per_sample`: 2^a or 3 * 2^a, from 2 to 8 filter lengths.
+
+    Lengths of other factors are slower per n log2(n) in pocketfft, and past about 8 filter
+    lengths the transforms outgrow the core's cache for a gain of a few percent on paper
+    (measured with bench/bench_render.py: 12288 and 16384 at 2303 taps within 5 %, 32768
+    10 % slower, 34992 = 2^4 3^7 60 % slower).
+    """
+    low, high = 2 * taps, 8 * taps
+    sizes = [n for a in range(int(np.log2(high)) + 1) for n in (2**a, 3 * 2**a) if low <= n <= high]
+    return min(sorted(sizes), key=lambda n: cost_per_sample(n_inputs, n_outputs, taps, n))
 
 
 def render_blocks(
@@ -310,6 +370,7 @@ def render_blocks(
     *,
     time_constant_s: float = 0.1,
     frame_s: float = 0.04,
+    dtype: type[np.floating] = np.float32,
 ) -> Iterator[np.ndarray]:
     """Render stereo to driver feeds block by block: :func:`calib.render.in_memory.render` streamed.
 
@@ -323,6 +384,10 @@ def render_blocks(
         ``cal.sample_rate``.
     time_constant_s, frame_s
         Upmix options (see :func:`calib.render.upmix.upmix`).
+    dtype
+        Precision of the filter stage's transforms (:class:`OverlapSave`): float32 by
+        default, within a few 1e-7 of the output peak of float64 and twice as fast; the
+        upmix stays float64 (its statistics cancel: float32 would amplify rounding).
 
     Yields
     ------
@@ -339,7 +404,7 @@ def render_blocks(
 
     floor = upmix_floor(checked(), cal.sample_rate, time_constant_s=time_constant_s, frame_s=frame_s)
     up = StreamingUpmix(cal.sample_rate, floor, time_constant_s=time_constant_s, frame_s=frame_s)
-    conv = OverlapSave(effective_fir(cal))
+    conv = OverlapSave(effective_fir(cal), dtype=dtype)
     for x in checked():
         out = conv.push(up.push(x))
         if out.shape[-1]:

@@ -118,24 +118,38 @@ def centre_spectrum(
     floor
         Power floor added to the denominators (silence gives C = 0).
     """
-    # In place on the real [.., F] statistics: this runs on every frame of every render.
-    p_ms = (p_ll - p_rr) / 4.0  # Re E[M S*]
-    total = p_ll + p_rr
-    p_ss = np.maximum((total - 2.0 * p_lr) / 4.0, 0.0)
-    p_mm = np.maximum((total + 2.0 * p_lr) / 4.0, 0.0, out=total)
-    alpha = p_ms / (p_ss + floor)
-    p_mprime = np.maximum(p_mm - alpha * (2.0 * p_ms - alpha * p_ss), 0.0)  # E|M - alpha S|^2
-    gain = np.clip(np.maximum(p_lr, 0.0) / (p_mprime + floor), 0.0, 1.0)
+    # Passes in place on a few buffers, the statistics scaled by 4 (4 E|S|^2 = E|L|^2 + E|R|^2 - 2 Re E[L R*],
+    # ...) so that none is spent on the factors: this runs on every bin of every frame of every render.
+    floor4 = 4.0 * floor
+    diff = p_ll - p_rr  # 4 Re E[M S*]
+    lr2 = p_lr + p_lr  # 2 Re E[L R*]
+    mm4 = p_ll + p_rr
+    ss4 = np.subtract(mm4, lr2)
+    np.maximum(ss4, 0.0, out=ss4)  # 4 E|S|^2
+    mm4 += lr2
+    np.maximum(mm4, 0.0, out=mm4)  # 4 E|M|^2
+    alpha = np.add(ss4, floor4)
+    np.divide(diff, alpha, out=alpha)
+    # 4 E|M - alpha S|^2 = 4 E|M|^2 - alpha (2 * 4 Re E[M S*] - alpha 4 E|S|^2)
+    term = np.multiply(alpha, ss4, out=ss4)
+    np.subtract(diff, term, out=term)
+    term += diff
+    term *= alpha
+    mm4 -= term
+    np.maximum(mm4, 0.0, out=mm4)
+    # g / 2 = min(max(Re E[L R*], 0) / (E|M'|^2 + floor), 1) / 2 = min(2 max(.., 0) / (4 E|M'|^2 + 4 floor), 1/2)
+    mm4 += floor4
+    half_gain = np.maximum(lr2, 0.0, out=lr2)
+    half_gain /= mm4
+    np.minimum(half_gain, 0.5, out=half_gain)
     # g (M - alpha S) = g (1 - alpha) / 2 L + g (1 + alpha) / 2 R, real gains on complex bins.
-    g_l, g_r = gain * (1.0 - alpha) / 2.0, gain * (1.0 + alpha) / 2.0
+    g_alpha = np.multiply(half_gain, alpha, out=alpha)
+    g_l = np.subtract(half_gain, g_alpha, out=diff)
+    g_r = np.add(half_gain, g_alpha, out=mm4)
+    # Real and imaginary parts apart: a broadcast (re, im) axis of length 2 makes numpy's inner loops 2 long.
     out = np.empty(np.broadcast_shapes(xl.shape, xr.shape), dtype=np.result_type(xl, xr, np.complex128))
-    out_v = out.view(np.float64).reshape(*out.shape, 2)
-    np.multiply(_pairs(xl), g_l[..., None], out=out_v)
-    out_v += _pairs(xr) * g_r[..., None]
+    right_part = np.empty(out.shape)
+    for dest, left, right in ((out.real, xl.real, xr.real), (out.imag, xl.imag, xr.imag)):
+        np.multiply(left, g_l, out=dest)
+        dest += np.multiply(right, g_r, out=right_part)
     return out
-
-
-def _pairs(z: np.ndarray) -> np.ndarray:
-    """Return a complex array as real [..., 2] (re, im) pairs, without a copy where possible."""
-    z = np.ascontiguousarray(z, dtype=np.complex128)
-    return z.view(np.float64).reshape(*z.shape, 2)

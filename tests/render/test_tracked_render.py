@@ -212,7 +212,7 @@ def test_streamed_tracked_render_equals_the_fixed_render_for_a_one_cell_bank(wor
     def blocks():
         return (stereo[:, i:i + 3000] for i in range(0, stereo.shape[-1], 3000))
 
-    expected = np.concatenate(list(render_blocks(single, blocks)), axis=-1)
+    expected = np.concatenate(list(render_blocks(single, blocks, dtype=np.float64)), axis=-1)  # as the tracked
     track = HeadTrack(np.array([0.0]), np.array([[1.0, 0.02, 0.0]]), np.array([180.0]))
     got = np.concatenate(list(render_tracked(single, blocks, track, block=512)), axis=-1)
     assert got.shape == expected.shape

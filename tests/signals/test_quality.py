@@ -124,3 +124,52 @@ def test_latency_errors():
         estimate_latency_samples(np.zeros(100), np.zeros((2, 10)))
     with pytest.raises(ValueError, match="must be non-empty and <= 100"):
         estimate_latency_samples(np.zeros(100), np.zeros(200))
+
+
+def test_noise_band_power_recovers_a_white_noise_level():
+    """White noise of variance sigma^2 has 2 sigma^2 / fs per Hz: the band mean square is 2 sigma^2 (f_hi - f_lo) / fs.
+
+    The recording is longer than the sweep and zero-padded to the circular period (n_recorded < n_fft), so the
+    padding factor enters; a decaying response is in the IR window too (the noise window must not see it).
+    """
+    from calib.metrics.bands import third_octave_bands
+    from calib.signals.quality import noise_band_power
+
+    sweep = synchronized_sweep(25.0, 16000.0, 0.5, FS)
+    n_rec = sweep.n_samples + FS // 4
+    n = scipy.fft.next_fast_len(n_rec + 1000, real=True)
+    x = np.r_[sweep.signal, np.zeros(n_rec - sweep.n_samples)]
+    rng = np.random.default_rng(5)
+    t = np.arange(800)
+    h = 0.1 * rng.standard_normal(t.size) * np.exp(-t / 80) * (t > 30)
+    sigma = 1e-3
+    y = np.convolve(x, h)[:n_rec] + sigma * rng.standard_normal((2, n_rec))  # two receivers
+    ir = deconvolve(y, x, *BAND, FS, n_fft=n)
+    window = noise_window(n, IR_LENGTH, sweep.rate_s, FS, n_harmonics=5)
+    bands = third_octave_bands(100.0, 8000.0)
+    power = noise_band_power(ir, window, np.abs(scipy.fft.rfft(x, n)) ** 2, n_rec, bands.lower_hz,
+                             bands.upper_hz, FS)
+    expected = 2 * sigma**2 * (bands.upper_hz - bands.lower_hz) / FS
+    assert power.shape == (2, len(bands))
+    # a periodogram band of m bins scatters by 1/sqrt(m): +-1.5 dB at 100 Hz (about 20 bins), less above
+    assert_allclose(10 * np.log10(power / expected), 0.0, atol=1.5)
+    assert abs(np.mean(10 * np.log10(power / expected))) < 0.3  # no bias over the bands
+    # a band narrower than the periodogram's bin spacing holds no bin: NaN, not 0
+    assert np.isnan(noise_band_power(ir[0], window, np.abs(scipy.fft.rfft(x, n)) ** 2, n_rec, [1000.0],
+                                     [1000.5], FS)).all()
+
+
+def test_noise_band_power_errors():
+    from calib.signals.quality import noise_band_power
+
+    ir, x2 = np.zeros(1024), np.ones(513)
+    with pytest.raises(ValueError, match="needs a samples axis"):
+        noise_band_power(np.float64(1.0), (0, 10), x2, 1000, [100], [200], FS)
+    with pytest.raises(ValueError, match=r"noise_window=\(600, 2000\) is not inside"):
+        noise_band_power(ir, (600, 2000), x2, 1000, [100], [200], FS)
+    with pytest.raises(ValueError, match=r"reference_power must be the rfft power at n_fft=1024: \[513\]"):
+        noise_band_power(ir, (600, 1000), np.ones(512), 1000, [100], [200], FS)
+    with pytest.raises(ValueError, match="n_recorded must be in"):
+        noise_band_power(ir, (600, 1000), x2, 2000, [100], [200], FS)
+    with pytest.raises(ValueError, match="0 < lower < upper"):
+        noise_band_power(ir, (600, 1000), x2, 1000, [200], [100], FS)

@@ -134,7 +134,10 @@ def noise_band_power(
 
         S_n(f) = P_h(f) |X(f)|^2 n_fft / n_recorded,
 
-    and the band's mean square ``sum_k S_n(f_k) df`` over the bins in
+    (the zero padding's missing noise spreads evenly only when the padding is
+    short against the noise window: for frequency f it leaves a gap at the IR
+    time where the sweep's inverse maps it; the engine pads to the next fast
+    length only), and the band's mean square ``sum_k S_n(f_k) df`` over the bins in
     ``[lower, upper)``. ``P_h`` is a Hann-windowed periodogram of the whole
     window (:func:`scipy.signal.welch`, one segment); the result is in the
     recording's units squared (FS^2: a full-scale sine is 0.5).
@@ -179,10 +182,15 @@ def noise_band_power(
         raise ValueError(f"band edges must be 1-D, equally long, with 0 < lower < upper; got {lo!r}, {hi!r}")
     segment = h[..., start:stop]
     freqs, p_h = scipy.signal.welch(segment, sample_rate, window="hann", nperseg=segment.shape[-1], axis=-1)
+    # |X|^2 averaged over each periodogram bin's width: the sweep spectrum ripples on the finer n_fft grid
     grid = scipy.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    s_n = p_h * np.interp(freqs, grid, x2) * (n_fft / n_recorded)
+    df = freqs[1] - freqs[0]
+    cumulative = np.concatenate([[0.0], np.cumsum(x2)])
+    edges = np.clip(np.searchsorted(grid, np.r_[freqs - df / 2, freqs[-1] + df / 2]), 0, grid.size)
+    x2_bin = (cumulative[edges[1:]] - cumulative[edges[:-1]]) / np.maximum(edges[1:] - edges[:-1], 1)
+    s_n = p_h * x2_bin * (n_fft / n_recorded)
     member = (freqs >= lo[:, None]) & (freqs < hi[:, None])  # [B, F]
-    power = (s_n @ member.T.astype(np.float64)) * (freqs[1] - freqs[0])
+    power = (s_n @ member.T.astype(np.float64)) * df
     return np.where(member.any(axis=1), power, np.nan)
 
 

@@ -27,9 +27,9 @@ import numpy as np
 import scipy.fft
 
 from calib.capture.plan import MeasurementPlan
+from calib.metrics.bands import Bands, third_octave_bands
 from calib.rig.base import AudioInterface
 from calib.signals.deconvolve import deconvolve
-from calib.metrics.bands import Bands, third_octave_bands
 from calib.signals.harmonics import separate, thd_bands_percent
 from calib.signals.mesm import contamination_bound_db, excitation_block, mesm_excitation, mesm_offsets, mesm_split
 from calib.signals.quality import (

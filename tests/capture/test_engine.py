@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from calib.errors import CaptureGlitchError, MeasurementError, RigError
 from calib.capture.schedule import quality_bands
+from calib.errors import CaptureGlitchError, MeasurementError, RigError
 from calib.procedure.spec import SimFaults
 from calib.rig.virtual_lab import mic_receivers
 from calib.sim.driver import driver_response

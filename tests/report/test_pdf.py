@@ -79,13 +79,13 @@ def pdfs(reports, tmp_path_factory) -> dict[str, Path]:
 
 
 def test_page_count_summary_plus_one_page_per_figure(pdfs, reports, tmp_path) -> None:
-    # Duo 2's 15 checks (4 driver checks, 11 acoustic) fit on page 1, then 6 figure pages.
+    # Duo 2's 15 checks (4 driver checks, 11 acoustic) fit on page 1, then 7 figure pages.
     assert len(reports["pass"].checks) == len(reports["dead"].checks) == 15
-    assert len(FIGURE_PAGES) == 6
+    assert len(FIGURE_PAGES) == 7
     for key in ("pass", "dead"):
-        assert tree_count(pdfs[key]) == 7
+        assert tree_count(pdfs[key]) == 8
         if POPPLER:
-            assert rendered_pages(pdfs[key], tmp_path / key) == 7
+            assert rendered_pages(pdfs[key], tmp_path / key) == 8
 
 
 def test_rows_per_page_never_leaves_a_row_alone() -> None:

@@ -171,7 +171,9 @@ def run_measurement(
             worst_contamination = np.maximum(worst_contamination, np.max(capture.contamination_db, axis=0))
             if units[group] == "Pa/FS":
                 capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)
-                quality.noise_band_db = noise_spl_db(quality.noise_band_db, inputs, cals, quality_bands(plan).centre_hz)
+                if quality.noise_band_db is not None:
+                    quality.noise_band_db = noise_spl_db(quality.noise_band_db, inputs, cals,
+                                                         quality_bands(plan).centre_hz)
             _when_unlocked(path, write_step, path, group, index, capture.ir, quality)
             bar.set_postfix_str(f"{plan.step_label(group, index)}, SNR {np.nanmax(capture.snr_db):.0f} dB")
             bar.update(1)

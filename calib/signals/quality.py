@@ -186,7 +186,7 @@ def noise_band_power(
     grid = scipy.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     df = freqs[1] - freqs[0]
     cumulative = np.concatenate([[0.0], np.cumsum(x2)])
-    edges = np.clip(np.searchsorted(grid, np.r_[freqs - df / 2, freqs[-1] + df / 2]), 0, grid.size)
+    edges = np.asarray(np.searchsorted(grid, np.r_[freqs - df / 2, freqs[-1] + df / 2]), dtype=np.int64)
     x2_bin = (cumulative[edges[1:]] - cumulative[edges[:-1]]) / np.maximum(edges[1:] - edges[:-1], 1)
     s_n = p_h * x2_bin * (n_fft / n_recorded)
     member = (freqs >= lo[:, None]) & (freqs < hi[:, None])  # [B, F]

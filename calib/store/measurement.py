@@ -143,7 +143,7 @@ def create_measurement(
     positions: Sequence[HeadPosition],
     ir_length: int,
     extra_attrs: dict[str, object] | None = None,
-    band_centre_hz: Sequence[float] | None = None,
+    band_centre_hz: Sequence[float] | np.ndarray | None = None,
     noise_unit: dict[str, str] | None = None,
 ) -> Path:
     """Create a new, empty (all steps missing) measurement file.

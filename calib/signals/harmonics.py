@@ -335,19 +335,26 @@ def thd_bands_percent(
         raise ValueError(f"band edges must be 1-D, equally long, with 0 < lower < upper; got {lo!r}, {hi!r}")
     f_max = _f_max(sample_rate, f_max_hz)
     n_fft, f = _frequencies(h1, hn, sample_rate)
-    # Bins [K] used by any band, and each band's share of them [B, K]; the FFTs are taken once.
-    member = (f >= lo[:, None]) & (f <= hi[:, None])
-    k = np.flatnonzero(member.any(axis=0))
-    member = member[:, k]
+    # Bins [k0, k1) of each band; the sums over a band are differences of cumulative sums (bands may overlap).
+    k0 = np.searchsorted(f, lo, side="left")
+    k1 = np.searchsorted(f, hi, side="right")
+    k = np.arange(int(k0.min()), int(max(k1.max(), k0.min() + 1)))
+    k = k[k < f.size]
     orders = np.arange(2, hn.shape[-2] + 2)[:, None]
     valid = (orders * f[k] <= f_max) & (orders * k < f.size)  # [n_orders, K]
-    w = member / np.maximum(f[k], f[1])  # [B, K]; a 0 Hz bin would weigh infinitely, bands start above it
+    w = 1.0 / np.maximum(f[k], f[1])  # a 0 Hz bin would weigh infinitely, bands start above it
     p1 = np.abs(scipy.fft.rfft(h1, n_fft, axis=-1)[..., k]) ** 2  # [..., K]
     pn = np.abs(scipy.fft.rfft(hn, n_fft, axis=-1)) ** 2  # [..., n_orders, F]
     pn = np.take_along_axis(pn, np.broadcast_to(np.minimum(orders * k, f.size - 1), pn.shape[:-1] + (k.size,)), -1)
-    num = np.einsum("...nk,bk,nk->...bn", pn, w, valid)  # harmonic power per band and order
-    den = p1 @ w.T  # [..., B]
-    ratio = np.divide(num.sum(axis=-1), den, out=np.zeros_like(den), where=den > 0)
+    a, b = np.clip(k0 - k[0], 0, k.size), np.clip(k1 - k[0], 0, k.size)
+
+    def band_sums(x: np.ndarray) -> np.ndarray:
+        c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
+        return c[..., b] - c[..., a]
+
+    num = band_sums(np.sum(pn * (w * valid), axis=-2))  # harmonic power per band, orders summed
+    den = band_sums(p1 * w)  # [..., B]
+    ratio = np.divide(num, den, out=np.zeros_like(den), where=den > 0)
     thd = 100.0 * np.sqrt(ratio)
-    measurable = member.any(axis=1) & ((member & valid[:1]).any(axis=1) if hn.shape[-2] else True)
+    measurable = (b > a) & ((band_sums(valid[0].astype(np.float64)) > 0) if hn.shape[-2] else True)
     return np.where(measurable, thd, np.nan)

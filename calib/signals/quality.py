@@ -139,7 +139,7 @@ def noise_band_power(
     time where the sweep's inverse maps it; the engine pads to the next fast
     length only), and the band's mean square ``sum_k S_n(f_k) df`` over the bins in
     ``[lower, upper)``. ``P_h`` is a Hann-windowed periodogram of the whole
-    window (:func:`scipy.signal.welch`, one segment); the result is in the
+    window (:func:`scipy.signal.welch`, one segment, cut to a fast FFT length); the result is in the
     recording's units squared (FS^2: a full-scale sine is 0.5).
 
     Parameters
@@ -180,7 +180,7 @@ def noise_band_power(
     hi = np.atleast_1d(np.asarray(upper_hz, dtype=np.float64))
     if lo.ndim != 1 or lo.shape != hi.shape or not np.all((lo > 0) & (lo < hi)):
         raise ValueError(f"band edges must be 1-D, equally long, with 0 < lower < upper; got {lo!r}, {hi!r}")
-    segment = h[..., start:stop]
+    segment = h[..., start : start + scipy.fft.prev_fast_len(stop - start, real=True)]  # a fast FFT length
     freqs, p_h = scipy.signal.welch(segment, sample_rate, window="hann", nperseg=segment.shape[-1], axis=-1)
     # |X|^2 averaged over each periodogram bin's width: the sweep spectrum ripples on the finer n_fft grid
     grid = scipy.fft.rfftfreq(n_fft, 1.0 / sample_rate)
@@ -189,9 +189,11 @@ def noise_band_power(
     edges = np.asarray(np.searchsorted(grid, np.r_[freqs - df / 2, freqs[-1] + df / 2]), dtype=np.int64)
     x2_bin = (cumulative[edges[1:]] - cumulative[edges[:-1]]) / np.maximum(edges[1:] - edges[:-1], 1)
     s_n = p_h * x2_bin * (n_fft / n_recorded)
-    member = (freqs >= lo[:, None]) & (freqs < hi[:, None])  # [B, F]
-    power = (s_n @ member.T.astype(np.float64)) * df
-    return np.where(member.any(axis=1), power, np.nan)
+    # bins [a, b) of each band, summed as differences of a cumulative sum
+    a, b = np.searchsorted(freqs, lo, side="left"), np.searchsorted(freqs, hi, side="left")
+    c = np.concatenate([np.zeros(s_n.shape[:-1] + (1,)), np.cumsum(s_n, axis=-1)], axis=-1)
+    power = (c[..., b] - c[..., a]) * df
+    return np.where(b > a, power, np.nan)
 
 
 def peak_dbfs(x: ArrayLike) -> NDArray[np.float64]:

@@ -263,9 +263,10 @@ def fig_distortion_noise(report: UnitReport) -> Figure:
         bottom.plot(fc, noise_db[s], **style)
     top.set_yscale("log")
     top.set_ylim(max(1e-3, _finite(thd, np.min, 0.01) / 2), max(1.0, _finite(thd, np.max, 1.0) * 2))
-    top.set_title(f"THD against excitation frequency, 1/3-octave bands (harmonics 2..{sweep.n_harmonics}; "
-                  "measurable while 2 f is in the sweep band)", fontsize=9)
-    bottom.set_title("Background noise recorded with the sweep (IR noise window, mean over the azimuths)",
+    top.set_title(f"THD against excitation frequency f, 1/3-octave bands (harmonics 2..{sweep.n_harmonics} "
+                  "up to the sweep's top)", fontsize=9)
+    same = "; MESM: one capture for all drivers" if report.procedure.sweep.schedule == "mesm" else ""
+    bottom.set_title(f"Background noise in the captures (IR noise window, mean over the azimuths{same})",
                      fontsize=9)
     top.legend(fontsize=8, ncol=min(len(meas.sources), 3))
     return fig

@@ -143,10 +143,11 @@ def test_metadata_names_serial_and_verdict(pdfs, reports) -> None:
 
 @needs_poppler
 def test_figure_pages_are_titled(pdfs) -> None:
-    titles = ("Drivers", "Directivity", "Centre beam", "Crosstalk cancellation", "Filters", "Measurement quality")
+    titles = ("Drivers", "Distortion and noise floor", "Directivity", "Centre beam", "Crosstalk cancellation",
+              "Filters", "Measurement quality")
     for page, title in enumerate(titles, start=2):
         text = page_text(pdfs["pass"], page)
-        assert title in text and f"page {page} of 7" in text
+        assert title in text and f"page {page} of 8" in text
 
 
 @needs_poppler

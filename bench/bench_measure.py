@@ -20,7 +20,11 @@ former excitation (an FFT convolution of every source with its one-tap feed)
 and the former simulator (the oversampled nonlinearity on every output and
 sample, silent ones included); the IRs of both agree.
 
-Run: ``python bench/bench_measure.py`` (``--steps-only``: just the before/after per step)
+Per-step engine cost of the per-band THD and noise (issue 15), before and after in the same run: "before"
+swaps back the scalar THD alone and no noise spectrum.
+
+Run: ``python bench/bench_measure.py`` (``--steps-only``: just the before/after per step; ``--spectra-only``:
+just the spectra's cost)
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from calib.capture.plan import MeasurementPlan, plan_characterize
-from calib.capture.schedule import capture_seconds, capture_step, turntable_travel_deg
+from calib.capture.schedule import capture_seconds, capture_step, quality_bands, turntable_travel_deg
 from calib.procedure import load_procedure
 from calib.rig.virtual_lab import mic_receivers, open_sim_rig
 from calib.sim.lab import EarReceiver
@@ -148,6 +152,57 @@ def per_step_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None
           f"IRs agree within {diff:.1e} of peak (the simulator's noise is seeded per state and call)\n")
 
 
+def spectra_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None:
+    """Engine CPU seconds per step without and with the per-band THD and noise (issue 15).
+
+    "before" swaps back the former processing: the step's scalar THD only (one band) and no noise spectrum;
+    the reference's rfft the noise needs stays in both (its share is printed apart).
+    """
+    import scipy.fft
+
+    import calib.capture.schedule as schedule
+
+    def former_thd(linear, harmonics, lower, upper, fs, f_max_hz=None):
+        one = schedule_thd(linear, harmonics, lower[:1], upper[:1], fs, f_max_hz)
+        return np.concatenate([one, np.full(one.shape[:-1] + (len(lower) - 1,), np.nan)], axis=-1)
+
+    def no_noise(ir_full, window, ref_power, n_rec, lower, upper, fs):
+        return np.full(np.shape(ir_full)[:-1] + (len(lower),), np.nan)
+
+    schedule_thd, schedule_noise = schedule.thd_bands_percent, schedule.noise_band_power
+    rig = open_sim_rig(proc, SERIAL)
+    play = rig.audio.playrec
+    figures = {}
+    for name, (thd, noise) in {"before": (former_thd, no_noise), "now": (schedule_thd, schedule_noise)}.items():
+        schedule.thd_bands_percent, schedule.noise_band_power = thd, noise
+        split = {"playrec": 0.0}
+
+        def timed_play(signal, split=split):
+            t0 = time.process_time()
+            out = play(signal)
+            split["playrec"] += time.process_time() - t0
+            return out
+
+        rig.audio.playrec = timed_play  # type: ignore[method-assign]
+        rig.turntable.move_to(0.0)
+        t0 = time.process_time()
+        for _ in range(repeats):
+            capture_step(plan, rig.audio, plan.mic_inputs, plan.level_dbfs)
+        figures[name] = ((time.process_time() - t0) - split["playrec"]) / repeats
+    schedule.thd_bands_percent, schedule.noise_band_power = schedule_thd, schedule_noise
+    n_fft = scipy.fft.next_fast_len(int(schedule.capture_seconds(plan) * plan.sample_rate), real=True)
+    t0 = time.process_time()
+    for _ in range(10):
+        scipy.fft.rfft(np.zeros(n_fft))
+    rfft_s = (time.process_time() - t0) / 10
+    captures = 1 if plan.schedule == "mesm" else len(plan.sources)
+    print(f"{plan.schedule} step, engine CPU seconds per step without the simulator (mean of {repeats}): "
+          f"before {figures['before']:.3f}, now {figures['now']:.3f} "
+          f"(+{figures['now'] - figures['before']:.3f} s, {figures['now'] / figures['before'] - 1:+.0%}; "
+          f"{len(quality_bands(plan))} bands; the reference rfft the noise needs, in both: "
+          f"~{captures} x {rfft_s * 1e3:.1f} ms)")
+
+
 def power_mean_db(errors_db: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(10 ** (errors_db / 10))))
 
@@ -156,6 +211,10 @@ def main() -> None:
     proc = load_procedure(PROCEDURE)
     base = plan_characterize(proc)
     for schedule_name in ("mesm", "sequential"):  # sequential: 4 of 5 outputs silent in each capture
+        spectra_before_after(proc, dataclasses.replace(base, schedule=schedule_name))
+    if "--spectra-only" in sys.argv:
+        return
+    for schedule_name in ("mesm", "sequential"):
         per_step_before_after(proc, dataclasses.replace(base, schedule=schedule_name))
     if "--steps-only" in sys.argv:
         return

@@ -104,11 +104,13 @@ def test_measurement_file_is_documented(tmp_path: Path, formats: str) -> None:
         path, serial="SN1", stage="characterize", sample_rate=48000, rig="sim", simulated=True,
         procedure_text="x = 1", procedure_sha256="0" * 64, sources=["a", "b"], azimuth_deg=np.array([0.0, 90.0]),
         receivers=["mic"], positions=[HeadPosition("centre", (1.0, 0.0, 0.0), 180.0)],
-        ir_length=ir_length,
+        ir_length=ir_length, band_centre_hz=[100.0, 125.0], noise_unit={"binaural": "dB SPL"},
     )
     for group, steps, receivers in (("directivity", 2, 1), ("binaural", 1, 2)):
         quality = measurement_store.StepQuality(np.zeros((receivers, n_s)), np.zeros((receivers, n_s)),
-                                                np.zeros(receivers), np.zeros(n_s, int))
+                                                np.zeros(receivers), np.zeros(n_s, int),
+                                                thd_band_percent=np.zeros((receivers, n_s, 2)),
+                                                noise_band_db=np.zeros((receivers, n_s, 2)))
         for i in range(steps):
             measurement_store.write_step(path, group, i, np.zeros((receivers, n_s, ir_length)), quality)
     measurement_store.mark_complete(path)

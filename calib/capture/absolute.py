@@ -34,6 +34,7 @@ from calib.errors import ProcedureError
 from calib.procedure.spec import Procedure
 from calib.procedure.station_file import Station, apply_station, input_channel_names
 from calib.signals.convolve import next_pow2
+from calib.signals.level import P_REF_PA
 from calib.store.miccal import MicCalibration, apply_mic_calibration, mic_correction, read_mic_calibration
 
 IR_UNIT_RELATIVE = "FS/FS"
@@ -138,6 +139,43 @@ def apply_input_calibration(
             out[row] = apply_mic_calibration(out[row], sample_rate, mic)
         elif mic is not None:
             out[row] = _divide_minimum_phase(out[row], sample_rate, mic)
+    return out
+
+
+def noise_spl_db(
+    noise_dbfs: ArrayLike, inputs: Sequence[int], cals: dict[int, InputCalibration], centre_hz: ArrayLike
+) -> NDArray[np.float64]:
+    """Convert band noise levels from dBFS to dB SPL.
+
+    A band's mean square ``ms`` (FS^2) is ``10 log10(2 ms)`` dBFS (re a
+    full-scale sine, AES17); at the microphone it is ``ms / (S |M(f_c)|)^2``
+    in Pa^2, the microphone's response taken at the band centre (smooth over
+    a third of an octave), so ``L_SPL = L_FS - 10 log10 2 - 20 log10(S |M| p_ref)``.
+
+    Parameters
+    ----------
+    noise_dbfs : array_like, shape (R, S, B)
+        Band noise levels in dBFS, receiver rows first.
+    inputs : sequence of int, length R
+        0-based input channel of each row (every one calibrated).
+    cals : dict
+        From :func:`input_calibrations`.
+    centre_hz : array_like, shape (B,)
+        Band centres in Hz.
+
+    Returns
+    -------
+    ndarray, shape (R, S, B)
+    """
+    x = np.asarray(noise_dbfs, dtype=np.float64)
+    fc = np.asarray(centre_hz, dtype=np.float64)
+    if x.ndim != 3 or x.shape[0] != len(inputs) or x.shape[-1] != fc.size:
+        raise ValueError(f"noise_dbfs must be [R, S, B] with R = {len(inputs)}, B = {fc.size}, got shape {x.shape}")
+    out = x - 10 * np.log10(2.0)
+    for row, i in enumerate(inputs):
+        mic = cals[i].mic
+        gain = np.abs(mic_correction(mic, fc)) if mic is not None else np.ones(fc.size)
+        out[row] -= 20 * np.log10(cals[i].sensitivity_fs_per_pa * gain * P_REF_PA)
     return out
 
 

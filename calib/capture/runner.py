@@ -18,9 +18,9 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from calib.capture.absolute import apply_input_calibration, ir_unit
+from calib.capture.absolute import IR_UNIT_PASCAL, apply_input_calibration, ir_unit, noise_spl_db
 from calib.capture.plan import MeasurementPlan
-from calib.capture.schedule import StepCapture, capture_step
+from calib.capture.schedule import StepCapture, capture_step, quality_bands
 from calib.errors import CaptureGlitchError, FileFormatError, MeasurementError
 from calib.procedure.air import DEFAULT_SPEED_OF_SOUND_M_S, SPEED_OF_SOUND_ATTR, SPEED_OF_SOUND_SOURCE_ATTR
 from calib.rig.base import Rig
@@ -146,6 +146,8 @@ def run_measurement(
             positions=plan.positions,
             ir_length=plan.ir_length,
             extra_attrs=attrs,
+            band_centre_hz=quality_bands(plan).centre_hz,
+            noise_unit={group: "dB SPL" if unit == IR_UNIT_PASCAL else "dBFS" for group, unit in units.items()},
         )
         done = {"directivity": np.zeros(len(plan.azimuths_deg), bool), "binaural": np.zeros(len(plan.positions), bool)}
     steps = plan.steps
@@ -170,6 +172,9 @@ def run_measurement(
             worst_contamination = np.maximum(worst_contamination, np.max(capture.contamination_db, axis=0))
             if units[group] == "Pa/FS":
                 capture.ir = apply_input_calibration(capture.ir, inputs, cals, plan.sample_rate)
+                if quality.noise_band_db is not None:
+                    quality.noise_band_db = noise_spl_db(quality.noise_band_db, inputs, cals,
+                                                         quality_bands(plan).centre_hz)
             _when_unlocked(path, write_step, path, group, index, capture.ir, quality)
             bar.set_postfix_str(f"{plan.step_label(group, index)}, SNR {np.nanmax(capture.snr_db):.0f} dB")
             bar.update(1)
@@ -302,6 +307,8 @@ def _capture_with_retries(
             latency_samples=capture.latency_samples,
             retries=attempt,
             clipped=level < plan.level_dbfs,
+            thd_band_percent=capture.thd_band_percent,
+            noise_band_db=capture.noise_band_db,
         )
     raise MeasurementError(
         f"{plan.stage} {label}: still bad after {plan.retries} retries ({'; '.join(reasons)}); "

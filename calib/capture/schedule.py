@@ -27,11 +27,19 @@ import numpy as np
 import scipy.fft
 
 from calib.capture.plan import MeasurementPlan
+from calib.metrics.bands import Bands, third_octave_bands
 from calib.rig.base import AudioInterface
 from calib.signals.deconvolve import deconvolve
-from calib.signals.harmonics import separate, thd_percent
+from calib.signals.harmonics import separate, thd_bands_percent
 from calib.signals.mesm import contamination_bound_db, excitation_block, mesm_excitation, mesm_offsets, mesm_split
-from calib.signals.quality import estimate_latency_samples, is_clipped, noise_window, peak_dbfs, snr_db
+from calib.signals.quality import (
+    estimate_latency_samples,
+    is_clipped,
+    noise_band_power,
+    noise_window,
+    peak_dbfs,
+    snr_db,
+)
 from calib.signals.sweep import Sweep, extended_range, synchronized_sweep
 
 LATENCY_MARGIN_S = 0.1  # recorded beyond the response, for the interface's unknown latency
@@ -58,6 +66,10 @@ class StepCapture:
         (:func:`calib.signals.mesm.contamination_bound_db`; -inf: one source per capture).
     playback_s : float
         Physical length of the captures played, seconds (station time).
+    thd_band_percent : ndarray, shape (R, S, B)
+        THD against the excitation frequency in the bands of :func:`quality_bands` (NaN where not measurable).
+    noise_band_db : ndarray, shape (R, S, B)
+        Background noise per band of the capture that measured each source, dBFS (re a full-scale sine).
     """
 
     ir: np.ndarray
@@ -69,6 +81,8 @@ class StepCapture:
     dropout: bool
     contamination_db: np.ndarray | None = None
     playback_s: float = 0.0
+    thd_band_percent: np.ndarray | None = None
+    noise_band_db: np.ndarray | None = None
 
 
 @lru_cache(maxsize=8)
@@ -78,6 +92,16 @@ def plan_sweep(
     """Return the unit-amplitude synchronized sweep for a band (range extended past it)."""
     f1, f2 = extended_range(f_lo, f_hi, sample_rate)
     return synchronized_sweep(f1, f2, duration_s, sample_rate, 0.0, fade_in_s, fade_out_s)
+
+
+@lru_cache(maxsize=8)
+def _bands(f_lo: float, f_hi: float) -> Bands:
+    return third_octave_bands(f_lo, f_hi)
+
+
+def quality_bands(plan: MeasurementPlan) -> Bands:
+    """1/3-octave bands of a step's THD and noise spectra: those whose nominal centre lies in the sweep band."""
+    return _bands(*plan.band_hz)
 
 
 def sweep_for(plan: MeasurementPlan) -> Sweep:
@@ -145,6 +169,7 @@ def capture_step(
         thd_parts = _sequential(plan, audio, inputs, level_dbfs, short)
         joined = _join(thd_parts)
         step.thd_percent = joined.thd_percent
+        step.thd_band_percent = joined.thd_band_percent
         step.playback_s += joined.playback_s
         step.clipped |= joined.clipped
         step.dropout |= joined.dropout
@@ -169,6 +194,8 @@ def _join(parts: list[StepCapture]) -> StepCapture:
         dropout=any(p.dropout for p in parts),
         contamination_db=np.concatenate([p.contamination_db for p in parts], axis=1),
         playback_s=sum(p.playback_s for p in parts),
+        thd_band_percent=np.concatenate([p.thd_band_percent for p in parts], axis=1),
+        noise_band_db=np.concatenate([p.noise_band_db for p in parts], axis=1),
     )
 
 
@@ -222,13 +249,28 @@ def _capture(
         contamination = np.full(linear.shape[:2], -np.inf)
     window = noise_window(n_fft, int(offsets[-1]) + plan.ir_length + feeds.shape[-1], sweep.rate_s, fs, n_harm)
     snr = snr_db(ir_full, plan.ir_length, window, signal_start=starts)
-    # Harmonic n of input f sits at n f, measurable only up to the band's top.
+    # Harmonic n of input f sits at n f, measurable only up to the band's top: the step's THD over
+    # [lo, hi / n_harm] (every order counted) and THD(f) per band, from one pair of FFTs.
+    bands = quality_bands(plan)
+    n_bands = len(bands)
     if len(sources) > 1 and plan.mesm_clear == "linear":
-        thd = np.full(np.shape(snr), np.nan)  # the harmonic slots may hold several drivers' harmonics
+        # the harmonic slots may hold several drivers' harmonics
+        thd_all = np.full(np.shape(snr) + (1 + n_bands,), np.nan)
     elif n_harm > 1:
-        thd = thd_percent(linear, harmonics, lo, hi / n_harm, fs, f_max_hz=hi)
+        thd_all = thd_bands_percent(linear, harmonics, np.r_[lo, bands.lower_hz], np.r_[hi / n_harm, bands.upper_hz],
+                                    fs, f_max_hz=hi)
     else:
-        thd = np.zeros(snr.shape)
+        thd_all = np.zeros(np.shape(snr) + (1 + n_bands,))
+    thd, thd_bands = thd_all[..., 0], thd_all[..., 1:]
+    # Background noise per band at each receiver, from the same noise window; one capture: same for its sources.
+    ref_power = np.abs(scipy.fft.rfft(ref, n_fft)) ** 2
+    # The inverse is regularized outside [lo, hi]: the edge bands' parts beyond it are left out and their
+    # power scaled to the full band width (the noise spectrum taken as flat over one band).
+    inner_lo, inner_hi = np.maximum(bands.lower_hz, lo), np.minimum(bands.upper_hz, hi)
+    noise_ms = noise_band_power(ir_full, window, ref_power, recorded.shape[-1], inner_lo, inner_hi, fs)
+    noise_ms *= (bands.upper_hz - bands.lower_hz) / (inner_hi - inner_lo)
+    with np.errstate(divide="ignore"):
+        noise_dbfs = 10.0 * np.log10(2.0 * noise_ms)  # re a full-scale sine's mean square, 1/2
     # Lost samples: zeros in the loopback's sweep (the reference: source 0's, even in MESM), or
     # zeros between non-zero samples of an input (the response tail included).
     dropout = _has_dropout(recorded[:, max(latency, 0) :], interior=True)
@@ -244,6 +286,8 @@ def _capture(
         dropout=dropout,
         contamination_db=contamination,
         playback_s=block.shape[-1] / fs,
+        thd_band_percent=np.asarray(thd_bands, float).reshape(len(inputs), len(sources), n_bands),
+        noise_band_db=np.broadcast_to(noise_dbfs[:, None, :], (len(inputs), len(sources), n_bands)).copy(),
     )
 
 

@@ -202,6 +202,76 @@ def fig_driver_responses(report: UnitReport) -> Figure:
     return fig
 
 
+NO_SPECTRA_TEXT = "no THD or noise per band in this measurement (written before calib stored them)"
+NOISE_LABELS = {
+    "dBFS": "noise per 1/3-octave band (dBFS, re a full-scale sine)",
+    "dB SPL": "noise per 1/3-octave band (dB SPL, re 20 µPa)",
+}
+"""Noise axis label per ``noise_unit`` of the measurement file."""
+
+
+def spectra_step(meas: Measurement, mic: int) -> int | None:
+    """Directivity step whose per-band THD is shown: the azimuth nearest the front with any finite THD.
+
+    In MESM "linear" mode only the dedicated THD step (the azimuth nearest the front) has it; elsewhere every
+    step does and this is the front one. None: the file has no per-band THD (an older file) or none is finite.
+    """
+    if meas.band_centre_hz is None:
+        return None
+    thd = meas.quality["directivity"]["thd_band_percent"][:, mic]  # [A, S, B]
+    order = np.argsort(np.abs(wrap_deg(np.asarray(meas.azimuth_deg, float))), kind="stable")
+    return next((int(a) for a in order if np.isfinite(thd[a]).any()), None)
+
+
+def fig_distortion_noise(report: UnitReport) -> Figure:
+    """THD against the excitation frequency and the background noise per band, per driver, on axis.
+
+    From the characterize measurement: per 1/3-octave band, ``THD(f) = sqrt(sum_n |H_n(n f)|^2) / |H_1(f)|``
+    from the sweep's separated harmonic IRs (:func:`calib.signals.harmonics.thd_bands_percent`), and the
+    background noise the same capture recorded, from the IR's noise window
+    (:func:`calib.signals.quality.noise_band_power`), in dB SPL when the station calibrates the microphones.
+    """
+    meas = report.characterize
+    mic = horizontal_mic_index(report.procedure)
+    sweep = report.procedure.sweep
+    step = spectra_step(meas, mic)
+    subtitle = (f"characterize measurement, horizontal mic {meas.receivers[mic]}, sweep at {sweep.level_dbfs:g} dBFS"
+                + (f", azimuth {meas.azimuth_deg[step]:g}°" if step is not None else ""))
+    fig = _page("Distortion and noise floor", report, subtitle)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    band = sweep.band_hz
+    for ax in (top, bottom):
+        _freq_axis(ax, band, label=ax is bottom)
+    top.set_ylabel("THD (%)")
+    unit = meas.noise_unit.get("directivity", "dBFS")
+    bottom.set_ylabel(NOISE_LABELS.get(unit, NOISE_LABELS["dBFS"]))
+    if step is None or meas.band_centre_hz is None:
+        for ax in (top, bottom):
+            ax.text(0.5, 0.5, NO_SPECTRA_TEXT, transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                    color="0.3")
+        return fig
+    fc = meas.band_centre_hz
+    thd = meas.quality["directivity"]["thd_band_percent"][step, mic]  # [S, B]
+    noise = meas.quality["directivity"]["noise_band_db"]  # [A, Rm, S, B]
+    done = np.asarray(meas.directivity_done, bool)
+    # noise: power mean over the measured azimuths (one background, many captures: less scatter)
+    with np.errstate(divide="ignore"):
+        noise_db = 10 * np.log10(np.nanmean(10 ** (noise[done, mic] / 10), axis=0))  # [S, B]
+    for s, name in enumerate(meas.sources):
+        style = {"color": OKABE_ITO[s % len(OKABE_ITO)], "marker": "o", "ms": 3, "lw": 1.2, "label": name}
+        top.plot(fc, thd[s], **style)
+        bottom.plot(fc, noise_db[s], **style)
+    top.set_yscale("log")
+    top.set_ylim(max(1e-3, _finite(thd, np.min, 0.01) / 2), max(1.0, _finite(thd, np.max, 1.0) * 2))
+    top.set_title(f"THD against excitation frequency f, 1/3-octave bands (harmonics 2..{sweep.n_harmonics} "
+                  "up to the sweep's top)", fontsize=9)
+    same = "; MESM: one capture for all drivers" if report.procedure.sweep.schedule == "mesm" else ""
+    bottom.set_title(f"Background noise in the captures (IR noise window, mean over the azimuths{same})",
+                     fontsize=9)
+    top.legend(fontsize=8, ncol=min(len(meas.sources), 3))
+    return fig
+
+
 def response_ylim(level_db: np.ndarray) -> tuple[float, float]:
     """Y range of a response plot: the finite data of the shown band, at most :data:`RESPONSE_RANGE_DB` deep."""
     peak = _finite(level_db, np.max, 0.0)
@@ -579,6 +649,7 @@ def fig_quality(report: UnitReport) -> Figure:
 
 FIGURE_PAGES: tuple[Callable[[UnitReport], Figure], ...] = (
     fig_driver_responses,
+    fig_distortion_noise,
     fig_directivity_maps,
     fig_beam,
     fig_cancellation,

@@ -37,6 +37,7 @@ __all__ = [
     "extract",
     "separate",
     "thd_percent",
+    "thd_bands_percent",
 ]
 
 
@@ -250,6 +251,77 @@ def thd_percent(
     numpy.ndarray
         THD in percent, shape ``[...]``.
     """
+    if not 0 < f_lo < f_hi:
+        raise ValueError(f"need 0 < f_lo < f_hi, got f_lo={f_lo!r}, f_hi={f_hi!r}")
+    thd = thd_bands_percent(linear, harmonics, [f_lo], [f_hi], sample_rate, f_max_hz)[..., 0]
+    if np.isnan(thd).any():
+        _, f = _frequencies(np.asarray(linear), np.asarray(harmonics), sample_rate)
+        if not np.any((f >= f_lo) & (f <= f_hi)):
+            raise ValueError(f"no frequency bin in [{f_lo:g}, {f_hi:g}] Hz")
+        f_max = _f_max(sample_rate, f_max_hz)
+        raise ValueError(
+            f"no input frequency in [{f_lo:g}, {f_hi:g}] Hz has its 2nd harmonic below {f_max:g} Hz"
+        )
+    return thd
+
+
+def _frequencies(linear: np.ndarray, harmonics: np.ndarray, sample_rate: float) -> tuple[int, NDArray[np.float64]]:
+    """FFT length and bin frequencies the THD is evaluated on (twice the longest IR, a fast length)."""
+    n_fft = scipy.fft.next_fast_len(2 * max(linear.shape[-1], harmonics.shape[-1]), real=True)
+    return n_fft, scipy.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+
+
+def _f_max(sample_rate: float, f_max_hz: float | None) -> float:
+    """Highest output frequency the harmonic IRs hold: ``f_max_hz``, at most Nyquist."""
+    return sample_rate / 2 if f_max_hz is None else min(float(f_max_hz), sample_rate / 2)
+
+
+def thd_bands_percent(
+    linear: ArrayLike,
+    harmonics: ArrayLike,
+    lower_hz: ArrayLike,
+    upper_hz: ArrayLike,
+    sample_rate: float,
+    f_max_hz: float | None = None,
+) -> NDArray[np.float64]:
+    """Total harmonic distortion (%) against the excitation frequency, per band.
+
+    The synchronized sweep's harmonic IR of order n, deconvolved by the sweep,
+    has at *output* frequency ``nu`` the spectrum ``H_n(nu)``: the n-th harmonic
+    produced while the sweep passed the *excitation* frequency ``nu / n`` (the
+    time-advanced copy ``x(t + L ln n)`` of the sweep, Farina 2000; Novák et al.
+    2010, eq. 13), divided by the sweep's spectrum at ``nu``, which for an
+    exponential sweep equals the magnitude of the excitation at ``nu`` itself.
+    Mapped to the excitation frequency f,
+
+        THD(f) = sqrt( sum_n |H_n(n f)|^2 ) / |H_1(f)|,
+
+    the ratio of the RMS of the harmonics to the fundamental's amplitude at
+    the receiver (for ``y = x + a2 x^2 + a3 x^3`` at amplitude A:
+    ``sqrt((a2 A/2)^2 + (a3 A^2/4)^2) / (1 + 3/4 a3 A^2)``). Per band b the
+    powers are averaged over the FFT bins ``f_k`` in ``[lower_b, upper_b]`` as in
+    :func:`thd_percent` (weights ``1 / f_k``; an order counts only at bins where
+    ``n f_k <= f_max_hz`` and below Nyquist).
+
+    Parameters
+    ----------
+    linear : array_like
+        Linear IRs ``[..., N1]``.
+    harmonics : array_like
+        Harmonic IRs ``[..., n_orders, Nh]`` of orders 2, 3, ...
+    lower_hz, upper_hz : array_like
+        Band edges ``[B]`` (Hz) of the excitation frequency, ``0 < lower < upper``.
+    sample_rate : float
+        Sample rate in Hz.
+    f_max_hz : float, optional
+        Highest output frequency at which the harmonic IRs are valid; default Nyquist.
+
+    Returns
+    -------
+    numpy.ndarray
+        THD in percent ``[..., B]``; NaN in a band without an FFT bin or whose
+        2nd harmonic lies above ``f_max_hz`` everywhere (not measurable there).
+    """
     h1 = np.asarray(linear, dtype=np.float64)
     hn = np.asarray(harmonics, dtype=np.float64)
     if h1.ndim == 0 or hn.ndim != h1.ndim + 1 or hn.shape[:-2] != h1.shape[:-1]:
@@ -257,26 +329,32 @@ def thd_percent(
             f"harmonics must be [..., n_orders, Nh] with the leading shape of linear [..., N1]; "
             f"got linear {h1.shape}, harmonics {hn.shape}"
         )
-    if not 0 < f_lo < f_hi:
-        raise ValueError(f"need 0 < f_lo < f_hi, got f_lo={f_lo!r}, f_hi={f_hi!r}")
-    nyquist = sample_rate / 2
-    f_max = nyquist if f_max_hz is None else min(float(f_max_hz), nyquist)
-    n_fft = scipy.fft.next_fast_len(2 * max(h1.shape[-1], hn.shape[-1]), real=True)
-    f = scipy.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    k = np.flatnonzero((f >= f_lo) & (f <= f_hi))
-    if k.size == 0:
-        raise ValueError(f"no frequency bin in [{f_lo:g}, {f_hi:g}] Hz")
+    lo = np.atleast_1d(np.asarray(lower_hz, dtype=np.float64))
+    hi = np.atleast_1d(np.asarray(upper_hz, dtype=np.float64))
+    if lo.ndim != 1 or lo.shape != hi.shape or not np.all((lo > 0) & (lo < hi)):
+        raise ValueError(f"band edges must be 1-D, equally long, with 0 < lower < upper; got {lo!r}, {hi!r}")
+    f_max = _f_max(sample_rate, f_max_hz)
+    n_fft, f = _frequencies(h1, hn, sample_rate)
+    # Bins [k0, k1) of each band; the sums over a band are differences of cumulative sums (bands may overlap).
+    k0 = np.searchsorted(f, lo, side="left")
+    k1 = np.searchsorted(f, hi, side="right")
+    k = np.arange(int(k0.min()), int(max(k1.max(), k0.min() + 1)))
+    k = k[k < f.size]
     orders = np.arange(2, hn.shape[-2] + 2)[:, None]
     valid = (orders * f[k] <= f_max) & (orders * k < f.size)  # [n_orders, K]
-    if hn.shape[-2] and not valid[0].any():
-        raise ValueError(
-            f"no input frequency in [{f_lo:g}, {f_hi:g}] Hz has its 2nd harmonic below {f_max:g} Hz"
-        )
-    w = valid / f[k]
+    w = 1.0 / np.maximum(f[k], f[1])  # a 0 Hz bin would weigh infinitely, bands start above it
     p1 = np.abs(scipy.fft.rfft(h1, n_fft, axis=-1)[..., k]) ** 2  # [..., K]
     pn = np.abs(scipy.fft.rfft(hn, n_fft, axis=-1)) ** 2  # [..., n_orders, F]
     pn = np.take_along_axis(pn, np.broadcast_to(np.minimum(orders * k, f.size - 1), pn.shape[:-1] + (k.size,)), -1)
-    num = np.sum(w * pn, axis=-1)
-    den = np.sum(w * p1[..., None, :], axis=-1)
-    ratio = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
-    return 100.0 * np.sqrt(np.sum(ratio, axis=-1))
+    a, b = np.clip(k0 - k[0], 0, k.size), np.clip(k1 - k[0], 0, k.size)
+
+    def band_sums(x: np.ndarray) -> np.ndarray:
+        c = np.concatenate([np.zeros(x.shape[:-1] + (1,)), np.cumsum(x, axis=-1)], axis=-1)
+        return c[..., b] - c[..., a]
+
+    num = band_sums(np.sum(pn * (w * valid), axis=-2))  # harmonic power per band, orders summed
+    den = band_sums(p1 * w)  # [..., B]
+    ratio = np.divide(num, den, out=np.zeros_like(den), where=den > 0)
+    thd = 100.0 * np.sqrt(ratio)
+    measurable = (b > a) & ((band_sums(valid[0].astype(np.float64)) > 0) if hn.shape[-2] else True)
+    return np.where(measurable, thd, np.nan)

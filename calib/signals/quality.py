@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["noise_window", "snr_db", "peak_dbfs", "is_clipped", "estimate_latency_samples"]
+__all__ = ["noise_window", "noise_band_power", "snr_db", "peak_dbfs", "is_clipped", "estimate_latency_samples"]
 
 
 def noise_window(
@@ -112,6 +113,87 @@ def snr_db(
     safe = np.where(noise > 0, noise, 1.0)
     ratio = np.where(noise > 0, (energy - noise) / safe, np.where(energy > 0, np.inf, 0.0))
     return 10.0 * np.log10(np.maximum(ratio, 1e-10))
+
+
+def noise_band_power(
+    ir_full: ArrayLike,
+    noise_window: tuple[int, int],
+    reference_power: ArrayLike,
+    n_recorded: int,
+    lower_hz: ArrayLike,
+    upper_hz: ArrayLike,
+    sample_rate: float,
+) -> NDArray[np.float64]:
+    """Mean-square level of the recorded background noise per band, from the IR's noise window.
+
+    The recorded noise ``n`` (``n_recorded`` samples, zero-padded to the circular
+    period ``n_fft``) reaches the circular IR as ``IDFT(N W)`` with ``W ~ 1/X``
+    the inverse of the reference in the deconvolution band. For stationary noise
+    of one-sided PSD ``S_n`` the noise window's PSD is
+    ``P_h(f) = S_n(f) |W(f)|^2 n_recorded / n_fft``, hence
+
+        S_n(f) = P_h(f) |X(f)|^2 n_fft / n_recorded,
+
+    (the zero padding's missing noise spreads evenly only when the padding is
+    short against the noise window: for frequency f it leaves a gap at the IR
+    time where the sweep's inverse maps it; the engine pads to the next fast
+    length only), and the band's mean square ``sum_k S_n(f_k) df`` over the bins in
+    ``[lower, upper)``. ``P_h`` is a Hann-windowed periodogram of the whole
+    window (:func:`scipy.signal.welch`, one segment, cut to a fast FFT length); the result is in the
+    recording's units squared (FS^2: a full-scale sine is 0.5).
+
+    Parameters
+    ----------
+    ir_full : array_like
+        Circular IRs ``[..., n_fft]``.
+    noise_window : tuple of int
+        ``(start, stop)`` from :func:`noise_window`.
+    reference_power : array_like
+        ``|X|^2``, the squared rfft of the deconvolution's reference at ``n_fft``,
+        ``[n_fft // 2 + 1]``.
+    n_recorded : int
+        Samples of the recording before zero padding to ``n_fft``.
+    lower_hz, upper_hz : array_like
+        Band edges ``[B]`` in Hz; every band must lie in the deconvolution band
+        (outside it ``W`` is regularized away and the noise cannot be recovered).
+    sample_rate : float
+        Sample rate in Hz.
+
+    Returns
+    -------
+    numpy.ndarray
+        Mean square per band ``[..., B]``; NaN for a band without a periodogram bin.
+    """
+    h = np.asarray(ir_full, dtype=np.float64)
+    if h.ndim == 0:
+        raise ValueError("ir_full needs a samples axis (last), got a scalar")
+    n_fft = h.shape[-1]
+    start, stop = (int(v) for v in noise_window)
+    if not 0 <= start < stop <= n_fft:
+        raise ValueError(f"noise_window={noise_window!r} is not inside [0, {n_fft}]")
+    x2 = np.asarray(reference_power, dtype=np.float64)
+    if x2.shape != (n_fft // 2 + 1,):
+        raise ValueError(f"reference_power must be the rfft power at n_fft={n_fft}: [{n_fft // 2 + 1}], got {x2.shape}")
+    if not 0 < n_recorded <= n_fft:
+        raise ValueError(f"n_recorded must be in (0, {n_fft}], got {n_recorded!r}")
+    lo = np.atleast_1d(np.asarray(lower_hz, dtype=np.float64))
+    hi = np.atleast_1d(np.asarray(upper_hz, dtype=np.float64))
+    if lo.ndim != 1 or lo.shape != hi.shape or not np.all((lo > 0) & (lo < hi)):
+        raise ValueError(f"band edges must be 1-D, equally long, with 0 < lower < upper; got {lo!r}, {hi!r}")
+    segment = h[..., start : start + scipy.fft.prev_fast_len(stop - start, real=True)]  # a fast FFT length
+    freqs, p_h = scipy.signal.welch(segment, sample_rate, window="hann", nperseg=segment.shape[-1], axis=-1)
+    # |X|^2 averaged over each periodogram bin's width: the sweep spectrum ripples on the finer n_fft grid
+    grid = scipy.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    df = freqs[1] - freqs[0]
+    cumulative = np.concatenate([[0.0], np.cumsum(x2)])
+    edges = np.asarray(np.searchsorted(grid, np.r_[freqs - df / 2, freqs[-1] + df / 2]), dtype=np.int64)
+    x2_bin = (cumulative[edges[1:]] - cumulative[edges[:-1]]) / np.maximum(edges[1:] - edges[:-1], 1)
+    s_n = p_h * x2_bin * (n_fft / n_recorded)
+    # bins [a, b) of each band, summed as differences of a cumulative sum
+    a, b = np.searchsorted(freqs, lo, side="left"), np.searchsorted(freqs, hi, side="left")
+    c = np.concatenate([np.zeros(s_n.shape[:-1] + (1,)), np.cumsum(s_n, axis=-1)], axis=-1)
+    power = (c[..., b] - c[..., a]) * df
+    return np.where(b > a, power, np.nan)
 
 
 def peak_dbfs(x: ArrayLike) -> NDArray[np.float64]:

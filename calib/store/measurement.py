@@ -17,6 +17,10 @@ Layout (docs/file-formats.md, 'Measurement file')::
     /quality/<group>/peak_dbfs                 [steps, receivers]
     /quality/<group>/latency_samples           [steps, S]
     /quality/<group>/retries, clipped          [steps] (clipped: the level was backed off)
+    /quality/band_centre_hz                    [B] 1/3-octave bands of the spectra below (optional)
+    /quality/<group>/thd_band_percent          [steps, receivers, S, B] THD against excitation frequency
+    /quality/<group>/noise_band_db             [steps, receivers, S, B] background noise per band
+                                               (attr noise_unit: "dBFS" or "dB SPL")
     /reflections/<group>/direct_s, first_s, first_level_db      [steps, receivers, S] detected arrivals
     /reflections/<group>/geometric_direct_s, geometric_first_s  the same from the room geometry (if known)
 
@@ -47,6 +51,8 @@ FORMAT = "calib-measurement"
 VERSION = 1
 STAGES = ("characterize", "verify")
 GROUPS = ("directivity", "binaural")
+NOISE_UNITS = ("dBFS", "dB SPL")
+"""``noise_unit`` of ``noise_band_db``: dB re a full-scale sine's mean square (AES17), or dB re 20 µPa."""
 
 
 @dataclass
@@ -59,6 +65,8 @@ class StepQuality:
     latency_samples: np.ndarray  # [S]
     retries: int = 0
     clipped: bool = False
+    thd_band_percent: np.ndarray | None = None  # [receivers, S, B]: THD against the excitation frequency
+    noise_band_db: np.ndarray | None = None  # [receivers, S, B]: background noise per band (noise_unit)
 
 
 @dataclass
@@ -92,6 +100,11 @@ class Measurement:
     attrs: dict[str, Any] = field(default_factory=dict)  # HDF5 attribute values: numpy scalars or text
     reflections: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     """``/reflections/<group>/<name>``: arrival times per step (:mod:`calib.stages.gating`); empty in older files."""
+    band_centre_hz: np.ndarray | None = None
+    """``/quality/band_centre_hz``: bands of ``quality[group]["thd_band_percent"]`` and ``["noise_band_db"]``
+    (present together); None in older files, which have neither."""
+    noise_unit: dict[str, str] = field(default_factory=dict)
+    """``/quality/<group>`` attribute ``noise_unit`` ("dBFS" or "dB SPL") per group; empty in older files."""
 
     @property
     def ir_length(self) -> int:
@@ -130,8 +143,14 @@ def create_measurement(
     positions: Sequence[HeadPosition],
     ir_length: int,
     extra_attrs: dict[str, object] | None = None,
+    band_centre_hz: Sequence[float] | np.ndarray | None = None,
+    noise_unit: dict[str, str] | None = None,
 ) -> Path:
     """Create a new, empty (all steps missing) measurement file.
+
+    ``band_centre_hz`` (the capture's 1/3-octave bands) adds the per-band
+    THD and noise datasets; ``noise_unit`` names the noise level's reference per
+    group, "dBFS" (the default) or "dB SPL" (calibrated microphones).
 
     Raises
     ------
@@ -184,6 +203,13 @@ def create_measurement(
             q.create_dataset("latency_samples", data=np.full((n_steps, n_s), -1, np.int64))
             q.create_dataset("retries", data=np.zeros(n_steps, np.int64))
             q.create_dataset("clipped", data=np.zeros(n_steps, bool))
+            if band_centre_hz is not None:
+                shape = (n_steps, n_recv, n_s, len(band_centre_hz))
+                q.create_dataset("thd_band_percent", data=np.full(shape, np.nan))
+                q.create_dataset("noise_band_db", data=np.full(shape, np.nan))
+                q.attrs["noise_unit"] = (noise_unit or {}).get(group, NOISE_UNITS[0])
+        if band_centre_hz is not None:
+            f["quality"].create_dataset("band_centre_hz", data=np.asarray(band_centre_hz, dtype=np.float64))
         f.flush()
     return path
 
@@ -201,6 +227,10 @@ def write_step(path: str | Path, group: str, index: int, ir: np.ndarray, quality
         q["latency_samples"][index] = quality.latency_samples
         q["retries"][index] = quality.retries
         q["clipped"][index] = quality.clipped
+        for name in ("thd_band_percent", "noise_band_db"):
+            value = getattr(quality, name)
+            if value is not None and name in q:  # a file created before the spectra (resumed) has no room
+                q[name][index] = value
         f.flush()  # data before the flag: a crash between them loses the step, never half of it
         f[f"{group}/done"][index] = True
         f.flush()
@@ -348,6 +378,7 @@ def _read_checked(path: Path, f: h5py.File, lazy: bool = False, dtype: type = np
                   "clipped": (n_steps,)}
         quality[group] = {k: _numbers(path, f, f"quality/{group}/{k}", shape, allow_bool=k == "clipped")
                           for k, shape in shapes.items()}
+    bands, noise_unit = _spectra(path, f, quality)
     positions = [
         # ignore[arg-type]: rows of the [P, 3] dataset _numbers checked, so 3 coordinates each
         HeadPosition(str(nm), tuple(float(v) for v in p), float(y))  # type: ignore[arg-type]
@@ -364,7 +395,28 @@ def _read_checked(path: Path, f: h5py.File, lazy: bool = False, dtype: type = np
         positions=positions, binaural_ir=b_ir, binaural_done=b_done, quality=quality, attrs=attrs,
         reflections={g: {k: _numbers(path, f, f"reflections/{g}/{k}", (None,) * f[f"reflections/{g}/{k}"].ndim)
                          for k in f[f"reflections/{g}"]} for g in (f["reflections"] if "reflections" in f else ())},
+        band_centre_hz=bands, noise_unit=noise_unit,
     )
+
+
+def _spectra(path: Path, f: h5py.File, quality: dict[str, dict[str, np.ndarray]]
+             ) -> tuple[np.ndarray | None, dict[str, str]]:
+    """Read the optional per-band THD and noise into ``quality``; return their bands and noise units."""
+    if "band_centre_hz" not in f["quality"]:
+        return None, {}
+    bands = _numbers(path, f, "quality/band_centre_hz", (None,))
+    units = {}
+    for group, q in quality.items():
+        shape = q["snr_db"].shape + (len(bands),)
+        for name in ("thd_band_percent", "noise_band_db"):
+            q[name] = _numbers(path, f, f"quality/{group}/{name}", shape)
+        unit = f[f"quality/{group}"].attrs.get("noise_unit")
+        unit = unit.decode() if isinstance(unit, bytes) else unit
+        if unit not in NOISE_UNITS:
+            raise FileFormatError(f"{path}: /quality/{group} noise_unit: expected one of {', '.join(NOISE_UNITS)}, "
+                                  f"got {unit!r}")
+        units[group] = str(unit)
+    return bands, units
 
 
 def _irs(path: Path, f: h5py.File, name: str, shape: tuple[int | None, ...], lazy: bool,

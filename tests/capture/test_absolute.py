@@ -125,3 +125,31 @@ def test_apply_input_calibration_errors():
         apply_input_calibration(np.zeros((3, 1, 8)), [0, 1, 2], cals, FS)
     with pytest.raises(ValueError, match=r"ir must be \[R, S, N\] with R = len\(inputs\) = 2, got shape \(1, 1, 8\)"):
         apply_input_calibration(np.zeros((1, 1, 8)), [0, 1], cals, FS)
+
+
+def test_noise_spl_from_a_known_white_noise_in_pascal(tmp_path):
+    """White noise of 40 dB SPL (0.002 Pa rms) at a mic of 0.05 FS/Pa and a +6 dB peak at 1 kHz in its file.
+
+    Recorded in FS the noise is p * S * |M(f)|; its 1/3-octave band mean square 2 sigma^2 B / fs gives
+    10 log10(2 ms) dBFS. Converted back, every band reads the white noise's SPL in that band,
+    40 + 10 log10(2 B / fs) dB, whatever the sensitivity and the file's gain there.
+    """
+    from calib.capture.absolute import noise_spl_db
+    from calib.metrics.bands import third_octave_bands
+    from calib.store.miccal import mic_correction
+
+    b, a = _peaking_biquad(1000.0, 6.0, 2.0)
+    mic = read_mic_calibration(_mic_file(tmp_path / "mic.txt", b, a))
+    bands = third_octave_bands(100.0, 8000.0)
+    width = bands.upper_hz - bands.lower_hz
+    sigma_pa = 20e-6 * 10 ** (40 / 20)
+    band_spl = 40 + 10 * np.log10(2 * width / FS)
+    ms_fs = [(2 * (sigma_pa * s) ** 2 * width / FS) * np.abs(mic_correction(mic, bands.centre_hz)) ** 2
+             for s in (0.05, 0.0123)]
+    dbfs = 10 * np.log10(2 * np.array(ms_fs))[:, None, :].repeat(3, axis=1)  # [R=2, S=3, B]
+    cals = {4: InputCalibration("arc_0", 4, 0.05, mic), 1: InputCalibration("ears.left", 1, 0.0123, None)}
+    dbfs[1] -= 20 * np.log10(np.abs(mic_correction(mic, bands.centre_hz)))  # the ear has no file: flat
+    want = np.broadcast_to(band_spl, (2, 3, len(bands)))
+    np.testing.assert_allclose(noise_spl_db(dbfs, [4, 1], cals, bands.centre_hz), want, atol=1e-9)
+    with pytest.raises(ValueError, match=r"noise_dbfs must be \[R, S, B\] with R = 2"):
+        noise_spl_db(dbfs[0], [4, 1], cals, bands.centre_hz)

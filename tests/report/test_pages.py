@@ -25,9 +25,11 @@ from matplotlib.projections.polar import PolarAxes
 
 from calib.report.figures import (
     FIGURE_PAGES,
+    NO_SPECTRA_TEXT,
     fig_beam,
     fig_cancellation,
     fig_directivity_maps,
+    fig_distortion_noise,
     fig_filters,
     fig_quality,
 )
@@ -46,7 +48,7 @@ def beam_pdf(reports, tmp_path_factory) -> Path:
 def test_every_page_renders_to_a_png_that_is_not_blank(reports, beam_pdf, tmp_path) -> None:
     subprocess.run(["pdftoppm", "-r", "24", "-png", str(beam_pdf), str(tmp_path / "p")], check=True)
     pngs = sorted(tmp_path.glob("p-*.png"))
-    assert len(pngs) == len(summary_pages(reports["beam"])) + len(FIGURE_PAGES) == 7
+    assert len(pngs) == len(summary_pages(reports["beam"])) + len(FIGURE_PAGES) == 8
     for png in pngs:
         ink = np.mean(imread(png)[..., :3], axis=-1) < 0.9  # anything darker than a light grey
         assert 0.01 < ink.mean() < 0.9, (png.name, ink.mean())
@@ -201,3 +203,41 @@ def test_verification_latencies_are_its_own(reports) -> None:
           for a in report.verification.azimuth_deg]
     assert char.size == 12 and ver.size == len(at) >= 4 and np.mean(char[at] != ver) > 0.7
     assert len(np.unique(ver)) >= ver.size - 1  # and it changes from call to call
+
+
+def test_distortion_and_noise_page(reports, tmp_path) -> None:
+    """THD (%) and noise per band against frequency, one line per driver, from the characterize file; in PNG.
+
+    The page shows exactly the stored on-axis bands; the noise axis names its reference (dBFS, or dB SPL when
+    the file says the microphones were calibrated); an older file without the spectra gets a note, not a crash.
+    """
+    import dataclasses
+
+    report = reports["beam"]
+    meas = report.characterize
+    fig = fig_distortion_noise(report)
+    fig.savefig(tmp_path / "thd.png", dpi=30)
+    ink = np.mean(imread(tmp_path / "thd.png")[..., :3], axis=-1) < 0.9
+    assert 0.01 < ink.mean() < 0.9
+    thd_ax, noise_ax = fig.axes[:2]
+    assert thd_ax.get_ylabel() == "THD (%)" and thd_ax.get_yscale() == "log"
+    assert noise_ax.get_ylabel() == "noise per 1/3-octave band (dBFS, re a full-scale sine)"
+    assert noise_ax.get_xlabel() == "frequency (Hz)"
+    assert [ln.get_label() for ln in thd_ax.lines] == [ln.get_label() for ln in noise_ax.lines] == meas.sources
+    front = int(np.argmin(np.abs(meas.azimuth_deg)))
+    mic = next(m for m in range(len(meas.receivers)) if meas.receivers[m] in fig.texts[1].get_text())
+    stored = meas.quality["directivity"]["thd_band_percent"][front, mic]
+    for s, line in enumerate(thd_ax.lines):
+        np.testing.assert_array_equal(line.get_xdata(), meas.band_centre_hz)
+        np.testing.assert_array_equal(line.get_ydata(), stored[s])
+    assert np.isfinite(stored).sum() > stored.size / 3  # THD is measured up to half the sweep band
+    # the noise drawn is the power mean over the azimuths of the stored levels (their values: tests/capture)
+    noise = meas.quality["directivity"]["noise_band_db"][:, mic]  # [A, S, B]
+    for s, line in enumerate(noise_ax.lines):
+        np.testing.assert_allclose(line.get_ydata(), 10 * np.log10(np.mean(10 ** (noise[:, s] / 10), axis=0)))
+        assert np.all(np.isfinite(line.get_ydata()))
+    spl = dataclasses.replace(report, characterize=dataclasses.replace(meas, noise_unit={"directivity": "dB SPL"}))
+    assert fig_distortion_noise(spl).axes[1].get_ylabel() == "noise per 1/3-octave band (dB SPL, re 20 µPa)"
+    old = dataclasses.replace(report, characterize=dataclasses.replace(meas, band_centre_hz=None, noise_unit={}))
+    texts = [t.get_text() for ax in fig_distortion_noise(old).axes for t in ax.texts]
+    assert texts == [NO_SPECTRA_TEXT] * 2

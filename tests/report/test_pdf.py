@@ -79,13 +79,13 @@ def pdfs(reports, tmp_path_factory) -> dict[str, Path]:
 
 
 def test_page_count_summary_plus_one_page_per_figure(pdfs, reports, tmp_path) -> None:
-    # Duo 2's 15 checks (4 driver checks, 11 acoustic) fit on page 1, then 6 figure pages.
+    # Duo 2's 15 checks (4 driver checks, 11 acoustic) fit on page 1, then 7 figure pages.
     assert len(reports["pass"].checks) == len(reports["dead"].checks) == 15
-    assert len(FIGURE_PAGES) == 6
+    assert len(FIGURE_PAGES) == 7
     for key in ("pass", "dead"):
-        assert tree_count(pdfs[key]) == 7
+        assert tree_count(pdfs[key]) == 8
         if POPPLER:
-            assert rendered_pages(pdfs[key], tmp_path / key) == 7
+            assert rendered_pages(pdfs[key], tmp_path / key) == 8
 
 
 def test_rows_per_page_never_leaves_a_row_alone() -> None:
@@ -143,10 +143,11 @@ def test_metadata_names_serial_and_verdict(pdfs, reports) -> None:
 
 @needs_poppler
 def test_figure_pages_are_titled(pdfs) -> None:
-    titles = ("Drivers", "Directivity", "Centre beam", "Crosstalk cancellation", "Filters", "Measurement quality")
+    titles = ("Drivers", "Distortion and noise floor", "Directivity", "Centre beam", "Crosstalk cancellation",
+              "Filters", "Measurement quality")
     for page, title in enumerate(titles, start=2):
         text = page_text(pdfs["pass"], page)
-        assert title in text and f"page {page} of 7" in text
+        assert title in text and f"page {page} of 8" in text
 
 
 @needs_poppler

@@ -64,6 +64,7 @@ def test_unit_a_calibration_on_unit_b_is_worse(lab, own):
     assert own_cg - cross_cg >= 3.0, (own_cg, cross_cg)
 
 
+@pytest.mark.slow  # a unit measured, fitted and verified: scheduled first (tests/conftest.py)
 @pytest.mark.parametrize(
     "fault,failing",
     [("dead=mid_left", "driver mid_left present (best SNR)"), ("reversed=tweeter", "driver tweeter polarity")],

@@ -13,11 +13,14 @@
   (pyproject's default options) each shared unit is built on one worker only.
   The hook runs before pytest-xdist's own (which reads the group marks) and
   puts the long work first, so that it starts early.
+- ``postgres``: one throwaway PostgreSQL server per test run (worker) for the
+  fleet and the report tests.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,3 +168,19 @@ AREA_UNIT = dict(step_deg=30.0, duration_s=0.3,
 def area_unit(sim_units: SimUnits) -> SimUnit:
     """An Aurora 5 unit (SN-TRACK) with a small listening area: characterized and fitted with its bank."""
     return sim_units.unit("aurora5_area", "SN-TRACK", **AREA_UNIT)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """A PostgreSQL server (``calib.fleet.pgserver.TempPostgres``) for the run: the fleet and the report tests.
+
+    Started once per test run (per xdist worker) rather than per module; skipped, saying why, where none can start.
+    """
+    from calib.fleet.pgserver import PostgresUnavailable, start_postgres
+
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL server can be started here: {exc}")
+    yield server
+    server.stop()

@@ -1,24 +1,10 @@
-"""Fixtures of the results-store tests: a throwaway PostgreSQL server, fresh databases, synthetic units."""
+"""Fixtures of the results-store tests: fresh databases (PostgreSQL: the run's server, tests/conftest.py)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-
-from calib.fleet.pgserver import PostgresUnavailable, TempPostgres, start_postgres
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[TempPostgres]:
-    """A PostgreSQL server started for this test session (skipped, saying why, where none can start)."""
-    try:
-        server = start_postgres()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server can be started here: {exc}")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

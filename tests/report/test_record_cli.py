@@ -101,29 +101,33 @@ def test_golden_limits_enter_the_verdict_of_later_reports(reports, tmp_path, cap
             assert ((golden["value"] - expected).abs() < 1e-6).all(), golden[["check", "value"]]
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def report_db(request, tmp_path_factory):
-    """A fresh results database of each kind (PostgreSQL: a throwaway server; skipped, saying why, if none starts)."""
-    if request.param == "sqlite":
-        yield str(tmp_path_factory.mktemp("db") / "results.db")
-        return
-    from calib.fleet.pgserver import PostgresUnavailable, start_postgres
+@pytest.fixture(scope="module")
+def line_dbs(request, tmp_path_factory) -> tuple[dict[str, str], str | None]:
+    """A fresh results database of each kind that can run here, and why PostgreSQL cannot (None if it can).
 
+    PostgreSQL: the run's throwaway server (``postgres``, tests/conftest.py).
+    """
+    dbs = {"sqlite": str(tmp_path_factory.mktemp("db") / "results.db")}
     try:
-        server = start_postgres()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL server can be started here: {exc}")
-    yield server.create_database("reports")
-    server.stop()
+        server = request.getfixturevalue("postgres")
+    except pytest.skip.Exception as exc:
+        return dbs, str(exc)
+    dbs["postgresql"] = server.create_database("reports")
+    return dbs, None
 
 
-def test_eight_calib_report_processes_at_once_record_eight_runs(reports, report_db, tmp_path) -> None:
+def test_eight_calib_report_processes_at_once_record_eight_runs(reports, line_dbs, tmp_path) -> None:
     """Eight stations finish at once: eight ``calib report`` processes on eight units' verifications.
 
     The eight verifications are copies of one real verification re-labelled
     with other serials (so eight files, eight hashes, eight units) rather than
-    eight measured units, to keep the test affordable on two cores.
+    eight measured units, to keep the test affordable on two cores. Each
+    process reports into each kind of database in turn (SQLite, then
+    PostgreSQL), as eight processes at once per database: its PDF is drawn
+    by the first report and stands for the second (the same verification),
+    so the eight PDFs are drawn once, not once per database.
     """
+    import json
     import os
     import shutil
     import subprocess
@@ -135,6 +139,7 @@ def test_eight_calib_report_processes_at_once_record_eight_runs(reports, report_
 
     from calib.stages.custody import seal
 
+    dbs, no_postgres = line_dbs
     source = reports["pass"].files["verification"]
     root = source.parents[2]
     serials = [f"SN-LINE-{i}" for i in range(8)]
@@ -151,20 +156,28 @@ def test_eight_calib_report_processes_at_once_record_eight_runs(reports, report_
     go = tmp_path / "go"
     repo = Path(__file__).resolve().parents[2]
     wait = f"import pathlib, time\nwhile not pathlib.Path({str(go)!r}).exists(): time.sleep(0.005)\n"
-    code = wait + "import sys\nfrom calib.cli.main import main\nsys.exit(main(sys.argv[1:]))"
+    code = wait + ("import json, sys\nfrom calib.cli.main import main\n"
+                   "sys.exit(max(main(args) for args in json.loads(sys.argv[1])))")
     env = {**os.environ, "PYTHONPATH": str(repo)}
-    procs = [subprocess.Popen([sys.executable, "-c", code, "report", str(copy), "--db", report_db, "--reports",
-                               str(root / "reports-line"), "--results", str(tmp_path / "line.csv"),
-                               "--archive-root", str(root)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for copy in copies]
+
+    def argv(copy: Path, kind: str) -> list[str]:
+        return ["report", str(copy), "--db", dbs[kind], "--reports", str(root / "reports-line"), "--results",
+                str(tmp_path / f"line-{kind}.csv"), "--archive-root", str(root)]
+
+    procs = [subprocess.Popen([sys.executable, "-c", code, json.dumps([argv(copy, kind) for kind in dbs])],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for copy in copies]
     time.sleep(1.0)
     go.touch()
     for proc in procs:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
-        assert "recorded in" in out and "already recorded" not in out
-    with ResultsStore(report_db) as store:
-        runs = store.runs(serial="SN-LINE-*")
-        assert sorted(runs["serial"]) == serials and runs["sha256"].nunique() == 8
-        assert len(store.runs(stage="fit")) == 1  # one calibration, verified for eight serials
-    assert sorted(pd.read_csv(tmp_path / "line.csv")["serial"]) == serials
+        assert out.count("recorded in") == len(dbs) and "already recorded" not in out, out
+        assert out.count("(already written for this verification)") == len(dbs) - 1, out  # one PDF per process
+    for kind, url in dbs.items():
+        with ResultsStore(url) as store:
+            runs = store.runs(serial="SN-LINE-*")
+            assert sorted(runs["serial"]) == serials and runs["sha256"].nunique() == 8, kind
+            assert len(store.runs(stage="fit")) == 1, kind  # one calibration, verified for eight serials
+        assert sorted(pd.read_csv(tmp_path / f"line-{kind}.csv")["serial"]) == serials, kind
+    if no_postgres is not None:
+        pytest.skip(f"SQLite passed; {no_postgres}")

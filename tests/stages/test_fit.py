@@ -111,10 +111,16 @@ def test_fit_file_writes_the_calibration(aurora5, aurora5_unit_a):
     assert verdict(fit.checks) == "PASS", [c.line() for c in fit.checks if not c.passed]
 
 
-def test_fit_is_deterministic(aurora5_unit_a):
+# session: pytest-xdist may interleave other modules, which tears a module fixture down
+@pytest.fixture(scope="session")
+def eager_fit_a(aurora5_unit_a):
+    """Unit A refitted from its whole measurement read eagerly (float64): one fit for the two tests reading it."""
+    return fit_measurement(read_measurement(aurora5_unit_a.measurement))
+
+
+def test_fit_is_deterministic(aurora5_unit_a, eager_fit_a):
     """Refitting the same file gives the same filters bit for bit (no hidden randomness)."""
-    again = fit_measurement(read_measurement(aurora5_unit_a.measurement))
-    assert_array_equal(again.calibration.fir, aurora5_unit_a.fit.calibration.fir)
+    assert_array_equal(eager_fit_a.calibration.fir, aurora5_unit_a.fit.calibration.fir)
 
 
 # ---------------------------------------------------------------------- must-shows
@@ -292,10 +298,10 @@ def test_cli_fit_writes_and_reports(capsys, aurora5_unit_a, tmp_path):
     assert_array_equal(read_calibration(out).fir, aurora5_unit_a.fit.calibration.fir)
 
 
-def test_fit_file_reads_lazily_and_fits_the_same_filters(aurora5_unit_a):
+def test_fit_file_reads_lazily_and_fits_the_same_filters(aurora5_unit_a, eager_fit_a):
     # fit_file reads one microphone in float32, a block of azimuths at a time; the eager
     # float64 read of the whole file (the former path) must give the same filters and predictions.
-    eager = fit_measurement(read_measurement(aurora5_unit_a.measurement))
+    eager = eager_fit_a
     lazy = aurora5_unit_a.fit
     assert_allclose(
         lazy.calibration.fir, eager.calibration.fir, rtol=0, atol=1e-7 * np.abs(eager.calibration.fir).max()

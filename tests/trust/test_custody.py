@@ -188,7 +188,10 @@ def test_os_error_is_one_line_exit_2(archive, capsys, monkeypatch) -> None:
 
     monkeypatch.setattr(results, "_write_atomic", full)
     (tmp := archive["base"] / "elsewhere").mkdir()
-    args = ["report", str(archive["verification"]), "--reports", str(tmp), "--results", str(tmp / "t.csv")]
+    # The archive's own reports folder: its PDF of this verification stands (calib.report.pdf.is_report_of),
+    # so none is drawn again before the results table is written.
+    args = ["report", str(archive["verification"]), "--reports", str(archive["reports"]), "--results",
+            str(tmp / "t.csv")]
     assert main(args) == 2
     line = _one_error(capsys)
     assert "No space left on device" in line and "--resume" in line
@@ -224,7 +227,9 @@ def test_results_lock_wait_times_out_with_one_line(archive, tmp_path, capsys, mo
         p.start()
         assert ready.wait(30)
         try:
-            args = ["report", str(archive["verification"]), "--reports", str(tmp_path / "r"), "--results", str(table)]
+            # the archive's PDF of this verification stands: none is drawn before the table's lock is taken
+            args = ["report", str(archive["verification"]), "--reports", str(archive["reports"]), "--results",
+                    str(table)]
             assert main(args) == 2
             line = _one_error(capsys)
             assert ".t.csv.lock" in line and "0.3 s" in line

@@ -1,17 +1,24 @@
-"""``calib run`` killed (SIGKILL) at random points of every stage, and run on a full disk.
+"""``calib run`` killed (SIGKILL) at every stage boundary and inside every stage, and run on a full disk.
 
 After ``--resume`` (and, for the disk, freeing space) every unit ends in the
 same verdict as an uninterrupted run, with exactly one results row and one
 PDF, and no output of any attempt is a traceback. Kill points: the child
 prints ``[k/4]`` as each stage starts (unbuffered); the parent waits for the
-stage it targets, then a random 0-3 s more (so kills land in file creation,
-in the middle of steps and while the PDF is written), then sends SIGKILL.
+stage it targets, then a fraction of that stage's length more, then sends
+SIGKILL. The lengths are the uninterrupted reference run's own (its closing
+table), so the fractions land at the same places on an idle and a loaded
+machine: at the boundary (0), in the middle of the measurement's steps, the
+fit, the verification's steps and the PDF's drawing (0.5), and, in the
+report, as the PDF is written and the run recorded (0.95). The reference unit
+is run in the same archive first, so a second unit is killed at each point
+in turn, resuming each time (every stage resumes from a kill in itself and
+in the stages before it), beside a unit whose row and PDF must survive.
 """
 
 from __future__ import annotations
 
 import os
-import random
+import re
 import selectors
 import shutil
 import signal
@@ -24,10 +31,10 @@ import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-KILLS = 40
 STAGES = ("[1/4]", "[2/4]", "[3/4]", "[4/4]")
-MAX_DELAY_S = {"[1/4]": 2.5, "[2/4]": 0.4, "[3/4]": 3.0, "[4/4]": 8.0}
-"""Kill within this long after a stage starts (about its length on a loaded 2-core machine; the fit is short)."""
+STAGE_NAMES = ("measure", "fit", "verify", "report")
+KILL_FRACTIONS = {"[1/4]": (0.0, 0.5), "[2/4]": (0.0, 0.5), "[3/4]": (0.0, 0.5), "[4/4]": (0.0, 0.5, 0.95)}
+"""Where in each stage to kill, as a fraction of the stage's length in the reference run."""
 
 
 def tiny_procedure(path: Path) -> Path:
@@ -69,36 +76,42 @@ def _run_and_kill(argv: list[str], env: dict[str, str], stage: str, delay_s: flo
     return (current or "start") if killed else None, (out + rest).decode(), err.decode()
 
 
+def stage_seconds(stdout: str) -> dict[str, float]:
+    """Each stage's wall time from ``calib run``'s closing table (``measure  <path>  2.2s``), by stage marker."""
+    found = {}
+    for marker, name in zip(STAGES, STAGE_NAMES, strict=True):
+        match = re.search(rf"(?m)^{name}\s.*\s([0-9.]+)s\s*$", stdout)
+        assert match is not None, stdout
+        found[marker] = float(match.group(1))
+    return found
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_points_of_every_stage_then_resume(tmp_path: Path) -> None:
+def test_sigkill_at_every_stage_boundary_and_inside_every_stage_then_resume(tmp_path: Path) -> None:
     proc = tiny_procedure(tmp_path / "tiny.toml")
     env = _env(tmp_path)
-    ref = subprocess.run(_argv(proc, tmp_path / "ref", "K0"), capture_output=True, text=True, env=env, cwd=ROOT)
+    ref = subprocess.run(_argv(proc, tmp_path, "K0"), capture_output=True, text=True, env=env, cwd=ROOT)
     assert ref.returncode in (0, 1), ref.stderr
-    rng = random.Random(16)
+    seconds = stage_seconds(ref.stdout)
     kills: dict[str, int] = {s: 0 for s in STAGES}
-    serials = []
     n = 0
-    while sum(kills.values()) < KILLS:
-        serial = f"K{len(serials) + 1}"
-        serials.append(serial)
-        for stage in STAGES:  # a chain: kill in each stage at least once, then once or twice more at random
-            for _ in range(rng.choice((1, 2, 3))):
-                delay = rng.uniform(0.0, MAX_DELAY_S[stage])
-                killed, out, err = _run_and_kill(_argv(proc, tmp_path, serial), env, stage, delay)
-                n += 1
-                assert "Traceback" not in out + err and "internal error" not in err, err
-                if killed is not None:
-                    kills[killed if killed in kills else STAGES[0]] += 1
-                else:
-                    assert "error" not in err.lower() or "note" in err.lower(), err
-        final = subprocess.run(_argv(proc, tmp_path, serial), capture_output=True, text=True, env=env, cwd=ROOT)
-        assert final.returncode == ref.returncode, final.stderr
-        assert "Traceback" not in final.stdout + final.stderr
-    print(f"\n{sum(kills.values())} kills in {n} attempts over {len(serials)} units; per stage: {kills}")
-    assert all(k >= 1 for k in kills.values()), kills  # where a kill lands depends on the machine's load
+    for stage in STAGES:
+        for fraction in KILL_FRACTIONS[stage]:
+            killed, out, err = _run_and_kill(_argv(proc, tmp_path, "K1"), env, stage, fraction * seconds[stage])
+            n += 1
+            assert "Traceback" not in out + err and "internal error" not in err, err
+            if killed is not None:
+                kills[killed if killed in kills else STAGES[0]] += 1
+            else:
+                assert "error" not in err.lower() or "note" in err.lower(), err
+    final = subprocess.run(_argv(proc, tmp_path, "K1"), capture_output=True, text=True, env=env, cwd=ROOT)
+    assert final.returncode == ref.returncode, final.stderr
+    assert "Traceback" not in final.stdout + final.stderr
+    print(f"\n{sum(kills.values())} kills in {n} attempts; per stage: {kills}; reference stage lengths {seconds}")
+    assert all(k >= 1 for k in kills.values()), kills
+    serials = ["K0", "K1"]
     table = pd.read_csv(tmp_path / "results.csv", dtype={"serial": str})
-    assert sorted(table["serial"]) == sorted(serials), "exactly one row per unit"
+    assert sorted(table["serial"]) == serials, "exactly one row per unit"
     verdict = "PASS" if ref.returncode == 0 else "FAIL"
     assert set(table["verdict"]) == {verdict}
     for serial in serials:

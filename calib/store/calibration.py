@@ -305,12 +305,14 @@ def read_calibration(path: str | Path) -> Calibration:
                 if obj.attrs:
                     predicted_attrs[name] = dict(obj.attrs)
 
-        if "predicted" in f:
-            try:
-                f["predicted"].visititems(collect)
-            except (RuntimeError, KeyError, OSError) as exc:  # a damaged object header or heap
-                raise FileFormatError(f"{path}: /predicted: unreadable ({str(exc).splitlines()[0]})") from None
         try:
+            # Inside the try: even asking whether a link exists reads the root group's B-tree, which a
+            # damaged file can fail (RuntimeError "incorrect B-tree node type").
+            if "predicted" in f:
+                try:
+                    f["predicted"].visititems(collect)
+                except (RuntimeError, KeyError, OSError) as exc:  # a damaged object header or heap
+                    raise FileFormatError(f"{path}: /predicted: unreadable ({str(exc).splitlines()[0]})") from None
             area = None
             if "area" in f:  # files without a listening area (all older ones) have none
                 area = AreaBank(dataset("area/fir")[()], dataset("area/centres_m")[()], dataset("area/yaw_deg")[()],
@@ -341,6 +343,6 @@ def read_calibration(path: str | Path) -> Calibration:
             if str(exc).startswith(f"{path}: "):
                 raise
             raise FileFormatError(f"{path}: {exc}") from None
-        except (TypeError, ValueError, OSError, RuntimeError) as exc:
-            # An attribute of the wrong type (int("x")), a damaged chunk, a dataset of an unexpected kind.
+        except (TypeError, ValueError, OSError, RuntimeError, KeyError) as exc:
+            # An attribute of the wrong type (int("x")), a damaged chunk or B-tree, a dataset of an unexpected kind.
             raise FileFormatError(f"{path}: unreadable content ({' '.join(str(exc).split())[:160]})") from None

@@ -343,6 +343,7 @@ def read_calibration(path: str | Path) -> Calibration:
             if str(exc).startswith(f"{path}: "):
                 raise
             raise FileFormatError(f"{path}: {exc}") from None
-        except (TypeError, ValueError, OSError, RuntimeError, KeyError) as exc:
-            # An attribute of the wrong type (int("x")), a damaged chunk or B-tree, a dataset of an unexpected kind.
+        except (TypeError, ValueError, OverflowError, OSError, RuntimeError, KeyError) as exc:
+            # An attribute of the wrong type (int("x"), int(inf)), a damaged chunk or B-tree, a dataset of an
+            # unexpected kind.
             raise FileFormatError(f"{path}: unreadable content ({' '.join(str(exc).split())[:160]})") from None

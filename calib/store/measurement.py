@@ -320,8 +320,8 @@ def read_measurement(path: str | Path, stage: str | None = None, *, lazy: bool =
             raise
         except KeyError as exc:
             raise FileFormatError(f"{path}: missing {exc.args[0]!s} (not a complete calib measurement file)") from None
-        except (TypeError, ValueError, OSError, RuntimeError) as exc:
-            # h5py raises these for damaged chunks and datasets of an unexpected kind.
+        except (TypeError, ValueError, OverflowError, OSError, RuntimeError) as exc:
+            # h5py raises these for damaged chunks and datasets of an unexpected kind (int(inf): OverflowError).
             raise FileFormatError(f"{path}: unreadable content ({' '.join(str(exc).split())[:160]})") from None
     if stage is not None and m.stage != stage:
         raise FileFormatError(f"{path}: stage: expected {stage!r}, got {m.stage!r}")

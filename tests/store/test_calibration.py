@@ -178,3 +178,13 @@ def test_bad_area_banks_are_rejected(tmp_path):
         del f["area/yaw_deg"]
     with pytest.raises(FileFormatError, match=r"t\.h5: missing /area/yaw_deg"):
         read_calibration(path)
+
+
+def test_an_infinite_output_channel_is_one_line(tmp_path):
+    # int(inf) raises OverflowError, not ValueError (found by tests/trust/test_properties.py)
+    path = write_calibration(tmp_path / "cal.h5", _cal())
+    with h5py.File(path, "r+") as f:
+        del f["output_channels"]
+        f["output_channels"] = np.array([np.inf])
+    with pytest.raises(FileFormatError, match=r"cal\.h5: unreadable content \(cannot convert float infinity"):
+        read_calibration(path)

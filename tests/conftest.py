@@ -19,12 +19,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests (tests/trust/test_properties.py): the suite runs a fixed sample of examples
+# (derandomized: the same on every run, so CI is reproducible); HYPOTHESIS_PROFILE=explore searches
+# afresh with ten times the examples. A random search once found a byte flip in an HDF5 attribute heap
+# that crashes the HDF5 C library itself (a segfault no Python code can catch): exploring can find
+# such library faults, CI must not stumble over them at random.
+settings.register_profile("ci", derandomize=True, max_examples=150)
+settings.register_profile("explore", derandomize=False, max_examples=1500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 PROCEDURES = Path(__file__).resolve().parents[1] / "procedures"
 

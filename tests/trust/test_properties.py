@@ -48,7 +48,7 @@ def _floats(value: object) -> list[float]:
     return []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(deadline=None)  # examples: the profile in tests/conftest.py
 @given(line=st.sampled_from(KEY_LINES), value=toml_values)
 def test_mutated_procedure_is_refused_in_one_line_or_fully_finite(line: int, value: str) -> None:
     lines = TEXT.splitlines()
@@ -141,7 +141,7 @@ def _check_calibration(path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", cal.measurement_sha256)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # examples: the profile
 @given(mutation=h5_mutations())
 def test_mutated_hdf5_files_are_refused_in_one_line_or_valid(archive_master, mutation) -> None:
     unit = archive_master / "m" / "T1"

@@ -94,6 +94,18 @@ def measure_errors(proc, plan: MeasurementPlan) -> tuple[np.ndarray, float, floa
     return np.concatenate(errors), wall / len(steps), sim_s[0] / len(steps)
 
 
+def time_playrec(rig, play, split: dict[str, float]) -> None:
+    """Make ``rig``'s playrec call ``play`` and add its CPU seconds to ``split["playrec"]``."""
+
+    def timed_play(signal):
+        t0 = time.process_time()
+        out = play(signal)
+        split["playrec"] += time.process_time() - t0
+        return out
+
+    rig.audio.playrec = timed_play
+
+
 def per_step_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None:
     """CPU seconds per step, split by stage, with the former excitation and nonlinearity and now."""
     import scipy.signal
@@ -124,15 +136,7 @@ def per_step_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None
 
         schedule.excitation_block = timed_excite
         rig = open_sim_rig(proc, SERIAL)
-        play = rig.audio.playrec
-
-        def timed_play(signal, play=play, split=split):
-            t0 = time.process_time()
-            out = play(signal)
-            split["playrec"] += time.process_time() - t0
-            return out
-
-        rig.audio.playrec = timed_play  # type: ignore[method-assign]
+        time_playrec(rig, rig.audio.playrec, split)
         rig.turntable.move_to(0.0)
         t0 = time.process_time()
         for _ in range(repeats):
@@ -176,14 +180,7 @@ def spectra_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None:
     for name, (thd, noise) in {"before": (former_thd, no_noise), "now": (schedule_thd, schedule_noise)}.items():
         schedule.thd_bands_percent, schedule.noise_band_power = thd, noise
         split = {"playrec": 0.0}
-
-        def timed_play(signal, split=split):
-            t0 = time.process_time()
-            out = play(signal)
-            split["playrec"] += time.process_time() - t0
-            return out
-
-        rig.audio.playrec = timed_play  # type: ignore[method-assign]
+        time_playrec(rig, play, split)
         rig.turntable.move_to(0.0)
         t0 = time.process_time()
         for _ in range(repeats):

@@ -19,7 +19,7 @@ from typing import Protocol
 from calib.fleet.recording import ReportOutcome, report_and_record
 from calib.notes import note
 from calib.procedure.spec import SimFaults
-from calib.procedure.station_file import Station, load_station
+from calib.procedure.station_file import Station, as_station
 from calib.serial import check_serial
 from calib.stages.fit import FitResult, fit_file
 from calib.stages.measure import measure_unit
@@ -76,10 +76,6 @@ class RunOutcome:
         return self.report.report.verdict
 
 
-def _station(station: str | Path | Station | None) -> Station | None:
-    return station if station is None or isinstance(station, Station) else load_station(station)
-
-
 def fit_unit(measurement: str | Path, out: str | Path | None = None, events: ChainEvents | None = None) -> FitResult:
     """Fit a characterize measurement (:func:`calib.stages.fit.fit_file`) and tell ``events``."""
     result = fit_file(measurement, out)
@@ -109,7 +105,7 @@ def verify_unit(calibration: str | Path, rig_spec: str = "sim", out_dir: str | P
         if not resume:
             note(f"no verification of {unit} through {calibration} to continue; starting one")
     path = verify_calibration(calibration, rig_spec, out_dir, resume, serial, faults, progress=progress,
-                              station=_station(station))
+                              station=as_station(station))
     events.verified(path)
     return path
 
@@ -122,7 +118,7 @@ def report_unit(verification: str | Path, reports: str | Path = "reports",
 
     Reporting the same verification again records nothing new and keeps its PDF.
     """
-    outcome = report_and_record(verification, reports, results, db, _station(station), archive_root)
+    outcome = report_and_record(verification, reports, results, db, as_station(station), archive_root)
     (events or _Silent()).reported(outcome)
     return outcome
 
@@ -152,7 +148,7 @@ def run_unit(
     refused at once.
     """
     events = events or _Silent()
-    station_obj = _station(station)
+    station_obj = as_station(station)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 

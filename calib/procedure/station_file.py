@@ -285,6 +285,11 @@ def load_station(path: str | Path) -> Station:
     return parse_station(read_toml_text(path, "station"), source=str(path))
 
 
+def as_station(station: str | Path | Station | None) -> Station | None:
+    """Return ``station`` loaded if it is a station file's path; a loaded station or None as it is."""
+    return station if station is None or isinstance(station, Station) else load_station(station)
+
+
 def parse_station(text: str, source: str = "<station>") -> Station:
     """Parse and validate station TOML ``text``; ``source`` names it in errors and anchors relative paths."""
     station = validate_toml(text, source, Station)

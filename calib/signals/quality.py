@@ -60,6 +60,17 @@ def noise_window(
     return start, stop
 
 
+def _irs_and_noise_window(ir_full: ArrayLike, noise_window: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Return the IRs as float64 and the noise window, checked to lie inside their samples axis."""
+    h = np.asarray(ir_full, dtype=np.float64)
+    if h.ndim == 0:
+        raise ValueError("ir_full needs a samples axis (last), got a scalar")
+    start, stop = (int(v) for v in noise_window)
+    if not 0 <= start < stop <= h.shape[-1]:
+        raise ValueError(f"noise_window={noise_window!r} is not inside [0, {h.shape[-1]}]")
+    return h, (start, stop)
+
+
 def snr_db(
     ir_full: ArrayLike,
     ir_length: int,
@@ -94,13 +105,8 @@ def snr_db(
     numpy.ndarray
         SNR in dB, ``[...]`` or ``[..., S]``.
     """
-    h = np.asarray(ir_full, dtype=np.float64)
-    if h.ndim == 0:
-        raise ValueError("ir_full needs a samples axis (last), got a scalar")
+    h, (start, stop) = _irs_and_noise_window(ir_full, noise_window)
     n = h.shape[-1]
-    start, stop = (int(v) for v in noise_window)
-    if not 0 <= start < stop <= n:
-        raise ValueError(f"noise_window={noise_window!r} is not inside [0, {n}]")
     if not 0 < ir_length <= n:
         raise ValueError(f"ir_length must be in (0, {n}], got {ir_length!r}")
     s0 = np.asarray(signal_start)
@@ -164,13 +170,8 @@ def noise_band_power(
     numpy.ndarray
         Mean square per band ``[..., B]``; NaN for a band without a periodogram bin.
     """
-    h = np.asarray(ir_full, dtype=np.float64)
-    if h.ndim == 0:
-        raise ValueError("ir_full needs a samples axis (last), got a scalar")
+    h, (start, stop) = _irs_and_noise_window(ir_full, noise_window)
     n_fft = h.shape[-1]
-    start, stop = (int(v) for v in noise_window)
-    if not 0 <= start < stop <= n_fft:
-        raise ValueError(f"noise_window={noise_window!r} is not inside [0, {n_fft}]")
     x2 = np.asarray(reference_power, dtype=np.float64)
     if x2.shape != (n_fft // 2 + 1,):
         raise ValueError(f"reference_power must be the rfft power at n_fft={n_fft}: [{n_fft // 2 + 1}], got {x2.shape}")

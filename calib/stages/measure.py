@@ -19,7 +19,7 @@ from calib.errors import CalibError
 from calib.notes import note, warning
 from calib.procedure.load import load_procedure
 from calib.procedure.spec import Procedure, SimFaults
-from calib.procedure.station_file import Station, apply_station, load_station
+from calib.procedure.station_file import Station, apply_station, as_station
 from calib.rig.factory import open_rig
 from calib.serial import check_serial
 from calib.stages.gating import annotate_reflections, check_room_supports_targets, room_for_rig
@@ -27,10 +27,8 @@ from calib.stages.gating import annotate_reflections, check_room_supports_target
 
 def with_station(proc: Procedure, station: str | Path | Station | None) -> tuple[Procedure, Station | None]:
     """Return the procedure as ``station`` runs it (a station file's path or a loaded one), and the station."""
-    if station is None:
-        return proc, None
-    loaded = station if isinstance(station, Station) else load_station(station)
-    return apply_station(proc, loaded), loaded
+    loaded = as_station(station)
+    return (proc, None) if loaded is None else (apply_station(proc, loaded), loaded)
 
 
 def check_measure_inputs(procedure: str | Path, rig_spec: str = "sim",

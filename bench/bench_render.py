@@ -51,8 +51,9 @@ import soundfile
 from scipy.signal import oaconvolve
 
 from calib.render.in_memory import effective_fir, render  # noqa: E402
-from calib.render.stream import BLOCK, OverlapSave, StreamingUpmix, render_blocks, upmix_floor  # noqa: E402
+from calib.render.stream import BLOCK, StreamingUpmix, render_blocks, upmix_floor  # noqa: E402
 from calib.render.upmix import _stft  # noqa: E402
+from calib.signals.overlap_save import OverlapSave  # noqa: E402
 from calib.store.calibration import Calibration, write_calibration  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

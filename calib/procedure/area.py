@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from scipy.stats import qmc
 
 from calib.procedure.spec import Position, Procedure
 from calib.solve.area import allowed_phase_error_rad, cell_phase_error_rad
@@ -87,6 +86,8 @@ def hidden_positions(proc: Procedure) -> list[Position]:
     half_size = np.array(half)
     cell_points = np.column_stack([centres[:, :2], yaws])  # [C, 3]: depth, lateral, yaw
     grid = area.measured_axes()
+    from scipy.stats import qmc  # here: scipy.stats costs 1.3 s to import, and most commands never get here
+
     sequence = qmc.Halton(d=3, scramble=False)
     sequence.fast_forward(1)
     candidates = centre + (2.0 * sequence.random(area.hidden_positions * HIDDEN_TRIES) - 1.0) * extent

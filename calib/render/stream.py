@@ -9,9 +9,8 @@ keeps only the state it needs between blocks:
   the recursive smoothing carried across blocks as its last value (the
   same recursion as the whole-file :func:`scipy.signal.lfilter`), and the inverse STFT by overlap-add of the
   dual window (the pending three quarters of a frame carried over).
-- :class:`OverlapSave`: convolution of K inputs with a [K, S, L] FIR matrix by
-  FFT overlap-save: each FFT of ``nfft`` samples yields ``nfft - L + 1`` new
-  outputs; the last L - 1 inputs are the carried state.
+- :class:`calib.signals.overlap_save.OverlapSave`: convolution of K inputs with a
+  [K, S, L] FIR matrix by FFT overlap-save, the last L - 1 inputs carried as state.
 - :func:`render_blocks`: both, fed from an iterator of stereo blocks.
 
 The upmix's power floor is a fraction of the mean smoothed power over the
@@ -28,15 +27,14 @@ The output equals the whole-file render to rounding (tests: 1e-6 of the peak).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
-import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from calib.render.in_memory import effective_fir
 from calib.render.upmix import _REL_FLOOR, _stft, centre_spectrum
+from calib.signals.overlap_save import OverlapSave
 from calib.store.calibration import Calibration
 
 #: Input samples per block (1.4 s at 48 kHz): large enough for batched FFTs, small in memory.
@@ -249,119 +247,6 @@ class StreamingUpmix:
         x, self.stereo = self.stereo[:, :n], self.stereo[:, n:]
         self.emitted += n
         return np.stack([x[0] - c, x[1] - c, c])
-
-
-class OverlapSave:
-    """FFT overlap-save convolution of K input streams with a [K, S, L] FIR matrix.
-
-    Output s is sum over k of h[k, s] * x[k], the same as
-    :func:`scipy.signal.oaconvolve` per pair, with the last L - 1 inputs of
-    each block carried over as state. The sum over the inputs is taken in the
-    frequency domain, so a block costs K forward and S inverse FFTs (3 + 5 for
-    the render, not 15) and K S complex multiply-adds per bin.
-
-    Parameters
-    ----------
-    fir
-        [K, S, L] filters.
-    nfft
-        FFT length; by default the fast length (:func:`scipy.fft.next_fast_len`)
-        with the least work per output sample, :func:`cost_per_sample`.
-    dtype
-        Precision of the transforms: ``numpy.float64`` (default), or
-        ``numpy.float32`` (complex64 spectra), about twice as fast: the error of a
-        float32 FFT convolution is a few 1e-7 of the output peak, the rounding of
-        the float32 WAV the render writes anyway (bench/bench_render.py prints it).
-    """
-
-    def __init__(self, fir: np.ndarray, nfft: int | None = None, dtype: type[np.floating] = np.float64) -> None:
-        h = np.asarray(fir, dtype=np.float64)
-        if h.ndim != 3 or h.shape[-1] == 0:
-            raise ValueError(f"fir: expected shape [K, S, L >= 1], got {list(h.shape)}")
-        n_k, n_s, n_taps = h.shape
-        if nfft is None:
-            nfft = best_fft_length(n_k, n_s, n_taps)
-        if nfft < n_taps:
-            raise ValueError(f"nfft: expected >= the filter length {n_taps}, got {nfft}")
-        self.nfft, self.taps, self.step = nfft, n_taps, nfft - n_taps + 1
-        self.dtype = np.dtype(dtype)
-        self.spectra = scipy.fft.rfft(h, nfft, axis=-1).astype(np.result_type(self.dtype, np.complex64))  # [K, S, F]
-        self.buf = np.zeros((n_k, n_taps - 1), self.dtype)  # the state: last L - 1 inputs, then unprocessed input
-        self.n_in = 0
-
-    def fork(self, state: np.ndarray) -> OverlapSave:
-        """Return a convolver with these filters (spectra shared, read-only) that carries ``state``.
-
-        ``state`` is [K, L - 1]: the last L - 1 inputs, as if it had run all along; nothing is emitted yet.
-        """
-        if np.shape(state) != self.buf[:, : self.taps - 1].shape:
-            raise ValueError(
-                f"state: expected shape {list(self.buf[:, : self.taps - 1].shape)}, got {list(np.shape(state))}"
-            )
-        conv = copy.copy(self)
-        conv.buf, conv.n_in = np.array(state, dtype=self.dtype), 0
-        return conv
-
-    def push(self, x: np.ndarray) -> np.ndarray:
-        """Convolve the next [K, b] inputs; returns the [S, b'] outputs now complete."""
-        self.buf = np.concatenate([self.buf, x], axis=-1, dtype=self.dtype)
-        self.n_in += x.shape[-1]
-        return self._run()
-
-    def finish(self) -> np.ndarray:
-        """Return the remaining outputs, up to n_in + L - 1 in all (the filters' tails)."""
-        done = self.n_in - (self.buf.shape[-1] - (self.taps - 1))  # outputs emitted so far
-        remaining = self.n_in + self.taps - 1 - done
-        n_blocks = -(-remaining // self.step)
-        self.buf = np.pad(self.buf, ((0, 0), (0, n_blocks * self.step + self.taps - 1 - self.buf.shape[-1])))
-        return self._run()[:, :remaining]
-
-    def _run(self) -> np.ndarray:
-        n_blocks = (self.buf.shape[-1] - (self.taps - 1)) // self.step
-        n_k, n_s = self.spectra.shape[:2]
-        if n_blocks <= 0:
-            return np.zeros((n_s, 0))
-        frames = sliding_window_view(self.buf, self.nfft, axis=-1)[:, :: self.step][:, :n_blocks]
-        spec = scipy.fft.rfft(frames, axis=-1)  # [K, B, F]
-        out = np.empty((n_s, *spec.shape[1:]), dtype=spec.dtype)
-        term = np.empty(spec.shape[1:], dtype=spec.dtype)
-        for s in range(n_s):  # the sum over inputs per driver, in place: one [B, F] temporary in all
-            np.multiply(spec[0], self.spectra[0, s], out=out[s])
-            for k in range(1, n_k):
-                out[s] += np.multiply(spec[k], self.spectra[k, s], out=term)
-        y = scipy.fft.irfft(out, self.nfft, axis=-1, overwrite_x=True)
-        self.buf = self.buf[:, n_blocks * self.step :]
-        feeds = np.empty((n_s, n_blocks * self.step))  # float64 out, whatever the transforms' precision
-        feeds.reshape(n_s, n_blocks, self.step)[...] = y[..., self.taps - 1 :]  # drop the wrapped part
-        return feeds
-
-
-#: Relative cost of one complex multiply-add per bin against one real FFT's n log2(n) (numpy, measured on x86-64).
-_MAC_PER_FFT_UNIT = 6.0
-
-
-def cost_per_sample(n_inputs: int, n_outputs: int, taps: int, nfft: int) -> float:
-    """Work of overlap-save per output sample, in units of n log2(n) of a real FFT.
-
-    Per block: ``n_inputs`` forward and ``n_outputs`` inverse FFTs of ``nfft`` and
-    ``n_inputs * n_outputs`` complex multiply-adds per bin, for ``nfft - taps + 1`` new outputs.
-    """
-    ffts = (n_inputs + n_outputs) * nfft * np.log2(nfft)
-    macs = _MAC_PER_FFT_UNIT * n_inputs * n_outputs * (nfft // 2 + 1)
-    return float(ffts + macs) / (nfft - taps + 1)
-
-
-def best_fft_length(n_inputs: int, n_outputs: int, taps: int) -> int:
-    """Return the FFT length with the least :func:`cost_per_sample`: 2^a or 3 * 2^a, from 2 to 8 filter lengths.
-
-    Lengths of other factors are slower per n log2(n) in pocketfft, and past about 8 filter
-    lengths the transforms outgrow the core's cache for a gain of a few percent on paper
-    (measured with bench/bench_render.py: 12288 and 16384 at 2303 taps within 5 %, 32768
-    10 % slower, 34992 = 2^4 3^7 60 % slower).
-    """
-    low, high = 2 * taps, 8 * taps
-    sizes = [n for a in range(int(np.log2(high)) + 1) for n in (2**a, 3 * 2**a) if low <= n <= high]
-    return min(sorted(sizes), key=lambda n: cost_per_sample(n_inputs, n_outputs, taps, n))
 
 
 def render_blocks(

@@ -11,7 +11,7 @@ that block and crossfades between their outputs with a raised cosine
 level). The new set therefore takes over completely by the end of the block
 in which the head entered its cell: one block of latency at most.
 
-Both filter sets are :class:`calib.render.stream.OverlapSave` convolvers
+Both filter sets are :class:`calib.signals.overlap_save.OverlapSave` convolvers
 whose FFT length is chosen so that one block is exactly one overlap-save step
 (``nfft = block + L - 1``): every push of a block returns that block's
 outputs, so old and new outputs are sample-aligned. A new convolver starts
@@ -40,7 +40,8 @@ import scipy.fft
 
 from calib.errors import CalibError
 from calib.render.in_memory import effective_fir
-from calib.render.stream import OverlapSave, StreamingUpmix, upmix_floor
+from calib.render.stream import StreamingUpmix, upmix_floor
+from calib.signals.overlap_save import OverlapSave
 from calib.solve.area import cell_index
 from calib.store.calibration import AreaBank, Calibration
 

@@ -325,7 +325,8 @@ class SimAudioInterface(AudioInterface):
         d_idx = self._out_driver[used]
         if used.size:
             nl = nonlinearity_band_limited(x[used, lo:hi], self._h2[d_idx, None], self._h3[d_idx, None])
-            np.add.at(feeds[:, lo:hi], d_idx, nl * self._factor[d_idx, None])
+            for row, driver in zip(nl, d_idx, strict=True):  # outputs wired to one driver add up
+                feeds[driver, lo:hi] += row * self._factor[driver]
         active = np.flatnonzero(np.any(feeds != 0.0, axis=-1))  # skip silent drivers (sequential sweeps)
         receivers = self._receivers()
         if active.size == 0:
@@ -413,7 +414,7 @@ class SimAudioInterface(AudioInterface):
 
 
 #: Input samples either side of a crop of the nonlinearity: beyond the half length of
-#: resample_poly's default anti-alias filter for 3x (10 * 3 taps at the 3x rate), so that
+#: resample_poly's default anti-alias filter for 2x (10 * 2 taps at the 2x rate), so that
 #: the samples cropped away are zero before and after the nonlinearity.
 _NONLINEARITY_MARGIN = 32
 

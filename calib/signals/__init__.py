@@ -1,6 +1,9 @@
 """calib.signals: sweeps, deconvolution, harmonic separation, MESM, quality checks.
 
 Pure numpy/scipy (no I/O). Channels first, samples last (``axis=-1``).
+scipy.signal is imported inside the functions that filter, on first use:
+importing it costs about 1.4 s (it pulls in scipy.stats), paid by every
+command start, and the commands that only read, report or print never filter.
 Typical single-sweep chain::
 
     f1, f2 = extended_range(band_lo, band_hi, fs)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.signal
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["fft_convolve", "next_pow2"]
@@ -60,7 +59,9 @@ def fft_convolve(x: ArrayLike, h: ArrayLike, n_out: int | None = None) -> NDArra
         raise ValueError(f"n_out must be >= 0, got {n_out!r}")
     a = np.broadcast_to(a, lead + a.shape[-1:])
     b = np.broadcast_to(b, lead + b.shape[-1:])
-    y = scipy.signal.oaconvolve(a, b, mode="full", axes=-1)
+    from scipy.signal import oaconvolve  # on first use: see calib.signals (import cost)
+
+    y = oaconvolve(a, b, mode="full", axes=-1)
     if n_out is None:
         return y
     if n_out <= y.shape[-1]:

@@ -39,7 +39,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import butter, hilbert, sosfiltfilt
 
 __all__ = ["Arrivals", "detect_arrivals", "gate_window", "lowest_supported_hz"]
 
@@ -168,6 +167,8 @@ def detect_arrivals(
         raise ValueError("ir contains NaN or infinite samples")
     shape = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
+    from scipy.signal import butter, hilbert, sosfiltfilt  # on first use: see calib.signals (import cost)
+
     sos = butter(4, highpass_hz, btype="highpass", fs=sample_rate, output="sos")
     env = np.abs(hilbert(sosfiltfilt(sos, flat, axis=-1), axis=-1))
     min_delay = int(round(min_delay_s * sample_rate))

@@ -41,7 +41,6 @@ from dataclasses import dataclass
 from typing import overload
 
 import numpy as np
-import scipy.signal
 from numpy.typing import ArrayLike
 
 from calib.errors import MeasurementError
@@ -106,7 +105,9 @@ def _detect_tone(
 ) -> tuple[float, float, float]:
     """Strongest in-band component: (frequency, SNR in dB, noise density per Hz)."""
     nperseg = min(x.size, next_pow2(sample_rate / 4.0))  # ~2-4 Hz bins
-    freqs, psd = scipy.signal.welch(x, fs=sample_rate, window="hann", nperseg=nperseg)
+    from scipy.signal import welch  # on first use: see calib.signals (import cost)
+
+    freqs, psd = welch(x, fs=sample_rate, window="hann", nperseg=nperseg)
     df = freqs[1] - freqs[0]
     band = np.flatnonzero((freqs >= f_lo) & (freqs <= f_hi))
     peak = band[np.argmax(psd[band])]
@@ -199,8 +200,10 @@ def sensitivity_from_calibrator(
             f"noise (need within {100 * freq_tolerance:g} % and >= {min_snr_db:g} dB)"
         )
 
-    sos = scipy.signal.butter(4, [f_lo, f_hi], btype="bandpass", fs=fs, output="sos")
-    y = scipy.signal.sosfiltfilt(sos, x)
+    from scipy.signal import butter, sosfiltfilt, sosfreqz  # on first use: see calib.signals (import cost)
+
+    sos = butter(4, [f_lo, f_hi], btype="bandpass", fs=fs, output="sos")
+    y = sosfiltfilt(sos, x)
     # blocks clear of the filter's edge transients (~4 time constants 1/bandwidth at each end)
     block = max(round(0.05 * fs), round(25.0 * fs / calibrator_freq_hz))
     edge = int(np.ceil(4.0 * fs / (f_hi - f_lo)))
@@ -219,7 +222,7 @@ def sensitivity_from_calibrator(
 
     # filtfilt applies |H|^2: correct the gain at the tone, and its noise bandwidth
     grid = np.linspace(0.0, fs / 2.0, 8192)
-    _, h = scipy.signal.sosfreqz(sos, worN=np.append(grid, tone_freq), fs=fs)
+    _, h = sosfreqz(sos, worN=np.append(grid, tone_freq), fs=fs)
     gain2 = np.abs(h) ** 4
     noise_bw_hz = float(np.sum(gain2[:-1]) * (grid[1] - grid[0]))
     tone_power = (np.mean(power[steady]) - noise_density * noise_bw_hz) / gain2[-1]

@@ -71,10 +71,10 @@ Eng. Soc. 55(7/8), 623-637 (2007).
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal
 from numpy.typing import ArrayLike, NDArray
 
 from calib.signals.harmonics import HarmonicIRs, extract, harmonic_delays_s, harmonic_length_samples
+from calib.signals.overlap_save import convolve_fir_matrix
 from calib.signals.sweep import Sweep
 
 __all__ = ["mesm_offsets", "mesm_excitation", "excitation_block", "mesm_split", "contamination_bound_db"]
@@ -271,7 +271,9 @@ def excitation_block(excitation: ArrayLike, feeds: ArrayLike) -> NDArray[np.floa
     numpy.ndarray
         ``[n_outputs, N]``, the convolution truncated to N samples. One-tap
         feeds (a driver per source, the characterize plan) are a gain matrix:
-        one matrix product, exact, instead of an FFT convolution per pair.
+        one matrix product, exact; longer feeds (a calibration's filters, the
+        verify plan) go through overlap-save with the sum over the sources
+        taken per bin (K forward and n_outputs inverse FFTs per block).
     """
     x = np.asarray(excitation, dtype=np.float64)
     h = np.asarray(feeds, dtype=np.float64)
@@ -279,7 +281,7 @@ def excitation_block(excitation: ArrayLike, feeds: ArrayLike) -> NDArray[np.floa
         raise ValueError(f"excitation [K, N] and feeds [K, n_outputs, T] must share K, got {x.shape} and {h.shape}")
     if h.shape[-1] == 1:
         return h[..., 0].T @ x
-    return scipy.signal.oaconvolve(x[:, None, :], h, axes=-1)[..., : x.shape[-1]].sum(axis=0)
+    return convolve_fir_matrix(x, h, x.shape[-1])
 
 
 def mesm_split(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = ["noise_window", "noise_band_power", "snr_db", "peak_dbfs", "is_clipped", "estimate_latency_samples"]
@@ -182,7 +181,9 @@ def noise_band_power(
     if lo.ndim != 1 or lo.shape != hi.shape or not np.all((lo > 0) & (lo < hi)):
         raise ValueError(f"band edges must be 1-D, equally long, with 0 < lower < upper; got {lo!r}, {hi!r}")
     segment = h[..., start : start + scipy.fft.prev_fast_len(stop - start, real=True)]  # a fast FFT length
-    freqs, p_h = scipy.signal.welch(segment, sample_rate, window="hann", nperseg=segment.shape[-1], axis=-1)
+    from scipy.signal import welch  # on first use: see calib.signals (import cost)
+
+    freqs, p_h = welch(segment, sample_rate, window="hann", nperseg=segment.shape[-1], axis=-1)
     # |X|^2 averaged over each periodogram bin's width: the sweep spectrum ripples on the finer n_fft grid
     grid = scipy.fft.rfftfreq(n_fft, 1.0 / sample_rate)
     df = freqs[1] - freqs[0]

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.signal import ShortTimeFFT, lfilter, oaconvolve
+from scipy.signal import ShortTimeFFT, lfilter
 from scipy.signal.windows import hann
 
 from calib.render.in_memory import render
 from calib.render.stream import (
-    OverlapSave,
     StreamingUpmix,
-    best_fft_length,
-    cost_per_sample,
     render_blocks,
     upmix_floor,
 )
@@ -66,40 +63,7 @@ def test_upmix_floor_is_the_mean_smoothed_power_of_the_whole_stft():
     np.testing.assert_allclose(upmix_floor(_blocks(x, 1000)(), rate), expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize(
-    ("n", "taps", "block", "nfft", "dtype", "tol"),
-    [
-        (5000, 300, 777, None, np.float64, 1e-12),
-        (10, 64, 3, 64, np.float64, 1e-12),
-        (4000, 1, 4000, 8, np.float64, 1e-12),
-        # float32 transforms: rounding of a few 1e-7 of the peak, as the float32 WAV the render writes.
-        (30000, 2303, 4096, None, np.float32, 1e-6),
-    ],
-)
-def test_overlap_save_equals_oaconvolve(n, taps, block, nfft, dtype, tol):
-    rng = np.random.default_rng(3)
-    x, h = rng.standard_normal((3, n)), rng.standard_normal((3, 2, taps)) * np.exp(-np.arange(taps) / (taps / 4))
-    ref = sum(oaconvolve(x[k][None, :], h[k], axes=-1) for k in range(3))
-    conv = OverlapSave(h, nfft, dtype)
-    got = np.concatenate([*(conv.push(x[:, i : i + block]) for i in range(0, n, block)), conv.finish()], axis=-1)
-    assert got.shape == (2, n + taps - 1) and got.dtype == np.float64
-    np.testing.assert_allclose(got, ref, rtol=0, atol=tol * np.abs(ref).max())
-
-
-def test_overlap_save_default_fft_length_has_the_least_work_per_output_sample():
-    conv = OverlapSave(np.ones((3, 5, 2303)))
-    # Candidates 2^a and 3 * 2^a from 2 to 8 filter lengths: 6144, 8192, 12288, 16384. Per output sample,
-    # (8 n log2(n) + 6 * 15 * (n / 2 + 1)) / (n - 2302): 16384 -> 182.7, 12288 -> 189.0, 8192 -> 207.3.
-    assert conv.nfft == 16384 and conv.step == 16384 - 2303 + 1
-    np.testing.assert_allclose(cost_per_sample(3, 5, 2303, 16384), (8 * 16384 * 14 + 90 * 8193) / 14082, rtol=1e-12)
-    assert best_fft_length(3, 5, 2303) == 16384 and best_fft_length(1, 1, 100) in (256, 384, 512, 768)
-
-
 def test_stream_errors(make_cal):
-    with pytest.raises(ValueError, match=r"fir: expected shape \[K, S, L >= 1\], got \[2, 3\]"):
-        OverlapSave(np.ones((2, 3)))
-    with pytest.raises(ValueError, match="nfft: expected >= the filter length 64, got 32"):
-        OverlapSave(np.ones((1, 1, 64)), 32)
     with pytest.raises(ValueError, match="time_constant_s: expected > 0, got 0"):
         StreamingUpmix(48000, 1e-12, time_constant_s=0)
     with pytest.raises(ValueError, match=r"stereo: expected blocks of shape \[2, b\], got \[3, 10\]"):

@@ -147,7 +147,7 @@ def test_mesm_errors():
         mesm_split(np.zeros(20000), np.array([0.0, 900.5]), 200, sweep)
 
 
-@pytest.mark.parametrize("taps", [1, 5])
+@pytest.mark.parametrize("taps", [1, 5, 700])
 def test_excitation_block_equals_the_convolution_over_all_pairs(taps):
     from scipy.signal import oaconvolve
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.gridspec import GridSpec, GridSpecFromSubplotSpec, SubplotSpec
 from matplotlib.projections.polar import PolarAxes
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter
 
@@ -137,17 +137,77 @@ def _finite(values: np.ndarray, reduce, default: float) -> float:
     return float(reduce(v)) if v.size else default
 
 
-def _page(title: str, report: UnitReport, subtitle: str = "") -> Figure:
-    fig = Figure(figsize=A4_PORTRAIT_IN, layout="constrained")
+def _page(title: str, report: UnitReport, subtitle: str = "") -> tuple[Figure, float]:
+    """A4 page with its title (and subtitle); returns the figure and the figure height where the plots may start.
+
+    No layout engine: each page places its grid with :func:`_grid` (margins in inches, fixed for the
+    page's fonts), since constrained layout costs a whole extra draw of the page plus two passes of
+    measuring every tick label, about 40 % of drawing the report.
+    """
+    fig = Figure(figsize=A4_PORTRAIT_IN)
     top = 0.99 - (0.045 + 0.012 * subtitle.count("\n") if subtitle else 0.025)
-    engine = fig.get_layout_engine()
-    if isinstance(engine, ConstrainedLayoutEngine):
-        engine.set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
     fig.text(0.5, 0.99, f"{title} — {report.procedure.product.name}, unit {report.serial}", ha="center", va="top",
              fontsize=12, fontweight="bold")
     if subtitle:
         fig.text(0.5, 0.965, subtitle, ha="center", va="top", fontsize=8.5, color="0.25")
-    return fig
+    return fig, top
+
+
+def _grid(fig: Figure, nrows: int, ncols: int, top: float, *, left_in: float = 0.85, right_in: float = 0.25,
+          bottom_in: float = 0.55, top_in: float = 0.3, hgap_in: float = 0.8, wgap_in: float = 0.95,
+          **kwargs: Any) -> GridSpec:
+    """Make a grid of ``nrows`` x ``ncols`` plots below figure height ``top``, with margins and gaps in inches.
+
+    Parameters
+    ----------
+    fig, nrows, ncols
+        The page and its grid.
+    top
+        Figure height (fraction) where the page's title block ends (:func:`_page`).
+    left_in, right_in, bottom_in, top_in
+        Room outside the plots: y labels and tick labels (left), x tick labels and label (bottom, above
+        the footer strip), the first row's titles (top).
+    hgap_in, wgap_in
+        Room between rows (x tick labels, x label and the next row's title) and between columns
+        (the next column's y label and tick labels).
+    **kwargs
+        Passed to :meth:`~matplotlib.figure.Figure.add_gridspec` (e.g. ``height_ratios``).
+
+    Returns
+    -------
+    GridSpec
+        Margins as figure fractions; ``hspace`` and ``wspace`` are fractions of the mean cell size, so
+        they are computed from the gaps and the room left for the cells.
+    """
+    width_in, height_in = fig.get_size_inches()
+    left, right = left_in / width_in, 1.0 - right_in / width_in
+    bottom, top = FOOTER_FRACTION + bottom_in / height_in, top - top_in / height_in
+    cell_h = ((top - bottom) * height_in - (nrows - 1) * hgap_in) / nrows
+    cell_w = ((right - left) * width_in - (ncols - 1) * wgap_in) / ncols
+    return fig.add_gridspec(nrows, ncols, left=left, right=right, bottom=bottom, top=top,
+                            hspace=hgap_in / cell_h, wspace=wgap_in / cell_w, **kwargs)
+
+
+def _plots(grid: GridSpec, **kwargs: Any) -> np.ndarray:
+    """All plots of ``grid``, a 2-D array (:meth:`~matplotlib.gridspec.GridSpec.subplots`, never squeezed)."""
+    kwargs["squeeze"] = False
+    return np.asarray(grid.subplots(**kwargs))
+
+
+def _subgrid(fig: Figure, spec: SubplotSpec, nrows: int, ncols: int, hgap_in: float = 0.8,
+             wgap_in: float = 0.95) -> GridSpecFromSubplotSpec:
+    """Make a grid of ``nrows`` x ``ncols`` plots inside the cell ``spec``, gaps in inches as in :func:`_grid`."""
+    box = spec.get_position(fig)
+    width_in, height_in = fig.get_size_inches()
+    cell_h = (box.height * height_in - (nrows - 1) * hgap_in) / nrows
+    cell_w = (box.width * width_in - (ncols - 1) * wgap_in) / ncols
+    return spec.subgridspec(nrows, ncols, hspace=hgap_in / cell_h, wspace=wgap_in / cell_w)
+
+
+def _legend_in(entries: int, ncol: int, fontsize: float) -> float:
+    """Height (inches) of a legend of ``entries`` in ``ncol`` columns: rows of 1.7 font sizes, plus its frame."""
+    rows = -(-entries // ncol)
+    return (rows * 1.7 + 1.2) * fontsize / 72.0
 
 
 def _hz_ticks(ax, lo: float, hi: float, ticks=None) -> None:
@@ -173,8 +233,8 @@ def _freq_axis(ax, band_hz: tuple[float, float], label: bool = True, ticks=None)
 
 def fig_driver_responses(report: UnitReport) -> Figure:
     """On-axis response of every driver and THD per driver on axis."""
-    fig = _page("Drivers", report)
-    top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
+    fig, y = _page("Drivers", report)
+    top, bottom = _plots(_grid(fig, 2, 1, y, height_ratios=[3, 2]))[:, 0]
     freqs, level = driver_onaxis_db(report)
     drivers = report.characterize.sources
     for s, name in enumerate(drivers):
@@ -237,8 +297,8 @@ def fig_distortion_noise(report: UnitReport) -> Figure:
     step = spectra_step(meas, mic)
     subtitle = (f"characterize measurement, horizontal mic {meas.receivers[mic]}, sweep at {sweep.level_dbfs:g} dBFS"
                 + (f", azimuth {meas.azimuth_deg[step]:g}°" if step is not None else ""))
-    fig = _page("Distortion and noise floor", report, subtitle)
-    top, bottom = fig.subplots(2, 1, sharex=True)
+    fig, y = _page("Distortion and noise floor", report, subtitle)
+    top, bottom = _plots(_grid(fig, 2, 1, y, hgap_in=0.5), sharex=True)[:, 0]
     band = sweep.band_hz
     for ax in (top, bottom):
         _freq_axis(ax, band, label=ax is bottom)
@@ -309,8 +369,9 @@ def _map(ax, azimuth_deg: np.ndarray, bands: Bands, db: np.ndarray, title: str, 
 
 def fig_directivity_maps(report: UnitReport) -> Figure:
     """Frequency x azimuth maps (dB re on axis) of the first driver and of input C."""
-    fig = _page("Directivity", report)
-    top, bottom = fig.subplots(2, 1)
+    fig, y = _page("Directivity", report)
+    # right: the colorbar (taken from the plots' width by fig.colorbar), its ticks and label
+    top, bottom = _plots(_grid(fig, 2, 1, y, right_in=0.75))[:, 0]
     bands = map_bands(report)
     meas = report.characterize
     mic = horizontal_mic_index(report.procedure)
@@ -368,16 +429,19 @@ def fig_beam(report: UnitReport) -> Figure:
     colours (polar) or greys (metrics): the two stay apart in print and in
     grey scale.
     """
-    fig = _page("Centre beam", report)
-    grid = fig.add_gridspec(3, 2, height_ratios=[3, 1.6, 1.6])
-    polar = fig.add_subplot(grid[0, :], projection="polar")
-    assert isinstance(polar, PolarAxes)  # projection="polar" makes one
+    fig, y = _page("Centre beam", report)
     freqs, verified, predicted = centre_patterns(report)
     az = report.verification.azimuth_deg
     beam = report.procedure.targets.beam
     wanted = [f for f in POLAR_BANDS_HZ if f < 0.45 * report.verification.sample_rate]
     bands = third_octave_bands(min(wanted), max(wanted))
     keep = np.isin(bands.nominal_hz, wanted)
+    # below the polar plot: its 180° label, its legend (one entry per band and kind, and the sector)
+    # and the panels' titles; above it: its 0° label and its title
+    entries = 2 * int(np.sum(keep)) + (beam is not None and beam.null_sector_deg is not None)
+    outer = _grid(fig, 2, 1, y, top_in=0.55, hgap_in=0.75 + _legend_in(entries, 4, 7), height_ratios=[3, 3.2])
+    polar = fig.add_subplot(outer[0], projection="polar")
+    assert isinstance(polar, PolarAxes)  # projection="polar" makes one
     ver_db = pattern_bands_db(verified, freqs, az, bands)[:, keep]
     pre_db = pattern_bands_db(predicted, freqs, az, bands)[:, keep]
     _shade_sector(polar, beam.null_sector_deg if beam is not None else None, polar=True)
@@ -400,7 +464,8 @@ def fig_beam(report: UnitReport) -> Figure:
                     "its left = +90°)", fontsize=10)
     polar.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=4)
 
-    panels = [fig.add_subplot(grid[r, c]) for r in (1, 2) for c in (0, 1)]
+    grid = _subgrid(fig, outer[1], 2, 2)
+    panels = [fig.add_subplot(grid[r, c]) for r in (0, 1) for c in (0, 1)]
     if beam is None or report.verified.beam is None:
         for ax in panels:
             ax.set_axis_off()
@@ -469,7 +534,7 @@ def fig_cancellation(report: UnitReport) -> Figure:
     target = report.procedure.targets.cancellation
     lo, hi = target.band_hz()
     bands = report.verified.ctc.bands_hz
-    fig = _page("Crosstalk cancellation", report, "solid: verified, dashed: predicted. Design positions: every "
+    fig, y = _page("Crosstalk cancellation", report, "solid: verified, dashed: predicted. Design positions: every "
                 f"1/3-octave band centred in the target's {lo:g}-{hi:g} Hz\n({bands[0]:g} Hz to {bands[-1]:g} Hz) "
                 "against the limit; holdout positions: their median over the bands")
     design = {p.name for p in report.procedure.design_positions()}
@@ -478,7 +543,12 @@ def fig_cancellation(report: UnitReport) -> Figure:
     names = list(dict.fromkeys(ver_pos + [p for p in pre_pos if p in ver_pos]))
     groups = {"design": [n for n in names if n in design], "holdout": [n for n in names if n not in design]}
     kinds = [k for k in ("design", "holdout") if groups[k]]
-    axes = fig.subplots(2, len(kinds), sharex=True, sharey="row", squeeze=False)
+    # bottom: x tick labels and label, then the legends, 0.16 of a plot's height below it (solved for)
+    entries = max(len(groups[k]) + (3 if k == "design" else target.holdout_median_min_db is not None) + 1
+                  for k in kinds)
+    free_in = (y - FOOTER_FRACTION) * A4_PORTRAIT_IN[1] - 0.3 - 0.8  # less the top room and the gap
+    bottom_in = (0.08 * free_in + _legend_in(entries, 2, 6.5) + 0.1) / 1.08
+    axes = _plots(_grid(fig, 2, len(kinds), y, bottom_in=bottom_in), sharex=True, sharey="row")
     f_curve = np.geomspace(lo, hi, 200)
     curve = target.min_db(f_curve)
     x_range = (min(lo, bands[0]) / 1.15, max(hi, bands[-1]) * 1.15)
@@ -539,9 +609,9 @@ def fig_filters(report: UnitReport) -> Figure:
     limit = report.procedure.targets.effort.max_db if report.procedure.targets.effort is not None else None
     effort = report.verified.effort.max_db
     shown = f"{effort:.1f} dB" + (f" (limit {limit:g} dB)" if limit is not None else "")
-    fig = _page("Filters", report, f"{cal.taps} taps at {cal.sample_rate} Hz, modeling delay "
+    fig, y = _page("Filters", report, f"{cal.taps} taps at {cal.sample_rate} Hz, modeling delay "
                 f"{cal.modeling_delay_s * 1e3:g} ms; filter effort (max |H| in the sweep band) {shown}")
-    axes = fig.subplots(len(cal.inputs), 2)
+    axes = _plots(_grid(fig, len(cal.inputs), 2, y))
     fir = cal.fir.astype(float)
     t_ms = np.arange(cal.taps) / cal.sample_rate * 1e3
     span_ms = min(t_ms[-1], 1.2 * energy_span_s(fir, cal.sample_rate) * 1e3)
@@ -598,9 +668,12 @@ def step_snr_db(snr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fig_quality(report: UnitReport) -> Figure:
     """SNR, latency and retries per step of both measurements."""
-    fig = _page("Measurement quality", report, "SNR: solid = capture criterion (every mic hears its best source), "
+    fig, y = _page("Measurement quality", report, "SNR: solid = capture criterion (every mic hears its best source), "
                 "dotted = worst mic and source; latency as measured on the loopback")
-    axes = fig.subplots(3, 2, sharex="col")
+    # x tick labels on the bottom row only (shared x); the binaural position names are turned 30°
+    longest = max((len(p.name) for m in (report.characterize, report.verification) for p in m.positions), default=0)
+    axes = _plots(_grid(fig, 3, 2, y, left_in=0.8, right_in=0.15, hgap_in=0.35, wgap_in=0.8,
+                        bottom_in=0.45 + 0.5 * 0.06 * longest), sharex="col")
     min_snr = report.procedure.sweep.min_snr_db
     counts = []
     for meas, color, marker, label in ((report.characterize, "tab:blue", "o", "characterize"),

@@ -52,6 +52,9 @@ RESPONSE_RANGE_DB = 80.0
 """Most a response plot spans below its peak (the data's own minimum in the sweep band if higher)."""
 FOOTER_FRACTION = 0.025
 """Bottom strip of every page kept free for the PDF's footer line."""
+TITLE_Y = 1.0
+"""Plot titles sit on their plot's frame, placed rather than automatic: no cartesian plot has labels above its
+frame, and the automatic placement measures every y tick label of the plot once more to find that out."""
 _HZ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 _HZ_TICKS_FINE = tuple(m * 10**e for e in range(1, 5) for m in (1, 1.5, 2, 3, 4, 5, 7))
 
@@ -244,7 +247,7 @@ def fig_driver_responses(report: UnitReport) -> Figure:
     inside = (freqs >= band[0]) & (freqs <= band[1])
     top.set_ylim(*response_ylim(level[:, inside]))
     top.set_ylabel(level_label(ir_unit(report.characterize)))
-    top.set_title("On-axis response (azimuth 0°, horizontal mic, 1/3-octave smoothed)", fontsize=10)
+    top.set_title("On-axis response (azimuth 0°, horizontal mic, 1/3-octave smoothed)", fontsize=10, y=TITLE_Y)
     top.legend(fontsize=8, ncol=min(len(drivers), 3))
 
     meas = report.characterize
@@ -258,7 +261,7 @@ def fig_driver_responses(report: UnitReport) -> Figure:
     bottom.set_ylabel("THD (%)")
     bottom.set_ylim(0, max(1e-3, _finite(thd, np.max, 0.0)) * 1.3)
     bottom.set_title(f"Total harmonic distortion on axis (sweep at {report.procedure.sweep.level_dbfs:g} dBFS, "
-                     "harmonics separated from the sweep IR)", fontsize=10)
+                     "harmonics separated from the sweep IR)", fontsize=10, y=TITLE_Y)
     return fig
 
 
@@ -324,10 +327,10 @@ def fig_distortion_noise(report: UnitReport) -> Figure:
     top.set_yscale("log")
     top.set_ylim(max(1e-3, _finite(thd, np.min, 0.01) / 2), max(1.0, _finite(thd, np.max, 1.0) * 2))
     top.set_title(f"THD against excitation frequency f, 1/3-octave bands (harmonics 2..{sweep.n_harmonics} "
-                  "up to the sweep's top)", fontsize=9)
+                  "up to the sweep's top)", fontsize=9, y=TITLE_Y)
     same = "; MESM: one capture for all drivers" if report.procedure.sweep.schedule == "mesm" else ""
     bottom.set_title(f"Background noise in the captures (IR noise window, mean over the azimuths{same})",
-                     fontsize=9)
+                     fontsize=9, y=TITLE_Y)
     top.legend(fontsize=8, ncol=min(len(meas.sources), 3))
     return fig
 
@@ -363,7 +366,7 @@ def _map(ax, azimuth_deg: np.ndarray, bands: Bands, db: np.ndarray, title: str, 
     ax.set_ylabel("azimuth (deg, ccw from front)")
     ax.set_yticks(np.arange(-180, 181, 45))
     ax.set_ylim(az_edges[0], az_edges[-1])
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, y=TITLE_Y)
     return mesh
 
 
@@ -502,16 +505,16 @@ def fig_beam(report: UnitReport) -> Figure:
     if beam.null_sector_deg is not None:
         sector_ax.axhline(beam.sector_rejection_min_db - beam.tolerance_db, label=f"limit{tol}", **LIMIT_STYLE)
         sector_ax.set_title(f"Sector {beam.null_sector_deg[0]:g}-{beam.null_sector_deg[1]:g}°: worst azimuth "
-                            "(dB below on axis)", fontsize=9)
+                            "(dB below on axis)", fontsize=9, y=TITLE_Y)
     else:
         sector_ax.set_axis_off()
     null_ax.axhline(beam.null_depth_min_db - beam.tolerance_db, label=f"limit{tol}", **LIMIT_STYLE)
     lobe_ax.axhline(beam.main_lobe_min_db - beam.tolerance_db, label=f"limit{tol}", **LIMIT_STYLE)
     if beam.wng_min_db is not None:
         wng_ax.axhline(beam.wng_min_db, label="limit", **LIMIT_STYLE)
-    null_ax.set_title(f"Point nulls at ±{beam.null_deg:g}° (dB below on axis)", fontsize=9)
-    lobe_ax.set_title(f"Main lobe: worst within ±{beam.main_lobe_deg:g}° (dB)", fontsize=9)
-    wng_ax.set_title("White-noise gain (dB re one driver)", fontsize=9)
+    null_ax.set_title(f"Point nulls at ±{beam.null_deg:g}° (dB below on axis)", fontsize=9, y=TITLE_Y)
+    lobe_ax.set_title(f"Main lobe: worst within ±{beam.main_lobe_deg:g}° (dB)", fontsize=9, y=TITLE_Y)
+    wng_ax.set_title("White-noise gain (dB re one driver)", fontsize=9, y=TITLE_Y)
     band_ticks = report.verified.beam.bands_hz  # every judged band labelled (800 Hz included)
     for ax, unit in zip(panels, ("dB", "dB", "dB re on axis", "dB re one driver"), strict=True):
         if ax.axison:
@@ -583,7 +586,7 @@ def fig_cancellation(report: UnitReport) -> Figure:
             )
             ax.set_ylabel("cancellation gain (dB, ipsi − contra)")
             what = "design positions" if kind == "design" else "holdout positions (◂ median)"
-            ax.set_title(f"Input {inp}: {what}", fontsize=9.5)
+            ax.set_title(f"Input {inp}: {what}", fontsize=9.5, y=TITLE_Y)
             if k == 1:
                 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=6.5)
     return fig
@@ -626,12 +629,12 @@ def fig_filters(report: UnitReport) -> Figure:
             color = OKABE_ITO[s % len(OKABE_ITO)]
             ir_ax.plot(t_ms, fir[k, s], lw=0.8, label=name, color=color)
             mag_ax.plot(freqs[1:], mag[k, s], lw=1.0, label=name, color=color)
-        ir_ax.set_title(f"Input {inp}: impulse responses", fontsize=9)
+        ir_ax.set_title(f"Input {inp}: impulse responses", fontsize=9, y=TITLE_Y)
         ir_ax.set_xlabel("time (ms)")
         ir_ax.set_ylabel("amplitude (FS out per FS in)")
         ir_ax.set_xlim(0, span_ms)
         ir_ax.grid(True, alpha=0.3)
-        mag_ax.set_title(f"Input {inp}: magnitude", fontsize=9)
+        mag_ax.set_title(f"Input {inp}: magnitude", fontsize=9, y=TITLE_Y)
         if limit is not None:
             mag_ax.axhline(limit, label="effort limit", **LIMIT_STYLE)
         _freq_axis(mag_ax, (20.0, cal.sample_rate / 2))
@@ -708,7 +711,7 @@ def fig_quality(report: UnitReport) -> Figure:
         axes[2, g].set_ylim(0, max(2.0, axes[2, g].get_ylim()[1]))
         axes[2, g].yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: whole numbers only
         axes[1, g].yaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0, g].set_title(what.split(" (")[0].capitalize(), fontsize=10)
+        axes[0, g].set_title(what.split(" (")[0].capitalize(), fontsize=10, y=TITLE_Y)
         for ax in axes[:, g]:
             ax.grid(True, alpha=0.3)
     axes[2, 0].text(0.02, 0.95, "\n".join(counts), transform=axes[2, 0].transAxes, va="top", fontsize=8)

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from calib.metrics.spinorama import CURVES, DI_CURVES
-from calib.report.figures import _freq_axis, _grid, _page, _plots
+from calib.report.figures import TITLE_Y, _freq_axis, _grid, _page, _plots
 from calib.stages.spinorama import Spinorama
 from calib.stages.unit_report import UnitReport
 
@@ -63,7 +63,7 @@ def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, ti
                        label=f"{name} (predicted)")
     right.set_ylim(-5.0, DI_SPAN_DB - 5.0)
     right.set_ylabel("directivity index (dB)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, y=TITLE_Y)
     if legend:
         lines = ax.get_lines() + right.get_lines()
         ax.legend(lines, [ln.get_label() for ln in lines], fontsize=6, loc="lower left", ncol=2)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.gridspec import GridSpec, GridSpecFromSubplotSpec, SubplotSpec
 from matplotlib.projections.polar import PolarAxes
 from matplotlib.ticker import FixedLocator, MaxNLocator, NullFormatter
 
@@ -52,6 +52,9 @@ RESPONSE_RANGE_DB = 80.0
 """Most a response plot spans below its peak (the data's own minimum in the sweep band if higher)."""
 FOOTER_FRACTION = 0.025
 """Bottom strip of every page kept free for the PDF's footer line."""
+TITLE_Y = 1.0
+"""Plot titles sit on their plot's frame, placed rather than automatic: no cartesian plot has labels above its
+frame, and the automatic placement measures every y tick label of the plot once more to find that out."""
 _HZ_TICKS = (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 _HZ_TICKS_FINE = tuple(m * 10**e for e in range(1, 5) for m in (1, 1.5, 2, 3, 4, 5, 7))
 
@@ -137,17 +140,77 @@ def _finite(values: np.ndarray, reduce, default: float) -> float:
     return float(reduce(v)) if v.size else default
 
 
-def _page(title: str, report: UnitReport, subtitle: str = "") -> Figure:
-    fig = Figure(figsize=A4_PORTRAIT_IN, layout="constrained")
+def _page(title: str, report: UnitReport, subtitle: str = "") -> tuple[Figure, float]:
+    """A4 page with its title (and subtitle); returns the figure and the figure height where the plots may start.
+
+    No layout engine: each page places its grid with :func:`_grid` (margins in inches, fixed for the
+    page's fonts), since constrained layout costs a whole extra draw of the page plus two passes of
+    measuring every tick label, about 40 % of drawing the report.
+    """
+    fig = Figure(figsize=A4_PORTRAIT_IN)
     top = 0.99 - (0.045 + 0.012 * subtitle.count("\n") if subtitle else 0.025)
-    engine = fig.get_layout_engine()
-    if isinstance(engine, ConstrainedLayoutEngine):
-        engine.set(rect=(0.0, FOOTER_FRACTION, 1.0, top - FOOTER_FRACTION))
     fig.text(0.5, 0.99, f"{title} — {report.procedure.product.name}, unit {report.serial}", ha="center", va="top",
              fontsize=12, fontweight="bold")
     if subtitle:
         fig.text(0.5, 0.965, subtitle, ha="center", va="top", fontsize=8.5, color="0.25")
-    return fig
+    return fig, top
+
+
+def _grid(fig: Figure, nrows: int, ncols: int, top: float, *, left_in: float = 0.85, right_in: float = 0.25,
+          bottom_in: float = 0.55, top_in: float = 0.3, hgap_in: float = 0.8, wgap_in: float = 0.95,
+          **kwargs: Any) -> GridSpec:
+    """Make a grid of ``nrows`` x ``ncols`` plots below figure height ``top``, with margins and gaps in inches.
+
+    Parameters
+    ----------
+    fig, nrows, ncols
+        The page and its grid.
+    top
+        Figure height (fraction) where the page's title block ends (:func:`_page`).
+    left_in, right_in, bottom_in, top_in
+        Room outside the plots: y labels and tick labels (left), x tick labels and label (bottom, above
+        the footer strip), the first row's titles (top).
+    hgap_in, wgap_in
+        Room between rows (x tick labels, x label and the next row's title) and between columns
+        (the next column's y label and tick labels).
+    **kwargs
+        Passed to :meth:`~matplotlib.figure.Figure.add_gridspec` (e.g. ``height_ratios``).
+
+    Returns
+    -------
+    GridSpec
+        Margins as figure fractions; ``hspace`` and ``wspace`` are fractions of the mean cell size, so
+        they are computed from the gaps and the room left for the cells.
+    """
+    width_in, height_in = fig.get_size_inches()
+    left, right = left_in / width_in, 1.0 - right_in / width_in
+    bottom, top = FOOTER_FRACTION + bottom_in / height_in, top - top_in / height_in
+    cell_h = ((top - bottom) * height_in - (nrows - 1) * hgap_in) / nrows
+    cell_w = ((right - left) * width_in - (ncols - 1) * wgap_in) / ncols
+    return fig.add_gridspec(nrows, ncols, left=left, right=right, bottom=bottom, top=top,
+                            hspace=hgap_in / cell_h, wspace=wgap_in / cell_w, **kwargs)
+
+
+def _plots(grid: GridSpec, **kwargs: Any) -> np.ndarray:
+    """All plots of ``grid``, a 2-D array (:meth:`~matplotlib.gridspec.GridSpec.subplots`, never squeezed)."""
+    kwargs["squeeze"] = False
+    return np.asarray(grid.subplots(**kwargs))
+
+
+def _subgrid(fig: Figure, spec: SubplotSpec, nrows: int, ncols: int, hgap_in: float = 0.8,
+             wgap_in: float = 0.95) -> GridSpecFromSubplotSpec:
+    """Make a grid of ``nrows`` x ``ncols`` plots inside the cell ``spec``, gaps in inches as in :func:`_grid`."""
+    box = spec.get_position(fig)
+    width_in, height_in = fig.get_size_inches()
+    cell_h = (box.height * height_in - (nrows - 1) * hgap_in) / nrows
+    cell_w = (box.width * width_in - (ncols - 1) * wgap_in) / ncols
+    return spec.subgridspec(nrows, ncols, hspace=hgap_in / cell_h, wspace=wgap_in / cell_w)
+
+
+def _legend_in(entries: int, ncol: int, fontsize: float) -> float:
+    """Height (inches) of a legend of ``entries`` in ``ncol`` columns: rows of 1.7 font sizes, plus its frame."""
+    rows = -(-entries // ncol)
+    return (rows * 1.7 + 1.2) * fontsize / 72.0
 
 
 def _hz_ticks(ax, lo: float, hi: float, ticks=None) -> None:
@@ -173,8 +236,8 @@ def _freq_axis(ax, band_hz: tuple[float, float], label: bool = True, ticks=None)
 
 def fig_driver_responses(report: UnitReport) -> Figure:
     """On-axis response of every driver and THD per driver on axis."""
-    fig = _page("Drivers", report)
-    top, bottom = fig.subplots(2, 1, height_ratios=[3, 2])
+    fig, y = _page("Drivers", report)
+    top, bottom = _plots(_grid(fig, 2, 1, y, height_ratios=[3, 2]))[:, 0]
     freqs, level = driver_onaxis_db(report)
     drivers = report.characterize.sources
     for s, name in enumerate(drivers):
@@ -184,7 +247,7 @@ def fig_driver_responses(report: UnitReport) -> Figure:
     inside = (freqs >= band[0]) & (freqs <= band[1])
     top.set_ylim(*response_ylim(level[:, inside]))
     top.set_ylabel(level_label(ir_unit(report.characterize)))
-    top.set_title("On-axis response (azimuth 0°, horizontal mic, 1/3-octave smoothed)", fontsize=10)
+    top.set_title("On-axis response (azimuth 0°, horizontal mic, 1/3-octave smoothed)", fontsize=10, y=TITLE_Y)
     top.legend(fontsize=8, ncol=min(len(drivers), 3))
 
     meas = report.characterize
@@ -198,7 +261,7 @@ def fig_driver_responses(report: UnitReport) -> Figure:
     bottom.set_ylabel("THD (%)")
     bottom.set_ylim(0, max(1e-3, _finite(thd, np.max, 0.0)) * 1.3)
     bottom.set_title(f"Total harmonic distortion on axis (sweep at {report.procedure.sweep.level_dbfs:g} dBFS, "
-                     "harmonics separated from the sweep IR)", fontsize=10)
+                     "harmonics separated from the sweep IR)", fontsize=10, y=TITLE_Y)
     return fig
 
 
@@ -237,8 +300,8 @@ def fig_distortion_noise(report: UnitReport) -> Figure:
     step = spectra_step(meas, mic)
     subtitle = (f"characterize measurement, horizontal mic {meas.receivers[mic]}, sweep at {sweep.level_dbfs:g} dBFS"
                 + (f", azimuth {meas.azimuth_deg[step]:g}°" if step is not None else ""))
-    fig = _page("Distortion and noise floor", report, subtitle)
-    top, bottom = fig.subplots(2, 1, sharex=True)
+    fig, y = _page("Distortion and noise floor", report, subtitle)
+    top, bottom = _plots(_grid(fig, 2, 1, y, hgap_in=0.5), sharex=True)[:, 0]
     band = sweep.band_hz
     for ax in (top, bottom):
         _freq_axis(ax, band, label=ax is bottom)
@@ -264,10 +327,10 @@ def fig_distortion_noise(report: UnitReport) -> Figure:
     top.set_yscale("log")
     top.set_ylim(max(1e-3, _finite(thd, np.min, 0.01) / 2), max(1.0, _finite(thd, np.max, 1.0) * 2))
     top.set_title(f"THD against excitation frequency f, 1/3-octave bands (harmonics 2..{sweep.n_harmonics} "
-                  "up to the sweep's top)", fontsize=9)
+                  "up to the sweep's top)", fontsize=9, y=TITLE_Y)
     same = "; MESM: one capture for all drivers" if report.procedure.sweep.schedule == "mesm" else ""
     bottom.set_title(f"Background noise in the captures (IR noise window, mean over the azimuths{same})",
-                     fontsize=9)
+                     fontsize=9, y=TITLE_Y)
     top.legend(fontsize=8, ncol=min(len(meas.sources), 3))
     return fig
 
@@ -303,14 +366,15 @@ def _map(ax, azimuth_deg: np.ndarray, bands: Bands, db: np.ndarray, title: str, 
     ax.set_ylabel("azimuth (deg, ccw from front)")
     ax.set_yticks(np.arange(-180, 181, 45))
     ax.set_ylim(az_edges[0], az_edges[-1])
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, y=TITLE_Y)
     return mesh
 
 
 def fig_directivity_maps(report: UnitReport) -> Figure:
     """Frequency x azimuth maps (dB re on axis) of the first driver and of input C."""
-    fig = _page("Directivity", report)
-    top, bottom = fig.subplots(2, 1)
+    fig, y = _page("Directivity", report)
+    # right: the colorbar (taken from the plots' width by fig.colorbar), its ticks and label
+    top, bottom = _plots(_grid(fig, 2, 1, y, right_in=0.75))[:, 0]
     bands = map_bands(report)
     meas = report.characterize
     mic = horizontal_mic_index(report.procedure)
@@ -368,16 +432,19 @@ def fig_beam(report: UnitReport) -> Figure:
     colours (polar) or greys (metrics): the two stay apart in print and in
     grey scale.
     """
-    fig = _page("Centre beam", report)
-    grid = fig.add_gridspec(3, 2, height_ratios=[3, 1.6, 1.6])
-    polar = fig.add_subplot(grid[0, :], projection="polar")
-    assert isinstance(polar, PolarAxes)  # projection="polar" makes one
+    fig, y = _page("Centre beam", report)
     freqs, verified, predicted = centre_patterns(report)
     az = report.verification.azimuth_deg
     beam = report.procedure.targets.beam
     wanted = [f for f in POLAR_BANDS_HZ if f < 0.45 * report.verification.sample_rate]
     bands = third_octave_bands(min(wanted), max(wanted))
     keep = np.isin(bands.nominal_hz, wanted)
+    # below the polar plot: its 180° label, its legend (one entry per band and kind, and the sector)
+    # and the panels' titles; above it: its 0° label and its title
+    entries = 2 * int(np.sum(keep)) + (beam is not None and beam.null_sector_deg is not None)
+    outer = _grid(fig, 2, 1, y, top_in=0.55, hgap_in=0.75 + _legend_in(entries, 4, 7), height_ratios=[3, 3.2])
+    polar = fig.add_subplot(outer[0], projection="polar")
+    assert isinstance(polar, PolarAxes)  # projection="polar" makes one
     ver_db = pattern_bands_db(verified, freqs, az, bands)[:, keep]
     pre_db = pattern_bands_db(predicted, freqs, az, bands)[:, keep]
     _shade_sector(polar, beam.null_sector_deg if beam is not None else None, polar=True)
@@ -400,7 +467,8 @@ def fig_beam(report: UnitReport) -> Figure:
                     "its left = +90°)", fontsize=10)
     polar.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=4)
 
-    panels = [fig.add_subplot(grid[r, c]) for r in (1, 2) for c in (0, 1)]
+    grid = _subgrid(fig, outer[1], 2, 2)
+    panels = [fig.add_subplot(grid[r, c]) for r in (0, 1) for c in (0, 1)]
     if beam is None or report.verified.beam is None:
         for ax in panels:
             ax.set_axis_off()
@@ -437,16 +505,16 @@ def fig_beam(report: UnitReport) -> Figure:
     if beam.null_sector_deg is not None:
         sector_ax.axhline(beam.sector_rejection_min_db - beam.tolerance_db, label=f"limit{tol}", **LIMIT_STYLE)
         sector_ax.set_title(f"Sector {beam.null_sector_deg[0]:g}-{beam.null_sector_deg[1]:g}°: worst azimuth "
-                            "(dB below on axis)", fontsize=9)
+                            "(dB below on axis)", fontsize=9, y=TITLE_Y)
     else:
         sector_ax.set_axis_off()
     null_ax.axhline(beam.null_depth_min_db - beam.tolerance_db, label=f"limit{tol}", **LIMIT_STYLE)
     lobe_ax.axhline(beam.main_lobe_min_db - beam.tolerance_db, label=f"limit{tol}", **LIMIT_STYLE)
     if beam.wng_min_db is not None:
         wng_ax.axhline(beam.wng_min_db, label="limit", **LIMIT_STYLE)
-    null_ax.set_title(f"Point nulls at ±{beam.null_deg:g}° (dB below on axis)", fontsize=9)
-    lobe_ax.set_title(f"Main lobe: worst within ±{beam.main_lobe_deg:g}° (dB)", fontsize=9)
-    wng_ax.set_title("White-noise gain (dB re one driver)", fontsize=9)
+    null_ax.set_title(f"Point nulls at ±{beam.null_deg:g}° (dB below on axis)", fontsize=9, y=TITLE_Y)
+    lobe_ax.set_title(f"Main lobe: worst within ±{beam.main_lobe_deg:g}° (dB)", fontsize=9, y=TITLE_Y)
+    wng_ax.set_title("White-noise gain (dB re one driver)", fontsize=9, y=TITLE_Y)
     band_ticks = report.verified.beam.bands_hz  # every judged band labelled (800 Hz included)
     for ax, unit in zip(panels, ("dB", "dB", "dB re on axis", "dB re one driver"), strict=True):
         if ax.axison:
@@ -469,7 +537,7 @@ def fig_cancellation(report: UnitReport) -> Figure:
     target = report.procedure.targets.cancellation
     lo, hi = target.band_hz()
     bands = report.verified.ctc.bands_hz
-    fig = _page("Crosstalk cancellation", report, "solid: verified, dashed: predicted. Design positions: every "
+    fig, y = _page("Crosstalk cancellation", report, "solid: verified, dashed: predicted. Design positions: every "
                 f"1/3-octave band centred in the target's {lo:g}-{hi:g} Hz\n({bands[0]:g} Hz to {bands[-1]:g} Hz) "
                 "against the limit; holdout positions: their median over the bands")
     design = {p.name for p in report.procedure.design_positions()}
@@ -478,7 +546,12 @@ def fig_cancellation(report: UnitReport) -> Figure:
     names = list(dict.fromkeys(ver_pos + [p for p in pre_pos if p in ver_pos]))
     groups = {"design": [n for n in names if n in design], "holdout": [n for n in names if n not in design]}
     kinds = [k for k in ("design", "holdout") if groups[k]]
-    axes = fig.subplots(2, len(kinds), sharex=True, sharey="row", squeeze=False)
+    # bottom: x tick labels and label, then the legends, 0.16 of a plot's height below it (solved for)
+    entries = max(len(groups[k]) + (3 if k == "design" else target.holdout_median_min_db is not None) + 1
+                  for k in kinds)
+    free_in = (y - FOOTER_FRACTION) * A4_PORTRAIT_IN[1] - 0.3 - 0.8  # less the top room and the gap
+    bottom_in = (0.08 * free_in + _legend_in(entries, 2, 6.5) + 0.1) / 1.08
+    axes = _plots(_grid(fig, 2, len(kinds), y, bottom_in=bottom_in), sharex=True, sharey="row")
     f_curve = np.geomspace(lo, hi, 200)
     curve = target.min_db(f_curve)
     x_range = (min(lo, bands[0]) / 1.15, max(hi, bands[-1]) * 1.15)
@@ -513,7 +586,7 @@ def fig_cancellation(report: UnitReport) -> Figure:
             )
             ax.set_ylabel("cancellation gain (dB, ipsi − contra)")
             what = "design positions" if kind == "design" else "holdout positions (◂ median)"
-            ax.set_title(f"Input {inp}: {what}", fontsize=9.5)
+            ax.set_title(f"Input {inp}: {what}", fontsize=9.5, y=TITLE_Y)
             if k == 1:
                 ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=6.5)
     return fig
@@ -539,9 +612,9 @@ def fig_filters(report: UnitReport) -> Figure:
     limit = report.procedure.targets.effort.max_db if report.procedure.targets.effort is not None else None
     effort = report.verified.effort.max_db
     shown = f"{effort:.1f} dB" + (f" (limit {limit:g} dB)" if limit is not None else "")
-    fig = _page("Filters", report, f"{cal.taps} taps at {cal.sample_rate} Hz, modeling delay "
+    fig, y = _page("Filters", report, f"{cal.taps} taps at {cal.sample_rate} Hz, modeling delay "
                 f"{cal.modeling_delay_s * 1e3:g} ms; filter effort (max |H| in the sweep band) {shown}")
-    axes = fig.subplots(len(cal.inputs), 2)
+    axes = _plots(_grid(fig, len(cal.inputs), 2, y))
     fir = cal.fir.astype(float)
     t_ms = np.arange(cal.taps) / cal.sample_rate * 1e3
     span_ms = min(t_ms[-1], 1.2 * energy_span_s(fir, cal.sample_rate) * 1e3)
@@ -556,12 +629,12 @@ def fig_filters(report: UnitReport) -> Figure:
             color = OKABE_ITO[s % len(OKABE_ITO)]
             ir_ax.plot(t_ms, fir[k, s], lw=0.8, label=name, color=color)
             mag_ax.plot(freqs[1:], mag[k, s], lw=1.0, label=name, color=color)
-        ir_ax.set_title(f"Input {inp}: impulse responses", fontsize=9)
+        ir_ax.set_title(f"Input {inp}: impulse responses", fontsize=9, y=TITLE_Y)
         ir_ax.set_xlabel("time (ms)")
         ir_ax.set_ylabel("amplitude (FS out per FS in)")
         ir_ax.set_xlim(0, span_ms)
         ir_ax.grid(True, alpha=0.3)
-        mag_ax.set_title(f"Input {inp}: magnitude", fontsize=9)
+        mag_ax.set_title(f"Input {inp}: magnitude", fontsize=9, y=TITLE_Y)
         if limit is not None:
             mag_ax.axhline(limit, label="effort limit", **LIMIT_STYLE)
         _freq_axis(mag_ax, (20.0, cal.sample_rate / 2))
@@ -598,9 +671,12 @@ def step_snr_db(snr_db: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def fig_quality(report: UnitReport) -> Figure:
     """SNR, latency and retries per step of both measurements."""
-    fig = _page("Measurement quality", report, "SNR: solid = capture criterion (every mic hears its best source), "
+    fig, y = _page("Measurement quality", report, "SNR: solid = capture criterion (every mic hears its best source), "
                 "dotted = worst mic and source; latency as measured on the loopback")
-    axes = fig.subplots(3, 2, sharex="col")
+    # x tick labels on the bottom row only (shared x); the binaural position names are turned 30°
+    longest = max((len(p.name) for m in (report.characterize, report.verification) for p in m.positions), default=0)
+    axes = _plots(_grid(fig, 3, 2, y, left_in=0.8, right_in=0.15, hgap_in=0.35, wgap_in=0.8,
+                        bottom_in=0.45 + 0.5 * 0.06 * longest), sharex="col")
     min_snr = report.procedure.sweep.min_snr_db
     counts = []
     for meas, color, marker, label in ((report.characterize, "tab:blue", "o", "characterize"),
@@ -635,7 +711,7 @@ def fig_quality(report: UnitReport) -> Figure:
         axes[2, g].set_ylim(0, max(2.0, axes[2, g].get_ylim()[1]))
         axes[2, g].yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: whole numbers only
         axes[1, g].yaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0, g].set_title(what.split(" (")[0].capitalize(), fontsize=10)
+        axes[0, g].set_title(what.split(" (")[0].capitalize(), fontsize=10, y=TITLE_Y)
         for ax in axes[:, g]:
             ax.grid(True, alpha=0.3)
     axes[2, 0].text(0.02, 0.95, "\n".join(counts), transform=axes[2, 0].transAxes, va="top", fontsize=8)

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from calib.metrics.spinorama import CURVES, DI_CURVES
-from calib.report.figures import _freq_axis, _page
+from calib.report.figures import TITLE_Y, _freq_axis, _grid, _page, _plots
 from calib.stages.spinorama import Spinorama
 from calib.stages.unit_report import UnitReport
 
@@ -63,7 +63,7 @@ def _spin_axes(ax, spin: Spinorama, source: str, predicted: Spinorama | None, ti
                        label=f"{name} (predicted)")
     right.set_ylim(-5.0, DI_SPAN_DB - 5.0)
     right.set_ylabel("directivity index (dB)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, y=TITLE_Y)
     if legend:
         lines = ax.get_lines() + right.get_lines()
         ax.legend(lines, [ln.get_label() for ln in lines], fontsize=6, loc="lower left", ncol=2)
@@ -76,8 +76,8 @@ def fig_spinorama_inputs(report: UnitReport) -> Figure:
         raise ValueError(f"unit {report.serial}: no spinorama (its procedure did not measure the sphere)")
     short = {"Early Reflections DI": "ERDI", "Sound Power DI": "SPDI"}
     table = ";  ".join(f"{short[n]} predicted {p:+.2f} / verified {v:+.2f} dB" for n, p, v in di_band_table(report))
-    fig = _page("Spinorama (CTA-2034-A) of the inputs", report, f"C, beam band mean: {table}")
-    axes = fig.subplots(3, 1)
+    fig, y = _page("Spinorama (CTA-2034-A) of the inputs", report, f"C, beam band mean: {table}")
+    axes = _plots(_grid(fig, 3, 1, y, right_in=0.75))[:, 0]  # right: the DI axis
     for i, (ax, source, what) in enumerate(zip(axes, "CLR", ("beamformed centre", "CTC left", "CTC right"),
                                                 strict=True)):
         title = f"{source}: {what} (verified; DIs predicted dashed)"
@@ -91,8 +91,9 @@ def fig_spinorama_drivers(report: UnitReport) -> Figure:
         raise ValueError(f"unit {report.serial}: no spinorama (its procedure did not measure the sphere)")
     spin = report.spinorama["predicted"]
     drivers = list(spin.sphere_db)
-    fig = _page("Spinorama (CTA-2034-A) of the drivers", report, "from the characterize IRs, each about its own axis")
-    axes = np.atleast_1d(fig.subplots(len(drivers), 1))
+    fig, y = _page("Spinorama (CTA-2034-A) of the drivers", report,
+                   "from the characterize IRs, each about its own axis")
+    axes = _plots(_grid(fig, len(drivers), 1, y, right_in=0.75))[:, 0]  # right: the DI axis
     for i, (ax, name) in enumerate(zip(axes, drivers, strict=True)):
         az, el = spin.axes[name]
         _spin_axes(ax, spin, name, None, f"{name} (axis azimuth {az:g}°, elevation {el:g}°)", legend=i == 0)

@@ -121,18 +121,20 @@ def flop_limit_rtf(cal: Calibration, conv: OverlapSave, gflops: float, gflops_32
     return upmix, filters, 1e9 / (upmix / gflops + filters / gflops_32)
 
 
-def fft_bound_rtf(conv: OverlapSave) -> float:
+def fft_bound_rtf(conv: OverlapSave, upmix_dtype: type[np.floating] = np.float64) -> float:
     """RTF if the render did nothing but its FFTs: measured here, on this core, at the render's sizes.
 
-    Per audio second the upmix needs 2 forward and 1 inverse FFT of m samples per hop (float64),
-    the overlap-save 3 forward and S inverse FFTs of ``nfft`` per step (in the convolver's
-    precision, float32 for the render); no FFT algorithm change preserves the output, so this
-    bounds any implementation of the render with pocketfft at these precisions.
+    Per audio second the upmix needs 2 forward and 1 inverse FFT of m samples per hop (float64 as the
+    render runs it; ``upmix_dtype`` float32 gives the bound of an upmix in single precision), the
+    overlap-save 3 forward and S inverse FFTs of ``nfft`` per step (in the convolver's precision,
+    float32 for the render); no FFT algorithm change preserves the output, so this bounds any
+    implementation of the render with pocketfft at these precisions.
     """
     sft = _stft(FS, 0.04)
     m, hop = sft.m_num, sft.hop
     rng = np.random.default_rng(0)
-    frames, blocks = rng.standard_normal((128, m)), rng.standard_normal((16, conv.nfft)).astype(conv.dtype)
+    frames = rng.standard_normal((128, m)).astype(upmix_dtype)
+    blocks = rng.standard_normal((16, conv.nfft)).astype(conv.dtype)
     t_m = cpu(lambda: scipy.fft.irfft(scipy.fft.rfft(frames, axis=-1), m, axis=-1), 5)[0] / 128 / 2
     t_n = cpu(lambda: scipy.fft.irfft(scipy.fft.rfft(blocks, axis=-1), conv.nfft, axis=-1), 5)[0] / 16 / 2
     n_s = conv.spectra.shape[1]
@@ -219,9 +221,13 @@ def in_memory(cal: Calibration, seconds: float, before: Path | None) -> None:
           f"upmix {f_up / 1e6:.0f} + filters {f_filt / 1e6:.0f} MFLOP per audio second -> RTF {limit:.0f} "
           f"(filters alone {gflops_32 * 1e9 / f_filt:.0f}, upmix alone {gflops * 1e9 / f_up:.0f}); "
           f"achieved {seconds / t_render / limit:.0%} of it")
-    fft_rtf = fft_bound_rtf(conv)
+    fft_rtf, fft_rtf_32 = fft_bound_rtf(conv), fft_bound_rtf(conv, np.float32)
+    bins_per_s = (_stft(FS, 0.04).m_num // 2 + 1) * FS / _stft(FS, 0.04).hop
+    left_ns = (1.0 / RTF_TARGET - 1.0 / fft_rtf_32) / bins_per_s * 1e9
     print(f"  FFT-bound limit (the render's FFTs alone, pocketfft, upmix float64, filters float32, timed here): "
           f"RTF {fft_rtf:.0f}; achieved {seconds / t_render / fft_rtf:.0%} of it")
+    print(f"    with the upmix's FFTs in float32 too: RTF {fft_rtf_32:.0f}; at RTF {RTF_TARGET:.0f} that leaves "
+          f"{left_ns:.1f} ns per upmix bin ({bins_per_s:.0f} bins per audio second) for everything but the FFTs")
 
 
 def write_input(path: Path, seconds: float) -> None:

@@ -58,7 +58,7 @@ def synthesize(path: Path, product: str, n_az: int, n_mics: int, ir_length: int)
     text = procedure_text(product, n_az, n_mics, ir_length)
     proc = parse_procedure(text)
     lab = open_sim_rig(proc, "SN-SCALE").audio.lab
-    azimuths = np.arange(n_az) * 360.0 / n_az
+    azimuths = (np.arange(n_az) * 360.0 / n_az + 180.0) % 360.0 - 180.0  # the files' convention: [-180, 180)
     positions = [HeadPosition(p.name, tuple(p.xyz_m), p.yaw_deg) for p in proc.positions]
     create_measurement(
         path, serial="SN-SCALE", stage="characterize", sample_rate=proc.audio.sample_rate, rig="sim",

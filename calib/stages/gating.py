@@ -22,6 +22,7 @@ to the middle of the fade.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,11 +191,32 @@ def geometric_arrivals(proc: Procedure, room: RoomGeometry, azimuths_deg: np.nda
 
 
 # ---------------------------------------------------------------- detection and storage
-def detect_group(ir: np.ndarray, sample_rate: int, group: str, settings: GateSection) -> Arrivals:
-    """Arrivals of every IR of a group (``[steps, receivers, S, N]``) with the procedure's rules."""
+#: Samples of IR handled at once where a whole group is scanned (32 MB of float64; the envelope's
+#: complex temporaries a few times that): memory stays bounded by a block, not by the file.
+BLOCK_SAMPLES = 1 << 22
+
+
+def step_blocks(ir) -> Iterator[slice]:
+    """Return slices of whole steps of ``ir``, at most :data:`BLOCK_SAMPLES` samples each (one step at least).
+
+    ``ir`` is ``[steps, ...]``: an array, or an h5py or lazy dataset that a slice reads from the file.
+    """
+    per_step = int(np.prod(ir.shape[1:], dtype=np.int64))
+    size = max(1, BLOCK_SAMPLES // max(per_step, 1))
+    return (slice(i, i + size) for i in range(0, ir.shape[0], size))
+
+
+def detect_group(ir, sample_rate: int, group: str, settings: GateSection) -> Arrivals:
+    """Arrivals of every IR of a group (``[steps, receivers, S, N]``) with the procedure's rules.
+
+    ``ir`` may be an array or a dataset in a file (h5py or lazy): it is read a block of steps at a time.
+    """
     min_delay_ms = settings.ear_min_delay_ms if group == "binaural" else settings.mic_min_delay_ms
-    return detect_arrivals(ir, sample_rate, highpass_hz=settings.highpass_hz, min_delay_s=min_delay_ms * 1e-3,
-                           threshold_db=settings.threshold_db)
+    parts = [detect_arrivals(np.asarray(ir[block], float), sample_rate, highpass_hz=settings.highpass_hz,
+                             min_delay_s=min_delay_ms * 1e-3, threshold_db=settings.threshold_db)
+             for block in step_blocks(ir)]
+    return Arrivals(*(np.concatenate([getattr(a, f) for a in parts]) if parts else np.zeros(ir.shape[:-1])
+                      for f in ("direct_s", "reflection_s", "reflection_db")))
 
 
 def annotate_reflections(path: str | Path, proc: Procedure, room: RoomGeometry | None) -> None:
@@ -220,7 +242,7 @@ def annotate_reflections(path: str | Path, proc: Procedure, room: RoomGeometry |
             geo = geometric_arrivals(proc, room, f["directivity/azimuth_deg"][()], positions,
                                      recorded_speed_of_sound(f.attrs))
         for group in GROUPS:
-            arrivals = detect_group(f[f"{group}/ir"][()], fs, group, proc.gate)
+            arrivals = detect_group(f[f"{group}/ir"], fs, group, proc.gate)
             g = top.create_group(group)
             g.create_dataset("direct_s", data=arrivals.direct_s)
             g.create_dataset("first_s", data=arrivals.reflection_s)
@@ -237,7 +259,7 @@ def reflections_of(meas, proc: Procedure) -> dict[str, dict[str, np.ndarray]]:
         return meas.reflections
     out = {}
     for group, ir in (("directivity", meas.directivity_ir), ("binaural", meas.binaural_ir)):
-        a = detect_group(np.asarray(ir, float), meas.sample_rate, group, proc.gate)
+        a = detect_group(ir, meas.sample_rate, group, proc.gate)
         out[group] = {"direct_s": a.direct_s, "first_s": a.reflection_s, "first_level_db": a.reflection_db}
     return out
 
@@ -306,7 +328,7 @@ def gated_binaural(meas, gates: Gates) -> np.ndarray:
 
 def _peak_levels(ir) -> np.ndarray:
     """``max |ir|`` over samples, a block of steps at a time (lazy datasets stay in the file)."""
-    return np.concatenate([np.max(np.abs(np.asarray(ir[i : i + 32])), axis=-1) for i in range(0, len(ir), 32)])
+    return np.concatenate([np.max(np.abs(np.asarray(ir[block])), axis=-1) for block in step_blocks(ir)])
 
 
 def predicted_gates(proc: Procedure, room: RoomGeometry | None, station=None) -> Gates | None:

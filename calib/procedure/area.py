@@ -86,7 +86,7 @@ def hidden_positions(proc: Procedure) -> list[Position]:
     half_size = np.array(half)
     cell_points = np.column_stack([centres[:, :2], yaws])  # [C, 3]: depth, lateral, yaw
     grid = area.measured_axes()
-    from scipy.stats import qmc  # here: scipy.stats costs 1.3 s to import, and most commands never get here
+    from scipy.stats import qmc  # on first use: scipy.stats is slow to import, and few commands get here
 
     sequence = qmc.Halton(d=3, scramble=False)
     sequence.fast_forward(1)

@@ -10,6 +10,7 @@ from calib.sim.driver import (
     driver_directivity,
     driver_response,
     nonlinearity,
+    nonlinearity_band_limited,
     piston_directivity,
     rear_gain,
 )
@@ -82,3 +83,24 @@ def test_nonlinearity_harmonics():
     # per-channel coefficients broadcast over [S, N]
     y = nonlinearity(np.ones((2, 3)), np.array([[0.1], [0.0]]), 0.0)
     assert_allclose(y, [[1.1] * 3, [1.0] * 3])
+
+
+def _tone_spectrum(f_rel: float, amp: float, h2: float, h3: float, n: int = 16384) -> tuple[np.ndarray, int]:
+    """Amplitude spectrum (Hann-windowed) of the band-limited nonlinearity of a tone at f_rel * fs; its bin."""
+    k0 = int(f_rel * n)
+    x = amp * np.cos(2 * np.pi * k0 * np.arange(n) / n)
+    w = np.hanning(n)
+    return np.abs(np.fft.rfft(nonlinearity_band_limited(x, h2, h3) * w)) * 2 / w.sum(), k0
+
+
+def test_band_limited_nonlinearity_keeps_the_harmonics_below_nyquist_and_folds_none_back():
+    amp, h2, h3, n = 0.5, 0.03, 0.02, 16384
+    # tone at 0.15 fs: 2nd harmonic at 0.30 fs, 3rd at 0.45 fs, all below Nyquist and kept
+    s, k0 = _tone_spectrum(0.15, amp, h2, h3, n)
+    assert_allclose(s[k0], amp + 0.75 * h3 * amp**3, rtol=5e-5)  # the cubic's share through the passband ripple
+    assert_allclose(s[2 * k0], h2 * amp**2 / 2, rtol=0.005)
+    assert s[3 * k0] > 0.9 * h3 * amp**3 / 4  # 0.45 fs: the low-pass's transition band begins
+    # tone at 0.22 fs: the 3rd harmonic (0.66 fs) is above Nyquist; at the base rate it would fold to 0.34 fs
+    s, k0 = _tone_spectrum(0.22, amp, h2, h3, n)
+    assert s[n - 3 * k0] < 2e-3 * h3 * amp**3 / 4  # removed, not folded back (2x rate + low-pass to fs)
+    assert_allclose(s[n - 2 * k0 if 2 * k0 > n // 2 else 2 * k0], h2 * amp**2 / 2, rtol=0.05)  # 0.44 fs: kept

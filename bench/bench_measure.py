@@ -23,8 +23,12 @@ sample, silent ones included); the IRs of both agree.
 Per-step engine cost of the per-band THD and noise (issue 15), before and after in the same run: "before"
 swaps back the scalar THD alone and no noise spectrum.
 
-Run: ``python bench/bench_measure.py`` (``--steps-only``: just the before/after per step; ``--spectra-only``:
-just the spectra's cost)
+Distortion and filtering kernels before and after (this stop of issue 13), in the same run: the
+simulator's distortion at 3x the rate (former) and 2x, and a sweep through a calibration's filters by
+oaconvolve per pair (former) and by overlap-save summed per bin.
+
+Run: ``python bench/bench_measure.py`` (``--kernels-only``: just the kernels; ``--spectra-only``: the kernels
+and the spectra's cost; ``--steps-only``: those and the before/after per step)
 """
 
 from __future__ import annotations
@@ -200,6 +204,57 @@ def spectra_before_after(proc, plan: MeasurementPlan, repeats: int = 3) -> None:
           f"~{captures} x {rfft_s * 1e3:.1f} ms)")
 
 
+def kernels_before_after(plan: MeasurementPlan, repeats: int = 3) -> None:
+    """CPU seconds of the simulator's distortion and of a sweep through a calibration's filters, former and now.
+
+    The distortion on every driver of one MESM step (the sweep at its offsets): computed at 3x the rate
+    (the former code) and at 2x (:func:`calib.sim.driver.nonlinearity_band_limited`). The sweep through
+    an Aurora 5's effective filters (3 inputs -> 5 drivers, 2303 taps, as the verify plan plays it):
+    :func:`scipy.signal.oaconvolve` per pair then summed (the former code) and
+    :func:`calib.signals.mesm.excitation_block` (overlap-save, summed per bin). Least of ``repeats``.
+    """
+    import scipy.signal
+
+    from calib.signals.mesm import excitation_block, mesm_excitation
+    from calib.signals.sweep import extended_range, synchronized_sweep
+    from calib.sim.driver import nonlinearity_band_limited
+
+    fs = plan.sample_rate
+    sweep = synchronized_sweep(*extended_range(*plan.band_hz, fs), plan.duration_s, fs, level_dbfs=plan.level_dbfs)
+    x = mesm_excitation(sweep, len(plan.sources), int(0.5 * fs))  # [S, N]: one MESM step's driver signals
+    h2, h3 = np.full((x.shape[0], 1), 0.01), np.full((x.shape[0], 1), 0.005)
+
+    def former_nonlinearity() -> np.ndarray:
+        up = scipy.signal.resample_poly(x, 3, 1, axis=-1)
+        return x + scipy.signal.resample_poly(h2 * up * up + h3 * up**3, 1, 3, axis=-1)[..., : x.shape[-1]]
+
+    def least(fn) -> tuple[float, np.ndarray]:
+        best, out = np.inf, None
+        for _ in range(repeats):
+            t0 = time.process_time()
+            out = fn()
+            best = min(best, time.process_time() - t0)
+        return best, out
+
+    t_old, y_old = least(former_nonlinearity)
+    t_new, y_new = least(lambda: nonlinearity_band_limited(x, h2, h3))
+    peak = np.abs(y_old - x).max()
+    print(f"simulator distortion of one MESM step ({x.shape[0]} drivers x {x.shape[1]} samples), CPU s (least of "
+          f"{repeats}): at 3x the rate {t_old:.3f}, at 2x {t_new:.3f} ({t_old / t_new:.2f}x faster); the two differ "
+          f"by {np.abs(y_new - y_old).max() / peak:.1e} of the distortion's peak")
+
+    rng = np.random.default_rng(0)
+    taps = 2303
+    feeds = 0.05 * rng.standard_normal((3, x.shape[0], taps)) * np.exp(-np.arange(taps) / (taps / 8))
+    program = np.repeat(x[:1], 3, axis=0)  # [3, N]: the sweep on each input
+    t_old, y_old = least(lambda: scipy.signal.oaconvolve(program[:, None, :], feeds, axes=-1)[..., : x.shape[-1]]
+                         .sum(axis=0))
+    t_new, y_new = least(lambda: excitation_block(program, feeds))
+    print(f"sweep through filters (3 inputs -> {x.shape[0]} drivers, {taps} taps, {x.shape[1]} samples), CPU s: "
+          f"oaconvolve per pair {t_old:.3f}, overlap-save summed per bin {t_new:.3f} ({t_old / t_new:.2f}x faster); "
+          f"they differ by {np.abs(y_new - y_old).max() / np.abs(y_old).max():.1e} of peak\n")
+
+
 def power_mean_db(errors_db: np.ndarray) -> float:
     return float(10 * np.log10(np.mean(10 ** (errors_db / 10))))
 
@@ -207,6 +262,9 @@ def power_mean_db(errors_db: np.ndarray) -> float:
 def main() -> None:
     proc = load_procedure(PROCEDURE)
     base = plan_characterize(proc)
+    kernels_before_after(base)
+    if "--kernels-only" in sys.argv:
+        return
     for schedule_name in ("mesm", "sequential"):  # sequential: 4 of 5 outputs silent in each capture
         spectra_before_after(proc, dataclasses.replace(base, schedule=schedule_name))
     if "--spectra-only" in sys.argv:

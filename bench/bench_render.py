@@ -222,7 +222,8 @@ def in_memory(cal: Calibration, seconds: float, before: Path | None) -> None:
           f"(filters alone {gflops_32 * 1e9 / f_filt:.0f}, upmix alone {gflops * 1e9 / f_up:.0f}); "
           f"achieved {seconds / t_render / limit:.0%} of it")
     fft_rtf, fft_rtf_32 = fft_bound_rtf(conv), fft_bound_rtf(conv, np.float32)
-    bins_per_s = (_stft(FS, 0.04).m_num // 2 + 1) * FS / _stft(FS, 0.04).hop
+    sft = _stft(FS, 0.04)
+    bins_per_s = (sft.m_num // 2 + 1) * FS / sft.hop
     left_ns = (1.0 / RTF_TARGET - 1.0 / fft_rtf_32) / bins_per_s * 1e9
     print(f"  FFT-bound limit (the render's FFTs alone, pocketfft, upmix float64, filters float32, timed here): "
           f"RTF {fft_rtf:.0f}; achieved {seconds / t_render / fft_rtf:.0%} of it")

@@ -156,8 +156,20 @@ def _page(title: str, report: UnitReport, subtitle: str = "") -> tuple[Figure, f
     return fig, top
 
 
+TOP_IN, HGAP_IN, WGAP_IN = 0.3, 0.8, 0.95
+"""Default room (inches) above a page's first row of plots, between its rows and between its columns (:func:`_grid`)."""
+
+
+def _spacing(box_w_in: float, box_h_in: float, nrows: int, ncols: int, hgap_in: float,
+             wgap_in: float) -> tuple[float, float]:
+    """``hspace`` and ``wspace`` of a grid in a box: the gaps as fractions of the mean cell height and width."""
+    cell_h = (box_h_in - (nrows - 1) * hgap_in) / nrows
+    cell_w = (box_w_in - (ncols - 1) * wgap_in) / ncols
+    return hgap_in / cell_h, wgap_in / cell_w
+
+
 def _grid(fig: Figure, nrows: int, ncols: int, top: float, *, left_in: float = 0.85, right_in: float = 0.25,
-          bottom_in: float = 0.55, top_in: float = 0.3, hgap_in: float = 0.8, wgap_in: float = 0.95,
+          bottom_in: float = 0.55, top_in: float = TOP_IN, hgap_in: float = HGAP_IN, wgap_in: float = WGAP_IN,
           **kwargs: Any) -> GridSpec:
     """Make a grid of ``nrows`` x ``ncols`` plots below figure height ``top``, with margins and gaps in inches.
 
@@ -185,10 +197,9 @@ def _grid(fig: Figure, nrows: int, ncols: int, top: float, *, left_in: float = 0
     width_in, height_in = fig.get_size_inches()
     left, right = left_in / width_in, 1.0 - right_in / width_in
     bottom, top = FOOTER_FRACTION + bottom_in / height_in, top - top_in / height_in
-    cell_h = ((top - bottom) * height_in - (nrows - 1) * hgap_in) / nrows
-    cell_w = ((right - left) * width_in - (ncols - 1) * wgap_in) / ncols
+    hspace, wspace = _spacing((right - left) * width_in, (top - bottom) * height_in, nrows, ncols, hgap_in, wgap_in)
     return fig.add_gridspec(nrows, ncols, left=left, right=right, bottom=bottom, top=top,
-                            hspace=hgap_in / cell_h, wspace=wgap_in / cell_w, **kwargs)
+                            hspace=hspace, wspace=wspace, **kwargs)
 
 
 def _plots(grid: GridSpec, **kwargs: Any) -> np.ndarray:
@@ -197,14 +208,13 @@ def _plots(grid: GridSpec, **kwargs: Any) -> np.ndarray:
     return np.asarray(grid.subplots(**kwargs))
 
 
-def _subgrid(fig: Figure, spec: SubplotSpec, nrows: int, ncols: int, hgap_in: float = 0.8,
-             wgap_in: float = 0.95) -> GridSpecFromSubplotSpec:
+def _subgrid(fig: Figure, spec: SubplotSpec, nrows: int, ncols: int, hgap_in: float = HGAP_IN,
+             wgap_in: float = WGAP_IN) -> GridSpecFromSubplotSpec:
     """Make a grid of ``nrows`` x ``ncols`` plots inside the cell ``spec``, gaps in inches as in :func:`_grid`."""
     box = spec.get_position(fig)
     width_in, height_in = fig.get_size_inches()
-    cell_h = (box.height * height_in - (nrows - 1) * hgap_in) / nrows
-    cell_w = (box.width * width_in - (ncols - 1) * wgap_in) / ncols
-    return spec.subgridspec(nrows, ncols, hspace=hgap_in / cell_h, wspace=wgap_in / cell_w)
+    hspace, wspace = _spacing(box.width * width_in, box.height * height_in, nrows, ncols, hgap_in, wgap_in)
+    return spec.subgridspec(nrows, ncols, hspace=hspace, wspace=wspace)
 
 
 def _legend_in(entries: int, ncol: int, fontsize: float) -> float:
@@ -549,7 +559,7 @@ def fig_cancellation(report: UnitReport) -> Figure:
     # bottom: x tick labels and label, then the legends, 0.16 of a plot's height below it (solved for)
     entries = max(len(groups[k]) + (3 if k == "design" else target.holdout_median_min_db is not None) + 1
                   for k in kinds)
-    free_in = (y - FOOTER_FRACTION) * A4_PORTRAIT_IN[1] - 0.3 - 0.8  # less the top room and the gap
+    free_in = (y - FOOTER_FRACTION) * A4_PORTRAIT_IN[1] - TOP_IN - HGAP_IN  # less the top room and the gap
     bottom_in = (0.08 * free_in + _legend_in(entries, 2, 6.5) + 0.1) / 1.08
     axes = _plots(_grid(fig, 2, len(kinds), y, bottom_in=bottom_in), sharex=True, sharey="row")
     f_curve = np.geomspace(lo, hi, 200)
